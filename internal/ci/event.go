@@ -1,0 +1,22 @@
+package ci
+
+import "time"
+
+// Event is a change that dashboards follow on GET /events.
+type Event struct {
+	// Type is "job" for a job's change of status or "queue" for the queue.
+	Type   string    `json:"type"`
+	JobID  string    `json:"job_id,omitempty"`
+	Status Status    `json:"status,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// LogLine is one line of a job's output.
+type LogLine struct {
+	// ID is the log stream's entry id; SSE clients resume from it.
+	ID     string    `json:"id"`
+	Step   string    `json:"step"`
+	Stream string    `json:"stream"`
+	Time   time.Time `json:"time"`
+	Text   string    `json:"text"`
+}

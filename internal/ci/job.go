@@ -1,0 +1,102 @@
+// Package ci is the domain leaf of raibid: jobs, steps, statuses, events and the
+// errors every other package shares. It imports nothing internal and knows nothing
+// of Redis, HTTP or processes.
+package ci
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// Status is where a job is in its life.
+type Status string
+
+// Job statuses: pending → running → success | failed | cancelled | error.
+// failed means the pipeline failed; error means the system failed (clone,
+// timeout, dead letter).
+const (
+	StatusPending   Status = "pending"
+	StatusRunning   Status = "running"
+	StatusSuccess   Status = "success"
+	StatusFailed    Status = "failed"
+	StatusCancelled Status = "cancelled"
+	StatusError     Status = "error"
+	// StatusSkipped is used by steps only: a step that did not apply.
+	StatusSkipped Status = "skipped"
+)
+
+// Final reports whether a job in this status will never change again.
+func (s Status) Final() bool {
+	switch s {
+	case StatusSuccess, StatusFailed, StatusCancelled, StatusError:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is one of the job statuses.
+func (s Status) Valid() bool {
+	return s == StatusPending || s == StatusRunning || s.Final()
+}
+
+// Job is one run of a pipeline for one commit. Field names are part of the API.
+type Job struct {
+	ID         string     `json:"id"`
+	Repo       string     `json:"repo"`
+	CloneURL   string     `json:"clone_url"`
+	Branch     string     `json:"branch"`
+	Commit     string     `json:"commit"`
+	Author     string     `json:"author"`
+	Message    string     `json:"message"`
+	Status     Status     `json:"status"`
+	Attempt    int        `json:"attempt"`
+	RetryOf    string     `json:"retry_of,omitempty"`
+	Agent      string     `json:"agent,omitempty"`
+	Trigger    string     `json:"trigger,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	Steps      []Step     `json:"steps"`
+}
+
+// Step is one command of a job's pipeline.
+type Step struct {
+	Name       string     `json:"name"`
+	Status     Status     `json:"status"`
+	ExitCode   *int       `json:"exit_code,omitempty"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	DurationMS int64      `json:"duration_ms"`
+}
+
+// Triggers say what created a job.
+const (
+	TriggerPush   = "push"
+	TriggerManual = "manual"
+	TriggerRetry  = "retry"
+)
+
+// NewID returns a job id that sorts by creation time: 12 hex digits of Unix
+// milliseconds followed by 8 random hex digits.
+func NewID(now time.Time) string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("ci: random source failed: %v", err))
+	}
+	return fmt.Sprintf("%012x%s", now.UnixMilli(), hex.EncodeToString(b[:]))
+}
+
+// Duration is how long the job ran, or has been running at now.
+func (j *Job) Duration(now time.Time) time.Duration {
+	if j.StartedAt == nil {
+		return 0
+	}
+	end := now
+	if j.FinishedAt != nil {
+		end = *j.FinishedAt
+	}
+	return end.Sub(*j.StartedAt)
+}
