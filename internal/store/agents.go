@@ -1,0 +1,78 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Agent is an agent's heartbeat record.
+type Agent struct {
+	Name       string    `json:"name"`
+	Status     string    `json:"status"` // idle or busy
+	CurrentJob string    `json:"current_job,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	LastSeen   time.Time `json:"last_seen"`
+	Host       string    `json:"host,omitempty"`
+}
+
+// AgentHeartbeat writes agent:<name> with a TTL: an agent that stops
+// heartbeating disappears from the list by itself.
+func (s *Store) AgentHeartbeat(ctx context.Context, a Agent, ttl time.Duration) error {
+	if a.LastSeen.IsZero() {
+		a.LastSeen = s.now()
+	}
+	key := s.agentKey(a.Name)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, "name", a.Name, "status", a.Status, "current_job", a.CurrentJob,
+			"started_at", formatTime(a.StartedAt), "last_seen", formatTime(a.LastSeen), "host", a.Host)
+		p.PExpire(ctx, key, ttl)
+		return nil
+	})
+	return wrap("agent heartbeat", err)
+}
+
+// RemoveAgent deletes an agent's record (on clean exit).
+func (s *Store) RemoveAgent(ctx context.Context, name string) error {
+	return wrap("remove agent", s.rdb.Del(ctx, s.agentKey(name)).Err())
+}
+
+// Agents lists live agents.
+func (s *Store) Agents(ctx context.Context) ([]Agent, error) {
+	var keys []string
+	iter := s.rdb.Scan(ctx, 0, s.agentKey("*"), 200).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return nil, wrap("list agents", err)
+	}
+	out := make([]Agent, 0, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	p := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = p.HGetAll(ctx, k)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return nil, wrap("list agents", err)
+	}
+	for _, c := range cmds {
+		h := c.Val()
+		if len(h) == 0 {
+			continue
+		}
+		a := Agent{Name: h["name"], Status: h["status"], CurrentJob: h["current_job"], Host: h["host"]}
+		if t := parseTime(h["started_at"]); t != nil {
+			a.StartedAt = *t
+		}
+		if t := parseTime(h["last_seen"]); t != nil {
+			a.LastSeen = *t
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}

@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+)
+
+// Filter selects jobs for List.
+type Filter struct {
+	Status ci.Status
+	Repo   string
+	Branch string
+	// Limit is the page size (default 50, at most 500).
+	Limit int
+	// Cursor is the NextCursor of the previous page.
+	Cursor string
+}
+
+// maxScan bounds the index entries one List call reads, so a filter that
+// matches nothing cannot make one request read every job.
+const maxScan = 5000
+
+// List returns jobs newest first, and the cursor of the next page ("" when
+// there is none). The index holds every id with score 0, so it is ordered by
+// id, and ids start with their creation time: ZREVRANGEBYLEX walks newest first
+// and the cursor is simply the last id returned.
+func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	if f.Limit > 500 {
+		f.Limit = 500
+	}
+	maxBound := "+"
+	if f.Cursor != "" {
+		maxBound = "(" + f.Cursor
+	}
+	batch := int64(f.Limit)
+	if f.Status != "" || f.Repo != "" || f.Branch != "" {
+		batch = 200
+	}
+	jobs := make([]*ci.Job, 0, f.Limit)
+	scanned := 0
+	for scanned < maxScan {
+		ids, err := s.rdb.ZRevRangeByLex(ctx, s.indexKey(), &redis.ZRangeBy{
+			Max: maxBound, Min: "-", Count: batch,
+		}).Result()
+		if err != nil {
+			return nil, "", wrap("list jobs", err)
+		}
+		if len(ids) == 0 {
+			return jobs, "", nil
+		}
+		p := s.rdb.Pipeline()
+		cmds := make([]*redis.MapStringStringCmd, len(ids))
+		for i, id := range ids {
+			cmds[i] = p.HGetAll(ctx, s.jobKey(id))
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			return nil, "", wrap("list jobs", err)
+		}
+		var expired []any
+		for i, c := range cmds {
+			scanned++
+			maxBound = "(" + ids[i]
+			h := c.Val()
+			if len(h) == 0 {
+				expired = append(expired, ids[i])
+				continue
+			}
+			j := jobFromHash(h)
+			if (f.Status != "" && j.Status != f.Status) || (f.Repo != "" && j.Repo != f.Repo) ||
+				(f.Branch != "" && j.Branch != f.Branch) {
+				continue
+			}
+			jobs = append(jobs, j)
+			if len(jobs) == f.Limit {
+				s.dropExpired(ctx, expired)
+				return jobs, ids[i], nil
+			}
+		}
+		s.dropExpired(ctx, expired)
+		if int64(len(ids)) < batch {
+			return jobs, "", nil
+		}
+	}
+	// Scanned enough: hand back what we have and where to go on.
+	return jobs, maxBound[1:], nil
+}
+
+// dropExpired removes index entries whose job hash has expired. Best effort:
+// a failure only means the next List skips them again.
+func (s *Store) dropExpired(ctx context.Context, ids []any) {
+	if len(ids) > 0 {
+		s.rdb.ZRem(ctx, s.indexKey(), ids...)
+	}
+}

@@ -1,0 +1,157 @@
+// Package store keeps raibid's state in Redis: job hashes (job:<id>), the jobs
+// index, log streams (job:<id>:log), agent heartbeats (agent:<name>), webhook
+// delivery dedupe and the event channel dashboards follow.
+//
+// It owns the atomic submission of a job (hash, index, dedupe and queue entry
+// in one script) because "a push that got 202 has its job and its queue entry"
+// must hold even when Redis dies between two commands. It does not claim or ack
+// queue entries: that is internal/queue.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+)
+
+// DefaultFinishedTTL is how long a finished job and its log are kept.
+const DefaultFinishedTTL = 24 * time.Hour
+
+// Options configure a Store.
+type Options struct {
+	// Prefix goes in front of every key (default none).
+	Prefix string
+	// Queue names the stream that Submit adds entries to.
+	Queue queue.Keys
+	// FinishedTTL is how long a job lives after it finishes.
+	FinishedTTL time.Duration
+	// DeliveryTTL is how long a webhook delivery id is remembered.
+	DeliveryTTL time.Duration
+	// MaxLogLines caps one job's log stream (approximately).
+	MaxLogLines int64
+}
+
+// Store reads and writes job state. It is safe for concurrent use.
+type Store struct {
+	rdb  redis.UniversalClient
+	opts Options
+	now  func() time.Time
+}
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	if opts.Queue == (queue.Keys{}) {
+		opts.Queue = queue.KeysWithPrefix(opts.Prefix)
+	}
+	if opts.FinishedTTL <= 0 {
+		opts.FinishedTTL = DefaultFinishedTTL
+	}
+	if opts.DeliveryTTL <= 0 {
+		opts.DeliveryTTL = 24 * time.Hour
+	}
+	if opts.MaxLogLines <= 0 {
+		opts.MaxLogLines = 200_000
+	}
+	return &Store{rdb: rdb, opts: opts, now: time.Now}
+}
+
+// Redis returns the client, for health checks.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+func (s *Store) jobKey(id string) string      { return s.opts.Prefix + "job:" + id }
+func (s *Store) logKey(id string) string      { return s.opts.Prefix + "job:" + id + ":log" }
+func (s *Store) indexKey() string             { return s.opts.Prefix + "jobs" }
+func (s *Store) agentKey(name string) string  { return s.opts.Prefix + "agent:" + name }
+func (s *Store) deliveryKey(id string) string { return s.opts.Prefix + "delivery:" + id }
+func (s *Store) eventsChannel() string        { return s.opts.Prefix + "events" }
+
+// wrap turns Redis errors into ci errors callers can branch on.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ci.ErrNotFound) || errors.Is(err, ci.ErrConflict) || errors.Is(err, ci.ErrInvalid) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return fmt.Errorf("%s: %w: %w", op, ci.ErrUnavailable, err)
+}
+
+const timeLayout = time.RFC3339Nano
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func parseTime(s string) *time.Time {
+	if s == "" {
+		return nil
+	}
+	t, err := time.Parse(timeLayout, s)
+	if err != nil {
+		return nil
+	}
+	return &t
+}
+
+// jobFields is the hash form of a job.
+func jobFields(j *ci.Job) map[string]string {
+	steps, _ := json.Marshal(j.Steps)
+	f := map[string]string{
+		"id": j.ID, "repo": j.Repo, "clone_url": j.CloneURL, "branch": j.Branch,
+		"commit": j.Commit, "author": j.Author, "message": j.Message,
+		"status": string(j.Status), "attempt": strconv.Itoa(j.Attempt),
+		"retry_of": j.RetryOf, "agent": j.Agent, "trigger": j.Trigger,
+		"created_at": formatTime(j.CreatedAt), "error": j.Error, "steps": string(steps),
+	}
+	if j.StartedAt != nil {
+		f["started_at"] = formatTime(*j.StartedAt)
+	}
+	if j.FinishedAt != nil {
+		f["finished_at"] = formatTime(*j.FinishedAt)
+	}
+	return f
+}
+
+func jobFromHash(h map[string]string) *ci.Job {
+	j := &ci.Job{
+		ID: h["id"], Repo: h["repo"], CloneURL: h["clone_url"], Branch: h["branch"],
+		Commit: h["commit"], Author: h["author"], Message: h["message"],
+		Status: ci.Status(h["status"]), RetryOf: h["retry_of"], Agent: h["agent"],
+		Trigger: h["trigger"], Error: h["error"],
+		StartedAt: parseTime(h["started_at"]), FinishedAt: parseTime(h["finished_at"]),
+	}
+	j.Attempt, _ = strconv.Atoi(h["attempt"])
+	if t := parseTime(h["created_at"]); t != nil {
+		j.CreatedAt = *t
+	}
+	if h["steps"] != "" {
+		_ = json.Unmarshal([]byte(h["steps"]), &j.Steps)
+	}
+	if j.Steps == nil {
+		j.Steps = []ci.Step{}
+	}
+	return j
+}
+
+// Get returns one job, or ci.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*ci.Job, error) {
+	h, err := s.rdb.HGetAll(ctx, s.jobKey(id)).Result()
+	if err != nil {
+		return nil, wrap("get job", err)
+	}
+	if len(h) == 0 {
+		return nil, fmt.Errorf("job %s: %w", id, ci.ErrNotFound)
+	}
+	return jobFromHash(h), nil
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return wrap("ping", s.rdb.Ping(ctx).Err())
+}

@@ -1,0 +1,253 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
+)
+
+func newStore(t *testing.T) (*store.Store, *queue.Queue, *testutil.Redis) {
+	t.Helper()
+	r := testutil.StartRedis(t)
+	rdb := r.Client()
+	return store.New(rdb, store.Options{}), queue.New(rdb, queue.Options{}), r
+}
+
+func push(repo, branch string) *ci.Job {
+	return &ci.Job{Repo: repo, CloneURL: "http://gitea.local/" + repo + ".git", Branch: branch,
+		Commit: "0123456789abcdef0123456789abcdef01234567", Author: "ann", Message: "fix", Trigger: ci.TriggerPush}
+}
+
+func TestSubmitWritesJobIndexAndQueueEntryAtomically(t *testing.T) {
+	s, q, _ := newStore(t)
+	ctx := context.Background()
+	id, created, err := s.Submit(ctx, push("acme/widget", "main"), "delivery-1")
+	if err != nil || !created || id == "" {
+		t.Fatalf("submit = %q %v %v", id, created, err)
+	}
+	j, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != ci.StatusPending || j.Attempt != 1 || j.Repo != "acme/widget" || j.Author != "ann" {
+		t.Fatalf("job = %+v", j)
+	}
+	d, err := q.Claim(ctx, "agent", 10*time.Millisecond)
+	if err != nil || d == nil || d.JobID() != id || d.Fields["clone_url"] != j.CloneURL || d.Fields["commit"] != j.Commit {
+		t.Fatalf("queue entry = %+v, %v", d, err)
+	}
+}
+
+func TestSubmitDedupesDelivery(t *testing.T) {
+	s, q, _ := newStore(t)
+	ctx := context.Background()
+	first, _, err := s.Submit(ctx, push("acme/widget", "main"), "same")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, created, err := s.Submit(ctx, push("acme/widget", "main"), "same")
+	if err != nil || created || again != first {
+		t.Fatalf("repeat delivery = %q created=%v err=%v, want %q not created", again, created, err, first)
+	}
+	st, _ := q.Stats(ctx)
+	if st.Length != 1 {
+		t.Fatalf("stream length %d, want 1", st.Length)
+	}
+	jobs, _, _ := s.List(ctx, store.Filter{})
+	if len(jobs) != 1 {
+		t.Fatalf("%d jobs, want 1", len(jobs))
+	}
+}
+
+func TestTransitionIsCompareAndSet(t *testing.T) {
+	s, _, r := newStore(t)
+	ctx := context.Background()
+	id, _, _ := s.Submit(ctx, push("acme/widget", "main"), "")
+	j, err := s.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning, Agent: "a1"})
+	if err != nil || j.Status != ci.StatusRunning || j.Agent != "a1" || j.StartedAt == nil {
+		t.Fatalf("start = %+v %v", j, err)
+	}
+	if _, err := s.Cancel(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// The agent's verdict arrives after the cancel: it must not overwrite it.
+	_, err = s.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusSuccess})
+	if !errors.Is(err, ci.ErrConflict) {
+		t.Fatalf("finishing a cancelled job: %v, want ErrConflict", err)
+	}
+	j, _ = s.Get(ctx, id)
+	if j.Status != ci.StatusCancelled || j.FinishedAt == nil {
+		t.Fatalf("job = %+v", j)
+	}
+	ttl := r.Client().TTL(ctx, "job:"+id).Val()
+	if ttl < 23*time.Hour || ttl > 24*time.Hour {
+		t.Fatalf("finished job TTL = %v, want 24h", ttl)
+	}
+	if _, err := s.Transition(ctx, "nope", store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning}); !errors.Is(err, ci.ErrNotFound) {
+		t.Fatalf("missing job: %v", err)
+	}
+}
+
+func TestRetryLinksAndIncrementsAttempt(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	id, _, _ := s.Submit(ctx, push("acme/widget", "main"), "")
+	if _, err := s.Retry(ctx, id); !errors.Is(err, ci.ErrConflict) {
+		t.Fatalf("retry of a pending job: %v, want ErrConflict", err)
+	}
+	s.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusFailed})
+	r, err := s.Retry(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ID == id || r.RetryOf != id || r.Attempt != 2 || r.Status != ci.StatusPending || r.Commit != push("", "").Commit {
+		t.Fatalf("retry = %+v", r)
+	}
+}
+
+func TestListFiltersAndPaginatesNewestFirst(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	var ids []string
+	for i := range 7 {
+		branch := "main"
+		if i%2 == 1 {
+			branch = "dev"
+		}
+		id, _, err := s.Submit(ctx, push(fmt.Sprintf("acme/r%d", i%3), branch), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		time.Sleep(2 * time.Millisecond) // distinct creation milliseconds
+	}
+	var seen []string
+	cursor := ""
+	for page := 0; page < 10; page++ {
+		jobs, next, err := s.List(ctx, store.Filter{Limit: 3, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			seen = append(seen, j.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(seen) != 7 {
+		t.Fatalf("paged through %d jobs, want 7: %v", len(seen), seen)
+	}
+	for i := range seen {
+		if seen[i] != ids[len(ids)-1-i] {
+			t.Fatalf("order %v, want newest first of %v", seen, ids)
+		}
+	}
+	dev, _, _ := s.List(ctx, store.Filter{Branch: "dev"})
+	if len(dev) != 3 {
+		t.Fatalf("dev jobs %d, want 3", len(dev))
+	}
+	r0, _, _ := s.List(ctx, store.Filter{Repo: "acme/r0", Branch: "main"})
+	if len(r0) != 2 { // i = 0 and 6
+		t.Fatalf("acme/r0 main jobs %d, want 2", len(r0))
+	}
+	s.Transition(ctx, ids[2], store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusFailed})
+	failed, _, _ := s.List(ctx, store.Filter{Status: ci.StatusFailed})
+	if len(failed) != 1 || failed[0].ID != ids[2] {
+		t.Fatalf("failed = %v", failed)
+	}
+}
+
+func TestListDropsExpiredJobs(t *testing.T) {
+	s, _, r := newStore(t)
+	ctx := context.Background()
+	a, _, _ := s.Submit(ctx, push("acme/a", "main"), "")
+	b, _, _ := s.Submit(ctx, push("acme/b", "main"), "")
+	r.Client().Del(ctx, "job:"+a) // as the 24 h TTL would
+	jobs, _, err := s.List(ctx, store.Filter{})
+	if err != nil || len(jobs) != 1 || jobs[0].ID != b {
+		t.Fatalf("list = %v %v", jobs, err)
+	}
+	if n := r.Client().ZCard(ctx, "jobs").Val(); n != 1 {
+		t.Fatalf("index still holds %d ids", n)
+	}
+}
+
+func TestLogsReadResumeAndBlock(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	if err := s.AppendLog(ctx, "j", ci.LogLine{Step: "build", Stream: "stdout", Text: "one"}, ci.LogLine{Step: "build", Stream: "stderr", Text: "two"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ReadLogs(ctx, "j", "", 0, 0)
+	if err != nil || len(all) != 2 || all[0].Text != "one" || all[1].Stream != "stderr" || !store.ValidLogID(all[0].ID) {
+		t.Fatalf("logs = %+v %v", all, err)
+	}
+	rest, _ := s.ReadLogs(ctx, "j", all[0].ID, 0, 0)
+	if len(rest) != 1 || rest[0].Text != "two" {
+		t.Fatalf("resume = %+v", rest)
+	}
+	got := make(chan []ci.LogLine, 1)
+	go func() {
+		l, _ := s.ReadLogs(ctx, "j", all[1].ID, 0, 5*time.Second)
+		got <- l
+	}()
+	time.Sleep(50 * time.Millisecond)
+	s.AppendLog(ctx, "j", ci.LogLine{Step: "test", Stream: "stdout", Text: "three"})
+	select {
+	case l := <-got:
+		if len(l) != 1 || l[0].Text != "three" {
+			t.Fatalf("blocked read = %+v", l)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("blocked log read did not wake")
+	}
+	for _, bad := range []string{"", "abc", "1-", "1-2-3", "-1-2", "1-2 "} {
+		if store.ValidLogID(bad) {
+			t.Errorf("ValidLogID(%q) = true", bad)
+		}
+	}
+}
+
+func TestAgentsExpireWithoutHeartbeat(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	s.AgentHeartbeat(ctx, store.Agent{Name: "a1", Status: "busy", CurrentJob: "j1", StartedAt: time.Now()}, time.Hour)
+	s.AgentHeartbeat(ctx, store.Agent{Name: "a2", Status: "idle", StartedAt: time.Now()}, 100*time.Millisecond)
+	agents, err := s.Agents(ctx)
+	if err != nil || len(agents) != 2 {
+		t.Fatalf("agents = %+v %v", agents, err)
+	}
+	time.Sleep(250 * time.Millisecond)
+	agents, _ = s.Agents(ctx)
+	if len(agents) != 1 || agents[0].Name != "a1" || agents[0].CurrentJob != "j1" {
+		t.Fatalf("agents after TTL = %+v", agents)
+	}
+}
+
+func TestEventsReachSubscribers(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := s.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, _ := s.Submit(context.Background(), push("acme/a", "main"), "")
+	select {
+	case ev := <-events:
+		if ev.JobID != id || ev.Status != ci.StatusPending {
+			t.Fatalf("event = %+v", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event")
+	}
+}

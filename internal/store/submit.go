@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+)
+
+// submitScript makes a job durable in one atomic step: dedupe on the webhook
+// delivery id, create the consumer group if missing, write the job hash, add it
+// to the index and queue it. With appendfsync always, Redis answers only after
+// all of it is on disk, so a 202 means the job and its queue entry exist.
+//
+// KEYS: delivery key, job hash, index, stream.
+// ARGV: group, job id, delivery TTL s, has delivery, n hash pairs, pairs..., stream pairs...
+var submitScript = redis.NewScript(`
+if ARGV[4] == '1' then
+  local existing = redis.call('GET', KEYS[1])
+  if existing then return {existing, 0} end
+end
+local g = redis.pcall('XGROUP', 'CREATE', KEYS[4], ARGV[1], '0', 'MKSTREAM')
+if type(g) == 'table' and g.err and not string.find(g.err, 'BUSYGROUP') then
+  return redis.error_reply(g.err)
+end
+local n = tonumber(ARGV[5])
+local h = {}
+for i = 6, 5 + 2 * n do h[#h + 1] = ARGV[i] end
+redis.call('HSET', KEYS[2], unpack(h))
+redis.call('ZADD', KEYS[3], 0, ARGV[2])
+local e = {}
+for i = 6 + 2 * n, #ARGV do e[#e + 1] = ARGV[i] end
+local sid = redis.call('XADD', KEYS[4], '*', unpack(e))
+redis.call('HSET', KEYS[2], 'entry_id', sid)
+if ARGV[4] == '1' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
+return {ARGV[2], 1}
+`)
+
+// EntryFields is what a queue entry carries for a job: enough for an agent to
+// start without reading the hash first.
+func EntryFields(j *ci.Job) map[string]string {
+	return map[string]string{
+		queue.FieldJobID: j.ID, "repo": j.Repo, "clone_url": j.CloneURL,
+		"branch": j.Branch, "commit": j.Commit, "attempt": strconv.Itoa(j.Attempt),
+	}
+}
+
+// Submit stores a new pending job and queues it, atomically. With a non-empty
+// deliveryID, a delivery seen before returns the first job's id and created
+// false, and nothing is written.
+func (s *Store) Submit(ctx context.Context, j *ci.Job, deliveryID string) (id string, created bool, err error) {
+	if j.ID == "" {
+		j.ID = ci.NewID(s.now())
+	}
+	if j.CreatedAt.IsZero() {
+		j.CreatedAt = s.now()
+	}
+	if j.Attempt == 0 {
+		j.Attempt = 1
+	}
+	j.Status = ci.StatusPending
+	hash := jobFields(j)
+	entry := EntryFields(j)
+	has := "0"
+	dkey := s.deliveryKey("-")
+	if deliveryID != "" {
+		has, dkey = "1", s.deliveryKey(deliveryID)
+	}
+	args := []any{s.opts.Queue.Group, j.ID, int(s.opts.DeliveryTTL.Seconds()), has, len(hash)}
+	for k, v := range hash {
+		args = append(args, k, v)
+	}
+	for k, v := range entry {
+		args = append(args, k, v)
+	}
+	res, err := submitScript.Run(ctx, s.rdb,
+		[]string{dkey, s.jobKey(j.ID), s.indexKey(), s.opts.Queue.Stream}, args...).Slice()
+	if err != nil {
+		return "", false, wrap("submit job", err)
+	}
+	if len(res) != 2 {
+		return "", false, fmt.Errorf("submit job: unexpected reply %v", res)
+	}
+	id, _ = res[0].(string)
+	created = res[1] == int64(1)
+	if created {
+		s.publish(ctx, ci.Event{Type: "job", JobID: id, Status: ci.StatusPending, Time: s.now()})
+	}
+	return id, created, nil
+}
