@@ -1,0 +1,186 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+)
+
+// storeError maps store errors to status codes.
+func (s *Server) storeError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ci.ErrNotFound):
+		writeError(w, http.StatusNotFound, "job not found")
+	case errors.Is(err, ci.ErrConflict):
+		writeError(w, http.StatusConflict, conflictMessage(err))
+	case errors.Is(err, ci.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	default:
+		s.log.Error("store", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "job store unavailable")
+	}
+}
+
+// conflictMessage keeps the human part of a conflict ("job x is success").
+func conflictMessage(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": ci:"); i > 0 {
+		msg = msg[:i]
+	}
+	return msg
+}
+
+var jobIDPattern = regexp.MustCompile(`^[0-9a-f]{20}$`)
+
+func jobID(r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	return id, jobIDPattern.MatchString(id)
+}
+
+func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.Filter{Status: ci.Status(q.Get("status")), Repo: q.Get("repo"), Branch: q.Get("branch"), Cursor: q.Get("cursor")}
+	if f.Status != "" && !f.Status.Valid() {
+		writeError(w, http.StatusBadRequest, "status must be one of pending, running, success, failed, cancelled, error")
+		return
+	}
+	if f.Cursor != "" && !jobIDPattern.MatchString(f.Cursor) {
+		writeError(w, http.StatusBadRequest, "cursor is not one this server gave out")
+		return
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 500 {
+			writeError(w, http.StatusBadRequest, "limit must be a number from 1 to 500")
+			return
+		}
+		f.Limit = n
+	}
+	jobs, next, err := s.opts.Store.List(r.Context(), f)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs, "next_cursor": next})
+}
+
+func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
+	id, ok := jobID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, "job not found")
+		return
+	}
+	j, err := s.opts.Store.Get(r.Context(), id)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+// createJobRequest is the body of POST /jobs.
+type createJobRequest struct {
+	Repo     string `json:"repo"`
+	CloneURL string `json:"clone_url"`
+	Branch   string `json:"branch"`
+	Commit   string `json:"commit"`
+}
+
+var repoPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
+
+func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
+	var req createJobRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body must be JSON {repo, branch, clone_url?, commit?}: "+err.Error())
+		return
+	}
+	if !repoPattern.MatchString(req.Repo) {
+		writeError(w, http.StatusBadRequest, "repo must be owner/name")
+		return
+	}
+	if req.Branch == "" {
+		writeError(w, http.StatusBadRequest, "branch is required")
+		return
+	}
+	if req.CloneURL == "" {
+		if s.opts.GiteaURL == "" {
+			writeError(w, http.StatusBadRequest, "clone_url is required when no Gitea URL is configured")
+			return
+		}
+		req.CloneURL = strings.TrimRight(s.opts.GiteaURL, "/") + "/" + req.Repo + ".git"
+	}
+	if u, err := url.Parse(req.CloneURL); err != nil || (u.Scheme == "" && !strings.HasPrefix(req.CloneURL, "/")) {
+		writeError(w, http.StatusBadRequest, "clone_url must be a URL or an absolute path")
+		return
+	}
+	job := &ci.Job{Repo: req.Repo, CloneURL: req.CloneURL, Branch: req.Branch, Commit: req.Commit, Trigger: ci.TriggerManual}
+	id, _, err := s.opts.Store.Submit(r.Context(), job, "")
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	s.metrics.enqueued.WithLabelValues(ci.TriggerManual).Inc()
+	j, err := s.opts.Store.Get(r.Context(), id)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, j)
+}
+
+func (s *Server) handleCancelJob(w http.ResponseWriter, r *http.Request) {
+	id, ok := jobID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, "job not found")
+		return
+	}
+	j, err := s.opts.Store.Cancel(r.Context(), id)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) handleRetryJob(w http.ResponseWriter, r *http.Request) {
+	id, ok := jobID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, "job not found")
+		return
+	}
+	j, err := s.opts.Store.Retry(r.Context(), id)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	s.metrics.enqueued.WithLabelValues(ci.TriggerRetry).Inc()
+	writeJSON(w, http.StatusCreated, j)
+}
+
+func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
+	agents, err := s.opts.Store.Agents(r.Context())
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": agents})
+}
+
+func (s *Server) handleQueue(w http.ResponseWriter, r *http.Request) {
+	st, err := s.opts.Queue.Stats(r.Context())
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}

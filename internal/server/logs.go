@@ -1,0 +1,182 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+)
+
+// handleLogs answers a job's whole log as plain text, one line per log line.
+func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
+	id, ok := jobID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, "job not found")
+		return
+	}
+	if _, err := s.opts.Store.Get(r.Context(), id); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	after := ""
+	for {
+		lines, err := s.opts.Store.ReadLogs(r.Context(), id, after, 5000, 0)
+		if err != nil {
+			if after == "" {
+				s.storeError(w, err)
+			}
+			return
+		}
+		if len(lines) == 0 {
+			return
+		}
+		var b strings.Builder
+		for _, l := range lines {
+			b.WriteString(l.Text)
+			b.WriteByte('\n')
+		}
+		if _, err := w.Write([]byte(b.String())); err != nil {
+			return
+		}
+		after = lines[len(lines)-1].ID
+	}
+}
+
+// handleLogStream follows a job's log as SSE. Each line's id is its log stream
+// id, so a client that reconnects with Last-Event-ID gets exactly the lines it
+// missed. When the job has finished and every line is sent, an "end" event
+// carries the final status and the stream closes.
+func (s *Server) handleLogStream(w http.ResponseWriter, r *http.Request) {
+	id, ok := jobID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, "job not found")
+		return
+	}
+	if _, err := s.opts.Store.Get(r.Context(), id); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	after := r.Header.Get("Last-Event-ID")
+	if after == "" {
+		after = r.URL.Query().Get("after")
+	}
+	if after != "" && !store.ValidLogID(after) {
+		writeError(w, http.StatusBadRequest, "Last-Event-ID is not a log line id")
+		return
+	}
+	sse, ok := startSSE(w)
+	if !ok {
+		return
+	}
+	ctx, cancel := mergeDone(r.Context(), s.streams)
+	defer cancel()
+	lastPing := time.Now()
+	for ctx.Err() == nil {
+		lines, err := s.opts.Store.ReadLogs(ctx, id, after, 500, time.Second)
+		if err != nil {
+			if ctx.Err() == nil {
+				_ = sse.event("", "error", map[string]string{"error": "log store unavailable"})
+			}
+			return
+		}
+		for _, l := range lines {
+			if err := sse.event(l.ID, "log", l); err != nil {
+				return
+			}
+			after = l.ID
+		}
+		if len(lines) > 0 {
+			continue
+		}
+		j, err := s.opts.Store.Get(ctx, id)
+		if errors.Is(err, ci.ErrNotFound) || (err == nil && j.Status.Final()) {
+			// One more read: a line written just before the final status.
+			if more, _ := s.opts.Store.ReadLogs(ctx, id, after, 500, 0); len(more) > 0 {
+				continue
+			}
+			status := ci.StatusError
+			if j != nil {
+				status = j.Status
+			}
+			_ = sse.event("", "end", map[string]string{"status": string(status)})
+			return
+		}
+		if time.Since(lastPing) >= keepAlive {
+			if sse.ping() != nil {
+				return
+			}
+			lastPing = time.Now()
+		}
+	}
+}
+
+// handleEvents streams job changes (event "job") and queue figures when they
+// change (event "queue", checked every second) until the client leaves.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := mergeDone(r.Context(), s.streams)
+	defer cancel()
+	events, err := s.opts.Store.Subscribe(ctx)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	sse, ok := startSSE(w)
+	if !ok {
+		return
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastPing := time.Now()
+	var lastStats string
+	sendStats := func() error {
+		st, err := s.opts.Queue.Stats(ctx)
+		if err != nil {
+			return nil // Redis hiccup: the next tick tries again
+		}
+		key := fmt.Sprintf("%+v", st)
+		if key == lastStats {
+			return nil
+		}
+		lastStats = key
+		return sse.event("", "queue", st)
+	}
+	if sendStats() != nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if sse.event("", ev.Type, ev) != nil {
+				return
+			}
+		case <-tick.C:
+			if sendStats() != nil {
+				return
+			}
+			if time.Since(lastPing) >= keepAlive {
+				if sse.ping() != nil {
+					return
+				}
+				lastPing = time.Now()
+			}
+		}
+	}
+}
+
+// mergeDone returns a context that ends when either a or b does.
+func mergeDone(a, b context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(a)
+	stop := context.AfterFunc(b, cancel)
+	return ctx, func() { stop(); cancel() }
+}

@@ -1,0 +1,117 @@
+// Package server is raibid's HTTP API: forge webhooks, the jobs API, logs and
+// events over SSE, health, metrics and the OpenAPI document. It turns requests
+// into store and queue calls and never runs jobs itself.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+)
+
+// DefaultMaxBody is the largest webhook body accepted (Gitea's own limit for
+// payloads is far below; anything bigger is not a push).
+const DefaultMaxBody = 25 << 20
+
+// ShutdownTimeout is how long in-flight requests get to finish on SIGTERM.
+const ShutdownTimeout = 10 * time.Second
+
+// Options configure a Server. Store and Queue are required.
+type Options struct {
+	Store  *store.Store
+	Queue  *queue.Queue
+	Logger *slog.Logger
+	// WebhookSecret signs forge webhooks; with none set every webhook is 401.
+	WebhookSecret string
+	// APIToken, when set, is required as a bearer token on every route but
+	// webhooks and health.
+	APIToken string
+	// GiteaURL is used to derive clone URLs of manual triggers.
+	GiteaURL string
+	// MaxBody caps webhook bodies (default 25 MiB).
+	MaxBody int64
+	// ReaperInterval is how often abandoned queue entries are requeued
+	// (default a third of the lease; negative turns the reaper off).
+	ReaperInterval time.Duration
+	// Registry receives the metrics (default a new registry).
+	Registry *prometheus.Registry
+	// Version is reported by /healthz.
+	Version string
+}
+
+// Server is the HTTP API.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	handler http.Handler
+	// stopStreams ends SSE responses on shutdown: http.Server.Shutdown waits
+	// for handlers but does not cancel their requests' contexts.
+	streams     context.Context
+	stopStreams context.CancelFunc
+}
+
+// New builds a Server.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{opts: opts, log: opts.Logger}
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
+	s.metrics = newMetrics(opts.Registry, opts.Queue)
+	s.handler = s.routes()
+	return s
+}
+
+// Handler is the server's http.Handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve answers on l until ctx ends, then shuts down in this order: stop
+// accepting and end SSE streams, let in-flight requests finish (at most
+// ShutdownTimeout), then stop the reaper.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	reaperCtx, stopReaper := context.WithCancel(context.Background())
+	reaperDone := make(chan struct{})
+	go func() {
+		defer close(reaperDone)
+		if s.opts.ReaperInterval >= 0 {
+			s.opts.Queue.RunReaper(reaperCtx, s.opts.ReaperInterval, s.log)
+		}
+	}()
+	defer func() { stopReaper(); <-reaperDone }()
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.stopStreams()
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
