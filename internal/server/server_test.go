@@ -73,6 +73,16 @@ type hook struct {
 
 func (e *env) webhook(h hook) (int, map[string]any) {
 	e.t.Helper()
+	code, out := e.webhookNoFatal(h)
+	if code == 0 {
+		e.t.Fatalf("webhook: %v", out["error"])
+	}
+	return code, out
+}
+
+// webhookNoFatal answers status 0 when the request failed, for use from
+// goroutines other than the test's.
+func (e *env) webhookNoFatal(h hook) (int, map[string]any) {
 	req, _ := http.NewRequest("POST", e.url+"/webhook/gitea", bytes.NewReader(h.body))
 	req.Header.Set("Content-Type", "application/json")
 	if h.event == "" {
@@ -91,7 +101,7 @@ func (e *env) webhook(h hook) (int, map[string]any) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		return 0, map[string]any{"error": err.Error()}
 	}
 	defer resp.Body.Close()
 	var out map[string]any

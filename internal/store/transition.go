@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/queue"
 )
 
 // transitionScript changes a job's status only from one of the allowed ones,
@@ -131,4 +133,18 @@ func (s *Store) Retry(ctx context.Context, id string) (*ci.Job, error) {
 		return nil, err
 	}
 	return s.Get(ctx, j.ID)
+}
+
+// EndDeadLetter is the queue's DeadLetterFunc: the job ends in error with the
+// reason. A job already finished (or expired) is left as it is.
+func (s *Store) EndDeadLetter(ctx context.Context, d *queue.Delivery, reason string) error {
+	_, err := s.Transition(ctx, d.JobID(), Change{
+		From:  []ci.Status{ci.StatusPending, ci.StatusRunning},
+		To:    ci.StatusError,
+		Error: "dead letter: " + reason,
+	})
+	if err == nil || errors.Is(err, ci.ErrConflict) || errors.Is(err, ci.ErrNotFound) {
+		return nil
+	}
+	return err
 }

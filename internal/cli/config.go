@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+)
+
+// secret reads a secret from RAIBID_<NAME> or from the file named by
+// --<name>-file. Secrets are never flags: flags show in `ps`.
+func secret(cmd *cobra.Command, name string) (string, error) {
+	if v := os.Getenv(EnvName(name)); v != "" {
+		return v, nil
+	}
+	path, _ := cmd.Flags().GetString(name + "-file")
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--%s-file: %w", name, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// addSecretFlags declares --<name>-file for each secret.
+func addSecretFlags(cmd *cobra.Command, names ...string) {
+	for _, n := range names {
+		cmd.Flags().String(n+"-file", "", "file holding the "+strings.ReplaceAll(n, "-", " ")+" (or set "+EnvName(n)+")")
+	}
+}
+
+// connectRedis parses a redis:// URL and checks that the server answers.
+func connectRedis(ctx context.Context, rawURL string, poolSize int) (*redis.Client, error) {
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, &UsageError{fmt.Errorf("--redis-url %s: %w", redactURL(rawURL), err)}
+	}
+	if poolSize > 0 {
+		opt.PoolSize = poolSize
+	}
+	rdb := redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redis at %s does not answer: %w", redactURL(rawURL), err)
+	}
+	return rdb, nil
+}
+
+// redactURL hides a password in a URL before it reaches a log or an error.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+func init() {
+	// go-redis logs pool errors with its own logger to stderr; silence it so
+	// our structured logs are the only output.
+	redis.SetLogger(quietLogger{})
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}

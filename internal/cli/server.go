@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/server"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+)
+
+// serverFlags are shared by `raibid server` and `raibid up`.
+func addServerFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.String("addr", ":8080", "listen address of the HTTP API")
+	f.String("gitea-url", "", "the Gitea instance (clone URLs of manual triggers)")
+	f.String("public-url", "", "base URL used in links, e.g. commit status target URLs")
+	f.String("key-prefix", "", "prefix of every Redis key")
+	f.Duration("lease", queue.DefaultLease, "how long a claimed job stays with an agent that stopped heartbeating")
+	f.Int("max-deliveries", queue.DefaultMaxDeliveries, "deliveries of one job before it becomes a dead letter")
+	addSecretFlags(cmd, "webhook-secret", "api-token")
+}
+
+func newServerCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the HTTP API (webhooks, jobs, logs, events)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd, true)
+			if err != nil {
+				return err
+			}
+			redisURL, _ := cmd.Flags().GetString("redis-url")
+			rdb, err := connectRedis(cmd.Context(), redisURL, 200)
+			if err != nil {
+				return err
+			}
+			defer rdb.Close()
+			cfg, err := serverConfig(cmd, rdb, log)
+			if err != nil {
+				return err
+			}
+			l, err := net.Listen("tcp", cfg.addr)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+			}
+			log.Info("raibid server listening", "addr", l.Addr().String(), "redis", redactURL(redisURL), "version", Version)
+			return cfg.srv.Serve(cmd.Context(), l)
+		},
+	}
+	addServerFlags(cmd)
+	cmd.Flags().String("redis-url", "redis://127.0.0.1:6379/0", "redis://[:password@]host:port/db")
+	return cmd
+}
+
+type serverSetup struct {
+	addr  string
+	srv   *server.Server
+	store *store.Store
+	queue *queue.Queue
+}
+
+// serverConfig builds the store, queue and server from flags.
+func serverConfig(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger) (*serverSetup, error) {
+	f := cmd.Flags()
+	addr, _ := f.GetString("addr")
+	prefix, _ := f.GetString("key-prefix")
+	lease, _ := f.GetDuration("lease")
+	maxDeliveries, _ := f.GetInt("max-deliveries")
+	giteaURL, _ := f.GetString("gitea-url")
+	if lease < time.Second {
+		return nil, &UsageError{fmt.Errorf("--lease %s: must be at least 1s", lease)}
+	}
+	webhookSecret, err := secret(cmd, "webhook-secret")
+	if err != nil {
+		return nil, err
+	}
+	apiToken, err := secret(cmd, "api-token")
+	if err != nil {
+		return nil, err
+	}
+	if webhookSecret == "" {
+		log.Warn("no webhook secret (RAIBID_WEBHOOK_SECRET or --webhook-secret-file): every webhook will be refused with 401")
+	}
+	if apiToken == "" {
+		log.Warn("no API token (RAIBID_API_TOKEN or --api-token-file): the API is open to anyone who can reach it")
+	}
+	st := store.New(rdb, store.Options{Prefix: prefix})
+	q := queue.New(rdb, queue.Options{
+		Keys: queue.KeysWithPrefix(prefix), Lease: lease, MaxDeliveries: maxDeliveries,
+		OnDeadLetter: st.EndDeadLetter,
+	})
+	srv := server.New(server.Options{
+		Store: st, Queue: q, Logger: log, WebhookSecret: webhookSecret, APIToken: apiToken,
+		GiteaURL: giteaURL, Version: Version,
+	})
+	return &serverSetup{addr: addr, srv: srv, store: st, queue: q}, nil
+}

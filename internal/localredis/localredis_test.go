@@ -1,0 +1,113 @@
+package localredis_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/localredis"
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+)
+
+func client(t *testing.T, url string) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// The fallback must run every script and stream command the queue and store
+// use, or `raibid up` without redis-server would fail at the first push.
+func TestInProcessFallbackRunsQueueAndStore(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no redis-server to be found
+	inst, err := localredisStart(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst.Durable {
+		t.Fatal("in-process fallback claims to be durable")
+	}
+	rdb := client(t, inst.URL)
+	s := store.New(rdb, store.Options{})
+	q := queue.New(rdb, queue.Options{})
+	ctx := context.Background()
+	id, created, err := s.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/src", Branch: "main"}, "d1")
+	if err != nil || !created {
+		t.Fatalf("submit: %v", err)
+	}
+	if again, created, _ := s.Submit(ctx, &ci.Job{Repo: "a/b"}, "d1"); created || again != id {
+		t.Fatalf("dedupe failed on the fallback")
+	}
+	d, err := q.Claim(ctx, "a1", 10*time.Millisecond)
+	if err != nil || d == nil || d.JobID() != id {
+		t.Fatalf("claim: %+v %v", d, err)
+	}
+	if err := q.Heartbeat(ctx, d); err != nil {
+		t.Fatalf("heartbeat: %v", err)
+	}
+	if _, err := s.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning}); err != nil {
+		t.Fatalf("transition: %v", err)
+	}
+	if st, err := q.Stats(ctx); err != nil || st.Pending != 1 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+}
+
+func localredisStart(t *testing.T) (*localredis.Instance, error) {
+	t.Helper()
+	inst, err := localredis.Start(context.Background(), t.TempDir(), slog.New(slog.DiscardHandler))
+	if err == nil {
+		t.Cleanup(inst.Stop)
+	}
+	return inst, err
+}
+
+// A supervised redis-server that is killed comes back on the same port with
+// its data, because the AOF is fsynced on every write.
+func TestSupervisedRedisRestartsWithData(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server not installed: %v", err)
+	}
+	inst, err := localredisStart(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !inst.Durable {
+		t.Fatal("redis-server on PATH but the fallback was used")
+	}
+	rdb := client(t, inst.URL)
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var serverPID int
+	info, _ := rdb.InfoMap(ctx, "server").Result()
+	if _, err := fmt.Sscan(info["Server"]["process_id"], &serverPID); err != nil {
+		t.Fatalf("process_id: %v", err)
+	}
+	if err := syscall.Kill(serverPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for range 100 {
+		if got, err = rdb.Get(ctx, "k").Result(); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got != "v" {
+		t.Fatalf("after kill -9 and restart: %q, %v", got, err)
+	}
+}
