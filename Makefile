@@ -1,0 +1,33 @@
+# raibid-ci — run `make help` for the targets.
+export GOTOOLCHAIN := local
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/raibid-labs/raibid-ci/internal/cli.Version=$(VERSION)
+
+.PHONY: help deps build run test bench fuzz lint
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/raibid (stripped)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/raibid ./cmd/raibid
+
+run: build ## build and run `raibid up` (server + Redis + agents on this machine)
+	./bin/raibid up
+
+deps: ## install what the tests need when missing (redis-server, git, tmux)
+	scripts/deps
+
+test: deps ## the whole test suite with the race detector, against real redis-server and git
+	$(GO) test -race -count=1 ./...
+
+bench: ## benchmarks that print figures
+	scripts/bench
+
+fuzz: ## run each fuzz target for 30 s
+	$(GO) test -run '^$$' -fuzz FuzzParsePush -fuzztime 30s ./internal/forge/gitea
+	$(GO) test -run '^$$' -fuzz FuzzSignature -fuzztime 30s ./internal/forge/gitea
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
