@@ -1,0 +1,255 @@
+package pipeline
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+)
+
+// KillGrace is how long a cancelled step's process group has between SIGTERM
+// and SIGKILL.
+var KillGrace = 10 * time.Second
+
+// Sink receives output lines as they are produced.
+type Sink interface {
+	Line(step, stream, text string)
+}
+
+// RunOptions configure one pipeline run.
+type RunOptions struct {
+	Dir    string
+	Env    []string // NAME=value, added to the agent's environment (minus RAIBID_*)
+	Sink   Sink
+	Masker *Masker
+	// OnStep is called whenever a step starts or ends, with every step's state.
+	OnStep func([]ci.Step)
+}
+
+// Result is a pipeline's verdict.
+type Result struct {
+	Status ci.Status // success, failed, cancelled or error
+	Error  string
+	Steps  []ci.Step
+}
+
+// Run runs the steps in order until one fails (allow_failure steps may fail),
+// the pipeline's timeout passes or ctx is cancelled.
+func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
+	steps := make([]ci.Step, len(p.Steps))
+	for i, s := range p.Steps {
+		steps[i] = ci.Step{Name: s.Name, Status: ci.StatusPending}
+	}
+	report := func() {
+		if o.OnStep != nil {
+			o.OnStep(append([]ci.Step(nil), steps...))
+		}
+	}
+	timeout := p.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res := Result{Status: ci.StatusSuccess}
+	for i, s := range p.Steps {
+		if res.Status != ci.StatusSuccess {
+			steps[i].Status = ci.StatusSkipped
+			continue
+		}
+		if s.SkipReason != "" {
+			steps[i].Status = ci.StatusSkipped
+			o.line(s.Name, "system", "skipped: "+s.SkipReason)
+			continue
+		}
+		start := time.Now()
+		steps[i].Status, steps[i].StartedAt = ci.StatusRunning, &start
+		report()
+		o.line(s.Name, "system", "$ "+s.Run)
+		code, err := runStep(pctx, s, p.Env, o)
+		end := time.Now()
+		steps[i].FinishedAt, steps[i].DurationMS = &end, end.Sub(start).Milliseconds()
+		if code >= 0 {
+			steps[i].ExitCode = &code
+		}
+		switch {
+		case ctx.Err() != nil:
+			steps[i].Status = ci.StatusCancelled
+			res.Status, res.Error = ci.StatusCancelled, "cancelled"
+		case pctx.Err() != nil:
+			steps[i].Status = ci.StatusError
+			res.Status, res.Error = ci.StatusError, fmt.Sprintf("pipeline timed out after %s in step %s", timeout, s.Name)
+		case errors.Is(err, context.DeadlineExceeded):
+			steps[i].Status = ci.StatusError
+			res.Status, res.Error = ci.StatusError, fmt.Sprintf("step %s timed out after %s", s.Name, s.Timeout)
+		case err != nil:
+			steps[i].Status = ci.StatusError
+			res.Status, res.Error = ci.StatusError, fmt.Sprintf("step %s could not run: %v", s.Name, err)
+		case code != 0 && s.AllowFailure:
+			steps[i].Status = ci.StatusFailed
+			o.line(s.Name, "system", fmt.Sprintf("exit code %d (allowed to fail)", code))
+		case code != 0:
+			steps[i].Status = ci.StatusFailed
+			res.Status, res.Error = ci.StatusFailed, fmt.Sprintf("step %s failed with exit code %d", s.Name, code)
+		default:
+			steps[i].Status = ci.StatusSuccess
+		}
+		if res.Error != "" {
+			o.line(s.Name, "system", res.Error)
+		}
+		report()
+	}
+	report()
+	res.Steps = steps
+	return res
+}
+
+func (o RunOptions) line(step, stream, text string) {
+	if o.Sink != nil {
+		o.Sink.Line(step, stream, o.Masker.Apply(text))
+	}
+}
+
+// stepEnv is the agent's environment without raibid's own settings (which
+// hold tokens), plus the job's and the pipeline's variables.
+func stepEnv(extra ...[]string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "RAIBID_") && !strings.HasPrefix(kv, "GIT_CONFIG_") {
+			env = append(env, kv)
+		}
+	}
+	for _, e := range extra {
+		env = append(env, e...)
+	}
+	return env
+}
+
+// runStep runs one step in its own process group and returns its exit code
+// (-1 when it did not exit normally). On cancel or timeout the group gets
+// SIGTERM, then SIGKILL after KillGrace; when the step's shell exits, anything
+// it left running in the group is killed, so no step outlives its job.
+func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOptions) (int, error) {
+	sctx := ctx
+	if s.Timeout > 0 {
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithTimeout(ctx, s.Timeout)
+		defer cancel()
+	}
+	shell, args := "/bin/sh", []string{"-e", "-c", s.Run}
+	if path, err := exec.LookPath("bash"); err == nil {
+		shell, args = path, []string{"-e", "-o", "pipefail", "-c", s.Run}
+	}
+	cmd := exec.Command(shell, args...)
+	cmd.Dir = o.Dir
+	cmd.Env = stepEnv(o.Env, EnvList(pipelineEnv), EnvList(s.Env))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		return -1, err
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		stdoutR.Close()
+		stdoutW.Close()
+		return -1, err
+	}
+	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
+	cmd.Stdin = nil
+	err = cmd.Start()
+	stdoutW.Close()
+	stderrW.Close()
+	if err != nil {
+		stdoutR.Close()
+		stderrR.Close()
+		return -1, err
+	}
+	pgid := cmd.Process.Pid
+	var readers sync.WaitGroup
+	for _, r := range []struct {
+		f      *os.File
+		stream string
+	}{{stdoutR, "stdout"}, {stderrR, "stderr"}} {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			readLines(r.f, func(text string) { o.line(s.Name, r.stream, text) })
+		}()
+	}
+	exited := make(chan struct{})
+	go func() {
+		select {
+		case <-sctx.Done():
+			_ = syscall.Kill(-pgid, syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(KillGrace):
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			}
+		case <-exited:
+		}
+	}()
+	werr := cmd.Wait()
+	close(exited)
+	// Whatever the step started in its group and left behind dies with it.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	done := make(chan struct{})
+	go func() { readers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		// A process that left the group (setsid) still holds the pipe.
+		stdoutR.Close()
+		stderrR.Close()
+		<-done
+	}
+	stdoutR.Close()
+	stderrR.Close()
+	if sctx.Err() != nil {
+		return exitCode(werr), sctx.Err()
+	}
+	var exitErr *exec.ExitError
+	if werr != nil && !errors.As(werr, &exitErr) {
+		return -1, werr
+	}
+	return exitCode(werr), nil
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return exitErr.ExitCode()
+	}
+	return -1
+}
+
+// maxLine splits longer lines so one runaway line cannot hold memory.
+const maxLine = 64 << 10
+
+func readLines(r io.Reader, emit func(string)) {
+	br := bufio.NewReaderSize(r, maxLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			emit(strings.TrimRight(string(line), "\r\n"))
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package pipeline
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Tools says which optional tools exist where steps run.
+type Tools struct {
+	Nextest bool // cargo nextest
+	Audit   bool // cargo audit
+	Buildx  bool // docker buildx
+	// Registry is where images are pushed (Gitea's OCI registry), e.g.
+	// gitea.local:3000/acme. Empty: images are built but not pushed.
+	Registry string
+}
+
+// DetectTools looks for the optional tools on PATH.
+func DetectTools() Tools {
+	ok := func(name string, args ...string) bool {
+		return exec.Command(name, args...).Run() == nil
+	}
+	return Tools{
+		Nextest: ok("cargo", "nextest", "--version"),
+		Audit:   ok("cargo", "audit", "--version"),
+		Buildx:  ok("docker", "buildx", "version"),
+	}
+}
+
+// RustPipeline is the default for a repository with a Cargo.toml and no
+// .raibid.yml: check, release build, tests (nextest when installed), clippy
+// with warnings as errors, audit when installed, and an image build when there
+// is a Dockerfile and buildx. Steps that cannot run here are skipped with the
+// reason, so the job view still shows the whole pipeline.
+func RustPipeline(dir string, t Tools) *Pipeline {
+	p := &Pipeline{Timeout: DefaultTimeout, Source: "default Rust pipeline"}
+	p.Steps = []Step{
+		{Name: "check", Run: "cargo check --all-targets"},
+		{Name: "build", Run: "cargo build --release"},
+	}
+	if t.Nextest {
+		p.Steps = append(p.Steps, Step{Name: "test", Run: "cargo nextest run"})
+	} else {
+		p.Steps = append(p.Steps, Step{Name: "test", Run: "cargo test"})
+	}
+	p.Steps = append(p.Steps, Step{Name: "clippy", Run: "cargo clippy --all-targets -- -D warnings"})
+	audit := Step{Name: "audit", Run: "cargo audit"}
+	if !t.Audit {
+		audit.SkipReason = "cargo-audit is not installed"
+	}
+	p.Steps = append(p.Steps, audit)
+	image := Step{Name: "image", Run: imageCommand(t.Registry)}
+	switch {
+	case !exists(filepath.Join(dir, "Dockerfile")):
+		image.SkipReason = "no Dockerfile"
+	case !t.Buildx:
+		image.SkipReason = "docker buildx is not available"
+	}
+	p.Steps = append(p.Steps, image)
+	return p
+}
+
+// imageCommand builds <registry>/<repo>:<commit> and pushes it when a
+// registry is configured. RAIBID_REPO and RAIBID_COMMIT are set for every step.
+func imageCommand(registry string) string {
+	if registry == "" {
+		return `docker buildx build -t "raibid/${RAIBID_REPO##*/}:${RAIBID_COMMIT}" .`
+	}
+	r := strings.TrimRight(registry, "/")
+	return `docker buildx build -t "` + r + `/${RAIBID_REPO##*/}:${RAIBID_COMMIT}" --push .`
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
