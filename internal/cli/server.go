@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/store"
@@ -96,9 +98,14 @@ func serverConfig(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger) (*ser
 		Keys: queue.KeysWithPrefix(prefix), Lease: lease, MaxDeliveries: maxDeliveries,
 		OnDeadLetter: st.EndDeadLetter,
 	})
-	srv := server.New(server.Options{
+	publicURL, _ := f.GetString("public-url")
+	opts := server.Options{
 		Store: st, Queue: q, Logger: log, WebhookSecret: webhookSecret, APIToken: apiToken,
-		GiteaURL: giteaURL, Version: Version,
-	})
+		GiteaURL: giteaURL, Version: Version, PublicURL: publicURL,
+	}
+	if token := os.Getenv("RAIBID_GITEA_TOKEN"); giteaURL != "" && token != "" {
+		opts.Status = gitea.NewClient(giteaURL, token, log)
+	}
+	srv := server.New(opts)
 	return &serverSetup{addr: addr, srv: srv, store: st, queue: q}, nil
 }

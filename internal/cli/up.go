@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -49,6 +50,9 @@ func newUpCmd() *cobra.Command {
 	addServerFlags(cmd)
 	cmd.Flags().String("redis-url", "", "use this Redis instead of starting one")
 	cmd.Flags().String("data-dir", DefaultDataDir(), "state of raibid up: secrets, Redis data")
+	cmd.Flags().Int("agents", 2, "local agents to run")
+	addAgentFlags(cmd, "")
+	cmd.Flags().Lookup("workdir").DefValue = "<data-dir>/work"
 	return cmd
 }
 
@@ -109,7 +113,29 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	fmt.Fprintf(out, "  API token       %s\n", shown["api-token"])
 	fmt.Fprintf(out, "  Redis           %s\n", redactURL(redisURL))
 	fmt.Fprintf(out, "  Data dir        %s\n", dataDir)
-	return setup.srv.Serve(ctx, l)
+	n, _ := cmd.Flags().GetInt("agents")
+	fmt.Fprintf(out, "  Agents          %d local\n", n)
+	if w, _ := cmd.Flags().GetString("workdir"); w == "" {
+		_ = cmd.Flags().Set("workdir", filepath.Join(dataDir, "work"))
+	}
+	// Agents and server stop together on the signal; agents hand running
+	// jobs back to the queue, which needs Redis, so Redis stops last (defer).
+	var agents sync.WaitGroup
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("local-%d", i)
+		a, err := buildAgent(cmd, rdb, log.With("agent", name), name, true)
+		if err != nil {
+			return err
+		}
+		agents.Go(func() {
+			if err := a.Run(ctx); err != nil {
+				log.Error("agent stopped", "agent", name, "err", err)
+			}
+		})
+	}
+	err = setup.srv.Serve(ctx, l)
+	agents.Wait()
+	return err
 }
 
 // loadOrGenerate returns the secret from the environment or --<name>-file

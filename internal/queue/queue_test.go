@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -294,5 +295,28 @@ func TestEnqueueNeedsJobID(t *testing.T) {
 	f := newQueue(t, time.Second)
 	if _, err := f.q.Enqueue(context.Background(), map[string]string{"repo": "x"}); !errors.Is(err, queue.ErrNoJobID) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A delivery given up for a system failure comes back counted, and the
+// MaxDeliveries-th failure makes it a dead letter with the reason.
+func TestRetryCountsAndDeadLetters(t *testing.T) {
+	f := newQueue(t, time.Second)
+	enqueue(t, f.q, "flaky-clone")
+	for i := 1; i <= 3; i++ {
+		d := claim(t, f.q, "agent")
+		if d == nil || d.Deliveries != i {
+			t.Fatalf("delivery %d = %+v", i, d)
+		}
+		dead, err := f.q.Retry(context.Background(), d, "clone failed: connection refused")
+		if err != nil || dead != (i == 3) {
+			t.Fatalf("retry %d: dead=%v err=%v", i, dead, err)
+		}
+	}
+	if s := stats(t, f.q); s.Dead != 1 || s.Lag != 0 || s.Pending != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if dl := f.deadLetters(); len(dl) != 1 || !strings.Contains(dl[0].reason, "clone failed") {
+		t.Fatalf("dead letters %+v", dl)
 	}
 }

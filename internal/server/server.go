@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
@@ -45,6 +46,15 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Version is reported by /healthz.
 	Version string
+	// Status, when set, receives a pending commit status for every queued push.
+	Status StatusPoster
+	// PublicURL is the base of commit status links.
+	PublicURL string
+}
+
+// StatusPoster reports commit statuses to the forge.
+type StatusPoster interface {
+	PostStatus(ctx context.Context, repo, sha string, st gitea.CommitStatus) error
 }
 
 // Server is the HTTP API.

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge"
@@ -77,5 +80,29 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 	result("accepted")
 	s.metrics.enqueued.WithLabelValues(ci.TriggerPush).Inc()
 	s.log.Info("job queued", "job_id", id, "repo", p.Repo, "branch", p.Branch, "commit", p.Commit)
+	s.postPending(id, p.Repo, p.Commit)
 	writeJSON(w, http.StatusAccepted, map[string]string{"job_id": id})
+}
+
+// postPending tells the forge the commit is queued, in the background: the
+// webhook answer must not wait for the forge, and a forge outage is retried
+// by the client and then only logged.
+func (s *Server) postPending(jobID, repo, commit string) {
+	if s.opts.Status == nil {
+		return
+	}
+	target := ""
+	if s.opts.PublicURL != "" {
+		target = strings.TrimRight(s.opts.PublicURL, "/") + "/jobs/" + jobID
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		err := s.opts.Status.PostStatus(ctx, repo, commit, gitea.CommitStatus{
+			State: gitea.StatePending, TargetURL: target, Description: "queued", Context: gitea.StatusContext,
+		})
+		if err != nil {
+			s.log.Warn("pending commit status not posted", "job_id", jobID, "err", err)
+		}
+	}()
 }

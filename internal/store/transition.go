@@ -148,3 +148,25 @@ func (s *Store) EndDeadLetter(ctx context.Context, d *queue.Delivery, reason str
 	}
 	return err
 }
+
+// UpdateSteps records a job's steps while the job is in one of the given
+// statuses (normally running), without touching its status or times.
+func (s *Store) UpdateSteps(ctx context.Context, id string, steps []ci.Step, while ...ci.Status) error {
+	from := make([]string, len(while))
+	for i, st := range while {
+		from[i] = string(st)
+	}
+	b, _ := json.Marshal(steps)
+	n, err := transitionScript.Run(ctx, s.rdb, []string{s.jobKey(id), s.logKey(id)},
+		strings.Join(from, ","), 0, "0", "steps", string(b)).Int()
+	if err != nil {
+		return wrap("update steps", err)
+	}
+	switch n {
+	case -1:
+		return fmt.Errorf("job %s: %w", id, ci.ErrNotFound)
+	case 0:
+		return fmt.Errorf("job %s changed status: %w", id, ci.ErrConflict)
+	}
+	return nil
+}

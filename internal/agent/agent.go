@@ -1,0 +1,229 @@
+// Package agent runs jobs: it claims an entry from the queue, keeps its lease
+// with heartbeats, clones the commit into a per-job workspace, runs the
+// pipeline, streams the output to the job's log, records the verdict, reports
+// the commit status to the forge and acks. It never imports the server: it
+// talks to Redis through the queue and store packages only.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+)
+
+// Queue is what an agent needs of the job queue.
+type Queue interface {
+	Claim(ctx context.Context, consumer string, block time.Duration) (*queue.Delivery, error)
+	Heartbeat(ctx context.Context, d *queue.Delivery) error
+	Ack(ctx context.Context, id string) error
+	Release(ctx context.Context, d *queue.Delivery) (string, error)
+	Retry(ctx context.Context, d *queue.Delivery, reason string) (bool, error)
+	Lease() time.Duration
+}
+
+// Store is what an agent needs of the job state.
+type Store interface {
+	Get(ctx context.Context, id string) (*ci.Job, error)
+	Transition(ctx context.Context, id string, c store.Change) (*ci.Job, error)
+	UpdateSteps(ctx context.Context, id string, steps []ci.Step, while ...ci.Status) error
+	AppendLog(ctx context.Context, jobID string, lines ...ci.LogLine) error
+	AgentHeartbeat(ctx context.Context, a store.Agent, ttl time.Duration) error
+	RemoveAgent(ctx context.Context, name string) error
+}
+
+// StatusPoster reports commit statuses to the forge.
+type StatusPoster interface {
+	PostStatus(ctx context.Context, repo, sha string, st gitea.CommitStatus) error
+}
+
+var (
+	_ Queue        = (*queue.Queue)(nil)
+	_ Store        = (*store.Store)(nil)
+	_ StatusPoster = (*gitea.Client)(nil)
+)
+
+// Options configure an Agent. Queue, Store and Name are required.
+type Options struct {
+	Name   string
+	Queue  Queue
+	Store  Store
+	Status StatusPoster // nil: no commit statuses
+	Logger *slog.Logger
+	// WorkDir holds one directory per running job (default os.TempDir()/raibid-work).
+	WorkDir string
+	Source  Source
+	Tools   pipeline.Tools
+	// Secrets are masked in logs, with the forge token.
+	Secrets []string
+	// PublicURL is the server's base URL for commit status links.
+	PublicURL string
+	// Once: take at most one job, waiting up to Wait for it, then return.
+	Once bool
+	Wait time.Duration
+	// ReadyFile is touched after a job is claimed in Once mode, so a
+	// Kubernetes readiness probe tells KEDA the pod is no longer idle.
+	ReadyFile string
+	// CancelPoll is how often a running job's status is checked for a cancel
+	// (default 250 ms).
+	CancelPoll time.Duration
+	// ClaimBlock bounds one blocking claim (default 5 s); it is also how long
+	// an idle agent takes to notice shutdown.
+	ClaimBlock time.Duration
+}
+
+// Agent consumes jobs, one at a time.
+type Agent struct {
+	opts    Options
+	log     *slog.Logger
+	started time.Time
+	mu      sync.Mutex
+	current string
+}
+
+// New returns an agent.
+func New(opts Options) *Agent {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.WorkDir == "" {
+		opts.WorkDir = os.TempDir() + "/raibid-work"
+	}
+	if opts.CancelPoll <= 0 {
+		opts.CancelPoll = 250 * time.Millisecond
+	}
+	if opts.ClaimBlock <= 0 {
+		opts.ClaimBlock = 5 * time.Second
+	}
+	if opts.Wait <= 0 {
+		opts.Wait = 30 * time.Second
+	}
+	if opts.Source.Token != "" {
+		opts.Secrets = append(opts.Secrets, opts.Source.Token)
+	}
+	return &Agent{opts: opts, log: opts.Logger.With("agent", opts.Name), started: time.Now()}
+}
+
+// Run claims and runs jobs until ctx ends (or, in Once mode, after one job or
+// Wait without one). A running job is handed back to the queue on shutdown.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := os.MkdirAll(a.opts.WorkDir, 0o755); err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	beatCtx, stopBeat := context.WithCancel(context.Background())
+	beatDone := make(chan struct{})
+	go func() { defer close(beatDone); a.recordLoop(beatCtx) }()
+	defer func() {
+		stopBeat()
+		<-beatDone
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.opts.Store.RemoveAgent(fctx, a.opts.Name)
+	}()
+
+	deadline := time.Now().Add(a.opts.Wait)
+	a.log.Debug("waiting for work", "since_start", time.Since(a.started))
+	for ctx.Err() == nil {
+		block := a.opts.ClaimBlock
+		if a.opts.Once {
+			left := time.Until(deadline)
+			if left <= 0 {
+				a.log.Info("no job within the wait; exiting", "wait", a.opts.Wait)
+				return nil
+			}
+			block = min(block, left)
+		}
+		d, err := a.opts.Queue.Claim(ctx, a.opts.Name, block)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			a.log.Warn("claim failed; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if d == nil {
+			continue
+		}
+		if a.opts.Once && a.opts.ReadyFile != "" {
+			if err := os.WriteFile(a.opts.ReadyFile, []byte(d.JobID()+"\n"), 0o644); err != nil {
+				a.log.Warn("ready file", "err", err)
+			}
+		}
+		a.handle(ctx, d)
+		if a.opts.Once {
+			return nil
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// recordLoop keeps agent:<name> alive for dashboards.
+func (a *Agent) recordLoop(ctx context.Context) {
+	interval := a.opts.Queue.Lease() / 3
+	for {
+		a.mu.Lock()
+		cur := a.current
+		a.mu.Unlock()
+		status := "idle"
+		if cur != "" {
+			status = "busy"
+		}
+		host, _ := os.Hostname()
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := a.opts.Store.AgentHeartbeat(wctx, store.Agent{Name: a.opts.Name, Status: status,
+			CurrentJob: cur, StartedAt: a.started, Host: host}, 3*interval); err != nil && ctx.Err() == nil {
+			a.log.Warn("agent heartbeat", "err", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+func (a *Agent) setCurrent(id string) {
+	a.mu.Lock()
+	a.current = id
+	a.mu.Unlock()
+}
+
+// Why a job's run was interrupted.
+var (
+	errLeaseLost    = errors.New("lease lost to another agent")
+	errJobCancelled = errors.New("job cancelled")
+	errShutdown     = errors.New("agent shutting down")
+)
+
+// final is a detached, bounded context for a job's last writes, so a job
+// interrupted by shutdown still records how it ended.
+func final() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+func attemptOf(d *queue.Delivery, job *ci.Job) int {
+	base, err := strconv.Atoi(d.Fields["attempt"])
+	if err != nil || base < 1 {
+		base = max(job.Attempt, 1)
+	}
+	return base + d.Deliveries - 1
+}

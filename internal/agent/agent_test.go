@@ -1,0 +1,364 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/agent"
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
+)
+
+type rig struct {
+	t     *testing.T
+	redis *testutil.Redis
+	store *store.Store
+	queue *queue.Queue
+}
+
+func newRig(t *testing.T, lease time.Duration) *rig {
+	t.Helper()
+	testutil.RequireTool(t, "git")
+	r := testutil.StartRedis(t)
+	rdb := r.Client()
+	st := store.New(rdb, store.Options{})
+	q := queue.New(rdb, queue.Options{Lease: lease, MaxDeliveries: 3, OnDeadLetter: st.EndDeadLetter})
+	return &rig{t: t, redis: r, store: st, queue: q}
+}
+
+func (r *rig) agent(name string, mod func(*agent.Options)) *agent.Agent {
+	o := agent.Options{Name: name, Queue: r.queue, Store: r.store, WorkDir: r.t.TempDir(),
+		Source: agent.Source{AllowLocal: true}, ClaimBlock: 200 * time.Millisecond, Wait: 2 * time.Second}
+	if mod != nil {
+		mod(&o)
+	}
+	return agent.New(o)
+}
+
+func (r *rig) submit(cloneURL, commit string) string {
+	r.t.Helper()
+	id, _, err := r.store.Submit(context.Background(), &ci.Job{Repo: "acme/tiny", CloneURL: cloneURL,
+		Branch: "main", Commit: commit, Trigger: ci.TriggerManual}, "")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return id
+}
+
+func (r *rig) job(id string) *ci.Job {
+	r.t.Helper()
+	j, err := r.store.Get(context.Background(), id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return j
+}
+
+func (r *rig) logs(id string) string {
+	r.t.Helper()
+	lines, err := r.store.ReadLogs(context.Background(), id, "", 100000, 0)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(l.Text + "\n")
+	}
+	return b.String()
+}
+
+// runOnce runs an agent in --once mode to completion.
+func (r *rig) runOnce(a *agent.Agent) {
+	r.t.Helper()
+	if err := a.Run(context.Background()); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func stepStatuses(j *ci.Job) string {
+	var s []string
+	for _, st := range j.Steps {
+		s = append(s, st.Name+"="+string(st.Status))
+	}
+	return strings.Join(s, " ")
+}
+
+func TestDefaultRustPipelineSucceeds(t *testing.T) {
+	testutil.RequireTool(t, "cargo")
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, testutil.RustCrate(false))
+	id := r.submit(dir, sha)
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true }))
+	j := r.job(id)
+	if j.Status != ci.StatusSuccess {
+		t.Fatalf("status %s (%s); steps %s\n%s", j.Status, j.Error, stepStatuses(j), r.logs(id))
+	}
+	if got := stepStatuses(j); got != "check=success build=success test=success clippy=success audit=skipped image=skipped" {
+		t.Fatalf("steps %s", got)
+	}
+	for _, s := range j.Steps[:4] {
+		if s.StartedAt == nil || s.FinishedAt == nil || s.ExitCode == nil || *s.ExitCode != 0 || s.DurationMS <= 0 {
+			t.Fatalf("step %+v lacks times or exit code", s)
+		}
+	}
+	if j.Agent != "a1" || j.Attempt != 1 || j.StartedAt == nil || j.FinishedAt == nil {
+		t.Fatalf("job %+v", j)
+	}
+	if logs := r.logs(id); !strings.Contains(logs, "test result: ok") {
+		t.Fatalf("logs lack cargo's test result:\n%s", logs)
+	}
+	if st, _ := r.queue.Stats(context.Background()); st.Pending != 0 || st.Lag != 0 {
+		t.Fatalf("entry not acked: %+v", st)
+	}
+}
+
+func TestFailingTestFailsJobAndNamesTheTest(t *testing.T) {
+	testutil.RequireTool(t, "cargo")
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, testutil.RustCrate(true))
+	id := r.submit(dir, sha)
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true }))
+	j := r.job(id)
+	if j.Status != ci.StatusFailed || !strings.Contains(j.Error, "step test failed") {
+		t.Fatalf("status %s %q", j.Status, j.Error)
+	}
+	if got := stepStatuses(j); got != "check=success build=success test=failed clippy=skipped audit=skipped image=skipped" {
+		t.Fatalf("steps %s", got)
+	}
+	if logs := r.logs(id); !strings.Contains(logs, "it_adds_wrong") || !strings.Contains(logs, "FAILED") {
+		t.Fatalf("logs lack the failing test:\n%s", logs)
+	}
+}
+
+func TestBadPipelineFileEndsInErrorNamingLineAndField(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - name: build\n    run: make\n    retries: 3\n"})
+	id := r.submit(dir, sha)
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true }))
+	j := r.job(id)
+	if j.Status != ci.StatusError || !strings.Contains(j.Error, ".raibid.yml:4: steps[0].retries") {
+		t.Fatalf("status %s %q", j.Status, j.Error)
+	}
+	dir2, sha2 := testutil.GitRepo(t, map[string]string{"README": "nothing to build\n"})
+	id2 := r.submit(dir2, sha2)
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true }))
+	if j := r.job(id2); j.Status != ci.StatusError || !strings.Contains(j.Error, "add a .raibid.yml") {
+		t.Fatalf("no pipeline: %s %q", j.Status, j.Error)
+	}
+}
+
+func countProcs(t *testing.T, marker string) int {
+	out, _ := exec.Command("pgrep", "-f", marker).Output()
+	return len(strings.Fields(string(out)))
+}
+
+func TestCancelRunningJobStopsItWithinTwoSeconds(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	marker := fmt.Sprintf("raibid-agent-cancel-%d", os.Getpid())
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": fmt.Sprintf("steps:\n  - name: wait\n    run: exec -a %s sleep 60\n", marker)})
+	id := r.submit(dir, sha)
+	done := make(chan struct{})
+	go func() { r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true })); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for countProcs(t, marker) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if countProcs(t, marker) == 0 {
+		t.Fatalf("step never started: %s", r.logs(id))
+	}
+	began := time.Now()
+	if _, err := r.store.Cancel(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	for countProcs(t, marker) > 0 && time.Since(began) < 5*time.Second {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Fatalf("sleep still running %s after cancel", took)
+	}
+	<-done
+	j := r.job(id)
+	if j.Status != ci.StatusCancelled || j.Steps[0].Status != ci.StatusCancelled {
+		t.Fatalf("job %s steps %s", j.Status, stepStatuses(j))
+	}
+	if st, _ := r.queue.Stats(context.Background()); st.Pending != 0 {
+		t.Fatalf("cancelled job's entry not acked: %+v", st)
+	}
+}
+
+func TestCancelledQueuedJobIsSkippedAndAcked(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: x, run: 'echo ran'}\n"})
+	id := r.submit(dir, sha)
+	r.store.Cancel(context.Background(), id)
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true }))
+	if j := r.job(id); j.Status != ci.StatusCancelled || j.StartedAt != nil || len(j.Steps) != 0 {
+		t.Fatalf("cancelled job ran: %+v", j)
+	}
+	if st, _ := r.queue.Stats(context.Background()); st.Pending != 0 || st.Lag != 0 {
+		t.Fatalf("skipped entry not acked: %+v", st)
+	}
+}
+
+func TestCloneThatAlwaysFailsBecomesDeadLetter(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	id := r.submit("/nonexistent/repo.git", "bffeb74224043ba2feb48d137756c8a9331c449a")
+	a := r.agent("a1", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for r.job(id).Status != ci.StatusError && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	j := r.job(id)
+	if j.Status != ci.StatusError || !strings.Contains(j.Error, "dead letter") || !strings.Contains(j.Error, "clone failed") {
+		t.Fatalf("job %s %q", j.Status, j.Error)
+	}
+	st, _ := r.queue.Stats(context.Background())
+	if st.Dead != 1 || st.Pending != 0 || st.Lag != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	letters, _ := r.queue.DeadLetters(context.Background(), 5)
+	if len(letters) != 1 || letters[0].Fields["job_id"] != id || letters[0].Fields["deliveries"] != "3" {
+		t.Fatalf("dead letters %+v", letters)
+	}
+}
+
+func TestCloneURLOutsideForgeIsRefused(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	id := r.submit("https://evil.example.com/acme/tiny.git", "bffeb74224043ba2feb48d137756c8a9331c449a")
+	r.runOnce(r.agent("a1", func(o *agent.Options) {
+		o.Once = true
+		o.Source = agent.Source{ForgeURL: "http://gitea.local:3000", Token: "tok-never-shown"}
+	}))
+	j := r.job(id)
+	if j.Status != ci.StatusError || !strings.Contains(j.Error, "evil.example.com is not the configured forge gitea.local:3000") {
+		t.Fatalf("job %s %q", j.Status, j.Error)
+	}
+	if strings.Contains(r.logs(id), "tok-never-shown") {
+		t.Fatal("token in logs")
+	}
+}
+
+func TestOnceTakesOneJobOrExitsAfterWait(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	began := time.Now()
+	readyFile := t.TempDir() + "/claimed"
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true; o.Wait = 500 * time.Millisecond; o.ReadyFile = readyFile }))
+	if took := time.Since(began); took < 500*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("empty queue: returned after %s, want about the wait", took)
+	}
+	if _, err := os.Stat(readyFile); err == nil {
+		t.Fatal("ready file touched without a job")
+	}
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: x, run: 'true'}\n"})
+	first, second := r.submit(dir, sha), r.submit(dir, sha)
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true; o.ReadyFile = readyFile }))
+	if r.job(first).Status != ci.StatusSuccess || r.job(second).Status != ci.StatusPending {
+		t.Fatalf("once ran %s and %s", r.job(first).Status, r.job(second).Status)
+	}
+	if b, err := os.ReadFile(readyFile); err != nil || strings.TrimSpace(string(b)) != first {
+		t.Fatalf("ready file %q %v", b, err)
+	}
+}
+
+// Stopping an agent hands its running job back at once: a new entry, the
+// job pending again, its processes gone; the next agent runs it without the
+// hand-back using up a delivery.
+func TestShutdownHandsRunningJobBack(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	marker := fmt.Sprintf("raibid-agent-shutdown-%d", os.Getpid())
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": fmt.Sprintf("steps:\n  - name: wait\n    run: exec -a %s sleep 2\n", marker)})
+	id := r.submit(dir, sha)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.agent("a1", nil).Run(ctx); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for countProcs(t, marker) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("agent did not stop")
+	}
+	if n := countProcs(t, marker); n != 0 {
+		t.Fatalf("%d step processes outlived the agent", n)
+	}
+	j := r.job(id)
+	st, _ := r.queue.Stats(context.Background())
+	if j.Status != ci.StatusPending || j.Agent != "" || st.Lag != 1 || st.Pending != 0 {
+		t.Fatalf("job %s agent %q stats %+v", j.Status, j.Agent, st)
+	}
+	r.runOnce(r.agent("a2", func(o *agent.Options) { o.Once = true }))
+	if j := r.job(id); j.Status != ci.StatusSuccess || j.Agent != "a2" || j.Attempt != 1 {
+		t.Fatalf("after hand-back: %s agent %s attempt %d", j.Status, j.Agent, j.Attempt)
+	}
+}
+
+// recordingStatus is a StatusPoster that remembers what it was told.
+type recordingStatus struct {
+	mu     sync.Mutex
+	states []string
+}
+
+func (s *recordingStatus) PostStatus(_ context.Context, repo, sha string, st gitea.CommitStatus) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.states = append(s.states, repo+"@"+sha[:7]+"="+st.State+":"+st.TargetURL)
+	return nil
+}
+
+// Commit statuses reach a server shaped like Gitea's API with the verdict.
+func TestCommitStatusPostedToGitea(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	var mu sync.Mutex
+	var got []string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if req.Header.Get("Authorization") != "token forge-token" {
+			w.WriteHeader(401)
+			return
+		}
+		got = append(got, req.Method+" "+req.URL.Path)
+		w.WriteHeader(201)
+	}))
+	defer api.Close()
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: x, run: 'false'}\n"})
+	rec := &recordingStatus{}
+	id := r.submit(dir, sha)
+	r.runOnce(r.agent("a1", func(o *agent.Options) {
+		o.Once = true
+		o.Status = rec
+		o.PublicURL = "http://ci.local"
+	}))
+	if len(rec.states) != 1 || rec.states[0] != "acme/tiny@"+sha[:7]+"=failure:http://ci.local/jobs/"+id {
+		t.Fatalf("statuses %v", rec.states)
+	}
+	// The same through the real client against the Gitea-shaped server.
+	client := gitea.NewClient(api.URL, "forge-token", nil)
+	id2 := r.submit(dir, sha)
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true; o.Status = client }))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != "POST /api/v1/repos/acme/tiny/statuses/"+sha {
+		t.Fatalf("requests %v (job %s)", got, r.job(id2).Status)
+	}
+}
+

@@ -1,0 +1,282 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+)
+
+// handle runs one delivery to its end. Every path acks the entry, hands it
+// back, or (lease lost) leaves it to the agent that now holds it.
+func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
+	log := a.log.With("job_id", d.JobID(), "entry", d.ID, "delivery", d.Deliveries)
+	fctx, cancel := final()
+	defer cancel()
+	job, err := a.opts.Store.Get(fctx, d.JobID())
+	if errors.Is(err, ci.ErrNotFound) {
+		log.Warn("job of queue entry not found (expired?); acking")
+		a.ack(d)
+		return
+	}
+	if err != nil {
+		log.Error("read job; leaving the entry for reclaim", "err", err)
+		return
+	}
+	if job.Status.Final() {
+		log.Info("job already " + string(job.Status) + "; skipping")
+		a.ack(d)
+		return
+	}
+	job, err = a.opts.Store.Transition(fctx, job.ID, store.Change{
+		From: []ci.Status{ci.StatusPending, ci.StatusRunning}, To: ci.StatusRunning, Agent: a.opts.Name,
+		Fields: map[string]string{"attempt": strconv.Itoa(attemptOf(d, job)), "error": "", "steps": "[]"},
+	})
+	if errors.Is(err, ci.ErrConflict) {
+		log.Info("job finished meanwhile; skipping")
+		a.ack(d)
+		return
+	}
+	if err != nil {
+		log.Error("mark job running; leaving the entry for reclaim", "err", err)
+		return
+	}
+	a.setCurrent(job.ID)
+	defer a.setCurrent("")
+	log.Info("job started", "repo", job.Repo, "commit", job.Commit, "attempt", job.Attempt)
+
+	jobCtx, interrupt := context.WithCancelCause(context.Background())
+	defer interrupt(nil)
+	stopWatch := context.AfterFunc(ctx, func() { interrupt(errShutdown) })
+	defer stopWatch()
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); a.watch(jobCtx, d, job.ID, interrupt) }()
+	defer func() { interrupt(nil); <-watchDone }()
+
+	masker := pipeline.NewMasker(a.opts.Secrets...)
+	sink := newLogSink(a.opts.Store, job.ID)
+	defer sink.Close()
+	ws := workspaceDir(a.opts.WorkDir, job.ID)
+	defer os.RemoveAll(ws)
+	_ = os.RemoveAll(ws) // a crashed earlier delivery may have left it
+
+	sink.Line("clone", "system", fmt.Sprintf("fetching %s %s@%s", redact(job.CloneURL), job.Branch, shortSHA(job.Commit)))
+	if err := a.opts.Source.clone(jobCtx, ws, job.CloneURL, job.Branch, job.Commit, masker); err != nil {
+		if cause := context.Cause(jobCtx); cause != nil {
+			a.interrupted(d, job, cause, nil)
+			return
+		}
+		msg := "clone failed: " + err.Error()
+		sink.Line("clone", "system", msg)
+		sink.Flush()
+		if errors.Is(err, errCloneRefused) {
+			a.finish(d, job, ci.StatusError, msg, nil)
+			return
+		}
+		a.retry(d, job, msg)
+		return
+	}
+	p, err := pipeline.Load(ws, a.opts.Tools)
+	if err != nil {
+		sink.Line("pipeline", "system", err.Error())
+		sink.Flush()
+		a.finish(d, job, ci.StatusError, err.Error(), nil)
+		return
+	}
+	sink.Line("pipeline", "system", fmt.Sprintf("running %d steps of the %s", len(p.Steps), p.Source))
+	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{
+		Dir: ws, Sink: sink, Masker: masker, Env: jobEnv(job),
+		OnStep: func(steps []ci.Step) {
+			sctx, cancel := final()
+			defer cancel()
+			if err := a.opts.Store.UpdateSteps(sctx, job.ID, steps, ci.StatusRunning); err != nil && !errors.Is(err, ci.ErrConflict) {
+				log.Warn("record steps", "err", err)
+			}
+		},
+	})
+	sink.Flush()
+	if cause := context.Cause(jobCtx); cause != nil {
+		a.interrupted(d, job, cause, res.Steps)
+		return
+	}
+	a.finish(d, job, res.Status, res.Error, res.Steps)
+}
+
+// watch renews the lease and looks for a cancel until jobCtx ends.
+func (a *Agent) watch(jobCtx context.Context, d *queue.Delivery, jobID string, interrupt context.CancelCauseFunc) {
+	beat := time.NewTicker(a.opts.Queue.Lease() / 3)
+	defer beat.Stop()
+	poll := time.NewTicker(a.opts.CancelPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-jobCtx.Done():
+			return
+		case <-beat.C:
+			err := a.opts.Queue.Heartbeat(jobCtx, d)
+			if errors.Is(err, queue.ErrLeaseLost) {
+				interrupt(errLeaseLost)
+				return
+			}
+			if err != nil && jobCtx.Err() == nil {
+				a.log.Warn("lease heartbeat", "job_id", jobID, "err", err)
+			}
+		case <-poll.C:
+			j, err := a.opts.Store.Get(jobCtx, jobID)
+			if err == nil && j.Status == ci.StatusCancelled {
+				interrupt(errJobCancelled)
+				return
+			}
+		}
+	}
+}
+
+// interrupted ends a run stopped from outside the pipeline.
+func (a *Agent) interrupted(d *queue.Delivery, job *ci.Job, cause error, steps []ci.Step) {
+	log := a.log.With("job_id", job.ID)
+	fctx, cancel := final()
+	defer cancel()
+	switch {
+	case errors.Is(cause, errLeaseLost):
+		// Another agent holds the entry now and will write the verdict.
+		log.Warn("lease lost; abandoning the job to its new holder")
+	case errors.Is(cause, errJobCancelled):
+		if steps != nil {
+			_ = a.opts.Store.UpdateSteps(fctx, job.ID, steps, ci.StatusCancelled)
+		}
+		log.Info("job cancelled")
+		a.ack(d)
+		a.postStatus(job.ID, ci.StatusCancelled, "cancelled", job)
+	case errors.Is(cause, errShutdown):
+		// Back to pending first, then a new entry: the next agent finds a
+		// pending job, not one that looks like it is still running here.
+		if _, err := a.opts.Store.Transition(fctx, job.ID, store.Change{
+			From: []ci.Status{ci.StatusRunning}, To: ci.StatusPending,
+			Fields: map[string]string{"agent": "", "error": "", "steps": "[]"},
+		}); err != nil && !errors.Is(err, ci.ErrConflict) {
+			log.Error("hand back: mark pending", "err", err)
+		}
+		if _, err := a.opts.Queue.Release(fctx, d); err != nil {
+			log.Error("hand back: requeue; the entry will be reclaimed after the lease", "err", err)
+			return
+		}
+		log.Info("agent stopping: job handed back to the queue")
+	}
+}
+
+// finish records the verdict, acks and reports the commit status.
+func (a *Agent) finish(d *queue.Delivery, job *ci.Job, status ci.Status, errMsg string, steps []ci.Step) {
+	fctx, cancel := final()
+	defer cancel()
+	done, err := a.opts.Store.Transition(fctx, job.ID, store.Change{
+		From: []ci.Status{ci.StatusRunning}, To: status, Error: errMsg, Steps: steps,
+	})
+	switch {
+	case errors.Is(err, ci.ErrConflict):
+		a.log.Info("job changed status meanwhile; verdict dropped", "job_id", job.ID, "verdict", status)
+	case err != nil:
+		// Without the verdict stored, leave the entry for reclaim: another
+		// delivery will run the job again rather than lose it.
+		a.log.Error("record verdict", "job_id", job.ID, "err", err)
+		return
+	}
+	a.ack(d)
+	a.log.Info("job finished", "job_id", job.ID, "status", status, "error", errMsg)
+	if done != nil {
+		job = done
+	}
+	a.postStatus(job.ID, status, errMsg, job)
+}
+
+// retry gives the delivery up for a system failure: back to pending and into
+// the queue, or a dead letter when it has been delivered too often.
+func (a *Agent) retry(d *queue.Delivery, job *ci.Job, reason string) {
+	fctx, cancel := final()
+	defer cancel()
+	if _, err := a.opts.Store.Transition(fctx, job.ID, store.Change{
+		From: []ci.Status{ci.StatusRunning}, To: ci.StatusPending,
+		Fields: map[string]string{"agent": "", "error": fmt.Sprintf("attempt %d: %s", job.Attempt, reason)},
+	}); err != nil && !errors.Is(err, ci.ErrConflict) {
+		a.log.Error("retry: mark pending", "job_id", job.ID, "err", err)
+	}
+	dead, err := a.opts.Queue.Retry(fctx, d, reason)
+	if err != nil {
+		a.log.Error("retry: requeue; the entry will be reclaimed after the lease", "job_id", job.ID, "err", err)
+		return
+	}
+	if dead {
+		a.log.Warn("job dead-lettered", "job_id", job.ID, "reason", reason)
+		a.postStatus(job.ID, ci.StatusError, reason, job)
+		return
+	}
+	a.log.Warn("system failure; job requeued", "job_id", job.ID, "reason", reason)
+}
+
+func (a *Agent) ack(d *queue.Delivery) {
+	fctx, cancel := final()
+	defer cancel()
+	if err := a.opts.Queue.Ack(fctx, d.ID); err != nil {
+		a.log.Error("ack", "entry", d.ID, "err", err)
+	}
+}
+
+// postStatus reports the verdict to the forge, retrying within a bound; a
+// forge outage never changes the job.
+func (a *Agent) postStatus(jobID string, status ci.Status, detail string, job *ci.Job) {
+	if a.opts.Status == nil || job.Commit == "" {
+		return
+	}
+	state, desc := gitea.StateError, "error: "+detail
+	switch status {
+	case ci.StatusSuccess:
+		state, desc = gitea.StateSuccess, "passed"
+	case ci.StatusFailed:
+		state, desc = gitea.StateFailure, "failed: "+detail
+	case ci.StatusCancelled:
+		desc = "cancelled"
+	}
+	if d := job.Duration(time.Now()); d > 0 {
+		desc = fmt.Sprintf("%s in %s", desc, d.Round(100*time.Millisecond))
+	}
+	if len(desc) > 140 {
+		desc = desc[:137] + "..."
+	}
+	target := ""
+	if a.opts.PublicURL != "" {
+		target = a.opts.PublicURL + "/jobs/" + jobID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.opts.Status.PostStatus(ctx, job.Repo, job.Commit, gitea.CommitStatus{
+		State: state, Description: desc, TargetURL: target, Context: gitea.StatusContext,
+	}); err != nil {
+		a.log.Warn("commit status not posted", "job_id", jobID, "err", err)
+	}
+}
+
+// jobEnv is what every step sees about its job.
+func jobEnv(j *ci.Job) []string {
+	return []string{
+		"CI=true", "RAIBID=true",
+		"RAIBID_JOB_ID=" + j.ID, "RAIBID_REPO=" + j.Repo, "RAIBID_BRANCH=" + j.Branch,
+		"RAIBID_COMMIT=" + j.Commit, "RAIBID_ATTEMPT=" + strconv.Itoa(j.Attempt),
+	}
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	if s == "" {
+		return "HEAD"
+	}
+	return s
+}

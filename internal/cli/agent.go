@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/raibid-labs/raibid-ci/internal/agent"
+	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+)
+
+// addAgentFlags are shared by `raibid agent` and `raibid up`.
+func addAgentFlags(cmd *cobra.Command, workdir string) {
+	f := cmd.Flags()
+	f.String("workdir", workdir, "per-job workspaces live here")
+	f.String("registry", "", "OCI registry images are pushed to, e.g. gitea.local:3000/acme")
+}
+
+func newAgentCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Claim jobs from the queue and run them",
+		Long: "Claim jobs from the Redis stream and run them, one at a time. With --once, take at most\n" +
+			"one job (waiting up to --wait) and exit 0: the mode of KEDA ScaledJob pods.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd, true)
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			redisURL, _ := f.GetString("redis-url")
+			rdb, err := connectRedis(cmd.Context(), redisURL, 10)
+			if err != nil {
+				return err
+			}
+			defer rdb.Close()
+			name, _ := f.GetString("name")
+			if name == "" {
+				host, _ := os.Hostname()
+				name = fmt.Sprintf("%s-%d", host, os.Getpid())
+			}
+			a, err := buildAgent(cmd, rdb, log, name, false)
+			if err != nil {
+				return err
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.String("redis-url", "redis://127.0.0.1:6379/0", "redis://[:password@]host:port/db")
+	f.String("name", "", "agent name (default host-pid); the queue consumer name")
+	f.Bool("once", false, "take at most one job, then exit 0")
+	f.Duration("wait", 30*time.Second, "with --once: how long to wait for a job")
+	f.String("ready-file", "/tmp/claimed", "with --once: touched after a job is claimed (readiness probe)")
+	f.String("gitea-url", "", "the Gitea instance: clone URLs must be on its host; commit statuses go there")
+	f.String("public-url", "", "the server's base URL, for commit status links")
+	f.String("key-prefix", "", "prefix of every Redis key")
+	f.Duration("lease", queue.DefaultLease, "lease of a claimed job (heartbeats renew it)")
+	f.Int("max-deliveries", queue.DefaultMaxDeliveries, "deliveries of one job before it becomes a dead letter")
+	f.Bool("allow-local-clone", false, "accept local paths as clone URLs")
+	f.StringSlice("mask", nil, "names of environment variables whose values are masked in logs")
+	addAgentFlags(cmd, filepath.Join(os.TempDir(), "raibid-work"))
+	return cmd
+}
+
+// buildAgent makes an agent from the flags both `agent` and `up` have.
+func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name string, local bool) (*agent.Agent, error) {
+	f := cmd.Flags()
+	prefix, _ := f.GetString("key-prefix")
+	lease, _ := f.GetDuration("lease")
+	maxDeliveries, _ := f.GetInt("max-deliveries")
+	giteaURL, _ := f.GetString("gitea-url")
+	publicURL, _ := f.GetString("public-url")
+	workdir, _ := f.GetString("workdir")
+	registry, _ := f.GetString("registry")
+	allowLocal := local
+	if f.Lookup("allow-local-clone") != nil {
+		allowLocal, _ = f.GetBool("allow-local-clone")
+		allowLocal = allowLocal || local
+	}
+	if lease < time.Second {
+		return nil, &UsageError{fmt.Errorf("--lease %s: must be at least 1s", lease)}
+	}
+	st := store.New(rdb, store.Options{Prefix: prefix})
+	q := queue.New(rdb, queue.Options{Keys: queue.KeysWithPrefix(prefix), Lease: lease,
+		MaxDeliveries: maxDeliveries, OnDeadLetter: st.EndDeadLetter})
+	token := os.Getenv("RAIBID_GITEA_TOKEN")
+	opts := agent.Options{
+		Name: name, Queue: q, Store: st, Logger: log, WorkDir: workdir,
+		Source:    agent.Source{ForgeURL: giteaURL, Token: token, AllowLocal: allowLocal},
+		PublicURL: strings.TrimRight(publicURL, "/"),
+	}
+	opts.Tools = pipeline.DetectTools()
+	opts.Tools.Registry = registry
+	if giteaURL != "" && token != "" {
+		opts.Status = gitea.NewClient(giteaURL, token, log)
+	}
+	if f.Lookup("mask") != nil {
+		names, _ := f.GetStringSlice("mask")
+		for _, n := range names {
+			if v := os.Getenv(n); v != "" {
+				opts.Secrets = append(opts.Secrets, v)
+			}
+		}
+	}
+	if f.Lookup("once") != nil {
+		opts.Once, _ = f.GetBool("once")
+		opts.Wait, _ = f.GetDuration("wait")
+		opts.ReadyFile, _ = f.GetString("ready-file")
+	}
+	return agent.New(opts), nil
+}
