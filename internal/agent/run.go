@@ -68,6 +68,7 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 	defer os.RemoveAll(ws)
 	_ = os.RemoveAll(ws) // a crashed earlier delivery may have left it
 
+	sink.Line("clone", "system", fmt.Sprintf("attempt %d on agent %s", job.Attempt, a.opts.Name))
 	sink.Line("clone", "system", fmt.Sprintf("fetching %s %s@%s", redact(job.CloneURL), job.Branch, shortSHA(job.Commit)))
 	if err := a.opts.Source.clone(jobCtx, ws, job.CloneURL, job.Branch, job.Commit, masker); err != nil {
 		if cause := context.Cause(jobCtx); cause != nil {

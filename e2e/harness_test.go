@@ -1,0 +1,259 @@
+// Package e2e drives the real raibid binary as a user would: it builds it once,
+// starts `raibid up`, `raibid server` and `raibid agent` processes on random
+// loopback ports, pushes signed webhooks and reads the API.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/forge"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "raibid-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "raibid")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/raibid")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build raibid:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running raibid process with its output captured.
+type proc struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	out    bytes.Buffer
+	exited chan struct{}
+}
+
+func startProc(t testing.TB, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, exited: make(chan struct{})}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	pr, pw := io.Pipe()
+	p.cmd.Stdout, p.cmd.Stderr = pw, pw
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.out.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+	}()
+	go func() { p.cmd.Wait(); pw.Close(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.signal(syscall.SIGKILL)
+		<-p.exited
+		if t.Failed() {
+			t.Logf("output of raibid %s:\n%s", strings.Join(args, " "), p.output())
+		}
+	})
+	return p
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
+
+// waitFor waits until the output matches, returning the line.
+func (p *proc) waitFor(substr string, timeout time.Duration) string {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, line := range strings.Split(p.output(), "\n") {
+			if strings.Contains(line, substr) {
+				return line
+			}
+		}
+		select {
+		case <-p.exited:
+			p.t.Fatalf("raibid exited while waiting for %q:\n%s", substr, p.output())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	p.t.Fatalf("no %q within %s:\n%s", substr, timeout, p.output())
+	return ""
+}
+
+func (p *proc) waitExit(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		p.t.Fatalf("raibid did not exit within %s", timeout)
+		return -1
+	}
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// upInstance is a `raibid up` under test.
+type upInstance struct {
+	*proc
+	url, secret, token, dataDir string
+}
+
+func startUp(t testing.TB, args ...string) *upInstance {
+	t.Helper()
+	dataDir := t.TempDir()
+	addr := freeAddr(t)
+	all := append([]string{"up", "--data-dir", dataDir, "--addr", addr}, args...)
+	p := startProc(t, nil, all...)
+	p.waitFor("Agents", 20*time.Second)
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dataDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	return &upInstance{proc: p, url: "http://" + addr, secret: read("webhook-secret"), token: read("api-token"), dataDir: dataDir}
+}
+
+// pushPayload is a Gitea push of commit in the repository at cloneURL.
+func pushPayload(repo, cloneURL, branch, commit string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"ref": "refs/heads/" + branch, "before": strings.Repeat("0", 39) + "1", "after": commit,
+		"commits":     []map[string]any{{"id": commit, "message": "change\n", "author": map[string]string{"name": "Ann", "username": "ann"}}},
+		"head_commit": map[string]any{"id": commit, "message": "change\n", "author": map[string]string{"name": "Ann", "username": "ann"}},
+		"repository":  map[string]any{"full_name": repo, "clone_url": cloneURL, "html_url": "http://gitea.local/" + repo},
+		"pusher":      map[string]any{"login": "ann"},
+	})
+	return b
+}
+
+var deliveries struct {
+	sync.Mutex
+	n int
+}
+
+// push sends a signed webhook and returns the job id.
+func push(t testing.TB, base, secret string, body []byte) string {
+	t.Helper()
+	deliveries.Lock()
+	deliveries.n++
+	id := fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), deliveries.n)
+	deliveries.Unlock()
+	req, _ := http.NewRequest("POST", base+"/webhook/gitea", bytes.NewReader(body))
+	req.Header.Set("X-Gitea-Event", "push")
+	req.Header.Set("X-Gitea-Delivery", id)
+	req.Header.Set("X-Gitea-Signature", forge.SignHex([]byte(secret), body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != 202 {
+		t.Fatalf("webhook %d %v", resp.StatusCode, out)
+	}
+	return out["job_id"].(string)
+}
+
+func getJob(t testing.TB, base, token, id string) *ci.Job {
+	t.Helper()
+	var j ci.Job
+	apiGet(t, base, token, "/jobs/"+id, &j)
+	return &j
+}
+
+func apiGet(t testing.TB, base, token, path string, v any) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	return string(b)
+}
+
+func apiPost(t testing.TB, base, token, path string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitJob polls until the job is final (or until cond holds).
+func waitJob(t testing.TB, base, token, id string, timeout time.Duration, cond func(*ci.Job) bool) *ci.Job {
+	t.Helper()
+	if cond == nil {
+		cond = func(j *ci.Job) bool { return j.Status.Final() }
+	}
+	deadline := time.Now().Add(timeout)
+	var j *ci.Job
+	for time.Now().Before(deadline) {
+		j = getJob(t, base, token, id)
+		if cond(j) {
+			return j
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("job %s still %s after %s", id, j.Status, timeout)
+	return nil
+}
+
+var _ = context.Background
