@@ -361,4 +361,3 @@ func TestCommitStatusPostedToGitea(t *testing.T) {
 		t.Fatalf("requests %v (job %s)", got, r.job(id2).Status)
 	}
 }
-

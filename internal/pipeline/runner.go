@@ -16,9 +16,9 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
 
-// KillGrace is how long a cancelled step's process group has between SIGTERM
-// and SIGKILL.
-var KillGrace = 10 * time.Second
+// DefaultKillGrace is how long a cancelled step's process group has between
+// SIGTERM and SIGKILL.
+const DefaultKillGrace = 10 * time.Second
 
 // Sink receives output lines as they are produced.
 type Sink interface {
@@ -33,6 +33,8 @@ type RunOptions struct {
 	Masker *Masker
 	// OnStep is called whenever a step starts or ends, with every step's state.
 	OnStep func([]ci.Step)
+	// KillGrace overrides DefaultKillGrace.
+	KillGrace time.Duration
 }
 
 // Result is a pipeline's verdict.
@@ -53,6 +55,9 @@ func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
 		if o.OnStep != nil {
 			o.OnStep(append([]ci.Step(nil), steps...))
 		}
+	}
+	if o.KillGrace <= 0 {
+		o.KillGrace = DefaultKillGrace
 	}
 	timeout := p.Timeout
 	if timeout <= 0 {
@@ -136,7 +141,7 @@ func stepEnv(extra ...[]string) []string {
 
 // runStep runs one step in its own process group and returns its exit code
 // (-1 when it did not exit normally). On cancel or timeout the group gets
-// SIGTERM, then SIGKILL after KillGrace; when the step's shell exits, anything
+// SIGTERM, then SIGKILL after the kill grace; when the step's shell exits, anything
 // it left running in the group is killed, so no step outlives its job.
 func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOptions) (int, error) {
 	sctx := ctx
@@ -192,7 +197,7 @@ func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOp
 			_ = syscall.Kill(-pgid, syscall.SIGTERM)
 			select {
 			case <-exited:
-			case <-time.After(KillGrace):
+			case <-time.After(o.KillGrace):
 				_ = syscall.Kill(-pgid, syscall.SIGKILL)
 			}
 		case <-exited:

@@ -35,7 +35,7 @@ func run(t *testing.T, ctx context.Context, p *pipeline.Pipeline, secrets ...str
 	t.Helper()
 	out := &lines{}
 	res := pipeline.Run(ctx, p, pipeline.RunOptions{Dir: t.TempDir(), Sink: out, Masker: pipeline.NewMasker(secrets...),
-		Env: []string{"RAIBID_JOB_ID=j1"}})
+		Env: []string{"RAIBID_JOB_ID=j1"}, KillGrace: 500 * time.Millisecond})
 	return res, out
 }
 
@@ -119,9 +119,6 @@ func pgrepMarker(t *testing.T, marker string) int {
 // Cancelling kills the whole process group: the shell, its children and a
 // grandchild that ignores SIGTERM, within the grace period.
 func TestCancelKillsProcessGroup(t *testing.T) {
-	old := pipeline.KillGrace
-	pipeline.KillGrace = 500 * time.Millisecond
-	defer func() { pipeline.KillGrace = old }()
 	marker := fmt.Sprintf("raibid-cancel-%d", os.Getpid())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan pipeline.Result, 1)
