@@ -63,7 +63,10 @@ type Options struct {
 	// WorkDir holds one directory per running job (default os.TempDir()/raibid-work).
 	WorkDir string
 	Source  Source
-	Tools   pipeline.Tools
+	// Tools says which optional tools the default Rust pipeline may use; it
+	// is called at most once, when the first Rust pipeline needs it (finding
+	// out runs cargo three times, which would double the agent's start time).
+	Tools func() pipeline.Tools
 	// Secrets are masked in logs, with the forge token.
 	Secrets []string
 	// PublicURL is the server's base URL for commit status links.
@@ -108,6 +111,10 @@ func New(opts Options) *Agent {
 	if opts.Wait <= 0 {
 		opts.Wait = 30 * time.Second
 	}
+	if opts.Tools == nil {
+		opts.Tools = func() pipeline.Tools { return pipeline.Tools{} }
+	}
+	opts.Tools = sync.OnceValue(opts.Tools)
 	if opts.Source.Token != "" {
 		opts.Secrets = append(opts.Secrets, opts.Source.Token)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -359,5 +360,38 @@ func TestCommitStatusPostedToGitea(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 1 || got[0] != "POST /api/v1/repos/acme/tiny/statuses/"+sha {
 		t.Fatalf("requests %v (job %s)", got, r.job(id2).Status)
+	}
+}
+
+// Jobs of one repository share one mirror: the branch head is resolved when
+// no commit is given, and an older commit is checked out exactly.
+func TestCloneByBranchAndByCommitShareOneMirror(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	yml := map[string]string{".raibid.yml": "steps:\n  - {name: show, run: 'cat version.txt; git rev-parse HEAD'}\n"}
+	yml["version.txt"] = "v1\n"
+	dir, first := testutil.GitRepo(t, yml)
+	second := testutil.Commit(t, dir, map[string]string{"version.txt": "v2\n"}, "bump")
+	work := t.TempDir()
+	run := func(commit string) string {
+		id, _, err := r.store.Submit(context.Background(), &ci.Job{Repo: "acme/v", CloneURL: dir, Branch: "main", Commit: commit}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true; o.WorkDir = work }))
+		if j := r.job(id); j.Status != ci.StatusSuccess {
+			t.Fatalf("job %s %q\n%s", j.Status, j.Error, r.logs(id))
+		}
+		return r.logs(id)
+	}
+	if logs := run(""); !strings.Contains(logs, "v2\n"+second) {
+		t.Fatalf("branch head not checked out:\n%s", logs)
+	}
+	if logs := run(first); !strings.Contains(logs, "v1\n"+first) {
+		t.Fatalf("old commit not checked out:\n%s", logs)
+	}
+	mirrors, _ := filepath.Glob(filepath.Join(work, ".mirrors", "*.git"))
+	leftovers, _ := filepath.Glob(filepath.Join(work, ".mirrors", "*.git", "worktrees", "*"))
+	if len(mirrors) != 1 || len(leftovers) != 0 {
+		t.Fatalf("mirrors %v, leftover worktrees %v", mirrors, leftovers)
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -65,12 +65,13 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 	sink := newLogSink(a.opts.Store, job.ID)
 	defer sink.Close()
 	ws := workspaceDir(a.opts.WorkDir, job.ID)
-	defer os.RemoveAll(ws)
-	_ = os.RemoveAll(ws) // a crashed earlier delivery may have left it
+	mirrors := filepath.Join(a.opts.WorkDir, ".mirrors")
+	removeWorkspace(mirrors, ws) // a crashed earlier delivery may have left it
+	defer removeWorkspace(mirrors, ws)
 
 	sink.Line("clone", "system", fmt.Sprintf("attempt %d on agent %s", job.Attempt, a.opts.Name))
 	sink.Line("clone", "system", fmt.Sprintf("fetching %s %s@%s", redact(job.CloneURL), job.Branch, shortSHA(job.Commit)))
-	if err := a.opts.Source.clone(jobCtx, ws, job.CloneURL, job.Branch, job.Commit, masker); err != nil {
+	if err := a.opts.Source.clone(jobCtx, mirrors, ws, job.CloneURL, job.Branch, job.Commit, masker); err != nil {
 		if cause := context.Cause(jobCtx); cause != nil {
 			a.interrupted(d, job, cause, nil)
 			return

@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -10,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
@@ -81,42 +84,96 @@ func (s Source) gitEnv() []string {
 	return env
 }
 
-// clone fetches exactly commit (or the branch head when commit is empty)
-// into dir with a shallow fetch, and checks it out.
-func (s Source) clone(ctx context.Context, dir, cloneURL, branch, commit string, masker *pipeline.Masker) error {
+// clone puts commit (or the branch head when commit is empty) into dir as a
+// git worktree of a bare mirror kept per clone URL under mirrors. A commit
+// the mirror already has costs no fetch; a new one costs a shallow fetch of
+// just that commit. A file lock on the mirror lets agents in several
+// processes share it.
+func (s Source) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit string, masker *pipeline.Masker) error {
 	if err := s.check(cloneURL); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	ref := commit
-	if ref == "" {
-		ref = "refs/heads/" + branch
-	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	for _, args := range [][]string{
-		{"init", "-q"},
-		{"remote", "add", "origin", strings.TrimPrefix(cloneURL, "file://")},
-		{"fetch", "-q", "--depth", "1", "--no-tags", "origin", ref},
-		{"checkout", "-q", "--detach", "FETCH_HEAD"},
-	} {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Dir = dir
+	sum := sha256.Sum256([]byte(cloneURL))
+	mirror := filepath.Join(mirrors, hex.EncodeToString(sum[:8])+".git")
+	if err := os.MkdirAll(mirror, 0o755); err != nil {
+		return err
+	}
+	unlock, err := lockDir(mirror)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	git := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, "git", append([]string{"--git-dir", mirror}, args...)...)
 		cmd.Env = s.gitEnv()
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
 			msg := strings.TrimSpace(stderr.String())
 			if i := strings.LastIndex(msg, "\n"); i >= 0 {
 				msg = msg[i+1:]
 			}
 			msg = masker.Apply(strings.ReplaceAll(msg, cloneURL, redact(cloneURL)))
-			return fmt.Errorf("git %s: %s", args[0], firstNonEmpty(msg, err.Error()))
+			return "", fmt.Errorf("git %s: %s", args[0], firstNonEmpty(msg, err.Error()))
+		}
+		return strings.TrimSpace(stdout.String()), nil
+	}
+	if _, err := os.Stat(filepath.Join(mirror, "HEAD")); err != nil {
+		if _, err := git("init", "-q", "--bare"); err != nil {
+			return err
 		}
 	}
-	return nil
+	source := strings.TrimPrefix(cloneURL, "file://")
+	fetch := func(ref string) error {
+		_, err := git("fetch", "-q", "--depth", "1", "--no-tags", "--no-write-fetch-head", source, ref)
+		return err
+	}
+	if commit == "" {
+		// Pin the branch head under a ref of ours, then resolve it.
+		ref := "refs/raibid/" + branch
+		if err := fetch("+refs/heads/" + branch + ":" + ref); err != nil {
+			return err
+		}
+		if commit, err = git("rev-parse", "--verify", ref+"^{commit}"); err != nil {
+			return err
+		}
+	}
+	// Try the mirror first: a commit built before needs no fetch, and this is
+	// one process instead of a lookup and a checkout.
+	if _, err := git("worktree", "add", "-q", "--detach", "-f", dir, commit); err == nil {
+		return nil
+	}
+	_ = os.RemoveAll(dir)
+	if err := fetch(commit); err != nil {
+		return err
+	}
+	_, err = git("worktree", "add", "-q", "--detach", "-f", dir, commit)
+	return err
+}
+
+// removeWorkspace deletes a job's worktree and the mirror's record of it,
+// which is what `git worktree prune` would do, without another process.
+func removeWorkspace(mirrors, dir string) {
+	_ = os.RemoveAll(dir)
+	entries, _ := filepath.Glob(filepath.Join(mirrors, "*.git", "worktrees", filepath.Base(dir)))
+	for _, e := range entries {
+		_ = os.RemoveAll(e)
+	}
+}
+
+// lockDir takes an exclusive flock on dir/raibid.lock until unlock is called.
+func lockDir(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, "raibid.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func firstNonEmpty(ss ...string) string {

@@ -100,8 +100,11 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 		Source:    agent.Source{ForgeURL: giteaURL, Token: token, AllowLocal: allowLocal},
 		PublicURL: strings.TrimRight(publicURL, "/"),
 	}
-	opts.Tools = pipeline.DetectTools()
-	opts.Tools.Registry = registry
+	opts.Tools = func() pipeline.Tools {
+		t := pipeline.DetectTools()
+		t.Registry = registry
+		return t
+	}
 	if giteaURL != "" && token != "" {
 		opts.Status = gitea.NewClient(giteaURL, token, log)
 	}

@@ -66,9 +66,9 @@ func (e *ParseError) Error() string {
 }
 
 // Load returns the pipeline of the checked-out repository in dir: its
-// .raibid.yml, else the default Rust pipeline when Cargo.toml exists, else
-// ErrNoPipeline.
-func Load(dir string, tools Tools) (*Pipeline, error) {
+// .raibid.yml, else the default Rust pipeline when Cargo.toml exists (tools is
+// asked only then), else ErrNoPipeline.
+func Load(dir string, tools func() Tools) (*Pipeline, error) {
 	b, err := os.ReadFile(filepath.Join(dir, FileName))
 	switch {
 	case err == nil:
@@ -77,7 +77,7 @@ func Load(dir string, tools Tools) (*Pipeline, error) {
 		return nil, fmt.Errorf("read %s: %w", FileName, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "Cargo.toml")); err == nil {
-		return RustPipeline(dir, tools), nil
+		return RustPipeline(dir, tools()), nil
 	}
 	return nil, ErrNoPipeline
 }

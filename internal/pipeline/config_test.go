@@ -78,13 +78,15 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 	}
 }
 
+func noTools() pipeline.Tools { return pipeline.Tools{} }
+
 func TestLoadChoosesPipeline(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := pipeline.Load(dir, pipeline.Tools{}); !errors.Is(err, pipeline.ErrNoPipeline) || !strings.Contains(err.Error(), ".raibid.yml") {
+	if _, err := pipeline.Load(dir, noTools); !errors.Is(err, pipeline.ErrNoPipeline) || !strings.Contains(err.Error(), ".raibid.yml") {
 		t.Fatalf("empty repo: %v", err)
 	}
 	os.WriteFile(filepath.Join(dir, "Cargo.toml"), []byte("[package]\nname='x'\n"), 0o644)
-	p, err := pipeline.Load(dir, pipeline.Tools{})
+	p, err := pipeline.Load(dir, noTools)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,13 +103,15 @@ func TestLoadChoosesPipeline(t *testing.T) {
 		t.Fatalf("commands %+v", p.Steps)
 	}
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644)
-	p, _ = pipeline.Load(dir, pipeline.Tools{Nextest: true, Audit: true, Buildx: true, Registry: "gitea.local:3000/acme"})
+	p, _ = pipeline.Load(dir, func() pipeline.Tools {
+		return pipeline.Tools{Nextest: true, Audit: true, Buildx: true, Registry: "gitea.local:3000/acme"}
+	})
 	if p.Steps[2].Run != "cargo nextest run" || p.Steps[4].SkipReason != "" || p.Steps[5].SkipReason != "" ||
 		!strings.Contains(p.Steps[5].Run, "gitea.local:3000/acme/${RAIBID_REPO##*/}:${RAIBID_COMMIT}") || !strings.Contains(p.Steps[5].Run, "--push") {
 		t.Fatalf("with tools: %+v", p.Steps)
 	}
 	os.WriteFile(filepath.Join(dir, ".raibid.yml"), []byte("steps:\n  - {name: only, run: 'true'}\n"), 0o644)
-	p, _ = pipeline.Load(dir, pipeline.Tools{})
+	p, _ = pipeline.Load(dir, noTools)
 	if len(p.Steps) != 1 || p.Source != ".raibid.yml" {
 		t.Fatalf(".raibid.yml wins over Cargo.toml: %+v", p)
 	}
