@@ -123,7 +123,7 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	var agents sync.WaitGroup
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("local-%d", i)
-		a, err := buildAgent(cmd, rdb, log.With("agent", name), name, true)
+		a, err := buildAgent(cmd, rdb, log, name, true)
 		if err != nil {
 			return err
 		}
