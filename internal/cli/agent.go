@@ -22,7 +22,7 @@ import (
 func addAgentFlags(cmd *cobra.Command, workdir string) {
 	f := cmd.Flags()
 	f.String("workdir", workdir, "per-job workspaces live here")
-	f.String("registry", "", "OCI registry images are pushed to, e.g. gitea.local:3000/acme")
+	f.String("registry", "", "OCI registry the image step pushes <registry>/<owner>/<repo>:<commit> to, e.g. gitea.local:3000")
 }
 
 func newAgentCmd() *cobra.Command {

@@ -104,10 +104,10 @@ func TestLoadChoosesPipeline(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644)
 	p, _ = pipeline.Load(dir, func() pipeline.Tools {
-		return pipeline.Tools{Nextest: true, Audit: true, Buildx: true, Registry: "gitea.local:3000/acme"}
+		return pipeline.Tools{Nextest: true, Audit: true, Buildx: true, Registry: "gitea.local:3000"}
 	})
 	if p.Steps[2].Run != "cargo nextest run" || p.Steps[4].SkipReason != "" || p.Steps[5].SkipReason != "" ||
-		!strings.Contains(p.Steps[5].Run, "gitea.local:3000/acme/${RAIBID_REPO##*/}:${RAIBID_COMMIT}") || !strings.Contains(p.Steps[5].Run, "--push") {
+		!strings.Contains(p.Steps[5].Run, `"gitea.local:3000/${RAIBID_REPO,,}:${RAIBID_COMMIT}"`) || !strings.Contains(p.Steps[5].Run, "--push") {
 		t.Fatalf("with tools: %+v", p.Steps)
 	}
 	os.WriteFile(filepath.Join(dir, ".raibid.yml"), []byte("steps:\n  - {name: only, run: 'true'}\n"), 0o644)

@@ -62,14 +62,15 @@ func RustPipeline(dir string, t Tools) *Pipeline {
 	return p
 }
 
-// imageCommand builds <registry>/<repo>:<commit> and pushes it when a
-// registry is configured. RAIBID_REPO and RAIBID_COMMIT are set for every step.
+// imageCommand builds <registry>/<owner>/<name>:<commit> (lower-cased, as
+// OCI names must be) and pushes it when a registry is configured.
+// RAIBID_REPO and RAIBID_COMMIT are set for every step.
 func imageCommand(registry string) string {
 	if registry == "" {
-		return `docker buildx build -t "raibid/${RAIBID_REPO##*/}:${RAIBID_COMMIT}" .`
+		return `docker buildx build -t "raibid/${RAIBID_REPO,,}:${RAIBID_COMMIT}" .`
 	}
 	r := strings.TrimRight(registry, "/")
-	return `docker buildx build -t "` + r + `/${RAIBID_REPO##*/}:${RAIBID_COMMIT}" --push .`
+	return `docker buildx build -t "` + r + `/${RAIBID_REPO,,}:${RAIBID_COMMIT}" --push .`
 }
 
 func exists(path string) bool {
