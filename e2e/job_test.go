@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
+)
+
+// raibidJob runs `raibid job ...` against up, finding server and token in
+// the data dir as a user on the same machine would.
+func raibidJob(t *testing.T, up *upInstance, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"job", "--data-dir", up.dataDir}, args...)...)
+	out, _ := cmd.CombinedOutput()
+	return string(out), cmd.ProcessState.ExitCode()
+}
+
+func TestJobCommandAgainstRealServer(t *testing.T) {
+	up := startUp(t, "--agents", "1")
+	okDir, okSHA := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: hi, run: 'echo hello-from-job'}\n"})
+	failDir, _ := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: no, run: 'echo about-to-fail; exit 7'}\n"})
+	sleepDir, _ := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: nap, run: 'sleep 30'}\n"})
+
+	// run --wait follows the log; exit 0 on success, 1 on failure.
+	out, code := raibidJob(t, up, "run", "--repo", "acme/ok", "--branch", "main", "--commit", okSHA, "--clone-url", okDir, "--wait")
+	if code != 0 || !strings.Contains(out, "hello-from-job") {
+		t.Fatalf("run --wait: exit %d\n%s", code, out)
+	}
+	out, code = raibidJob(t, up, "run", "--repo", "acme/fail", "--branch", "main", "--clone-url", failDir, "--wait")
+	if code != 1 || !strings.Contains(out, "about-to-fail") || !strings.Contains(out, "ended failed") {
+		t.Fatalf("run --wait of a failing job: exit %d\n%s", code, out)
+	}
+
+	// list: a table, and JSON.
+	out, code = raibidJob(t, up, "list")
+	if code != 0 || !strings.Contains(out, "STATUS") || !strings.Contains(out, "acme/ok") || !strings.Contains(out, "failed") {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	out, code = raibidJob(t, up, "list", "--status", "failed", "-o", "json")
+	var page struct{ Jobs []ci.Job }
+	if code != 0 || json.Unmarshal([]byte(out), &page) != nil || len(page.Jobs) != 1 || page.Jobs[0].Repo != "acme/fail" {
+		t.Fatalf("list json: %d\n%s", code, out)
+	}
+	failedID := page.Jobs[0].ID
+
+	out, code = raibidJob(t, up, "show", failedID)
+	if code != 0 || !strings.Contains(out, "step no failed with exit code 7") || !strings.Contains(out, "STEP") {
+		t.Fatalf("show: %d\n%s", code, out)
+	}
+	out, code = raibidJob(t, up, "show", failedID, "-o", "json")
+	var j ci.Job
+	if code != 0 || json.Unmarshal([]byte(out), &j) != nil || *j.Steps[0].ExitCode != 7 {
+		t.Fatalf("show json: %d\n%s", code, out)
+	}
+	if out, code = raibidJob(t, up, "logs", failedID); code != 0 || !strings.Contains(out, "about-to-fail") {
+		t.Fatalf("logs: %d\n%s", code, out)
+	}
+	if out, code = raibidJob(t, up, "logs", "-f", failedID); code != 1 || !strings.Contains(out, "about-to-fail") {
+		t.Fatalf("logs -f of a failed job: %d\n%s", code, out)
+	}
+
+	// retry makes a new linked job; cancel stops a running one.
+	out, code = raibidJob(t, up, "retry", failedID, "-o", "json")
+	var re ci.Job
+	if code != 0 || json.Unmarshal([]byte(out), &re) != nil || re.RetryOf != failedID || re.Attempt != 2 {
+		t.Fatalf("retry: %d\n%s", code, out)
+	}
+	waitJob(t, up.url, up.token, re.ID, 30*time.Second, nil)
+	out, code = raibidJob(t, up, "run", "--repo", "acme/sleep", "--branch", "main", "--clone-url", sleepDir)
+	sleepID := strings.TrimSpace(out)
+	if code != 0 || len(sleepID) != 20 {
+		t.Fatalf("run: %d %q", code, out)
+	}
+	waitJob(t, up.url, up.token, sleepID, 30*time.Second, func(j *ci.Job) bool { return j.Status == ci.StatusRunning })
+	if out, code = raibidJob(t, up, "cancel", sleepID); code != 0 || !strings.Contains(out, "cancelled") {
+		t.Fatalf("cancel: %d\n%s", code, out)
+	}
+
+	// Errors: one line, exit 1 for a server refusal, 2 for usage.
+	if out, code = raibidJob(t, up, "show", "00000000000000000000"); code != 1 || !strings.Contains(out, "job not found") || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Fatalf("show missing: %d %q", code, out)
+	}
+	if out, code = raibidJob(t, up, "cancel", okSHA[:20]); code != 1 {
+		t.Fatalf("cancel missing: %d %q", code, out)
+	}
+	if out, code = raibidJob(t, up, "run", "--repo", "acme/x"); code != 2 {
+		t.Fatalf("run without branch: %d %q", code, out)
+	}
+	if out, code = raibidJob(t, up, "list", "-o", "yaml"); code != 2 {
+		t.Fatalf("bad output: %d %q", code, out)
+	}
+}

@@ -1,0 +1,362 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/client"
+)
+
+// addClientFlags declares how a client command finds the server.
+func addClientFlags(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.String("server", "", "server URL (default: the one raibid up wrote in the data dir, else http://127.0.0.1:8080)")
+	f.String("token-file", "", "file holding the API token (or set RAIBID_TOKEN; default: the data dir's api-token)")
+	f.String("data-dir", DefaultDataDir(), "where raibid up keeps its server URL and token")
+	f.StringP("output", "o", "text", "output format: text or json")
+}
+
+// newClient resolves server and token: flag or env first, then the files
+// `raibid up` wrote in the data dir.
+func newClient(cmd *cobra.Command) (*client.Client, error) {
+	f := cmd.Flags()
+	server, _ := f.GetString("server")
+	dataDir, _ := f.GetString("data-dir")
+	if server == "" {
+		if b, err := os.ReadFile(filepath.Join(dataDir, FileServerURL)); err == nil {
+			server = strings.TrimSpace(string(b))
+		} else {
+			server = "http://127.0.0.1:8080"
+		}
+	}
+	token := os.Getenv("RAIBID_TOKEN")
+	if token == "" {
+		path, _ := f.GetString("token-file")
+		if path == "" {
+			path = filepath.Join(dataDir, FileAPIToken)
+			if _, err := os.Stat(path); err != nil {
+				path = ""
+			}
+		}
+		if path != "" {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("token file: %w", err)
+			}
+			token = strings.TrimSpace(string(b))
+		}
+	}
+	return client.New(server, token), nil
+}
+
+func outputJSON(cmd *cobra.Command) (bool, error) {
+	o, _ := cmd.Flags().GetString("output")
+	switch o {
+	case "text", "":
+		return false, nil
+	case "json":
+		return true, nil
+	}
+	return false, &UsageError{fmt.Errorf("--output %q: use text or json", o)}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// jobEndedBadly is a job that ended in anything but success: exit code 1.
+type jobEndedBadly struct {
+	id     string
+	status ci.Status
+}
+
+func (e *jobEndedBadly) Error() string { return fmt.Sprintf("job %s ended %s", e.id, e.status) }
+
+func newJobCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "job",
+		Short: "List, show, follow, start, cancel and retry jobs",
+	}
+	addClientFlags(cmd)
+	cmd.AddCommand(newJobListCmd(), newJobShowCmd(), newJobLogsCmd(), newJobRunCmd(),
+		newJobActionCmd("cancel", "Cancel a pending or running job", (*client.Client).CancelJob),
+		newJobActionCmd("retry", "Run a finished job again as a new job", (*client.Client).RetryJob))
+	return cmd
+}
+
+func newJobListCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List jobs, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			status, _ := f.GetString("status")
+			repo, _ := f.GetString("repo")
+			branch, _ := f.GetString("branch")
+			limit, _ := f.GetInt("limit")
+			cursor, _ := f.GetString("cursor")
+			page, err := c.ListJobs(cmd.Context(), client.Filter{Status: ci.Status(status), Repo: repo, Branch: branch, Limit: limit, Cursor: cursor})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), page)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSTATUS\tREPO\tBRANCH\tCOMMIT\tDURATION\tAGENT\tCREATED")
+			now := time.Now()
+			for _, j := range page.Jobs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Status, j.Repo, j.Branch,
+					short(j.Commit, 8), duration(&j, now), dash(j.Agent), j.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if page.NextCursor != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "more: --cursor %s\n", page.NextCursor)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.String("status", "", "only jobs in this status")
+	f.String("repo", "", "only jobs of this owner/name")
+	f.String("branch", "", "only jobs of this branch")
+	f.Int("limit", 20, "jobs per page (1-500)")
+	f.String("cursor", "", "the page after this cursor")
+	return cmd
+}
+
+func short(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return dash(s)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func duration(j *ci.Job, now time.Time) string {
+	if j.StartedAt == nil {
+		return "-"
+	}
+	return j.Duration(now).Round(100 * time.Millisecond).String()
+}
+
+func newJobShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one job and its steps",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			j, err := c.GetJob(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), j)
+			}
+			printJob(cmd.OutOrStdout(), j)
+			return nil
+		},
+	}
+}
+
+func printJob(w io.Writer, j *ci.Job) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	now := time.Now()
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	row("ID", j.ID)
+	row("Status", string(j.Status))
+	row("Repo", j.Repo+" @ "+j.Branch)
+	row("Commit", dash(j.Commit))
+	if j.Author != "" || j.Message != "" {
+		row("Author", dash(j.Author))
+		row("Message", strings.SplitN(strings.TrimSpace(j.Message), "\n", 2)[0])
+	}
+	row("Attempt", fmt.Sprint(j.Attempt))
+	if j.RetryOf != "" {
+		row("Retry of", j.RetryOf)
+	}
+	row("Agent", dash(j.Agent))
+	row("Created", j.CreatedAt.Local().Format(time.RFC3339))
+	row("Duration", duration(j, now))
+	if j.Error != "" {
+		row("Error", j.Error)
+	}
+	tw.Flush()
+	if len(j.Steps) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tDURATION")
+	for _, s := range j.Steps {
+		exit := "-"
+		if s.ExitCode != nil {
+			exit = fmt.Sprint(*s.ExitCode)
+		}
+		d := "-"
+		if s.StartedAt != nil {
+			d = (time.Duration(s.DurationMS) * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Status, exit, d)
+	}
+	tw.Flush()
+}
+
+func newJobLogsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "logs ID",
+		Short: "Print a job's log; -f follows it until the job ends (exit 1 unless it succeeded)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			follow, _ := cmd.Flags().GetBool("follow")
+			if !follow && !asJSON {
+				return c.Logs(cmd.Context(), args[0], cmd.OutOrStdout())
+			}
+			return followLogs(cmd.Context(), c, args[0], cmd.OutOrStdout(), asJSON, follow)
+		},
+	}
+	cmd.Flags().BoolP("follow", "f", false, "follow the log until the job ends")
+	return cmd
+}
+
+// followLogs prints lines as they come (JSON lines with asJSON) and turns a
+// job that did not succeed into exit code 1 when following.
+func followLogs(ctx context.Context, c *client.Client, id string, w io.Writer, asJSON, follow bool) error {
+	enc := json.NewEncoder(w)
+	status, err := c.FollowLogs(ctx, id, func(l ci.LogLine) {
+		if asJSON {
+			_ = enc.Encode(l)
+			return
+		}
+		fmt.Fprintln(w, l.Text)
+	})
+	if err != nil {
+		return err
+	}
+	if follow && status != ci.StatusSuccess {
+		return &jobEndedBadly{id: id, status: status}
+	}
+	return nil
+}
+
+func newJobRunCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run --repo OWNER/NAME --branch BRANCH",
+		Short: "Start a job by hand; --wait follows it (exit 1 unless it succeeded)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			var n client.NewJob
+			n.Repo, _ = f.GetString("repo")
+			n.Branch, _ = f.GetString("branch")
+			n.Commit, _ = f.GetString("commit")
+			n.CloneURL, _ = f.GetString("clone-url")
+			if n.Repo == "" || n.Branch == "" {
+				return &UsageError{fmt.Errorf("--repo and --branch are required")}
+			}
+			j, err := c.CreateJob(cmd.Context(), n)
+			if err != nil {
+				return err
+			}
+			wait, _ := f.GetBool("wait")
+			if !wait {
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), j)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), j.ID)
+				return nil
+			}
+			if !asJSON {
+				fmt.Fprintf(cmd.ErrOrStderr(), "job %s queued; following\n", j.ID)
+			}
+			return followLogs(cmd.Context(), c, j.ID, cmd.OutOrStdout(), asJSON, true)
+		},
+	}
+	f := cmd.Flags()
+	f.String("repo", "", "owner/name")
+	f.String("branch", "", "branch to build")
+	f.String("commit", "", "commit to build (default: the branch head)")
+	f.String("clone-url", "", "clone URL (default: <gitea-url>/<repo>.git on the server)")
+	f.Bool("wait", false, "follow the job's log until it ends")
+	return cmd
+}
+
+func newJobActionCmd(name, short string, act func(*client.Client, context.Context, string) (*ci.Job, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   name + " ID",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			j, err := act(c, cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), j)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", j.ID, j.Status)
+			return nil
+		},
+	}
+}

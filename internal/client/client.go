@@ -1,0 +1,251 @@
+// Package client is the typed Go client of raibid's HTTP API and its SSE
+// streams, used by `raibid job`, the dashboard and tests. It imports only the
+// domain package: a client never reaches Redis.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+)
+
+// Client calls one raibid server.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+	// stream has no overall timeout: SSE responses last as long as needed.
+	stream *http.Client
+}
+
+// New returns a client for the server at baseURL, sending token as a bearer
+// token when it is not empty.
+func New(baseURL, token string) *Client {
+	return &Client{
+		base: strings.TrimRight(baseURL, "/"), token: token,
+		http:   &http.Client{Timeout: 30 * time.Second},
+		stream: &http.Client{},
+	}
+}
+
+// BaseURL is the server's URL.
+func (c *Client) BaseURL() string { return c.base }
+
+// APIError is an answer other than 2xx, with the server's one-line message.
+type APIError struct {
+	Status  int
+	Message string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
+
+// IsNotFound reports whether err is a 404 from the server.
+func IsNotFound(err error) bool {
+	var a *APIError
+	return errors.As(err, &a) && a.Status == http.StatusNotFound
+}
+
+func (c *Client) newRequest(ctx context.Context, method, path string, body any) (*http.Request, error) {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
+}
+
+// do sends a request and decodes a JSON answer into out (when not nil).
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	req, err := c.newRequest(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	if err := checkStatus(resp); err != nil {
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// unwrapURLError drops the "Get "url":" prefix; the caller names the path.
+func unwrapURLError(err error) error {
+	var u *url.Error
+	if errors.As(err, &u) {
+		return u.Err
+	}
+	return err
+}
+
+func checkStatus(resp *http.Response) error {
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(b))
+		if e.Error == "" {
+			e.Error = http.StatusText(resp.StatusCode)
+		}
+	}
+	return &APIError{Status: resp.StatusCode, Message: e.Error}
+}
+
+// Filter selects jobs for ListJobs.
+type Filter struct {
+	Status ci.Status
+	Repo   string
+	Branch string
+	Limit  int
+	Cursor string
+}
+
+// Page is one page of jobs.
+type Page struct {
+	Jobs       []ci.Job `json:"jobs"`
+	NextCursor string   `json:"next_cursor"`
+}
+
+// ListJobs lists jobs, newest first.
+func (c *Client) ListJobs(ctx context.Context, f Filter) (*Page, error) {
+	q := url.Values{}
+	if f.Status != "" {
+		q.Set("status", string(f.Status))
+	}
+	if f.Repo != "" {
+		q.Set("repo", f.Repo)
+	}
+	if f.Branch != "" {
+		q.Set("branch", f.Branch)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if f.Cursor != "" {
+		q.Set("cursor", f.Cursor)
+	}
+	path := "/jobs"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var p Page
+	return &p, c.do(ctx, "GET", path, nil, &p)
+}
+
+// GetJob returns one job.
+func (c *Client) GetJob(ctx context.Context, id string) (*ci.Job, error) {
+	var j ci.Job
+	return &j, c.do(ctx, "GET", "/jobs/"+url.PathEscape(id), nil, &j)
+}
+
+// NewJob is a manual trigger.
+type NewJob struct {
+	Repo     string `json:"repo"`
+	Branch   string `json:"branch"`
+	Commit   string `json:"commit,omitempty"`
+	CloneURL string `json:"clone_url,omitempty"`
+}
+
+// CreateJob starts a job by hand.
+func (c *Client) CreateJob(ctx context.Context, n NewJob) (*ci.Job, error) {
+	var j ci.Job
+	return &j, c.do(ctx, "POST", "/jobs", n, &j)
+}
+
+// CancelJob cancels a pending or running job.
+func (c *Client) CancelJob(ctx context.Context, id string) (*ci.Job, error) {
+	var j ci.Job
+	return &j, c.do(ctx, "POST", "/jobs/"+url.PathEscape(id)+"/cancel", nil, &j)
+}
+
+// RetryJob runs a finished job again as a new job.
+func (c *Client) RetryJob(ctx context.Context, id string) (*ci.Job, error) {
+	var j ci.Job
+	return &j, c.do(ctx, "POST", "/jobs/"+url.PathEscape(id)+"/retry", nil, &j)
+}
+
+// Agent is an agent as GET /agents returns it.
+type Agent struct {
+	Name       string    `json:"name"`
+	Status     string    `json:"status"`
+	CurrentJob string    `json:"current_job,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	LastSeen   time.Time `json:"last_seen"`
+	Host       string    `json:"host,omitempty"`
+}
+
+// Agents lists live agents.
+func (c *Client) Agents(ctx context.Context) ([]Agent, error) {
+	var out struct {
+		Agents []Agent `json:"agents"`
+	}
+	return out.Agents, c.do(ctx, "GET", "/agents", nil, &out)
+}
+
+// QueueStats are the queue's figures.
+type QueueStats struct {
+	Length    int64 `json:"length"`
+	Lag       int64 `json:"lag"`
+	Pending   int64 `json:"pending"`
+	Dead      int64 `json:"dead"`
+	Consumers int64 `json:"consumers"`
+}
+
+// Queue returns the queue's figures.
+func (c *Client) Queue(ctx context.Context) (*QueueStats, error) {
+	var q QueueStats
+	return &q, c.do(ctx, "GET", "/queue", nil, &q)
+}
+
+// Logs writes a job's whole log to w.
+func (c *Client) Logs(ctx context.Context, id string, w io.Writer) error {
+	req, err := c.newRequest(ctx, "GET", "/jobs/"+url.PathEscape(id)+"/logs", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.stream.Do(req)
+	if err != nil {
+		return fmt.Errorf("logs: %w", unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	if err := checkStatus(resp); err != nil {
+		return err
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}

@@ -1,0 +1,163 @@
+package client_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/client"
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/server"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
+)
+
+type rig struct {
+	store *store.Store
+	url   string
+}
+
+// newRig serves the real API on a real redis-server; wrap may intercept.
+func newRig(t *testing.T, wrap func(http.Handler) http.Handler) *rig {
+	t.Helper()
+	r := testutil.StartRedis(t)
+	rdb := r.Client()
+	st := store.New(rdb, store.Options{})
+	srv := server.New(server.Options{Store: st, Queue: queue.New(rdb, queue.Options{}), APIToken: "tok", ReaperInterval: -1})
+	h := srv.Handler()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return &rig{store: st, url: ts.URL}
+}
+
+func TestJobsRoundTrip(t *testing.T) {
+	r := newRig(t, nil)
+	c := client.New(r.url, "tok")
+	ctx := context.Background()
+	j, err := c.CreateJob(ctx, client.NewJob{Repo: "acme/w", Branch: "main", CloneURL: "/src/w"})
+	if err != nil || j.Status != ci.StatusPending {
+		t.Fatalf("create %+v %v", j, err)
+	}
+	got, err := c.GetJob(ctx, j.ID)
+	if err != nil || got.Repo != "acme/w" {
+		t.Fatalf("get %+v %v", got, err)
+	}
+	page, err := c.ListJobs(ctx, client.Filter{Status: ci.StatusPending})
+	if err != nil || len(page.Jobs) != 1 {
+		t.Fatalf("list %+v %v", page, err)
+	}
+	if _, err := c.CancelJob(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	re, err := c.RetryJob(ctx, j.ID)
+	if err != nil || re.RetryOf != j.ID {
+		t.Fatalf("retry %+v %v", re, err)
+	}
+	q, err := c.Queue(ctx)
+	if err != nil || q.Length != 2 {
+		t.Fatalf("queue %+v %v", q, err)
+	}
+	if _, err := c.GetJob(ctx, "00000000000000000000"); !client.IsNotFound(err) {
+		t.Fatalf("missing job: %v", err)
+	}
+	_, err = client.New(r.url, "wrong").ListJobs(ctx, client.Filter{})
+	if err == nil || !strings.Contains(err.Error(), "bearer token") || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("bad token: %v", err)
+	}
+}
+
+// A log stream cut by the network resumes where it stopped: no line lost,
+// none repeated.
+func TestFollowLogsResumesAfterDroppedConnection(t *testing.T) {
+	var streams atomic.Int32
+	r := newRig(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if strings.HasSuffix(req.URL.Path, "/logs/stream") && streams.Add(1) == 1 {
+				next.ServeHTTP(&cutAfterFirstLog{ResponseWriter: w}, req)
+				return
+			}
+			next.ServeHTTP(w, req)
+		})
+	})
+	ctx := context.Background()
+	id, _, _ := r.store.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/x", Branch: "main"}, "")
+	r.store.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning})
+	for i := 1; i <= 3; i++ {
+		r.store.AppendLog(ctx, id, ci.LogLine{Step: "s", Stream: "stdout", Text: "line " + string(rune('0'+i))})
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		r.store.AppendLog(ctx, id, ci.LogLine{Step: "s", Stream: "stdout", Text: "line 4"})
+		r.store.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusFailed})
+	}()
+	var mu sync.Mutex
+	var got []string
+	status, err := client.New(r.url, "tok").FollowLogs(ctx, id, func(l ci.LogLine) {
+		mu.Lock()
+		got = append(got, l.Text)
+		mu.Unlock()
+	})
+	if err != nil || status != ci.StatusFailed {
+		t.Fatalf("follow: %s %v", status, err)
+	}
+	if strings.Join(got, ",") != "line 1,line 2,line 3,line 4" || streams.Load() < 2 {
+		t.Fatalf("lines %v over %d connections", got, streams.Load())
+	}
+}
+
+// cutAfterFirstLog aborts the connection once one log event was written.
+type cutAfterFirstLog struct {
+	http.ResponseWriter
+	sent bool
+}
+
+func (c *cutAfterFirstLog) Write(b []byte) (int, error) {
+	if c.sent {
+		panic(http.ErrAbortHandler)
+	}
+	n, err := c.ResponseWriter.Write(b)
+	if strings.Contains(string(b), "event: log") {
+		c.sent = true
+	}
+	return n, err
+}
+
+func (c *cutAfterFirstLog) Flush() { c.ResponseWriter.(http.Flusher).Flush() }
+
+func TestFollowEventsReportsConnection(t *testing.T) {
+	r := newRig(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := make(chan client.Event, 16)
+	states := make(chan client.ConnState, 4)
+	go client.New(r.url, "tok").FollowEvents(ctx, func(ev client.Event) { events <- ev }, func(s client.ConnState) { states <- s })
+	select {
+	case s := <-states:
+		if !s.Connected {
+			t.Fatalf("state %+v", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("never connected")
+	}
+	id, _, _ := r.store.Submit(context.Background(), &ci.Job{Repo: "a/b", CloneURL: "/x", Branch: "main"}, "")
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Name == "job" && strings.Contains(string(ev.Data), id) {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no job event")
+		}
+	}
+}
