@@ -10,10 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 
+	"github.com/raibid-labs/raibid-ci/internal/agent"
 	"github.com/raibid-labs/raibid-ci/internal/localredis"
 )
 
@@ -120,21 +120,15 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	}
 	// Agents and server stop together on the signal; agents hand running
 	// jobs back to the queue, which needs Redis, so Redis stops last (defer).
-	var agents sync.WaitGroup
-	for i := 1; i <= n; i++ {
-		name := fmt.Sprintf("local-%d", i)
-		a, err := buildAgent(cmd, rdb, log, name, true)
-		if err != nil {
-			return err
-		}
-		agents.Go(func() {
-			if err := a.Run(ctx); err != nil {
-				log.Error("agent stopped", "agent", name, "err", err)
-			}
-		})
+	pool := agent.NewPool(ctx, func(name string) (*agent.Agent, error) {
+		return buildAgent(cmd, rdb, log, name, true)
+	}, log)
+	if err := pool.SetMaxAgents(ctx, n); err != nil {
+		return err
 	}
+	setup.srv.SetScaler(pool)
 	err = setup.srv.Serve(ctx, l)
-	agents.Wait()
+	pool.Wait()
 	return err
 }
 

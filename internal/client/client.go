@@ -249,3 +249,41 @@ func (c *Client) Logs(ctx context.Context, id string, w io.Writer) error {
 	_, err = io.Copy(w, resp.Body)
 	return err
 }
+
+// Host are the server host's figures.
+type Host struct {
+	CPUPercent float64 `json:"cpu_percent"`
+	CPUs       int     `json:"cpus"`
+	MemTotal   uint64  `json:"mem_total_bytes"`
+	MemUsed    uint64  `json:"mem_used_bytes"`
+	Load1      float64 `json:"load1"`
+}
+
+// System is the server's version, start time and host figures.
+type System struct {
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	Host      Host      `json:"host"`
+}
+
+// System returns the server's system figures.
+func (c *Client) System(ctx context.Context) (*System, error) {
+	var s System
+	return &s, c.do(ctx, "GET", "/system", nil, &s)
+}
+
+// MaxAgents returns the maximum number of agents the server manages.
+func (c *Client) MaxAgents(ctx context.Context) (int, error) {
+	var out struct {
+		MaxAgents int `json:"max_agents"`
+	}
+	return out.MaxAgents, c.do(ctx, "GET", "/scale", nil, &out)
+}
+
+// SetMaxAgents changes the maximum number of agents.
+func (c *Client) SetMaxAgents(ctx context.Context, n int) (int, error) {
+	var out struct {
+		MaxAgents int `json:"max_agents"`
+	}
+	return out.MaxAgents, c.do(ctx, "PUT", "/scale", map[string]int{"max_agents": n}, &out)
+}

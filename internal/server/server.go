@@ -50,6 +50,10 @@ type Options struct {
 	Status StatusPoster
 	// PublicURL is the base of commit status links.
 	PublicURL string
+	// Scaler, when set, lets clients change the number of agents (PUT /scale).
+	Scaler Scaler
+	// HostStats reads the host's figures for GET /system (default /proc).
+	HostStats func() HostStats
 }
 
 // StatusPoster reports commit statuses to the forge.
@@ -67,6 +71,7 @@ type Server struct {
 	// for handlers but does not cancel their requests' contexts.
 	streams     context.Context
 	stopStreams context.CancelFunc
+	started     time.Time
 }
 
 // New builds a Server.
@@ -80,12 +85,19 @@ func New(opts Options) *Server {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{opts: opts, log: opts.Logger}
+	if opts.HostStats == nil {
+		opts.HostStats = (&hostSampler{}).sample
+	}
+	s := &Server{opts: opts, log: opts.Logger, started: time.Now()}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.metrics = newMetrics(opts.Registry, opts.Queue)
 	s.handler = s.routes()
 	return s
 }
+
+// SetScaler installs the agent scaler before Serve (raibid up builds its
+// agent pool after the server).
+func (s *Server) SetScaler(sc Scaler) { s.opts.Scaler = sc }
 
 // Handler is the server's http.Handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.handler }

@@ -1,0 +1,154 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+)
+
+// HostStats are the figures of the machine the server runs on, for the
+// dashboard's header.
+type HostStats struct {
+	CPUPercent float64 `json:"cpu_percent"`
+	CPUs       int     `json:"cpus"`
+	MemTotal   uint64  `json:"mem_total_bytes"`
+	MemUsed    uint64  `json:"mem_used_bytes"`
+	Load1      float64 `json:"load1"`
+}
+
+// System is the answer of GET /system.
+type System struct {
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	Host      HostStats `json:"host"`
+}
+
+// hostSampler reads /proc; CPU use is measured between two calls (the first
+// call measures since boot).
+type hostSampler struct {
+	mu         sync.Mutex
+	idle, busy uint64
+}
+
+func (h *hostSampler) sample() HostStats {
+	st := HostStats{CPUs: runtime.NumCPU()}
+	if idle, busy, err := readCPU(); err == nil {
+		h.mu.Lock()
+		di, db := idle-h.idle, busy-h.busy
+		h.idle, h.busy = idle, busy
+		h.mu.Unlock()
+		if di+db > 0 {
+			st.CPUPercent = float64(db) * 100 / float64(di+db)
+		}
+	}
+	st.MemTotal, st.MemUsed = readMem()
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Sscan(string(b), &st.Load1)
+	}
+	return st
+}
+
+func readCPU() (idle, busy uint64, err error) {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	if !sc.Scan() {
+		return 0, 0, fmt.Errorf("empty /proc/stat")
+	}
+	fields := strings.Fields(sc.Text())
+	for i, v := range fields[1:] {
+		var n uint64
+		fmt.Sscan(v, &n)
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		} else if i < 8 { // user nice system irq softirq steal
+			busy += n
+		}
+	}
+	return idle, busy, nil
+}
+
+func readMem() (total, used uint64) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	var avail uint64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var key string
+		var kb uint64
+		fmt.Sscan(sc.Text(), &key, &kb)
+		switch key {
+		case "MemTotal:":
+			total = kb * 1024
+		case "MemAvailable:":
+			avail = kb * 1024
+		}
+	}
+	return total, total - avail
+}
+
+func (s *Server) handleSystem(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, System{Version: s.opts.Version, StartedAt: s.started, Host: s.opts.HostStats()})
+}
+
+// Scaler changes how many agents may run: the local pool of `raibid up`, or
+// the ScaledJob's maxReplicaCount on Kubernetes.
+type Scaler interface {
+	MaxAgents(ctx context.Context) (int, error)
+	SetMaxAgents(ctx context.Context, n int) error
+}
+
+// MaxScale bounds PUT /scale: one box does not run more agents than this.
+const MaxScale = 256
+
+func (s *Server) handleGetScale(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Scaler == nil {
+		writeError(w, http.StatusNotImplemented, "this server does not manage agents (run agents yourself or use raibid up)")
+		return
+	}
+	n, err := s.opts.Scaler.MaxAgents(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "scaler: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"max_agents": n})
+}
+
+func (s *Server) handleSetScale(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Scaler == nil {
+		writeError(w, http.StatusNotImplemented, "this server does not manage agents (run agents yourself or use raibid up)")
+		return
+	}
+	var req struct {
+		MaxAgents *int `json:"max_agents"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.MaxAgents == nil {
+		writeError(w, http.StatusBadRequest, `body must be {"max_agents": N}`)
+		return
+	}
+	if *req.MaxAgents < 0 || *req.MaxAgents > MaxScale {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("max_agents must be from 0 to %d", MaxScale))
+		return
+	}
+	if err := s.opts.Scaler.SetMaxAgents(r.Context(), *req.MaxAgents); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "scaler: "+err.Error())
+		return
+	}
+	s.log.Info("agents scaled", "max_agents", *req.MaxAgents)
+	writeJSON(w, http.StatusOK, map[string]int{"max_agents": *req.MaxAgents})
+}

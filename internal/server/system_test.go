@@ -1,0 +1,81 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/server"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
+)
+
+type countScaler struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countScaler) MaxAgents(context.Context) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n, nil
+}
+
+func (c *countScaler) SetMaxAgents(_ context.Context, n int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n = n
+	return nil
+}
+
+func TestScaleAndSystemEndpoints(t *testing.T) {
+	r := testutil.StartRedis(t)
+	rdb := r.Client()
+	opts := server.Options{Store: store.New(rdb, store.Options{}), Queue: queue.New(rdb, queue.Options{}), ReaperInterval: -1, Version: "v9"}
+	plain := httptest.NewServer(server.New(opts).Handler())
+	defer plain.Close()
+	req := func(base, method, path, body string) (int, string) {
+		rq, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(rq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		buf := make([]byte, 4096)
+		n, _ := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		return resp.StatusCode, b.String()
+	}
+	if code, _ := req(plain.URL, "GET", "/scale", ""); code != 501 {
+		t.Fatalf("scale without scaler: %d", code)
+	}
+	sc := &countScaler{n: 2}
+	opts.Scaler = sc
+	srv := httptest.NewServer(server.New(opts).Handler())
+	defer srv.Close()
+	if code, body := req(srv.URL, "GET", "/scale", ""); code != 200 || !strings.Contains(body, `"max_agents":2`) {
+		t.Fatalf("get scale %d %s", code, body)
+	}
+	if code, body := req(srv.URL, "PUT", "/scale", `{"max_agents":5}`); code != 200 || sc.n != 5 {
+		t.Fatalf("put scale %d %s", code, body)
+	}
+	for _, bad := range []string{`{"max_agents":-1}`, `{"max_agents":100000}`, `{}`, `{"max":3}`, `x`} {
+		if code, _ := req(srv.URL, "PUT", "/scale", bad); code != 400 {
+			t.Errorf("PUT /scale %s: %d", bad, code)
+		}
+	}
+	if sc.n != 5 {
+		t.Fatalf("bad input changed the scale to %d", sc.n)
+	}
+	code, body := req(srv.URL, "GET", "/system", "")
+	var sys server.System
+	if code != 200 || json.Unmarshal([]byte(body), &sys) != nil || sys.Version != "v9" || sys.Host.CPUs < 1 || sys.Host.MemTotal == 0 || sys.Host.MemUsed == 0 {
+		t.Fatalf("system %d %s", code, body)
+	}
+}
