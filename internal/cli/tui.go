@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/raibid-labs/raibid-ci/internal/tui"
+)
+
+func newTUICmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tui",
+		Short: "The real-time dashboard: jobs, agents, queue, logs, cancel, trigger, scale",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			// The dashboard owns the screen: logs go to a file.
+			dataDir, _ := cmd.Flags().GetString("data-dir")
+			logPath, _ := cmd.Flags().GetString("log-file")
+			if logPath == "" {
+				logPath = filepath.Join(dataDir, "tui.log")
+			}
+			if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+				return fmt.Errorf("log file: %w", err)
+			}
+			f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+			if err != nil {
+				return fmt.Errorf("log file: %w", err)
+			}
+			defer f.Close()
+			slog.SetDefault(slog.New(slog.NewTextHandler(f, nil)))
+			return tui.Run(cmd.Context(), c, tui.Options{Server: c.BaseURL()})
+		},
+	}
+	addClientFlags(cmd)
+	cmd.Flags().String("log-file", "", "where the dashboard logs (default <data-dir>/tui.log)")
+	return cmd
+}

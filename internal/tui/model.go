@@ -1,0 +1,509 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/client"
+)
+
+type tab int
+
+const (
+	tabJobs tab = iota
+	tabAgents
+	tabMirrors
+	tabSystem
+	tabCount
+)
+
+var tabNames = [...]string{"Jobs", "Agents", "Mirrors", "System"}
+
+type mode int
+
+const (
+	modeNormal mode = iota
+	modeFilter
+	modeConfirmCancel
+	modeNewJob
+	modeHelp
+)
+
+// Depth samples kept for the queue sparkline: one a second for a minute.
+const sparkSamples = 60
+
+// Keep the last this many log lines of the followed job.
+const logKeep = 100
+
+// jobsFetchLimit is how many recent jobs the dashboard keeps.
+const jobsFetchLimit = 200
+
+// refetchGap bounds how often job events trigger a fetch: a burst of events
+// costs one fetch per gap, and data is never staler than the gap.
+const refetchGap = 250 * time.Millisecond
+
+// Options configure the dashboard.
+type Options struct {
+	Server string // shown in the header
+	// Now is the clock (tests fix it).
+	Now func() time.Time
+}
+
+// Model is the dashboard's state.
+type Model struct {
+	ctx    context.Context
+	src    Source
+	in     inbox
+	opts   Options
+	width  int
+	height int
+
+	tab    tab
+	mode   mode
+	jobs   []ci.Job
+	agents []client.Agent
+	queue  client.QueueStats
+	system *client.System
+	// maxAgents is -1 until known, -2 when the server cannot scale.
+	maxAgents int
+	depth     []int64
+	cursor    int
+	filter    string
+	input     string // the filter being typed
+
+	newRepo, newBranch string
+	newField           int
+
+	// detail is the job view's job; nil when the list shows.
+	detail       *ci.Job
+	detailLogs   []string
+	stopFollow   context.CancelFunc
+	followingJob string
+
+	connected bool
+	connErr   string
+	status    string // result of the last action, shown in the footer
+
+	fetching     bool
+	refetchDue   bool
+	lastFetch    time.Time
+	refetchTimer bool
+}
+
+// New returns the dashboard model; Run starts it.
+func New(ctx context.Context, src Source, opts Options) *Model {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Model{ctx: ctx, src: src, in: make(inbox, 256), opts: opts, maxAgents: -1, width: 80, height: 24}
+}
+
+// Init starts the event stream and the first fetches.
+func (m *Model) Init() tea.Cmd {
+	go followEvents(m.ctx, m.src, m.in)
+	m.fetching = true
+	m.lastFetch = m.opts.Now()
+	return tea.Batch(m.in.wait(), fetchJobs(m.ctx, m.src, client.Filter{Limit: jobsFetchLimit}),
+		fetchAgents(m.ctx, m.src), fetchSystem(m.ctx, m.src), fetchScale(m.ctx, m.src), fetchQueue(m.ctx, m.src), tick())
+}
+
+// Update handles one message.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if in, ok := msg.(inboxMsg); ok {
+		cmd := m.update(in.msg)
+		return m, tea.Batch(cmd, m.in.wait())
+	}
+	return m, m.update(msg)
+}
+
+func (m *Model) update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		return nil
+	case tea.KeyPressMsg:
+		return m.key(msg)
+	case jobsMsg:
+		m.fetching = false
+		if msg.err != nil {
+			m.status = "jobs: " + msg.err.Error()
+		} else {
+			m.jobs = msg.jobs
+			m.clampCursor()
+		}
+		if m.refetchDue {
+			return m.scheduleRefetch()
+		}
+		return nil
+	case refetchMsg:
+		m.refetchTimer = false
+		return m.refetch()
+	case jobEventMsg:
+		cmds := []tea.Cmd{m.refetch(), fetchAgents(m.ctx, m.src)}
+		if m.detail != nil {
+			cmds = append(cmds, fetchDetail(m.ctx, m.src, m.detail.ID))
+		}
+		return tea.Batch(cmds...)
+	case queueMsg:
+		m.queue = client.QueueStats(msg)
+		return nil
+	case connMsg:
+		m.connected = msg.Connected
+		m.connErr = ""
+		if msg.Err != nil {
+			m.connErr = msg.Err.Error()
+		}
+		var cmds []tea.Cmd
+		if msg.Connected { // catch up on what happened while away
+			cmds = append(cmds, m.refetch(), fetchAgents(m.ctx, m.src), fetchQueue(m.ctx, m.src))
+		}
+		return tea.Batch(cmds...)
+	case agentsMsg:
+		if msg.err == nil {
+			m.agents = msg.agents
+			sort.Slice(m.agents, func(i, j int) bool { return m.agents[i].Name < m.agents[j].Name })
+		}
+		return nil
+	case systemMsg:
+		if msg.err == nil {
+			m.system = msg.sys
+		}
+		return nil
+	case scaleMsg:
+		switch {
+		case msg.err != nil && strings.Contains(msg.err.Error(), "501"):
+			m.maxAgents = -2
+		case msg.err != nil:
+			m.status = "scale: " + msg.err.Error()
+		default:
+			m.maxAgents = msg.max
+		}
+		return nil
+	case detailMsg:
+		if msg.err == nil && m.detail != nil && msg.job.ID == m.detail.ID {
+			m.detail = msg.job
+		}
+		return nil
+	case logLineMsg:
+		if m.detail != nil && msg.jobID == m.detail.ID {
+			m.detailLogs = append(m.detailLogs, msg.line.Text)
+			if len(m.detailLogs) > logKeep {
+				m.detailLogs = m.detailLogs[len(m.detailLogs)-logKeep:]
+			}
+		}
+		return nil
+	case actionMsg:
+		m.status = msg.text
+		if msg.err != nil {
+			m.status = msg.err.Error()
+		}
+		return m.refetch()
+	case tickMsg:
+		m.depth = append(m.depth, m.queue.Lag)
+		if len(m.depth) > sparkSamples {
+			m.depth = m.depth[len(m.depth)-sparkSamples:]
+		}
+		cmds := []tea.Cmd{tick()}
+		if time.Time(msg).Second()%5 == 0 {
+			cmds = append(cmds, fetchSystem(m.ctx, m.src))
+		}
+		return tea.Batch(cmds...)
+	}
+	return nil
+}
+
+// refetch fetches jobs now, or once the running fetch returns, at most once
+// per refetchGap.
+func (m *Model) refetch() tea.Cmd {
+	if m.fetching || m.refetchTimer {
+		m.refetchDue = true
+		return nil
+	}
+	if wait := refetchGap - m.opts.Now().Sub(m.lastFetch); wait > 0 {
+		m.refetchDue = true
+		return m.scheduleRefetch()
+	}
+	m.refetchDue = false
+	m.fetching = true
+	m.lastFetch = m.opts.Now()
+	return fetchJobs(m.ctx, m.src, client.Filter{Limit: jobsFetchLimit})
+}
+
+func (m *Model) scheduleRefetch() tea.Cmd {
+	if m.refetchTimer {
+		return nil
+	}
+	m.refetchTimer = true
+	m.refetchDue = false
+	return tea.Tick(refetchGap, func(time.Time) tea.Msg { return refetchMsg{} })
+}
+
+// visibleJobs applies the filter: a status name selects that status, any
+// other text matches repositories containing it.
+func (m *Model) visibleJobs() []ci.Job {
+	if m.filter == "" {
+		return m.jobs
+	}
+	var out []ci.Job
+	st := ci.Status(m.filter)
+	for _, j := range m.jobs {
+		if (st.Valid() && j.Status == st) || (!st.Valid() && strings.Contains(j.Repo, m.filter)) {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+func (m *Model) clampCursor() {
+	n := len(m.visibleJobs())
+	if m.cursor >= n {
+		m.cursor = n - 1
+	}
+	if m.cursor < 0 {
+		m.cursor = 0
+	}
+}
+
+func (m *Model) selected() *ci.Job {
+	jobs := m.visibleJobs()
+	if m.cursor < len(jobs) {
+		j := jobs[m.cursor]
+		return &j
+	}
+	return nil
+}
+
+func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
+	key := k.String()
+	if key == "ctrl+c" {
+		return m.quit()
+	}
+	m.status = "" // a key press dismisses the last message
+	switch m.mode {
+	case modeHelp:
+		m.mode = modeNormal
+		return nil
+	case modeFilter:
+		return m.filterKey(k)
+	case modeConfirmCancel:
+		return m.confirmKey(key)
+	case modeNewJob:
+		return m.newJobKey(k)
+	}
+	if m.detail != nil {
+		switch key {
+		case "esc", "backspace", "left", "h":
+			m.closeDetail()
+			return nil
+		case "c":
+			if !m.detail.Status.Final() {
+				m.mode = modeConfirmCancel
+			}
+			return nil
+		case "q":
+			return m.quit()
+		case "?":
+			m.mode = modeHelp
+		}
+		return nil
+	}
+	switch key {
+	case "q":
+		return m.quit()
+	case "?":
+		m.mode = modeHelp
+	case "up", "k":
+		if m.cursor > 0 {
+			m.cursor--
+		}
+	case "down", "j":
+		if m.cursor < len(m.visibleJobs())-1 {
+			m.cursor++
+		}
+	case "home", "g":
+		m.cursor = 0
+	case "end", "G":
+		m.cursor = max(len(m.visibleJobs())-1, 0)
+	case "tab":
+		m.tab = (m.tab + 1) % tabCount
+	case "shift+tab":
+		m.tab = (m.tab + tabCount - 1) % tabCount
+	case "/":
+		m.mode, m.input = modeFilter, m.filter
+	case "esc":
+		m.filter = ""
+		m.clampCursor()
+	case "r":
+		m.status = "refreshing"
+		return tea.Batch(m.refetch(), fetchAgents(m.ctx, m.src), fetchSystem(m.ctx, m.src), fetchScale(m.ctx, m.src), fetchQueue(m.ctx, m.src))
+	case "enter":
+		if j := m.selected(); j != nil && m.tab == tabJobs {
+			return m.openDetail(j)
+		}
+	case "c":
+		if j := m.selected(); j != nil && m.tab == tabJobs {
+			if j.Status.Final() {
+				m.status = "job " + j.ID + " is already " + string(j.Status)
+				return nil
+			}
+			m.mode = modeConfirmCancel
+		}
+	case "n":
+		m.mode, m.newRepo, m.newBranch, m.newField = modeNewJob, "", "main", 0
+	case "+", "=":
+		return m.scale(+1)
+	case "-", "_":
+		return m.scale(-1)
+	}
+	return nil
+}
+
+func (m *Model) quit() tea.Cmd {
+	m.closeDetail()
+	return tea.Quit
+}
+
+func (m *Model) filterKey(k tea.KeyPressMsg) tea.Cmd {
+	switch k.String() {
+	case "enter":
+		m.filter, m.mode = strings.TrimSpace(m.input), modeNormal
+		m.cursor = 0
+	case "esc":
+		m.mode = modeNormal
+	case "backspace":
+		if r := []rune(m.input); len(r) > 0 {
+			m.input = string(r[:len(r)-1])
+		}
+	default:
+		if k.Text != "" {
+			m.input += k.Text
+		}
+	}
+	return nil
+}
+
+func (m *Model) confirmKey(key string) tea.Cmd {
+	m.mode = modeNormal
+	if key != "y" && key != "Y" {
+		m.status = "not cancelled"
+		return nil
+	}
+	target := m.selected()
+	if m.detail != nil {
+		target = m.detail
+	}
+	if target == nil {
+		return nil
+	}
+	id, ctx, src := target.ID, m.ctx, m.src
+	m.status = "cancelling " + id
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+		defer cancel()
+		j, err := src.CancelJob(ctx, id)
+		if err != nil {
+			return actionMsg{err: fmt.Errorf("cancel %s: %w", id, err)}
+		}
+		return actionMsg{text: "job " + j.ID + " " + string(j.Status)}
+	}
+}
+
+func (m *Model) newJobKey(k tea.KeyPressMsg) tea.Cmd {
+	field := &m.newRepo
+	if m.newField == 1 {
+		field = &m.newBranch
+	}
+	switch k.String() {
+	case "esc":
+		m.mode = modeNormal
+		m.status = "no job started"
+	case "tab", "shift+tab":
+		m.newField = 1 - m.newField
+	case "enter":
+		if m.newField == 0 {
+			m.newField = 1
+			return nil
+		}
+		repo, branch := strings.TrimSpace(m.newRepo), strings.TrimSpace(m.newBranch)
+		if repo == "" || branch == "" {
+			m.status = "repo and branch are both needed"
+			return nil
+		}
+		m.mode = modeNormal
+		ctx, src := m.ctx, m.src
+		m.status = "starting " + repo + "@" + branch
+		return func() tea.Msg {
+			ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+			defer cancel()
+			j, err := src.CreateJob(ctx, client.NewJob{Repo: repo, Branch: branch})
+			if err != nil {
+				return actionMsg{err: fmt.Errorf("start %s@%s: %w", repo, branch, err)}
+			}
+			return actionMsg{text: "started job " + j.ID}
+		}
+	case "backspace":
+		if r := []rune(*field); len(r) > 0 {
+			*field = string(r[:len(r)-1])
+		}
+	default:
+		if k.Text != "" {
+			*field += k.Text
+		}
+	}
+	return nil
+}
+
+func (m *Model) scale(delta int) tea.Cmd {
+	switch {
+	case m.maxAgents == -2:
+		m.status = "this server does not manage agents"
+		return nil
+	case m.maxAgents < 0:
+		m.status = "agent count not known yet"
+		return fetchScale(m.ctx, m.src)
+	}
+	n := m.maxAgents + delta
+	if n < 0 {
+		return nil
+	}
+	m.maxAgents = n
+	m.status = fmt.Sprintf("max agents → %d", n)
+	ctx, src := m.ctx, m.src
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+		defer cancel()
+		got, err := src.SetMaxAgents(ctx, n)
+		return scaleMsg{max: got, err: err}
+	}
+}
+
+func (m *Model) openDetail(j *ci.Job) tea.Cmd {
+	m.closeDetail()
+	m.detail, m.detailLogs = j, nil
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.stopFollow, m.followingJob = cancel, j.ID
+	id, src, in := j.ID, m.src, m.in
+	go func() {
+		_, _ = src.FollowLogs(ctx, id, func(l ci.LogLine) {
+			select {
+			case in <- logLineMsg{jobID: id, line: l}:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	return fetchDetail(m.ctx, m.src, id)
+}
+
+func (m *Model) closeDetail() {
+	if m.stopFollow != nil {
+		m.stopFollow()
+		m.stopFollow = nil
+	}
+	m.detail, m.detailLogs, m.followingJob = nil, nil, ""
+}
