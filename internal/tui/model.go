@@ -72,10 +72,12 @@ type Model struct {
 	system *client.System
 	// maxAgents is -1 until known, -2 when the server cannot scale.
 	maxAgents int
-	depth     []int64
-	cursor    int
-	filter    string
-	input     string // the filter being typed
+	// scaling: one PUT /scale at a time, so the last key press wins.
+	scaling bool
+	depth   []int64
+	cursor  int
+	filter  string
+	input   string // the filter being typed
 
 	newRepo, newBranch string
 	newField           int
@@ -182,7 +184,19 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		case msg.err != nil:
 			m.status = "scale: " + msg.err.Error()
 		default:
-			m.maxAgents = msg.max
+			if !m.scaling {
+				m.maxAgents = msg.max
+			}
+		}
+		return nil
+	case scaledMsg:
+		m.scaling = false
+		if msg.err != nil {
+			m.status = "scale: " + msg.err.Error()
+			return fetchScale(m.ctx, m.src)
+		}
+		if msg.max != m.maxAgents {
+			return m.sendScale()
 		}
 		return nil
 	case detailMsg:
@@ -474,12 +488,22 @@ func (m *Model) scale(delta int) tea.Cmd {
 	}
 	m.maxAgents = n
 	m.status = fmt.Sprintf("max agents → %d", n)
-	ctx, src := m.ctx, m.src
+	return m.sendScale()
+}
+
+// sendScale asks the server for maxAgents unless a request is on its way;
+// the answer to that one sends again if the wish changed meanwhile.
+func (m *Model) sendScale() tea.Cmd {
+	if m.scaling {
+		return nil
+	}
+	m.scaling = true
+	n, ctx, src := m.maxAgents, m.ctx, m.src
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
 		got, err := src.SetMaxAgents(ctx, n)
-		return scaleMsg{max: got, err: err}
+		return scaledMsg{max: got, err: err}
 	}
 }
 

@@ -50,6 +50,8 @@ type (
 		max int
 		err error
 	}
+	// scaledMsg answers our own PUT /scale.
+	scaledMsg   scaleMsg
 	queueMsg    client.QueueStats
 	connMsg     client.ConnState
 	jobEventMsg struct{}

@@ -1,0 +1,341 @@
+package tui
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/teatest/v2"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/client"
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/server"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
+)
+
+// updating reports teatest's -update flag (its golden package defines it).
+func updating() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
+
+// base is the fixed clock of every frame.
+var base = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+
+type countScaler struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countScaler) MaxAgents(context.Context) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n, nil
+}
+
+func (c *countScaler) SetMaxAgents(_ context.Context, n int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n = n
+	return nil
+}
+
+type rig struct {
+	store  *store.Store
+	client *client.Client
+	scaler *countScaler
+}
+
+// newRig serves the real API on a real redis-server, with fixed host figures
+// so frames are stable, and seeds jobs and agents with fixed times and ids.
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := testutil.StartRedis(t)
+	rdb := r.Client()
+	st := store.New(rdb, store.Options{})
+	sc := &countScaler{n: 2}
+	srv := server.New(server.Options{Store: st, Queue: queue.New(rdb, queue.Options{}), ReaperInterval: -1,
+		Version: "test", Scaler: sc, GiteaURL: "http://gitea.local:3000",
+		HostStats: func() server.HostStats {
+			return server.HostStats{CPUPercent: 37, CPUs: 20, MemTotal: 128 << 30, MemUsed: 42 << 30, Load1: 3.5}
+		}})
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { ts.CloseClientConnections(); ts.Close() })
+	rg := &rig{store: st, client: client.New(ts.URL, ""), scaler: sc}
+	rg.seed(t)
+	return rg
+}
+
+func at(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
+
+func (r *rig) seed(t *testing.T) {
+	ctx := context.Background()
+	add := func(id, repo, branch string, created int) {
+		j := &ci.Job{ID: id, Repo: repo, CloneURL: "http://gitea.local:3000/" + repo + ".git", Branch: branch,
+			Commit: "bffeb74224043ba2feb48d137756c8a9331c449a", Author: "ann", Message: "fix", CreatedAt: at(created)}
+		if _, _, err := r.store.Submit(ctx, j, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	move := func(id string, to ci.Status, sec int, agent, errMsg string, steps []ci.Step) {
+		from := []ci.Status{ci.StatusPending, ci.StatusRunning}
+		if _, err := r.store.Transition(ctx, id, store.Change{From: from, To: to, At: at(sec), Agent: agent, Error: errMsg, Steps: steps}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step := func(name string, st ci.Status, from, to int) ci.Step {
+		s, e := at(from), at(to)
+		code := 0
+		if st == ci.StatusFailed {
+			code = 101
+		}
+		return ci.Step{Name: name, Status: st, StartedAt: &s, FinishedAt: &e, DurationMS: int64((to - from) * 1000), ExitCode: &code}
+	}
+	add("019aa0000001aaaa0001", "acme/widget", "main", 0)
+	move("019aa0000001aaaa0001", ci.StatusRunning, 1, "local-1", "", nil)
+	move("019aa0000001aaaa0001", ci.StatusSuccess, 42, "", "", []ci.Step{step("check", ci.StatusSuccess, 2, 10), step("test", ci.StatusSuccess, 10, 42)})
+	add("019aa0000002bbbb0002", "acme/gadget", "feature/fast-path", 10)
+	move("019aa0000002bbbb0002", ci.StatusRunning, 11, "local-2", "", nil)
+	move("019aa0000002bbbb0002", ci.StatusFailed, 30, "", "step test failed with exit code 101", []ci.Step{step("check", ci.StatusSuccess, 11, 15), step("test", ci.StatusFailed, 15, 30)})
+	add("019aa0000003cccc0003", "acme/widget", "dev", 60)
+	move("019aa0000003cccc0003", ci.StatusRunning, 61, "local-1", "", []ci.Step{{Name: "check", Status: ci.StatusRunning}})
+	r.store.AppendLog(ctx, "019aa0000003cccc0003", ci.LogLine{Step: "check", Stream: "stdout", Text: "   Compiling widget v0.1.0", Time: at(62)})
+	add("019aa0000004dddd0004", "acme/tools", "main", 80)
+	r.store.AgentHeartbeat(ctx, store.Agent{Name: "local-1", Status: "busy", CurrentJob: "019aa0000003cccc0003", StartedAt: at(-600), Host: "spark"}, time.Hour)
+	r.store.AgentHeartbeat(ctx, store.Agent{Name: "local-2", Status: "idle", StartedAt: at(-600), Host: "spark"}, time.Hour)
+}
+
+// model's background work (event stream, log follower) ends with the test,
+// before the test server closes.
+func (r *rig) model(t *testing.T) *Model {
+	return New(t.Context(), r.client, Options{Server: "http://spark:8080", Now: func() time.Time { return at(90) }})
+}
+
+// start runs the model under teatest at w×h and waits for the first full
+// frame (the jobs and the host figures have arrived).
+func start(t *testing.T, m *Model, w, h int) *teatest.TestModel {
+	t.Helper()
+	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(w, h))
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
+		return bytes.Contains(b, []byte("aaaa0001")) && bytes.Contains(b, []byte("cpu 37%")) && bytes.Contains(b, []byte("max 2"))
+	}, teatest.WithDuration(10*time.Second))
+	return tm
+}
+
+func key(s string) tea.KeyPressMsg {
+	switch s {
+	case "enter":
+		return tea.KeyPressMsg{Code: tea.KeyEnter}
+	case "esc":
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
+	case "tab":
+		return tea.KeyPressMsg{Code: tea.KeyTab}
+	case "down":
+		return tea.KeyPressMsg{Code: tea.KeyDown}
+	case "backspace":
+		return tea.KeyPressMsg{Code: tea.KeyBackspace}
+	}
+	r := []rune(s)[0]
+	return tea.KeyPressMsg{Code: r, Text: s}
+}
+
+func finalModel(t *testing.T, tm *teatest.TestModel) *Model {
+	t.Helper()
+	if err := tm.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	return tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*Model)
+}
+
+// golden compares a frame (colours stripped, so the file reads as the
+// screen does) with testdata/<name>.golden; -update rewrites it.
+func golden(t *testing.T, name, frame string) {
+	t.Helper()
+	plain := ansi.Strip(frame) + "\n"
+	path := filepath.Join("testdata", name+".golden")
+	if updating() {
+		os.MkdirAll("testdata", 0o755)
+		if err := os.WriteFile(path, []byte(plain), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if plain != string(want) {
+		t.Errorf("frame %s differs from %s:\n--- got\n%s--- want\n%s", name, path, plain, want)
+	}
+}
+
+// Every view's first frame at 80×24 and 120×40.
+func TestFirstFramesGolden(t *testing.T) {
+	r := newRig(t)
+	for _, size := range [][2]int{{80, 24}, {120, 40}} {
+		for _, view := range []struct {
+			name string
+			keys []string
+			wait string
+		}{
+			{"jobs", nil, ""},
+			{"agents", []string{"tab"}, "host spark"},
+			{"mirrors", []string{"tab", "tab"}, "No mirrors"},
+			{"system", []string{"tab", "tab", "tab"}, "20 CPUs"},
+			{"job", []string{"down", "enter"}, "Compiling widget"},
+			{"help", []string{"?"}, "this help"},
+		} {
+			name := fmt.Sprintf("%s-%dx%d", view.name, size[0], size[1])
+			t.Run(name, func(t *testing.T) {
+				tm := start(t, r.model(t), size[0], size[1])
+				for _, k := range view.keys {
+					tm.Send(key(k))
+				}
+				if view.wait != "" {
+					teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(view.wait)) },
+						teatest.WithDuration(10*time.Second))
+				}
+				m := finalModel(t, tm)
+				m.depth = []int64{0, 1, 3, 2, 5, 4, 1, 0} // the sparkline's samples depend on wall time
+				m.connected, m.connErr = true, ""
+				if m.system != nil {
+					m.system.StartedAt = base // the server's own start time is wall time
+				}
+				frame := m.render()
+				lines := strings.Split(frame, "\n")
+				if len(lines) != size[1] {
+					t.Fatalf("%d lines, want %d", len(lines), size[1])
+				}
+				for i, l := range lines {
+					if w := ansi.StringWidth(l); w > size[0] {
+						t.Fatalf("line %d is %d cells wide, more than %d: %q", i, w, size[0], ansi.Strip(l))
+					}
+				}
+				golden(t, name, frame)
+			})
+		}
+	}
+}
+
+func TestStatusColours(t *testing.T) {
+	r := newRig(t)
+	tm := start(t, r.model(t), 120, 40)
+	frame := finalModel(t, tm).render()
+	for _, c := range []struct{ text, sgr string }{{"success", "\x1b[32m"}, {"failed", "\x1b[31m"}, {"running", "\x1b[33m"}} {
+		if !strings.Contains(frame, c.sgr+c.text) {
+			t.Errorf("%s is not coloured %q", c.text, c.sgr)
+		}
+	}
+}
+
+func TestFilterByStatusAndRepo(t *testing.T) {
+	r := newRig(t)
+	tm := start(t, r.model(t), 80, 24)
+	for _, k := range []string{"/", "f", "a", "i", "l", "e", "d", "enter"} {
+		tm.Send(key(k))
+	}
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("filter: failed")) })
+	m := finalModel(t, tm)
+	jobs := m.visibleJobs()
+	if m.filter != "failed" || len(jobs) != 1 || jobs[0].Repo != "acme/gadget" {
+		t.Fatalf("filter %q jobs %v", m.filter, jobs)
+	}
+
+	tm = start(t, r.model(t), 80, 24)
+	for _, k := range []string{"/", "w", "i", "d", "g", "e", "t", "enter"} {
+		tm.Send(key(k))
+	}
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("filter: widget")) })
+	if m := finalModel(t, tm); len(m.visibleJobs()) != 2 {
+		t.Fatalf("repo filter: %d jobs", len(m.visibleJobs()))
+	}
+}
+
+// c asks first; n aborts; y cancels on the server.
+func TestCancelAsksForConfirmation(t *testing.T) {
+	r := newRig(t)
+	tm := start(t, r.model(t), 80, 24)
+	running := "019aa0000003cccc0003" // third newest: rows are pending, running, ...
+	tm.Send(key("down"))
+	tm.Send(key("c"))
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("cancel job "+running+"? y/n")) })
+	tm.Send(key("n"))
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("not cancelled")) })
+	if j, _ := r.store.Get(context.Background(), running); j.Status != ci.StatusRunning {
+		t.Fatalf("n cancelled the job: %s", j.Status)
+	}
+	tm.Send(key("c"))
+	tm.Send(key("y"))
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if j, _ := r.store.Get(context.Background(), running); j.Status == ci.StatusCancelled {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	finalModel(t, tm)
+	if j, _ := r.store.Get(context.Background(), running); j.Status != ci.StatusCancelled {
+		t.Fatalf("job %s", j.Status)
+	}
+}
+
+func TestNewJobPrompt(t *testing.T) {
+	r := newRig(t)
+	tm := start(t, r.model(t), 80, 24)
+	tm.Send(key("n"))
+	tm.Type("acme/new")
+	tm.Send(key("tab"))
+	for range 4 {
+		tm.Send(key("backspace"))
+	}
+	tm.Type("release")
+	tm.Send(key("enter"))
+	var page *client.Page
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		page, _ = r.client.ListJobs(context.Background(), client.Filter{Repo: "acme/new"})
+		if page != nil && len(page.Jobs) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m := finalModel(t, tm)
+	if m.mode != modeNormal {
+		t.Fatalf("mode %d", m.mode)
+	}
+	if len(page.Jobs) != 1 || page.Jobs[0].Branch != "release" || page.Jobs[0].Trigger != ci.TriggerManual {
+		t.Fatalf("created %+v", page.Jobs)
+	}
+}
+
+func TestScaleKeys(t *testing.T) {
+	r := newRig(t)
+	tm := start(t, r.model(t), 80, 24)
+	tm.Send(key("+"))
+	tm.Send(key("+"))
+	tm.Send(key("-"))
+	// The renderer repaints only the changed digit, so watch the server.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if n, _ := r.scaler.MaxAgents(context.Background()); n == 3 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // no further PUT may follow
+	m := finalModel(t, tm)
+	if n, _ := r.scaler.MaxAgents(context.Background()); n != 3 || m.maxAgents != 3 {
+		t.Fatalf("scaler %d model %d, want 3", n, m.maxAgents)
+	}
+}
