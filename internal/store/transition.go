@@ -168,5 +168,6 @@ func (s *Store) UpdateSteps(ctx context.Context, id string, steps []ci.Step, whi
 	case 0:
 		return fmt.Errorf("job %s changed status: %w", id, ci.ErrConflict)
 	}
+	s.publish(ctx, ci.Event{Type: "job", JobID: id, Time: s.now()})
 	return nil
 }
