@@ -4,13 +4,16 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/raibid-labs/raibid-ci/internal/cli.Version=$(VERSION)
 
-.PHONY: help deps build run test bench fuzz lint
+.PHONY: help deps build cross run test bench fuzz lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/raibid (stripped)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/raibid ./cmd/raibid
+
+cross: ## check the release build for the DGX Spark (linux/arm64)
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o /dev/null ./cmd/raibid
 
 run: build ## build and run `raibid up` (server + Redis + agents on this machine)
 	./bin/raibid up
