@@ -46,7 +46,9 @@ func (x *tmux) waitScreen(desc string, timeout time.Duration, ok func(string) bo
 	return ""
 }
 
-func (x *tmux) keys(keys ...string) { x.run(append([]string{"send-keys", "-t", x.session}, keys...)...) }
+func (x *tmux) keys(keys ...string) {
+	x.run(append([]string{"send-keys", "-t", x.session}, keys...)...)
+}
 
 // The real binary in a real terminal against a real `raibid up`.
 func TestTUIInTmux(t *testing.T) {
