@@ -70,6 +70,16 @@ func outputJSON(cmd *cobra.Command) (bool, error) {
 	return false, &UsageError{fmt.Errorf("--output %q: use text or json", o)}
 }
 
+// clientAndFormat is what every job subcommand starts with.
+func clientAndFormat(cmd *cobra.Command) (*client.Client, bool, error) {
+	asJSON, err := outputJSON(cmd)
+	if err != nil {
+		return nil, false, err
+	}
+	c, err := newClient(cmd)
+	return c, asJSON, err
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -102,11 +112,7 @@ func newJobListCmd() *cobra.Command {
 		Short: "List jobs, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := outputJSON(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := newClient(cmd)
+			c, asJSON, err := clientAndFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -175,11 +181,7 @@ func newJobShowCmd() *cobra.Command {
 		Short: "Show one job and its steps",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := outputJSON(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := newClient(cmd)
+			c, asJSON, err := clientAndFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -245,11 +247,7 @@ func newJobLogsCmd() *cobra.Command {
 		Short: "Print a job's log; -f follows it until the job ends (exit 1 unless it succeeded)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := outputJSON(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := newClient(cmd)
+			c, asJSON, err := clientAndFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -290,11 +288,7 @@ func newJobRunCmd() *cobra.Command {
 		Short: "Start a job by hand; --wait follows it (exit 1 unless it succeeded)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := outputJSON(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := newClient(cmd)
+			c, asJSON, err := clientAndFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -340,11 +334,7 @@ func newJobActionCmd(name, short string, act func(*client.Client, context.Contex
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := outputJSON(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := newClient(cmd)
+			c, asJSON, err := clientAndFormat(cmd)
 			if err != nil {
 				return err
 			}

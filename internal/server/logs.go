@@ -12,15 +12,25 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
-// handleLogs answers a job's whole log as plain text, one line per log line.
-func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
+// existingJob reads the {id} of the path and answers 404 (or 503) itself
+// when there is no such job.
+func (s *Server) existingJob(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id, ok := jobID(r)
 	if !ok {
 		writeError(w, http.StatusNotFound, "job not found")
-		return
+		return "", false
 	}
 	if _, err := s.opts.Store.Get(r.Context(), id); err != nil {
 		s.storeError(w, err)
+		return "", false
+	}
+	return id, true
+}
+
+// handleLogs answers a job's whole log as plain text, one line per log line.
+func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.existingJob(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -53,13 +63,8 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 // missed. When the job has finished and every line is sent, an "end" event
 // carries the final status and the stream closes.
 func (s *Server) handleLogStream(w http.ResponseWriter, r *http.Request) {
-	id, ok := jobID(r)
+	id, ok := s.existingJob(w, r)
 	if !ok {
-		writeError(w, http.StatusNotFound, "job not found")
-		return
-	}
-	if _, err := s.opts.Store.Get(r.Context(), id); err != nil {
-		s.storeError(w, err)
 		return
 	}
 	after := r.Header.Get("Last-Event-ID")

@@ -1,12 +1,10 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/raibid-labs/raibid-ci/internal/queue"
@@ -14,24 +12,6 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
-
-type countScaler struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (c *countScaler) MaxAgents(context.Context) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n, nil
-}
-
-func (c *countScaler) SetMaxAgents(_ context.Context, n int) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.n = n
-	return nil
-}
 
 func TestScaleAndSystemEndpoints(t *testing.T) {
 	r := testutil.StartRedis(t)
@@ -55,14 +35,14 @@ func TestScaleAndSystemEndpoints(t *testing.T) {
 	if code, _ := req(plain.URL, "GET", "/scale", ""); code != 501 {
 		t.Fatalf("scale without scaler: %d", code)
 	}
-	sc := &countScaler{n: 2}
+	sc := &testutil.Scaler{N: 2}
 	opts.Scaler = sc
 	srv := httptest.NewServer(server.New(opts).Handler())
 	defer srv.Close()
 	if code, body := req(srv.URL, "GET", "/scale", ""); code != 200 || !strings.Contains(body, `"max_agents":2`) {
 		t.Fatalf("get scale %d %s", code, body)
 	}
-	if code, body := req(srv.URL, "PUT", "/scale", `{"max_agents":5}`); code != 200 || sc.n != 5 {
+	if code, body := req(srv.URL, "PUT", "/scale", `{"max_agents":5}`); code != 200 || sc.N != 5 {
 		t.Fatalf("put scale %d %s", code, body)
 	}
 	for _, bad := range []string{`{"max_agents":-1}`, `{"max_agents":100000}`, `{}`, `{"max":3}`, `x`} {
@@ -70,8 +50,8 @@ func TestScaleAndSystemEndpoints(t *testing.T) {
 			t.Errorf("PUT /scale %s: %d", bad, code)
 		}
 	}
-	if sc.n != 5 {
-		t.Fatalf("bad input changed the scale to %d", sc.n)
+	if sc.N != 5 {
+		t.Fatalf("bad input changed the scale to %d", sc.N)
 	}
 	code, body := req(srv.URL, "GET", "/system", "")
 	var sys server.System

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,28 +33,10 @@ func updating() bool {
 // base is the fixed clock of every frame.
 var base = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
-type countScaler struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (c *countScaler) MaxAgents(context.Context) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n, nil
-}
-
-func (c *countScaler) SetMaxAgents(_ context.Context, n int) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.n = n
-	return nil
-}
-
 type rig struct {
 	store  *store.Store
 	client *client.Client
-	scaler *countScaler
+	scaler *testutil.Scaler
 }
 
 // newRig serves the real API on a real redis-server, with fixed host figures
@@ -65,7 +46,7 @@ func newRig(t *testing.T) *rig {
 	r := testutil.StartRedis(t)
 	rdb := r.Client()
 	st := store.New(rdb, store.Options{})
-	sc := &countScaler{n: 2}
+	sc := &testutil.Scaler{N: 2}
 	srv := server.New(server.Options{Store: st, Queue: queue.New(rdb, queue.Options{}), ReaperInterval: -1,
 		Version: "test", Scaler: sc, GiteaURL: "http://gitea.local:3000",
 		HostStats: func() server.HostStats {
