@@ -11,10 +11,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
@@ -77,6 +80,12 @@ type Options struct {
 	// ReadyFile is touched after a job is claimed in Once mode, so a
 	// Kubernetes readiness probe tells KEDA the pod is no longer idle.
 	ReadyFile string
+	// Cache, when set, keeps a cargo target directory per repository and
+	// toolchain between jobs; CacheMaxAge and CacheMaxSize prune it at start
+	// and hourly (0: no limit).
+	Cache        *cache.Cache
+	CacheMaxAge  time.Duration
+	CacheMaxSize int64
 	// CancelPoll is how often a running job's status is checked for a cancel
 	// (default 250 ms).
 	CancelPoll time.Duration
@@ -138,6 +147,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		_ = a.opts.Store.RemoveAgent(fctx, a.opts.Name)
 	}()
 
+	if a.opts.Cache != nil && (a.opts.CacheMaxAge > 0 || a.opts.CacheMaxSize > 0) {
+		go a.pruneLoop(beatCtx)
+	}
 	deadline := time.Now().Add(a.opts.Wait)
 	a.log.Debug("waiting for work", "since_start", time.Since(a.started))
 	for ctx.Err() == nil {
@@ -174,6 +186,33 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// pruneLoop keeps the build cache within its limits: at start, then hourly.
+func (a *Agent) pruneLoop(ctx context.Context) {
+	for {
+		removed, err := a.opts.Cache.Prune(a.opts.CacheMaxAge, a.opts.CacheMaxSize, time.Now())
+		if err != nil {
+			a.log.Warn("cache prune", "err", err)
+		}
+		for _, e := range removed {
+			a.log.Info("cache pruned", "dir", e.Path, "bytes", e.Size, "last_used", e.LastUsed)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+	}
+}
+
+// rustToolchain names the toolchain target directories are keyed by.
+var rustToolchain = sync.OnceValue(func() string {
+	out, err := exec.Command("rustc", "--version").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+})
 
 func sleep(ctx context.Context, d time.Duration) {
 	select {

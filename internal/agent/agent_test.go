@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/agent"
+	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
@@ -393,5 +394,63 @@ func TestCloneByBranchAndByCommitShareOneMirror(t *testing.T) {
 	leftovers, _ := filepath.Glob(filepath.Join(work, ".mirrors", "*.git", "worktrees", "*"))
 	if len(mirrors) != 1 || len(leftovers) != 0 {
 		t.Fatalf("mirrors %v, leftover worktrees %v", mirrors, leftovers)
+	}
+}
+
+// With a build cache, the second job of a repository reuses the first's
+// cargo target directory: its release build compiles nothing.
+func TestSecondRustJobReusesCachedTargetDir(t *testing.T) {
+	testutil.RequireTool(t, "cargo")
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, testutil.RustCrate(false))
+	c := &cache.Cache{Root: t.TempDir()}
+	work := t.TempDir()
+	run := func() string {
+		id := r.submit(dir, sha)
+		r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true; o.Cache = c; o.WorkDir = work }))
+		if j := r.job(id); j.Status != ci.StatusSuccess {
+			t.Fatalf("job %s %q\n%s", j.Status, j.Error, r.logs(id))
+		}
+		return r.logs(id)
+	}
+	first, second := run(), run()
+	if !strings.Contains(first, "Compiling tiny") || !strings.Contains(first, "cargo target dir (kept between jobs)") {
+		t.Fatalf("first job did not build:\n%s", first)
+	}
+	if strings.Contains(second, "Compiling tiny") {
+		t.Fatalf("second job compiled again:\n%s", second)
+	}
+	entries, _ := c.Entries()
+	if len(entries) != 1 || entries[0].Size == 0 {
+		t.Fatalf("cache entries %+v", entries)
+	}
+}
+
+// Two jobs of one repository at once get two workspace slots and share the
+// target directory under cargo's own lock: both succeed.
+func TestTwoJobsOfOneRepoAtOnce(t *testing.T) {
+	testutil.RequireTool(t, "cargo")
+	r := newRig(t, 30*time.Second)
+	files := testutil.RustCrate(false)
+	// The sleep makes the two jobs overlap, so each needs its own slot.
+	files[".raibid.yml"] = "steps:\n  - {name: wait, run: 'sleep 1'}\n  - {name: build, run: 'cargo build --release'}\n  - {name: test, run: 'cargo test'}\n"
+	dir, sha := testutil.GitRepo(t, files)
+	c := &cache.Cache{Root: t.TempDir()}
+	work := t.TempDir()
+	ids := []string{r.submit(dir, sha), r.submit(dir, sha)}
+	var wg sync.WaitGroup
+	for _, name := range []string{"a1", "a2"} {
+		a := r.agent(name, func(o *agent.Options) { o.Once = true; o.Cache = c; o.WorkDir = work })
+		wg.Go(func() { a.Run(context.Background()) })
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if j := r.job(id); j.Status != ci.StatusSuccess {
+			t.Fatalf("job %s %s %q\n%s", id, j.Status, j.Error, r.logs(id))
+		}
+	}
+	// The slots' worktrees are kept for the next job of the repository.
+	if slots, _ := filepath.Glob(filepath.Join(work, "*-[0-9]")); len(slots) != 2 {
+		t.Fatalf("slots %v, want two", slots)
 	}
 }

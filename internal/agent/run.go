@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -64,14 +65,28 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 	masker := pipeline.NewMasker(a.opts.Secrets...)
 	sink := newLogSink(a.opts.Store, job.ID)
 	defer sink.Close()
-	ws := workspaceDir(a.opts.WorkDir, job.ID)
+	ws, releaseSlot, err := acquireWorkspace(a.opts.WorkDir, job.Repo)
+	if err != nil {
+		sink.Line("clone", "system", "workspace: "+err.Error())
+		sink.Flush()
+		a.retry(d, job, "workspace: "+err.Error())
+		return
+	}
+	defer releaseSlot()
 	mirrors := filepath.Join(a.opts.WorkDir, ".mirrors")
-	removeWorkspace(mirrors, ws) // a crashed earlier delivery may have left it
-	defer removeWorkspace(mirrors, ws)
+	// Without a build cache every job starts from a fresh worktree, removed
+	// afterwards. With one, the slot's worktree is kept and reset to the next
+	// commit (checkout -f, clean -ffdx): a clean tree all the same, but
+	// unchanged files keep their times so cargo's cache stays fresh.
+	keep := a.opts.Cache != nil
+	if !keep {
+		removeWorkspace(mirrors, ws) // a crashed job's leftovers
+		defer removeWorkspace(mirrors, ws)
+	}
 
 	sink.Line("clone", "system", fmt.Sprintf("attempt %d on agent %s", job.Attempt, a.opts.Name))
 	sink.Line("clone", "system", fmt.Sprintf("fetching %s %s@%s", redact(job.CloneURL), job.Branch, shortSHA(job.Commit)))
-	if err := a.opts.Source.clone(jobCtx, mirrors, ws, job.CloneURL, job.Branch, job.Commit, masker); err != nil {
+	if err := a.opts.Source.clone(jobCtx, mirrors, ws, job.CloneURL, job.Branch, job.Commit, keep, masker); err != nil {
 		if cause := context.Cause(jobCtx); cause != nil {
 			a.interrupted(d, job, cause, nil)
 			return
@@ -94,8 +109,13 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 		return
 	}
 	sink.Line("pipeline", "system", fmt.Sprintf("running %d steps of the %s", len(p.Steps), p.Source))
+	env := jobEnv(job)
+	if target := a.cargoTarget(ws, job.Repo); target != "" {
+		env = append(env, "CARGO_TARGET_DIR="+target)
+		sink.Line("pipeline", "system", "cargo target dir (kept between jobs): "+target)
+	}
 	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{
-		Dir: ws, Sink: sink, Masker: masker, Env: jobEnv(job),
+		Dir: ws, Sink: sink, Masker: masker, Env: env,
 		OnStep: func(steps []ci.Step) {
 			sctx, cancel := final()
 			defer cancel()
@@ -110,6 +130,24 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 		return
 	}
 	a.finish(d, job, res.Status, res.Error, res.Steps)
+}
+
+// cargoTarget is the cached target directory for a Rust repository, or ""
+// when there is no cache or no Cargo.toml. The pipeline's own env may still
+// set CARGO_TARGET_DIR: it comes later and wins.
+func (a *Agent) cargoTarget(ws, repo string) string {
+	if a.opts.Cache == nil {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join(ws, "Cargo.toml")); err != nil {
+		return ""
+	}
+	dir, err := a.opts.Cache.TargetDir(repo, rustToolchain())
+	if err != nil {
+		a.log.Warn("build cache", "err", err)
+		return ""
+	}
+	return dir
 }
 
 // watch renews the lease and looks for a cancel until jobCtx ends.

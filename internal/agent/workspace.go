@@ -89,7 +89,9 @@ func (s Source) gitEnv() []string {
 // the mirror already has costs no fetch; a new one costs a shallow fetch of
 // just that commit. A file lock on the mirror lets agents in several
 // processes share it.
-func (s Source) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit string, masker *pipeline.Masker) error {
+// With keep, a worktree already in dir (the slot's last job) is reset to
+// commit instead of made anew.
+func (s Source) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit string, keep bool, masker *pipeline.Masker) error {
 	if err := s.check(cloneURL); err != nil {
 		return err
 	}
@@ -140,6 +142,11 @@ func (s Source) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commi
 			return err
 		}
 	}
+	if keep {
+		if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
+			return s.reset(ctx, dir, commit, fetch, masker, cloneURL)
+		}
+	}
 	// Try the mirror first: a commit built before needs no fetch, and this is
 	// one process instead of a lookup and a checkout.
 	if _, err := git("worktree", "add", "-q", "--detach", "-f", dir, commit); err == nil {
@@ -151,6 +158,34 @@ func (s Source) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commi
 	}
 	_, err = git("worktree", "add", "-q", "--detach", "-f", dir, commit)
 	return err
+}
+
+// reset turns a kept worktree into a clean checkout of commit: files that
+// did not change keep their times, which is what lets cargo find its cached
+// build fresh; everything untracked (build output in the tree) goes.
+func (s Source) reset(ctx context.Context, dir, commit string, fetch func(string) error, masker *pipeline.Masker, cloneURL string) error {
+	run := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
+		cmd.Env = s.gitEnv()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			msg := strings.TrimSpace(string(out))
+			if i := strings.LastIndex(msg, "\n"); i >= 0 {
+				msg = msg[i+1:]
+			}
+			return fmt.Errorf("git %s: %s", args[0], masker.Apply(strings.ReplaceAll(firstNonEmpty(msg, err.Error()), cloneURL, redact(cloneURL))))
+		}
+		return nil
+	}
+	if run("checkout", "-q", "-f", "--detach", commit) != nil {
+		if err := fetch(commit); err != nil {
+			return err
+		}
+		if err := run("checkout", "-q", "-f", "--detach", commit); err != nil {
+			return err
+		}
+	}
+	return run("clean", "-q", "-ffdx")
 }
 
 // removeWorkspace deletes a job's worktree and the mirror's record of it,
@@ -185,7 +220,33 @@ func firstNonEmpty(ss ...string) string {
 	return ""
 }
 
-// workspaceDir is the per-job directory under root.
-func workspaceDir(root, jobID string) string {
-	return filepath.Join(root, jobID)
+// maxSlots bounds how many jobs of one repository run at once on one work dir.
+const maxSlots = 64
+
+// acquireWorkspace picks the first free slot of repo under root: a directory
+// whose path is the same from one job of the repository to the next. Cargo
+// fingerprints a package by its path, so a stable path is what lets a cached
+// target directory be reused; two jobs of one repository at once get two
+// slots. An flock marks a slot taken, across agents in other processes too;
+// release frees it.
+func acquireWorkspace(root, repo string) (dir string, release func(), err error) {
+	sum := sha256.Sum256([]byte(repo))
+	key := hex.EncodeToString(sum[:6])
+	locks := filepath.Join(root, ".slots")
+	if err := os.MkdirAll(locks, 0o755); err != nil {
+		return "", nil, err
+	}
+	for slot := range maxSlots {
+		name := fmt.Sprintf("%s-%d", key, slot)
+		f, err := os.OpenFile(filepath.Join(locks, name+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return "", nil, err
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		return filepath.Join(root, name), func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+	}
+	return "", nil, fmt.Errorf("all %d workspace slots of %s are in use", maxSlots, repo)
 }

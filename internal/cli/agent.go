@@ -70,6 +70,7 @@ func newAgentCmd() *cobra.Command {
 	f.Bool("allow-local-clone", false, "accept local paths as clone URLs")
 	f.StringSlice("mask", nil, "names of environment variables whose values are masked in logs")
 	addAgentFlags(cmd, filepath.Join(os.TempDir(), "raibid-work"))
+	addCacheFlags(cmd, defaultCacheDir())
 	return cmd
 }
 
@@ -100,6 +101,11 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 		Source:    agent.Source{ForgeURL: giteaURL, Token: token, AllowLocal: allowLocal},
 		PublicURL: strings.TrimRight(publicURL, "/"),
 	}
+	c, age, size, err := cacheFromFlags(cmd)
+	if err != nil {
+		return nil, err
+	}
+	opts.Cache, opts.CacheMaxAge, opts.CacheMaxSize = c, age, size
 	opts.Tools = func() pipeline.Tools {
 		t := pipeline.DetectTools()
 		t.Registry = registry

@@ -53,6 +53,8 @@ func newUpCmd() *cobra.Command {
 	cmd.Flags().Int("agents", 2, "local agents to run")
 	addAgentFlags(cmd, "")
 	cmd.Flags().Lookup("workdir").DefValue = "<data-dir>/work"
+	addCacheFlags(cmd, "")
+	cmd.Flags().Lookup("cache-dir").DefValue = "<data-dir>/cache"
 	return cmd
 }
 
@@ -117,6 +119,9 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	fmt.Fprintf(out, "  Agents          %d local\n", n)
 	if w, _ := cmd.Flags().GetString("workdir"); w == "" {
 		_ = cmd.Flags().Set("workdir", filepath.Join(dataDir, "work"))
+	}
+	if c, _ := cmd.Flags().GetString("cache-dir"); c == "" {
+		_ = cmd.Flags().Set("cache-dir", filepath.Join(dataDir, "cache"))
 	}
 	// Agents and server stop together on the signal; agents hand running
 	// jobs back to the queue, which needs Redis, so Redis stops last (defer).

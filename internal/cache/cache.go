@@ -1,0 +1,156 @@
+// Package cache owns the agents' build cache on disk: one cargo target
+// directory per repository and toolchain, kept between jobs so a rebuild
+// compiles only what changed, and pruned least recently used first when it
+// grows past its size or age limits. It knows nothing of jobs or queues.
+package cache
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Cache is a cache root.
+type Cache struct{ Root string }
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// TargetDir is the cargo target directory of repo built with toolchain, made
+// if missing, and marked used now (pruning goes by that mark). Two jobs of
+// the same repository may share it: cargo locks a build directory itself.
+func (c Cache) TargetDir(repo, toolchain string) (string, error) {
+	sum := sha256.Sum256([]byte(repo + "\x00" + toolchain))
+	name := unsafeChars.ReplaceAllString(strings.ReplaceAll(repo, "/", "_"), "-")
+	if len(name) > 60 {
+		name = name[:60]
+	}
+	dir := filepath.Join(c.Root, "target", name+"-"+hex.EncodeToString(sum[:6]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("cache: %w", err)
+	}
+	now := time.Now()
+	if err := os.Chtimes(dir, now, now); err != nil {
+		return "", fmt.Errorf("cache: %w", err)
+	}
+	return dir, nil
+}
+
+// Entry is one target directory.
+type Entry struct {
+	Path     string    `json:"path"`
+	Size     int64     `json:"size_bytes"`
+	LastUsed time.Time `json:"last_used"`
+}
+
+// Entries lists the target directories, least recently used first.
+func (c Cache) Entries() ([]Entry, error) {
+	dirs, err := os.ReadDir(filepath.Join(c.Root, "target"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	var out []Entry
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		info, err := d.Info()
+		if err != nil {
+			continue
+		}
+		p := filepath.Join(c.Root, "target", d.Name())
+		out = append(out, Entry{Path: p, Size: duSize(p), LastUsed: info.ModTime()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LastUsed.Before(out[j].LastUsed) })
+	return out, nil
+}
+
+func duSize(root string) int64 {
+	var n int64
+	_ = filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// Prune removes target directories unused for longer than maxAge (0: no
+// age limit), then the least recently used until the rest fit in maxSize
+// bytes (0: no size limit). It returns what it removed.
+func (c Cache) Prune(maxAge time.Duration, maxSize int64, now time.Time) ([]Entry, error) {
+	entries, err := c.Entries()
+	if err != nil {
+		return nil, err
+	}
+	var total int64
+	for _, e := range entries {
+		total += e.Size
+	}
+	var removed []Entry
+	for _, e := range entries { // oldest first
+		tooOld := maxAge > 0 && now.Sub(e.LastUsed) > maxAge
+		tooBig := maxSize > 0 && total > maxSize
+		if !tooOld && !tooBig {
+			continue
+		}
+		if err := os.RemoveAll(e.Path); err != nil {
+			return removed, fmt.Errorf("cache: %w", err)
+		}
+		total -= e.Size
+		removed = append(removed, e)
+	}
+	return removed, nil
+}
+
+// ParseSize reads sizes such as 50GB, 512MiB, 1.5G or 1000 (bytes).
+func ParseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"TIB", 1 << 40}, {"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10},
+		{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3},
+		{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
+	u := strings.ToUpper(strings.TrimSpace(s))
+	mult := 1.0
+	for _, x := range units {
+		if strings.HasSuffix(u, x.suffix) {
+			u, mult = strings.TrimSpace(strings.TrimSuffix(u, x.suffix)), x.mult
+			break
+		}
+	}
+	var v float64
+	if _, err := fmt.Sscanf(u, "%g", &v); err != nil || v < 0 {
+		return 0, fmt.Errorf("size %q: use a number with KB, MB, GB, TB (or KiB, MiB, GiB)", s)
+	}
+	return int64(v * mult), nil
+}
+
+// ParseAge reads durations with a day unit too: 7d, 36h, 90m.
+func ParseAge(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(strings.TrimSpace(s), "d"); ok {
+		var n float64
+		if _, err := fmt.Sscanf(d, "%g", &n); err != nil || n < 0 {
+			return 0, fmt.Errorf("age %q: use e.g. 7d, 36h or 90m", s)
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("age %q: use e.g. 7d, 36h or 90m", s)
+	}
+	return v, nil
+}

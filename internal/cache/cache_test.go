@@ -1,0 +1,81 @@
+package cache_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/cache"
+)
+
+func fill(t *testing.T, dir string, size int, used time.Time) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "blob"), make([]byte, size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(dir, used, used); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTargetDirIsPerRepoAndToolchain(t *testing.T) {
+	c := cache.Cache{Root: t.TempDir()}
+	a, _ := c.TargetDir("acme/widget", "1.95.0")
+	b, _ := c.TargetDir("acme/widget", "1.95.0")
+	other, _ := c.TargetDir("acme/widget", "1.96.0")
+	evil, err := c.TargetDir("../../etc", "x")
+	if err != nil || a != b || a == other || filepath.Dir(evil) != filepath.Join(c.Root, "target") {
+		t.Fatalf("dirs %s %s %s %s %v", a, b, other, evil, err)
+	}
+}
+
+// Prune removes the least recently used first and stops once both limits hold.
+func TestPruneOldestFirstWithinBothLimits(t *testing.T) {
+	c := cache.Cache{Root: t.TempDir()}
+	now := time.Now()
+	dirs := map[string]time.Duration{"r1": 10 * 24 * time.Hour, "r2": 3 * time.Hour, "r3": 2 * time.Hour, "r4": time.Hour}
+	paths := map[string]string{}
+	for repo, age := range dirs {
+		p, _ := c.TargetDir("acme/"+repo, "t")
+		fill(t, p, 1000, now.Add(-age))
+		paths[repo] = p
+	}
+	// Age: r1 (10 days) goes. Size: 3000 left > 2500, so r2, the oldest left, goes.
+	removed, err := c.Prune(7*24*time.Hour, 2500, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 2 || removed[0].Path != paths["r1"] || removed[1].Path != paths["r2"] {
+		t.Fatalf("removed %+v", removed)
+	}
+	left, _ := c.Entries()
+	if len(left) != 2 || left[0].Path != paths["r3"] || left[1].Path != paths["r4"] || left[0].Size != 1000 {
+		t.Fatalf("left %+v", left)
+	}
+	if removed, _ := c.Prune(0, 0, now); len(removed) != 0 {
+		t.Fatalf("no limits removed %+v", removed)
+	}
+}
+
+func TestParseSizeAndAge(t *testing.T) {
+	for in, want := range map[string]int64{"50GB": 50e9, "512MiB": 512 << 20, "1.5G": 3 << 29, "1000": 1000, "2 kb": 2000} {
+		if got, err := cache.ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "lots", "-5GB"} {
+		if _, err := cache.ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+	if d, err := cache.ParseAge("7d"); err != nil || d != 7*24*time.Hour {
+		t.Errorf("7d = %v %v", d, err)
+	}
+	if d, err := cache.ParseAge("36h"); err != nil || d != 36*time.Hour {
+		t.Errorf("36h = %v %v", d, err)
+	}
+	if _, err := cache.ParseAge("soon"); err == nil {
+		t.Error("soon accepted")
+	}
+}

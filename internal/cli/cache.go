@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/raibid-labs/raibid-ci/internal/cache"
+)
+
+// addCacheFlags are shared by `raibid agent`, `raibid up` and `raibid cache`.
+func addCacheFlags(cmd *cobra.Command, dir string) {
+	f := cmd.Flags()
+	f.String("cache-dir", dir, "build cache root: cargo target dirs per repository and toolchain (\"off\" disables)")
+	f.String("cache-max-age", "7d", "prune target dirs unused this long (at start and hourly)")
+	f.String("cache-max-size", "50GB", "prune least recently used target dirs past this size")
+}
+
+// cacheFromFlags returns the cache and its limits, or nil when it is off.
+func cacheFromFlags(cmd *cobra.Command) (*cache.Cache, time.Duration, int64, error) {
+	f := cmd.Flags()
+	dir, _ := f.GetString("cache-dir")
+	if dir == "off" || dir == "" {
+		return nil, 0, 0, nil
+	}
+	ageS, _ := f.GetString("cache-max-age")
+	sizeS, _ := f.GetString("cache-max-size")
+	age, err := cache.ParseAge(ageS)
+	if err != nil {
+		return nil, 0, 0, &UsageError{fmt.Errorf("--cache-max-age: %w", err)}
+	}
+	size, err := cache.ParseSize(sizeS)
+	if err != nil {
+		return nil, 0, 0, &UsageError{fmt.Errorf("--cache-max-size: %w", err)}
+	}
+	return &cache.Cache{Root: dir}, age, size, nil
+}
+
+func newCacheCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "cache", Short: "Inspect and prune the agents' build cache"}
+	prune := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove target dirs past --cache-max-age, then least recently used past --cache-max-size",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, age, size, err := cacheFromFlags(cmd)
+			if err != nil || c == nil {
+				return err
+			}
+			removed, err := c.Prune(age, size, time.Now())
+			for _, e := range removed {
+				fmt.Fprintf(cmd.OutOrStdout(), "removed %s (%s, last used %s)\n", e.Path, human(e.Size), e.LastUsed.Local().Format(time.DateTime))
+			}
+			if err == nil && len(removed) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "nothing to prune")
+			}
+			return err
+		},
+	}
+	stats := &cobra.Command{
+		Use:   "stats",
+		Short: "List the cached target dirs, least recently used first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			c, _, _, err := cacheFromFlags(cmd)
+			if err != nil || c == nil {
+				return err
+			}
+			entries, err := c.Entries()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), entries)
+			}
+			var total int64
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TARGET DIR\tSIZE\tLAST USED")
+			for _, e := range entries {
+				total += e.Size
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", filepath.Base(e.Path), human(e.Size), e.LastUsed.Local().Format(time.DateTime))
+			}
+			fmt.Fprintf(tw, "total\t%s\t%d dirs\n", human(total), len(entries))
+			return tw.Flush()
+		},
+	}
+	for _, c := range []*cobra.Command{prune, stats} {
+		addCacheFlags(c, defaultCacheDir())
+		c.Flags().StringP("output", "o", "text", "output format: text or json")
+	}
+	cmd.AddCommand(prune, stats)
+	return cmd
+}
+
+// defaultCacheDir is where `raibid agent` keeps its cache; `raibid up` uses
+// <data-dir>/cache.
+func defaultCacheDir() string { return filepath.Join(os.TempDir(), "raibid-cache") }
+
+func human(n int64) string {
+	const unit = 1 << 10
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
