@@ -454,3 +454,26 @@ func TestTwoJobsOfOneRepoAtOnce(t *testing.T) {
 		t.Fatalf("slots %v, want two", slots)
 	}
 }
+
+// A kept slot whose mirror has gone (pruned, or the repository moved) is
+// made anew instead of failing every job of the repository.
+func TestKeptSlotWithLostMirrorIsRebuilt(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: x, run: 'true'}\n", "Cargo.toml": ""})
+	c := &cache.Cache{Root: t.TempDir()}
+	work := t.TempDir()
+	run := func() *ci.Job {
+		id := r.submit(dir, sha)
+		r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true; o.Cache = c; o.WorkDir = work }))
+		return r.job(id)
+	}
+	if j := run(); j.Status != ci.StatusSuccess {
+		t.Fatalf("first: %s %q", j.Status, j.Error)
+	}
+	if err := os.RemoveAll(filepath.Join(work, ".mirrors")); err != nil {
+		t.Fatal(err)
+	}
+	if j := run(); j.Status != ci.StatusSuccess {
+		t.Fatalf("after losing the mirror: %s %q", j.Status, j.Error)
+	}
+}

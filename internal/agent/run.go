@@ -65,7 +65,7 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 	masker := pipeline.NewMasker(a.opts.Secrets...)
 	sink := newLogSink(a.opts.Store, job.ID)
 	defer sink.Close()
-	ws, releaseSlot, err := acquireWorkspace(a.opts.WorkDir, job.Repo)
+	ws, releaseSlot, err := acquireWorkspace(a.opts.WorkDir, job.Repo, job.CloneURL)
 	if err != nil {
 		sink.Line("clone", "system", "workspace: "+err.Error())
 		sink.Flush()

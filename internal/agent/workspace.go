@@ -144,7 +144,11 @@ func (s Source) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commi
 	}
 	if keep {
 		if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
-			return s.reset(ctx, dir, commit, fetch, masker, cloneURL)
+			if err := s.reset(ctx, dir, commit, fetch, masker, cloneURL); err == nil {
+				return nil
+			}
+			// A worktree whose mirror is gone or changed: start it anew.
+			removeWorkspace(mirrors, dir)
 		}
 	}
 	// Try the mirror first: a commit built before needs no fetch, and this is
@@ -229,8 +233,9 @@ const maxSlots = 64
 // target directory be reused; two jobs of one repository at once get two
 // slots. An flock marks a slot taken, across agents in other processes too;
 // release frees it.
-func acquireWorkspace(root, repo string) (dir string, release func(), err error) {
-	sum := sha256.Sum256([]byte(repo))
+func acquireWorkspace(root, repo, cloneURL string) (dir string, release func(), err error) {
+	// Keyed by the clone URL too: a slot's worktree belongs to that URL's mirror.
+	sum := sha256.Sum256([]byte(repo + "\x00" + cloneURL))
 	key := hex.EncodeToString(sum[:6])
 	locks := filepath.Join(root, ".slots")
 	if err := os.MkdirAll(locks, 0o755); err != nil {
