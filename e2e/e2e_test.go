@@ -26,8 +26,8 @@ func TestUpBuildsRustCratesFromSignedPushes(t *testing.T) {
 	ymlID := push(t, up.url, up.secret, pushPayload("acme/yml", ymlDir, "main", ymlSHA))
 
 	j := waitJob(t, up.url, up.token, okID, 3*time.Minute, nil)
-	if j.Status != ci.StatusSuccess {
-		t.Fatalf("passing crate: %s %q", j.Status, j.Error)
+	if j.Status != ci.StatusSuccess || j.CacheArtifacts == 0 {
+		t.Fatalf("passing crate: %s %q, %d cargo artifacts", j.Status, j.Error, j.CacheArtifacts)
 	}
 	want := map[string]ci.Status{"check": "success", "build": "success", "test": "success", "clippy": "success", "audit": "skipped", "image": "skipped"}
 	for _, s := range j.Steps {

@@ -405,15 +405,22 @@ func TestSecondRustJobReusesCachedTargetDir(t *testing.T) {
 	dir, sha := testutil.GitRepo(t, testutil.RustCrate(false))
 	c := &cache.Cache{Root: t.TempDir()}
 	work := t.TempDir()
+	var jobs []*ci.Job
 	run := func() string {
 		id := r.submit(dir, sha)
 		r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true; o.Cache = c; o.WorkDir = work }))
-		if j := r.job(id); j.Status != ci.StatusSuccess {
+		j := r.job(id)
+		if j.Status != ci.StatusSuccess {
 			t.Fatalf("job %s %q\n%s", j.Status, j.Error, r.logs(id))
 		}
+		jobs = append(jobs, j)
 		return r.logs(id)
 	}
 	first, second := run(), run()
+	if jobs[0].CacheArtifacts == 0 || jobs[0].CacheFresh == jobs[0].CacheArtifacts ||
+		jobs[1].CacheArtifacts == 0 || jobs[1].CacheFresh != jobs[1].CacheArtifacts {
+		t.Fatalf("hit rates: first %d/%d, second %d/%d", jobs[0].CacheFresh, jobs[0].CacheArtifacts, jobs[1].CacheFresh, jobs[1].CacheArtifacts)
+	}
 	if !strings.Contains(first, "Compiling tiny") || !strings.Contains(first, "cargo target dir (kept between jobs)") {
 		t.Fatalf("first job did not build:\n%s", first)
 	}

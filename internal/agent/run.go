@@ -95,7 +95,7 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 		sink.Line("clone", "system", msg)
 		sink.Flush()
 		if errors.Is(err, errCloneRefused) {
-			a.finish(d, job, ci.StatusError, msg, nil)
+			a.finish(d, job, ci.StatusError, msg, nil, nil)
 			return
 		}
 		a.retry(d, job, msg)
@@ -105,7 +105,7 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 	if err != nil {
 		sink.Line("pipeline", "system", err.Error())
 		sink.Flush()
-		a.finish(d, job, ci.StatusError, err.Error(), nil)
+		a.finish(d, job, ci.StatusError, err.Error(), nil, nil)
 		return
 	}
 	sink.Line("pipeline", "system", fmt.Sprintf("running %d steps of the %s", len(p.Steps), p.Source))
@@ -129,7 +129,8 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 		a.interrupted(d, job, cause, res.Steps)
 		return
 	}
-	a.finish(d, job, res.Status, res.Error, res.Steps)
+	a.finish(d, job, res.Status, res.Error, res.Steps, map[string]string{
+		"cache_artifacts": strconv.Itoa(res.Cache.Total), "cache_fresh": strconv.Itoa(res.Cache.Fresh)})
 }
 
 // cargoTarget is the cached target directory for a Rust repository, or ""
@@ -213,11 +214,11 @@ func (a *Agent) interrupted(d *queue.Delivery, job *ci.Job, cause error, steps [
 }
 
 // finish records the verdict, acks and reports the commit status.
-func (a *Agent) finish(d *queue.Delivery, job *ci.Job, status ci.Status, errMsg string, steps []ci.Step) {
+func (a *Agent) finish(d *queue.Delivery, job *ci.Job, status ci.Status, errMsg string, steps []ci.Step, fields map[string]string) {
 	fctx, cancel := final()
 	defer cancel()
 	done, err := a.opts.Store.Transition(fctx, job.ID, store.Change{
-		From: []ci.Status{ci.StatusRunning}, To: status, Error: errMsg, Steps: steps,
+		From: []ci.Status{ci.StatusRunning}, To: status, Error: errMsg, Steps: steps, Fields: fields,
 	})
 	switch {
 	case errors.Is(err, ci.ErrConflict):

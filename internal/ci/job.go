@@ -60,6 +60,10 @@ type Job struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	Error      string     `json:"error,omitempty"`
 	Steps      []Step     `json:"steps"`
+	// CacheArtifacts and CacheFresh are cargo's compiled artifacts and how
+	// many of them were reused from the build cache (Rust pipelines).
+	CacheArtifacts int `json:"cache_artifacts,omitempty"`
+	CacheFresh     int `json:"cache_fresh,omitempty"`
 }
 
 // Step is one command of a job's pipeline.

@@ -217,6 +217,9 @@ func printJob(w io.Writer, j *ci.Job) {
 	row("Agent", dash(j.Agent))
 	row("Created", j.CreatedAt.Local().Format(time.RFC3339))
 	row("Duration", duration(j, now))
+	if j.CacheArtifacts > 0 {
+		row("Build cache", fmt.Sprintf("%d of %d artifacts fresh (%.0f%%)", j.CacheFresh, j.CacheArtifacts, 100*float64(j.CacheFresh)/float64(j.CacheArtifacts)))
+	}
 	if j.Error != "" {
 		row("Error", j.Error)
 	}

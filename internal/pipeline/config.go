@@ -35,6 +35,10 @@ type Step struct {
 	Timeout      time.Duration // 0: only the pipeline's timeout applies
 	Env          map[string]string
 	AllowFailure bool
+	// CargoJSON: the command runs cargo with --message-format=json-render-
+	// diagnostics; its artifact messages are counted (cache hit rate) and
+	// kept out of the log.
+	CargoJSON bool
 	// SkipReason, when set, means the step does not apply here (a tool is
 	// missing): it is reported as skipped and not run.
 	SkipReason string

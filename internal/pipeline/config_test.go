@@ -99,7 +99,7 @@ func TestLoadChoosesPipeline(t *testing.T) {
 	if got != want {
 		t.Fatalf("rust steps %s, want %s", got, want)
 	}
-	if p.Steps[2].Run != "cargo test" || !strings.Contains(p.Steps[3].Run, "-D warnings") || !strings.Contains(p.Steps[1].Run, "--release") {
+	if p.Steps[2].Run != "cargo test --message-format=json-render-diagnostics" || !p.Steps[2].CargoJSON || !strings.Contains(p.Steps[3].Run, "-D warnings") || !strings.Contains(p.Steps[1].Run, "--release") {
 		t.Fatalf("commands %+v", p.Steps)
 	}
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644)

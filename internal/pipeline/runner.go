@@ -42,6 +42,8 @@ type Result struct {
 	Status ci.Status // success, failed, cancelled or error
 	Error  string
 	Steps  []ci.Step
+	// Cache counts cargo's artifacts over the steps that report them.
+	Cache CacheCount
 }
 
 // Run runs the steps in order until one fails (allow_failure steps may fail),
@@ -66,6 +68,7 @@ func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res := Result{Status: ci.StatusSuccess}
+	counter := &cargoCounter{}
 	for i, s := range p.Steps {
 		if res.Status != ci.StatusSuccess {
 			steps[i].Status = ci.StatusSkipped
@@ -80,7 +83,7 @@ func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
 		steps[i].Status, steps[i].StartedAt = ci.StatusRunning, &start
 		report()
 		o.line(s.Name, "system", "$ "+s.Run)
-		code, err := runStep(pctx, s, p.Env, o)
+		code, err := runStep(pctx, s, p.Env, o, counter)
 		end := time.Now()
 		steps[i].FinishedAt, steps[i].DurationMS = &end, end.Sub(start).Milliseconds()
 		if code >= 0 {
@@ -115,6 +118,7 @@ func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
 	}
 	report()
 	res.Steps = steps
+	res.Cache = counter.count()
 	return res
 }
 
@@ -143,7 +147,7 @@ func stepEnv(extra ...[]string) []string {
 // (-1 when it did not exit normally). On cancel or timeout the group gets
 // SIGTERM, then SIGKILL after the kill grace; when the step's shell exits, anything
 // it left running in the group is killed, so no step outlives its job.
-func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOptions) (int, error) {
+func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOptions, counter *cargoCounter) (int, error) {
 	sctx := ctx
 	if s.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -187,7 +191,12 @@ func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOp
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			readLines(r.f, func(text string) { o.line(s.Name, r.stream, text) })
+			readLines(r.f, func(text string) {
+				if s.CargoJSON && r.stream == "stdout" && !counter.keep(text) {
+					return
+				}
+				o.line(s.Name, r.stream, text)
+			})
 		}()
 	}
 	exited := make(chan struct{})

@@ -37,15 +37,15 @@ func DetectTools() Tools {
 func RustPipeline(dir string, t Tools) *Pipeline {
 	p := &Pipeline{Timeout: DefaultTimeout, Source: "default Rust pipeline"}
 	p.Steps = []Step{
-		{Name: "check", Run: "cargo check --all-targets"},
-		{Name: "build", Run: "cargo build --release"},
+		{Name: "check", Run: "cargo check --all-targets " + cargoJSON, CargoJSON: true},
+		{Name: "build", Run: "cargo build --release " + cargoJSON, CargoJSON: true},
 	}
 	if t.Nextest {
 		p.Steps = append(p.Steps, Step{Name: "test", Run: "cargo nextest run"})
 	} else {
-		p.Steps = append(p.Steps, Step{Name: "test", Run: "cargo test"})
+		p.Steps = append(p.Steps, Step{Name: "test", Run: "cargo test " + cargoJSON, CargoJSON: true})
 	}
-	p.Steps = append(p.Steps, Step{Name: "clippy", Run: "cargo clippy --all-targets -- -D warnings"})
+	p.Steps = append(p.Steps, Step{Name: "clippy", Run: "cargo clippy --all-targets " + cargoJSON + " -- -D warnings", CargoJSON: true})
 	audit := Step{Name: "audit", Run: "cargo audit"}
 	if !t.Audit {
 		audit.SkipReason = "cargo-audit is not installed"

@@ -108,6 +108,7 @@ func jobFields(j *ci.Job) map[string]string {
 		"status": string(j.Status), "attempt": strconv.Itoa(j.Attempt),
 		"retry_of": j.RetryOf, "agent": j.Agent, "trigger": j.Trigger,
 		"created_at": formatTime(j.CreatedAt), "error": j.Error, "steps": string(steps),
+		"cache_artifacts": strconv.Itoa(j.CacheArtifacts), "cache_fresh": strconv.Itoa(j.CacheFresh),
 	}
 	if j.StartedAt != nil {
 		f["started_at"] = formatTime(*j.StartedAt)
@@ -127,6 +128,8 @@ func jobFromHash(h map[string]string) *ci.Job {
 		StartedAt: parseTime(h["started_at"]), FinishedAt: parseTime(h["finished_at"]),
 	}
 	j.Attempt, _ = strconv.Atoi(h["attempt"])
+	j.CacheArtifacts, _ = strconv.Atoi(h["cache_artifacts"])
+	j.CacheFresh, _ = strconv.Atoi(h["cache_fresh"])
 	if t := parseTime(h["created_at"]); t != nil {
 		j.CreatedAt = *t
 	}
