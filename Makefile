@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/raibid-labs/raibid-ci/internal/cli.Version=$(VERSION)
 
-.PHONY: help deps build cross run test bench fuzz lint
+.PHONY: help deps build cross run test bench bench-cache fuzz lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ test: deps ## the whole test suite with the race detector, against real redis-se
 
 bench: ## benchmarks that print figures
 	scripts/bench
+
+bench-cache: ## build-cache benchmark: a 32-crate offline workspace, cold then warm
+	scripts/bench-cache
 
 fuzz: ## run each fuzz target for 30 s
 	$(GO) test -run '^$$' -fuzz FuzzParsePush -fuzztime 30s ./internal/forge/gitea
