@@ -214,6 +214,12 @@ var rustToolchain = sync.OnceValue(func() string {
 	return strings.TrimSpace(string(out))
 })
 
+// sccachePath is sccache on PATH, or "" when it is not installed.
+var sccachePath = sync.OnceValue(func() string {
+	p, _ := exec.LookPath("sccache")
+	return p
+})
+
 func sleep(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():

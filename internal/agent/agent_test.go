@@ -401,6 +401,7 @@ func TestCloneByBranchAndByCommitShareOneMirror(t *testing.T) {
 // cargo target directory: its release build compiles nothing.
 func TestSecondRustJobReusesCachedTargetDir(t *testing.T) {
 	testutil.RequireTool(t, "cargo")
+	testutil.RequireTool(t, "sccache")
 	r := newRig(t, 30*time.Second)
 	dir, sha := testutil.GitRepo(t, testutil.RustCrate(false))
 	c := &cache.Cache{Root: t.TempDir()}
@@ -420,6 +421,9 @@ func TestSecondRustJobReusesCachedTargetDir(t *testing.T) {
 	if jobs[0].CacheArtifacts == 0 || jobs[0].CacheFresh == jobs[0].CacheArtifacts ||
 		jobs[1].CacheArtifacts == 0 || jobs[1].CacheFresh != jobs[1].CacheArtifacts {
 		t.Fatalf("hit rates: first %d/%d, second %d/%d", jobs[0].CacheFresh, jobs[0].CacheArtifacts, jobs[1].CacheFresh, jobs[1].CacheArtifacts)
+	}
+	if stored, _ := filepath.Glob(filepath.Join(c.Root, "sccache", "*")); !strings.Contains(first, "sccache: ") || len(stored) == 0 {
+		t.Fatalf("sccache not used (%v):\n%s", stored, first)
 	}
 	if !strings.Contains(first, "Compiling tiny") || !strings.Contains(first, "cargo target dir (kept between jobs)") {
 		t.Fatalf("first job did not build:\n%s", first)

@@ -113,6 +113,12 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 	if target := a.cargoTarget(ws, job.Repo); target != "" {
 		env = append(env, "CARGO_TARGET_DIR="+target)
 		sink.Line("pipeline", "system", "cargo target dir (kept between jobs): "+target)
+		if wrapper := sccachePath(); wrapper != "" {
+			// sccache shares compiled crates across repositories too; its
+			// store lives in the cache root, so pruning and the PVC cover it.
+			env = append(env, "RUSTC_WRAPPER="+wrapper, "SCCACHE_DIR="+filepath.Join(a.opts.Cache.Root, "sccache"))
+			sink.Line("pipeline", "system", "sccache: "+wrapper)
+		}
 	}
 	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{
 		Dir: ws, Sink: sink, Masker: masker, Env: env,

@@ -107,7 +107,8 @@ func TestLoadChoosesPipeline(t *testing.T) {
 		return pipeline.Tools{Nextest: true, Audit: true, Buildx: true, Registry: "gitea.local:3000"}
 	})
 	if p.Steps[2].Run != "cargo nextest run" || p.Steps[4].SkipReason != "" || p.Steps[5].SkipReason != "" ||
-		!strings.Contains(p.Steps[5].Run, `"gitea.local:3000/${RAIBID_REPO,,}:${RAIBID_COMMIT}"`) || !strings.Contains(p.Steps[5].Run, "--push") {
+		!strings.Contains(p.Steps[5].Run, `"gitea.local:3000/${RAIBID_REPO,,}:${RAIBID_COMMIT}"`) || !strings.Contains(p.Steps[5].Run, "--push") ||
+		!strings.Contains(p.Steps[5].Run, `--cache-to "type=registry,ref=gitea.local:3000/${RAIBID_REPO,,}:buildcache-$(uname -m),mode=max"`) {
 		t.Fatalf("with tools: %+v", p.Steps)
 	}
 	os.WriteFile(filepath.Join(dir, ".raibid.yml"), []byte("steps:\n  - {name: only, run: 'true'}\n"), 0o644)

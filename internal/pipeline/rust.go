@@ -63,14 +63,18 @@ func RustPipeline(dir string, t Tools) *Pipeline {
 }
 
 // imageCommand builds <registry>/<owner>/<name>:<commit> (lower-cased, as
-// OCI names must be) and pushes it when a registry is configured.
-// RAIBID_REPO and RAIBID_COMMIT are set for every step.
+// OCI names must be) and pushes it when a registry is configured, with
+// BuildKit's registry cache (<image>:buildcache-<arch>, mode=max) so layers
+// survive ephemeral agents. RAIBID_REPO and RAIBID_COMMIT are set for every
+// step.
 func imageCommand(registry string) string {
 	if registry == "" {
 		return `docker buildx build -t "raibid/${RAIBID_REPO,,}:${RAIBID_COMMIT}" .`
 	}
-	r := strings.TrimRight(registry, "/")
-	return `docker buildx build -t "` + r + `/${RAIBID_REPO,,}:${RAIBID_COMMIT}" --push .`
+	image := strings.TrimRight(registry, "/") + `/${RAIBID_REPO,,}`
+	cache := `type=registry,ref=` + image + `:buildcache-$(uname -m)`
+	return `docker buildx build -t "` + image + `:${RAIBID_COMMIT}"` +
+		` --cache-from "` + cache + `" --cache-to "` + cache + `,mode=max" --push .`
 }
 
 func exists(path string) bool {
