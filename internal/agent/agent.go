@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -213,6 +214,17 @@ var rustToolchain = sync.OnceValue(func() string {
 	}
 	return strings.TrimSpace(string(out))
 })
+
+// userCargoHome is the agent's own cargo home, whose settings jobs keep.
+func userCargoHome() string {
+	if h := os.Getenv("CARGO_HOME"); h != "" {
+		return h
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".cargo")
+	}
+	return ""
+}
 
 // sccachePath is sccache on PATH, or "" when it is not installed.
 var sccachePath = sync.OnceValue(func() string {

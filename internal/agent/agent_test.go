@@ -425,6 +425,9 @@ func TestSecondRustJobReusesCachedTargetDir(t *testing.T) {
 	if stored, _ := filepath.Glob(filepath.Join(c.Root, "sccache", "*")); !strings.Contains(first, "sccache: ") || len(stored) == 0 {
 		t.Fatalf("sccache not used (%v):\n%s", stored, first)
 	}
+	if !strings.Contains(first, "cargo home (shared by all jobs): "+filepath.Join(c.Root, "cargo-home")) {
+		t.Fatalf("no shared cargo home:\n%s", first)
+	}
 	if !strings.Contains(first, "Compiling tiny") || !strings.Contains(first, "cargo target dir (kept between jobs)") {
 		t.Fatalf("first job did not build:\n%s", first)
 	}

@@ -113,10 +113,19 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 	if target := a.cargoTarget(ws, job.Repo); target != "" {
 		env = append(env, "CARGO_TARGET_DIR="+target)
 		sink.Line("pipeline", "system", "cargo target dir (kept between jobs): "+target)
+		if home, err := a.opts.Cache.CargoHome(userCargoHome()); err == nil {
+			env = append(env, "CARGO_HOME="+home)
+			sink.Line("pipeline", "system", "cargo home (shared by all jobs): "+home)
+		} else {
+			a.log.Warn("build cache", "err", err)
+		}
 		if wrapper := sccachePath(); wrapper != "" {
 			// sccache shares compiled crates across repositories too; its
 			// store lives in the cache root, so pruning and the PVC cover it.
-			env = append(env, "RUSTC_WRAPPER="+wrapper, "SCCACHE_DIR="+filepath.Join(a.opts.Cache.Root, "sccache"))
+			// sccache runs one server per port; a port of this cache root's
+			// own keeps another root's server from taking our compilations.
+			env = append(env, "RUSTC_WRAPPER="+wrapper, "SCCACHE_DIR="+filepath.Join(a.opts.Cache.Root, "sccache"),
+				"SCCACHE_SERVER_PORT="+strconv.Itoa(a.opts.Cache.Port()))
 			sink.Line("pipeline", "system", "sccache: "+wrapper)
 		}
 	}

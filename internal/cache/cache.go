@@ -154,3 +154,42 @@ func ParseAge(s string) (time.Duration, error) {
 	}
 	return v, nil
 }
+
+// cargoConfigFiles are what a cargo home holds besides downloads: settings
+// (source replacement, registries, net) and registry tokens.
+var cargoConfigFiles = []string{"config.toml", "config", "credentials.toml", "credentials"}
+
+// CargoHome is a cargo home shared by every job: the registry index, crate
+// downloads and git checkouts are fetched once. The agent's own cargo
+// settings (from userHome, its CARGO_HOME or ~/.cargo) are linked into it so
+// source replacements and registry tokens still apply; bin/ is never shared.
+func (c Cache) CargoHome(userHome string) (string, error) {
+	dir := filepath.Join(c.Root, "cargo-home")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("cache: %w", err)
+	}
+	if userHome == "" {
+		return dir, nil
+	}
+	for _, name := range cargoConfigFiles {
+		src := filepath.Join(userHome, name)
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		dst := filepath.Join(dir, name)
+		if _, err := os.Lstat(dst); err == nil {
+			continue
+		}
+		if err := os.Symlink(src, dst); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("cache: %w", err)
+		}
+	}
+	return dir, nil
+}
+
+// Port is a loopback port for this cache root's sccache server, from 20000 to
+// 29999: sccache runs one server per port, and two roots must not share one.
+func (c Cache) Port() int {
+	sum := sha256.Sum256([]byte(c.Root))
+	return 20000 + (int(sum[0])<<8|int(sum[1]))%10000
+}

@@ -79,3 +79,23 @@ func TestParseSizeAndAge(t *testing.T) {
 		t.Error("soon accepted")
 	}
 }
+
+func TestCargoHomeLinksTheAgentsSettings(t *testing.T) {
+	c := cache.Cache{Root: t.TempDir()}
+	user := t.TempDir()
+	os.WriteFile(filepath.Join(user, "config.toml"), []byte("[net]\noffline = true\n"), 0o600)
+	home, err := c.CargoHome(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(home, "config.toml"))
+	if err != nil || string(b) != "[net]\noffline = true\n" {
+		t.Fatalf("config not linked: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(home, "credentials.toml")); err == nil {
+		t.Fatal("linked a file the agent does not have")
+	}
+	if again, err := c.CargoHome(user); err != nil || again != home {
+		t.Fatalf("second call: %s %v", again, err)
+	}
+}
