@@ -434,6 +434,12 @@ func TestSecondRustJobReusesCachedTargetDir(t *testing.T) {
 	if strings.Contains(second, "Compiling tiny") {
 		t.Fatalf("second job compiled again:\n%s", second)
 	}
+	// A one-line change rebuilds the crate, and only it.
+	sha = testutil.Commit(t, dir, map[string]string{"src/lib.rs": "/// Adds.\npub fn add(a: u64, b: u64) -> u64 {\n    b + a\n}\n"}, "swap")
+	third := run()
+	if j := jobs[2]; !strings.Contains(third, "Compiling tiny") || j.CacheFresh >= j.CacheArtifacts {
+		t.Fatalf("after a change: %d/%d fresh\n%s", j.CacheFresh, j.CacheArtifacts, third)
+	}
 	entries, _ := c.Entries()
 	if len(entries) != 1 || entries[0].Size == 0 {
 		t.Fatalf("cache entries %+v", entries)

@@ -13,10 +13,11 @@ import (
 )
 
 type metrics struct {
-	registry     *prometheus.Registry
-	webhooks     *prometheus.CounterVec
-	enqueued     *prometheus.CounterVec
-	httpDuration *prometheus.HistogramVec
+	registry       *prometheus.Registry
+	webhooks       *prometheus.CounterVec
+	enqueued       *prometheus.CounterVec
+	httpDuration   *prometheus.HistogramVec
+	cacheArtifacts *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, q *queue.Queue) *metrics {
@@ -36,7 +37,11 @@ func newMetrics(reg *prometheus.Registry, q *queue.Queue) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"method", "route", "code"}),
 	}
-	reg.MustRegister(m.webhooks, m.enqueued, m.httpDuration, &queueCollector{q: q},
+	m.cacheArtifacts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "raibid_build_cache_artifacts_total",
+		Help: "Cargo artifacts of finished jobs, by whether the build cache had them fresh.",
+	}, []string{"fresh"})
+	reg.MustRegister(m.webhooks, m.enqueued, m.httpDuration, m.cacheArtifacts, &queueCollector{q: q},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -76,4 +81,32 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}
+
+// countCacheUse adds every finished job's cargo artifacts to the cache
+// counters. Agents may run in other processes, so the server learns of
+// verdicts the way dashboards do: from the job events.
+func (s *Server) countCacheUse(ctx context.Context) {
+	for ctx.Err() == nil {
+		events, err := s.opts.Store.Subscribe(ctx)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+				continue
+			}
+		}
+		for ev := range events {
+			if ev.Type != "job" || !ev.Status.Final() {
+				continue
+			}
+			j, err := s.opts.Store.Get(ctx, ev.JobID)
+			if err != nil || j.CacheArtifacts == 0 {
+				continue
+			}
+			s.metrics.cacheArtifacts.WithLabelValues("true").Add(float64(j.CacheFresh))
+			s.metrics.cacheArtifacts.WithLabelValues("false").Add(float64(j.CacheArtifacts - j.CacheFresh))
+		}
+	}
 }

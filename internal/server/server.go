@@ -120,6 +120,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		}
 	}()
 	defer func() { stopReaper(); <-reaperDone }()
+	countDone := make(chan struct{})
+	go func() { defer close(countDone); s.countCacheUse(reaperCtx) }()
+	defer func() { stopReaper(); <-countDone }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()

@@ -462,3 +462,27 @@ func TestMetricsExposeWebhooksAndQueue(t *testing.T) {
 		}
 	}
 }
+
+// A finished job's cargo artifacts reach the cache counters, whichever
+// process ran it.
+func TestBuildCacheCounters(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	id, _, _ := e.store.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/x", Branch: "main"}, "")
+	e.store.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning})
+	time.Sleep(300 * time.Millisecond) // the server's subscription is up
+	e.store.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusSuccess,
+		Fields: map[string]string{"cache_artifacts": "10", "cache_fresh": "9"}})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, body := e.do("GET", "/metrics", "", token)
+		if strings.Contains(string(body), `raibid_build_cache_artifacts_total{fresh="true"} 9`) &&
+			strings.Contains(string(body), `raibid_build_cache_artifacts_total{fresh="false"} 1`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cache counters missing:\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
