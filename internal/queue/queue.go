@@ -101,9 +101,6 @@ func New(rdb redis.UniversalClient, opts Options) *Queue {
 	return &Queue{rdb: rdb, opts: opts}
 }
 
-// Keys returns the key names the queue uses.
-func (q *Queue) Keys() Keys { return q.opts.Keys }
-
 // Lease returns the lease duration.
 func (q *Queue) Lease() time.Duration { return q.opts.Lease }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,25 +105,22 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve answers on l until ctx ends, then shuts down in this order: stop
 // accepting and end SSE streams, let in-flight requests finish (at most
-// ShutdownTimeout), then stop the reaper.
+// ShutdownTimeout), then stop the reaper and the cache counters.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	reaperCtx, stopReaper := context.WithCancel(context.Background())
-	reaperDone := make(chan struct{})
-	go func() {
-		defer close(reaperDone)
-		if s.opts.ReaperInterval >= 0 {
-			s.opts.Queue.RunReaper(reaperCtx, s.opts.ReaperInterval, s.log)
-		}
-	}()
-	defer func() { stopReaper(); <-reaperDone }()
-	countDone := make(chan struct{})
-	go func() { defer close(countDone); s.countCacheUse(reaperCtx) }()
-	defer func() { stopReaper(); <-countDone }()
+	// Background loops (the reaper, the cache counters) outlive the HTTP
+	// drain and stop last.
+	bg, stopBackground := context.WithCancel(context.Background())
+	var loops sync.WaitGroup
+	if s.opts.ReaperInterval >= 0 {
+		loops.Go(func() { s.opts.Queue.RunReaper(bg, s.opts.ReaperInterval, s.log) })
+	}
+	loops.Go(func() { s.countCacheUse(bg) })
+	defer func() { stopBackground(); loops.Wait() }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()

@@ -18,9 +18,6 @@ func (s *Store) publish(ctx context.Context, ev ci.Event) {
 	s.rdb.Publish(ctx, s.eventsChannel(), b)
 }
 
-// Publish sends an event to every subscriber.
-func (s *Store) Publish(ctx context.Context, ev ci.Event) { s.publish(ctx, ev) }
-
 // Subscribe delivers events until ctx ends. The channel closes then.
 func (s *Store) Subscribe(ctx context.Context) (<-chan ci.Event, error) {
 	sub := s.rdb.Subscribe(ctx, s.eventsChannel())

@@ -63,9 +63,6 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	return &Store{rdb: rdb, opts: opts, now: time.Now}
 }
 
-// Redis returns the client, for health checks.
-func (s *Store) Redis() redis.UniversalClient { return s.rdb }
-
 func (s *Store) jobKey(id string) string      { return s.opts.Prefix + "job:" + id }
 func (s *Store) logKey(id string) string      { return s.opts.Prefix + "job:" + id + ":log" }
 func (s *Store) indexKey() string             { return s.opts.Prefix + "jobs" }
