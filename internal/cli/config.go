@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // secret reads a secret from RAIBID_<NAME> or from the file named by
@@ -30,9 +31,9 @@ func secret(cmd *cobra.Command, name string) (string, error) {
 }
 
 // addSecretFlags declares --<name>-file for each secret.
-func addSecretFlags(cmd *cobra.Command, names ...string) {
+func addSecretFlags(f *pflag.FlagSet, names ...string) {
 	for _, n := range names {
-		cmd.Flags().String(n+"-file", "", "file holding the "+strings.ReplaceAll(n, "-", " ")+" (or set "+EnvName(n)+")")
+		f.String(n+"-file", "", "file holding the "+strings.ReplaceAll(n, "-", " ")+" (or set "+EnvName(n)+")")
 	}
 }
 

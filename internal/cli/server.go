@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/mirror"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/store"
@@ -25,7 +25,10 @@ func addServerFlags(cmd *cobra.Command) {
 	f.String("key-prefix", "", "prefix of every Redis key")
 	f.Duration("lease", queue.DefaultLease, "how long a claimed job stays with an agent that stopped heartbeating")
 	f.Int("max-deliveries", queue.DefaultMaxDeliveries, "deliveries of one job before it becomes a dead letter")
-	addSecretFlags(cmd, "webhook-secret", "api-token")
+	f.String("mirrors", "", "mirrors file (mirrors.yaml): serve /webhook/github-sync and /mirrors, create new org repositories' mirrors")
+	f.Duration("mirror-rescan", mirror.DefaultRescan, "how often org entries of the mirrors file are re-listed for new repositories")
+	addSecretFlags(f, "webhook-secret", "api-token", "github-webhook-secret")
+	addForgeFlags(f)
 }
 
 func newServerCmd() *cobra.Command {
@@ -103,9 +106,39 @@ func serverConfig(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger) (*ser
 		Store: st, Queue: q, Logger: log, WebhookSecret: webhookSecret, APIToken: apiToken,
 		GiteaURL: giteaURL, Version: Version, PublicURL: publicURL,
 	}
-	if token := os.Getenv("RAIBID_GITEA_TOKEN"); giteaURL != "" && token != "" {
-		opts.Status = gitea.NewClient(giteaURL, token, log)
+	giteaToken, err := secret(cmd, "gitea-token")
+	if err != nil {
+		return nil, err
+	}
+	if giteaURL != "" && giteaToken != "" {
+		opts.Status = gitea.NewClient(giteaURL, giteaToken, log)
+	}
+	if opts.Mirrors, err = mirrorService(cmd, log); err != nil {
+		return nil, err
+	}
+	if opts.GitHubWebhookSecret, err = secret(cmd, "github-webhook-secret"); err != nil {
+		return nil, err
 	}
 	srv := server.New(opts)
 	return &serverSetup{addr: addr, srv: srv, store: st, queue: q}, nil
+}
+
+// mirrorService builds the server's mirror service from --mirrors, or nil.
+func mirrorService(cmd *cobra.Command, log *slog.Logger) (*mirror.Service, error) {
+	file, _ := cmd.Flags().GetString("mirrors")
+	if file == "" {
+		return nil, nil
+	}
+	cfg, err := mirror.Load(file)
+	if err != nil {
+		return nil, &UsageError{err}
+	}
+	gh, gt, ghToken, err := mirrorClients(cmd, log)
+	if err != nil {
+		return nil, err
+	}
+	rescan, _ := cmd.Flags().GetDuration("mirror-rescan")
+	log.Info("mirroring on", "file", file, "entries", len(cfg.Entries), "rescan", rescan)
+	return mirror.NewService(mirror.ServiceOptions{Config: cfg, GitHub: gh, Gitea: gt,
+		GitHubToken: ghToken, Log: log, Rescan: rescan}), nil
 }

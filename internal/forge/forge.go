@@ -1,12 +1,14 @@
 // Package forge holds what raibid shares with the code forges it talks to:
-// webhook signature checks. Each forge has its own sub-package (gitea, github)
+// webhook signature checks and reading their API errors. Each forge has its own sub-package (gitea, github)
 // for payloads and API clients.
 package forge
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 )
 
 // ValidHMACSHA256 reports whether sigHex is the hex HMAC-SHA256 of body under
@@ -33,4 +35,20 @@ func SignHMACSHA256(secret, body []byte) []byte {
 // SignHex is SignHMACSHA256 as lower-case hex, the form Gitea sends.
 func SignHex(secret, body []byte) string {
 	return hex.EncodeToString(SignHMACSHA256(secret, body))
+}
+
+// APIMessage is the "message" of a forge's JSON error body (GitHub and Gitea
+// both use that field), or a short excerpt of the body.
+func APIMessage(body []byte) string {
+	var e struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Message != "" {
+		return e.Message
+	}
+	s := string(bytes.TrimSpace(body))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
 }

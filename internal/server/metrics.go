@@ -18,6 +18,9 @@ type metrics struct {
 	enqueued       *prometheus.CounterVec
 	httpDuration   *prometheus.HistogramVec
 	cacheArtifacts *prometheus.CounterVec
+	mirrorDuration *prometheus.HistogramVec
+	mirrorErrors   *prometheus.CounterVec
+	mirrorLastSync *prometheus.GaugeVec
 }
 
 func newMetrics(reg *prometheus.Registry, q *queue.Queue) *metrics {
@@ -43,6 +46,7 @@ func newMetrics(reg *prometheus.Registry, q *queue.Queue) *metrics {
 	}, []string{"fresh"})
 	reg.MustRegister(m.webhooks, m.enqueued, m.httpDuration, m.cacheArtifacts, &queueCollector{q: q},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registerMirrorMetrics(reg)
 	return m
 }
 

@@ -16,6 +16,7 @@ type route struct {
 func (s *Server) routeTable() []route {
 	return []route{
 		{"POST", "/webhook/gitea", true, s.handleGiteaWebhook},
+		{"POST", "/webhook/github-sync", true, s.handleGitHubSyncWebhook},
 		{"GET", "/jobs", false, s.handleListJobs},
 		{"POST", "/jobs", false, s.handleCreateJob},
 		{"GET", "/jobs/{id}", false, s.handleGetJob},
@@ -29,6 +30,8 @@ func (s *Server) routeTable() []route {
 		{"GET", "/system", false, s.handleSystem},
 		{"GET", "/scale", false, s.handleGetScale},
 		{"PUT", "/scale", false, s.handleSetScale},
+		{"GET", "/mirrors", false, s.handleListMirrors},
+		{"POST", "/mirrors/{owner}/{repo}/sync", false, s.handleSyncMirror},
 		{"GET", "/healthz", true, s.handleHealthz},
 		{"GET", "/readyz", true, s.handleReadyz},
 		{"GET", "/metrics", false, s.handleMetrics},

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/mirror"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
@@ -53,6 +54,11 @@ type Options struct {
 	PublicURL string
 	// Scaler, when set, lets clients change the number of agents (PUT /scale).
 	Scaler Scaler
+	// Mirrors, when set, serves GitHub → Gitea mirroring: the github-sync
+	// webhook, GET /mirrors and the periodic rescan.
+	Mirrors *mirror.Service
+	// GitHubWebhookSecret signs /webhook/github-sync (default WebhookSecret).
+	GitHubWebhookSecret string
 	// HostStats reads the host's figures for GET /system (default /proc).
 	HostStats func() HostStats
 }
@@ -92,6 +98,9 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, log: opts.Logger, started: time.Now()}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.metrics = newMetrics(opts.Registry, opts.Queue)
+	if opts.Mirrors != nil {
+		opts.Mirrors.SetObserver(s.metrics.observeMirror)
+	}
 	s.handler = s.routes()
 	return s
 }
@@ -120,6 +129,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		loops.Go(func() { s.opts.Queue.RunReaper(bg, s.opts.ReaperInterval, s.log) })
 	}
 	loops.Go(func() { s.countCacheUse(bg) })
+	if s.opts.Mirrors != nil {
+		loops.Go(func() { s.opts.Mirrors.Run(bg) })
+	}
 	defer func() { stopBackground(); loops.Wait() }()
 
 	errc := make(chan error, 1)

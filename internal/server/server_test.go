@@ -38,12 +38,22 @@ type env struct {
 // start runs a real server on a loopback port against a real redis-server.
 func start(t *testing.T, extra ...string) *env {
 	t.Helper()
+	return startWith(t, nil, extra...)
+}
+
+// startWith is start with options changed by with before the server is built.
+func startWith(t *testing.T, with func(*server.Options), extra ...string) *env {
+	t.Helper()
 	r := testutil.StartRedis(t, extra...)
 	rdb := r.Client()
 	st := store.New(rdb, store.Options{})
 	q := queue.New(rdb, queue.Options{})
-	srv := server.New(server.Options{Store: st, Queue: q, WebhookSecret: secret, APIToken: token,
-		GiteaURL: "http://gitea.local:3000", ReaperInterval: -1})
+	opts := server.Options{Store: st, Queue: q, WebhookSecret: secret, APIToken: token,
+		GiteaURL: "http://gitea.local:3000", ReaperInterval: -1}
+	if with != nil {
+		with(&opts)
+	}
+	srv := server.New(opts)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,8 @@
 package gitea
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -63,17 +60,18 @@ func (c *Client) PostStatus(ctx context.Context, repo, sha string, st CommitStat
 	if st.Context == "" {
 		st.Context = StatusContext
 	}
-	body, _ := json.Marshal(st)
-	endpoint := fmt.Sprintf("%s/api/v1/repos/%s/%s/statuses/%s", c.BaseURL, url.PathEscape(owner), url.PathEscape(name), url.PathEscape(sha))
+	path := fmt.Sprintf("/api/v1/repos/%s/%s/statuses/%s", url.PathEscape(owner), url.PathEscape(name), url.PathEscape(sha))
 	delay := c.Backoff
 	var lastErr error
 	for attempt := 1; attempt <= 5; attempt++ {
-		retry, err := c.post(ctx, endpoint, body)
+		code, err := c.call(ctx, http.MethodPost, path, st, nil)
 		if err == nil {
 			return nil
 		}
 		lastErr = err
-		if !retry {
+		// Network failures (no code), server errors and throttling pass;
+		// anything else (bad token, unknown repo) will not.
+		if code != 0 && code < 500 && code != http.StatusTooManyRequests {
 			break
 		}
 		c.Log.Warn("gitea commit status: retrying", "repo", repo, "attempt", attempt, "err", err)
@@ -85,31 +83,4 @@ func (c *Client) PostStatus(ctx context.Context, repo, sha string, st CommitStat
 		delay *= 2
 	}
 	return fmt.Errorf("commit status %s@%.12s: %w", repo, sha, lastErr)
-}
-
-func (c *Client) post(ctx context.Context, endpoint string, body []byte) (retry bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
-	if err != nil {
-		return false, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	if c.Token != "" {
-		req.Header.Set("Authorization", "token "+c.Token)
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		// url.Error holds the URL, which holds no secret; the token is a header.
-		return true, err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	switch {
-	case resp.StatusCode/100 == 2:
-		return false, nil
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		return true, fmt.Errorf("gitea answered %s", resp.Status)
-	default:
-		return false, fmt.Errorf("gitea answered %s", resp.Status)
-	}
 }

@@ -1,4 +1,5 @@
-// Package gitea understands Gitea: push webhook payloads and their headers.
+// Package gitea understands Gitea: push webhook payloads and their headers,
+// and the REST calls raibid makes (commit statuses, mirror migration and sync).
 // It turns a delivery into a decision (build this commit, or ignore it and
 // why) and knows nothing of queues or HTTP servers.
 package gitea

@@ -1,0 +1,172 @@
+package gitea
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/forge"
+)
+
+// ErrNotFound is Gitea's 404.
+var ErrNotFound = errors.New("gitea: not found")
+
+// ErrConflict is Gitea's 409: a repository of that name already exists (for a
+// failed migration, until it is deleted).
+var ErrConflict = errors.New("gitea: a repository of that name already exists")
+
+// Repo is the part of Gitea's repository object mirroring needs.
+type Repo struct {
+	Name           string    `json:"name"`
+	FullName       string    `json:"full_name"`
+	Empty          bool      `json:"empty"`
+	Mirror         bool      `json:"mirror"`
+	Private        bool      `json:"private"`
+	OriginalURL    string    `json:"original_url"`
+	MirrorInterval string    `json:"mirror_interval"`
+	MirrorUpdated  time.Time `json:"mirror_updated"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	Owner          struct {
+		Login string `json:"login"`
+	} `json:"owner"`
+}
+
+// MigrateOptions is the body of POST /api/v1/repos/migrate.
+type MigrateOptions struct {
+	CloneAddr      string `json:"clone_addr"`
+	RepoName       string `json:"repo_name"`
+	RepoOwner      string `json:"repo_owner"`
+	Service        string `json:"service"`
+	Mirror         bool   `json:"mirror"`
+	MirrorInterval string `json:"mirror_interval,omitempty"`
+	Private        bool   `json:"private"`
+	Description    string `json:"description,omitempty"`
+	// AuthToken is the source forge's token: Gitea uses it to clone and,
+	// for service github, to call the source's API. Never logged.
+	AuthToken string `json:"auth_token,omitempty"`
+}
+
+// GetRepo is GET /api/v1/repos/{owner}/{repo}.
+func (c *Client) GetRepo(ctx context.Context, owner, name string) (*Repo, error) {
+	var r Repo
+	if _, err := c.call(ctx, http.MethodGet, repoPath(owner, name), nil, &r); err != nil {
+		return nil, fmt.Errorf("gitea repo %s/%s: %w", owner, name, err)
+	}
+	return &r, nil
+}
+
+// ListRepos lists the repositories of owner, an organisation
+// (GET /api/v1/orgs/{org}/repos) or else a user (GET /api/v1/users/{user}/repos),
+// page by page until a short page.
+func (c *Client) ListRepos(ctx context.Context, owner string) ([]Repo, error) {
+	const limit = 50 // Gitea's default MAX_RESPONSE_ITEMS
+	list := func(base string) ([]Repo, error) {
+		var all []Repo
+		for page := 1; ; page++ {
+			var batch []Repo
+			q := "?limit=" + strconv.Itoa(limit) + "&page=" + strconv.Itoa(page)
+			if _, err := c.call(ctx, http.MethodGet, base+q, nil, &batch); err != nil {
+				return nil, err
+			}
+			all = append(all, batch...)
+			if len(batch) < limit {
+				return all, nil
+			}
+		}
+	}
+	repos, err := list("/api/v1/orgs/" + url.PathEscape(owner) + "/repos")
+	if errors.Is(err, ErrNotFound) {
+		repos, err = list("/api/v1/users/" + url.PathEscape(owner) + "/repos")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gitea repos of %s: %w", owner, err)
+	}
+	return repos, nil
+}
+
+// Migrate creates a repository from another forge (POST /api/v1/repos/migrate).
+// Gitea clones before it answers, so this can take minutes for a big repository.
+func (c *Client) Migrate(ctx context.Context, opts MigrateOptions) (*Repo, error) {
+	var r Repo
+	if _, err := c.call(ctx, http.MethodPost, "/api/v1/repos/migrate", opts, &r); err != nil {
+		return nil, fmt.Errorf("gitea migrate %s/%s: %w", opts.RepoOwner, opts.RepoName, err)
+	}
+	return &r, nil
+}
+
+// MirrorSync asks Gitea to fetch a pull mirror now
+// (POST /api/v1/repos/{owner}/{repo}/mirror-sync). Gitea only queues the
+// sync and answers 200 with an empty body.
+func (c *Client) MirrorSync(ctx context.Context, owner, name string) error {
+	if _, err := c.call(ctx, http.MethodPost, repoPath(owner, name)+"/mirror-sync", nil, nil); err != nil {
+		return fmt.Errorf("gitea mirror-sync %s/%s: %w", owner, name, err)
+	}
+	return nil
+}
+
+// DeleteRepo is DELETE /api/v1/repos/{owner}/{repo}.
+func (c *Client) DeleteRepo(ctx context.Context, owner, name string) error {
+	if _, err := c.call(ctx, http.MethodDelete, repoPath(owner, name), nil, nil); err != nil {
+		return fmt.Errorf("gitea delete %s/%s: %w", owner, name, err)
+	}
+	return nil
+}
+
+func repoPath(owner, name string) string {
+	return "/api/v1/repos/" + url.PathEscape(owner) + "/" + url.PathEscape(name)
+}
+
+// call sends one request with the token and decodes a JSON answer into out
+// (when out is not nil and the body is not empty). 404 and 409 come back as
+// ErrNotFound and ErrConflict; other failures carry Gitea's message.
+func (c *Client) call(ctx context.Context, method, path string, in, out any) (int, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return 0, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "token "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return resp.StatusCode, ErrNotFound
+	case resp.StatusCode == http.StatusConflict:
+		return resp.StatusCode, ErrConflict
+	case resp.StatusCode/100 != 2:
+		return resp.StatusCode, fmt.Errorf("gitea answered %s: %s", resp.Status, forge.APIMessage(data))
+	}
+	if out != nil && len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("gitea answered unreadable JSON: %w", err)
+		}
+	}
+	return resp.StatusCode, nil
+}
