@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/forge/github"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
@@ -192,7 +193,7 @@ func printMirrors(w io.Writer, list []mirror.Mirror, now time.Time) {
 	for _, m := range list {
 		last, state := "never", "ok"
 		if !m.LastSync.IsZero() {
-			last = m.LastSync.Local().Format("2006-01-02 15:04") + " (" + ago(now.Sub(m.LastSync)) + ")"
+			last = m.LastSync.Local().Format("2006-01-02 15:04") + " (" + ci.ShortAge(now.Sub(m.LastSync)) + " ago)"
 		}
 		switch {
 		case m.Missing:
@@ -207,17 +208,4 @@ func printMirrors(w io.Writer, list []mirror.Mirror, now time.Time) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d mirrors, %d stale (no sync for %s)\n", len(list), stale, mirror.StaleAfter)
-}
-
-// ago is a short age: 42s, 5m, 3h, 2d.
-func ago(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds ago", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh ago", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }

@@ -287,3 +287,34 @@ func (c *Client) SetMaxAgents(ctx context.Context, n int) (int, error) {
 	}
 	return out.MaxAgents, c.do(ctx, "PUT", "/scale", map[string]int{"max_agents": n}, &out)
 }
+
+// Mirror is one GitHub → Gitea mirror as GET /mirrors reports it.
+type Mirror struct {
+	Target        string    `json:"target"`
+	Source        string    `json:"source"`
+	LastSync      time.Time `json:"last_sync"`
+	Interval      string    `json:"interval"`
+	Stale         bool      `json:"stale"`
+	Missing       bool      `json:"missing"`
+	LastTriggered time.Time `json:"last_triggered"`
+	LastError     string    `json:"last_error"`
+}
+
+// Mirrors is GET /mirrors: enabled is false when the server has no mirrors file.
+func (c *Client) Mirrors(ctx context.Context) (enabled bool, mirrors []Mirror, err error) {
+	var out struct {
+		Enabled bool     `json:"enabled"`
+		Mirrors []Mirror `json:"mirrors"`
+	}
+	err = c.do(ctx, "GET", "/mirrors", nil, &out)
+	return out.Enabled, out.Mirrors, err
+}
+
+// SyncMirror asks the server to make Gitea sync target (owner/name) now.
+func (c *Client) SyncMirror(ctx context.Context, target string) error {
+	owner, name, ok := strings.Cut(target, "/")
+	if !ok {
+		return fmt.Errorf("mirror %q: want owner/name", target)
+	}
+	return c.do(ctx, "POST", "/mirrors/"+url.PathEscape(owner)+"/"+url.PathEscape(name)+"/sync", nil, nil)
+}

@@ -44,6 +44,10 @@ const logKeep = 100
 // jobsFetchLimit is how many recent jobs the dashboard keeps.
 const jobsFetchLimit = 200
 
+// mirrorsEvery is how often the open Mirrors tab refreshes (mirrors change
+// on Gitea's interval, not by the second).
+const mirrorsEvery = 30
+
 // refetchGap bounds how often job events trigger a fetch: a burst of events
 // costs one fetch per gap, and data is never staler than the gap.
 const refetchGap = 250 * time.Millisecond
@@ -78,6 +82,13 @@ type Model struct {
 	cursor  int
 	filter  string
 	input   string // the filter being typed
+
+	// Mirrors tab: fetched when the tab opens and every mirrorsEvery on it.
+	mirrors        []client.Mirror
+	mirrorsEnabled bool
+	mirrorsLoaded  bool
+	mirrorsErr     string
+	mirrorCursor   int
 
 	newRepo, newBranch string
 	newField           int
@@ -218,6 +229,23 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			m.status = msg.err.Error()
 		}
 		return m.refetch()
+	case mirrorsMsg:
+		m.mirrorsLoaded = true
+		m.mirrorsErr = ""
+		if msg.err != nil {
+			m.mirrorsErr = msg.err.Error()
+			return nil
+		}
+		m.mirrorsEnabled, m.mirrors = msg.enabled, msg.mirrors
+		m.mirrorCursor = max(min(m.mirrorCursor, len(m.mirrors)-1), 0)
+		return nil
+	case mirrorSyncedMsg:
+		if msg.err != nil {
+			m.status = "sync " + msg.target + ": " + msg.err.Error()
+		} else {
+			m.status = "sync of " + msg.target + " queued in Gitea"
+		}
+		return fetchMirrors(m.ctx, m.src)
 	case tickMsg:
 		m.depth = append(m.depth, m.queue.Lag)
 		if len(m.depth) > sparkSamples {
@@ -226,6 +254,9 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		cmds := []tea.Cmd{tick()}
 		if time.Time(msg).Second()%5 == 0 {
 			cmds = append(cmds, fetchSystem(m.ctx, m.src))
+		}
+		if m.tab == tabMirrors && time.Time(msg).Second()%mirrorsEvery == 0 {
+			cmds = append(cmds, fetchMirrors(m.ctx, m.src))
 		}
 		return tea.Batch(cmds...)
 	}
@@ -333,12 +364,22 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 	case "?":
 		m.mode = modeHelp
 	case "up", "k":
-		if m.cursor > 0 {
+		if m.tab == tabMirrors {
+			m.mirrorCursor = max(m.mirrorCursor-1, 0)
+		} else if m.cursor > 0 {
 			m.cursor--
 		}
 	case "down", "j":
-		if m.cursor < len(m.visibleJobs())-1 {
+		if m.tab == tabMirrors {
+			m.mirrorCursor = max(min(m.mirrorCursor+1, len(m.mirrors)-1), 0)
+		} else if m.cursor < len(m.visibleJobs())-1 {
 			m.cursor++
+		}
+	case "s":
+		if m.tab == tabMirrors && m.mirrorCursor < len(m.mirrors) {
+			target := m.mirrors[m.mirrorCursor].Target
+			m.status = "asking Gitea to sync " + target
+			return syncMirror(m.ctx, m.src, target)
 		}
 	case "home", "g":
 		m.cursor = 0
@@ -346,8 +387,10 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		m.cursor = max(len(m.visibleJobs())-1, 0)
 	case "tab":
 		m.tab = (m.tab + 1) % tabCount
+		return m.enterTab()
 	case "shift+tab":
 		m.tab = (m.tab + tabCount - 1) % tabCount
+		return m.enterTab()
 	case "/":
 		m.mode, m.input = modeFilter, m.filter
 	case "esc":
@@ -355,7 +398,7 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		m.clampCursor()
 	case "r":
 		m.status = "refreshing"
-		return tea.Batch(m.refetch(), fetchAgents(m.ctx, m.src), fetchSystem(m.ctx, m.src), fetchScale(m.ctx, m.src), fetchQueue(m.ctx, m.src))
+		return tea.Batch(m.refetch(), fetchAgents(m.ctx, m.src), fetchSystem(m.ctx, m.src), fetchScale(m.ctx, m.src), fetchQueue(m.ctx, m.src), m.enterTab())
 	case "enter":
 		if j := m.selected(); j != nil && m.tab == tabJobs {
 			return m.openDetail(j)
@@ -530,4 +573,13 @@ func (m *Model) closeDetail() {
 		m.stopFollow = nil
 	}
 	m.detail, m.detailLogs, m.followingJob = nil, nil, ""
+}
+
+// enterTab fetches what a tab shows only there (the mirrors, from Gitea
+// through the server) when it opens.
+func (m *Model) enterTab() tea.Cmd {
+	if m.tab == tabMirrors {
+		return fetchMirrors(m.ctx, m.src)
+	}
+	return nil
 }

@@ -28,6 +28,8 @@ type Source interface {
 	SetMaxAgents(ctx context.Context, n int) (int, error)
 	FollowEvents(ctx context.Context, fn func(client.Event), state func(client.ConnState)) error
 	FollowLogs(ctx context.Context, id string, fn func(ci.LogLine)) (ci.Status, error)
+	Mirrors(ctx context.Context) (bool, []client.Mirror, error)
+	SyncMirror(ctx context.Context, target string) error
 }
 
 var _ Source = (*client.Client)(nil)
@@ -66,6 +68,16 @@ type (
 	actionMsg struct {
 		text string
 		err  error
+	}
+	mirrorsMsg struct {
+		enabled bool
+		mirrors []client.Mirror
+		err     error
+	}
+	// mirrorSyncedMsg answers a sync asked for from the Mirrors tab.
+	mirrorSyncedMsg struct {
+		target string
+		err    error
 	}
 	tickMsg time.Time
 	// refetchMsg fires a debounced jobs fetch.
@@ -173,6 +185,23 @@ func fetchDetail(ctx context.Context, src Source, id string) tea.Cmd {
 		defer cancel()
 		j, err := src.GetJob(ctx, id)
 		return detailMsg{job: j, err: err}
+	}
+}
+
+func fetchMirrors(ctx context.Context, src Source) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+		defer cancel()
+		enabled, list, err := src.Mirrors(ctx)
+		return mirrorsMsg{enabled: enabled, mirrors: list, err: err}
+	}
+}
+
+func syncMirror(ctx context.Context, src Source, target string) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+		defer cancel()
+		return mirrorSyncedMsg{target: target, err: src.SyncMirror(ctx, target)}
 	}
 }
 

@@ -18,10 +18,13 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/client"
+	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/mirror"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
+	"github.com/raibid-labs/raibid-ci/internal/testutil/fakeforge"
 )
 
 // updating reports teatest's -update flag (its golden package defines it).
@@ -37,6 +40,7 @@ type rig struct {
 	store  *store.Store
 	client *client.Client
 	scaler *testutil.Scaler
+	gitea  *fakeforge.Gitea
 }
 
 // newRig serves the real API on a real redis-server, with fixed host figures
@@ -47,14 +51,25 @@ func newRig(t *testing.T) *rig {
 	rdb := r.Client()
 	st := store.New(rdb, store.Options{})
 	sc := &testutil.Scaler{N: 2}
+	// Mirrors come from a fake Gitea (none can run here); the service's
+	// rescan loop is not started, so only what the dashboard asks happens.
+	gt := fakeforge.NewGitea(t, "")
+	gt.AddOrg("acme")
+	gt.AddRepo(fakeforge.GiteaRepo{Owner: "acme", Name: "widget", Mirror: true, OriginalURL: "https://github.com/acme/widget.git", MirrorInterval: "8h0m0s", MirrorUpdated: time.Now().Add(-time.Hour)})
+	gt.AddRepo(fakeforge.GiteaRepo{Owner: "acme", Name: "gadget", Mirror: true, OriginalURL: "https://github.com/acme/gadget.git", MirrorInterval: "8h0m0s", MirrorUpdated: time.Now().Add(-50 * time.Hour)})
+	cfg, err := mirror.Parse("mirrors.yaml", []byte("mirrors:\n  - {type: org, source: acme}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirrors := mirror.NewService(mirror.ServiceOptions{Config: cfg, Gitea: gitea.NewClient(gt.URL, "", nil)})
 	srv := server.New(server.Options{Store: st, Queue: queue.New(rdb, queue.Options{}), ReaperInterval: -1,
-		Version: "test", Scaler: sc, GiteaURL: "http://gitea.local:3000",
+		Version: "test", Scaler: sc, GiteaURL: "http://gitea.local:3000", Mirrors: mirrors,
 		HostStats: func() server.HostStats {
 			return server.HostStats{CPUPercent: 37, CPUs: 20, MemTotal: 128 << 30, MemUsed: 42 << 30, Load1: 3.5}
 		}})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { ts.CloseClientConnections(); ts.Close() })
-	rg := &rig{store: st, client: client.New(ts.URL, ""), scaler: sc}
+	rg := &rig{store: st, client: client.New(ts.URL, ""), scaler: sc, gitea: gt}
 	rg.seed(t)
 	return rg
 }
@@ -172,7 +187,7 @@ func TestFirstFramesGolden(t *testing.T) {
 		}{
 			{"jobs", nil, ""},
 			{"agents", []string{"tab"}, "host spark"},
-			{"mirrors", []string{"tab", "tab"}, "No mirrors"},
+			{"mirrors", []string{"tab", "tab"}, "1 stale"},
 			{"system", []string{"tab", "tab", "tab"}, "20 CPUs"},
 			{"job", []string{"down", "enter"}, "Compiling widget"},
 			{"help", []string{"?"}, "this help"},
@@ -192,6 +207,10 @@ func TestFirstFramesGolden(t *testing.T) {
 				m.connected, m.connErr = true, ""
 				if m.system != nil {
 					m.system.StartedAt = base // the server's own start time is wall time
+				}
+				ages := []time.Duration{50 * time.Hour, time.Hour} // as seeded; the fake's times are wall time
+				for i := range m.mirrors {
+					m.mirrors[i].LastSync = at(90).Add(-ages[i])
 				}
 				frame := m.render()
 				lines := strings.Split(frame, "\n")
@@ -318,5 +337,29 @@ func TestScaleKeys(t *testing.T) {
 	m := finalModel(t, tm)
 	if n, _ := r.scaler.MaxAgents(context.Background()); n != 3 || m.maxAgents != 3 {
 		t.Fatalf("scaler %d model %d, want 3", n, m.maxAgents)
+	}
+}
+
+// The Mirrors tab lists Gitea's mirrors through GET /mirrors, marks the stale
+// one, and s asks Gitea (through the server) to sync the selected mirror.
+func TestMirrorsTabSyncsSelectedMirror(t *testing.T) {
+	r := newRig(t)
+	tm := start(t, r.model(t), 100, 24)
+	tm.Send(key("tab"))
+	tm.Send(key("tab"))
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("2, 1 stale")) },
+		teatest.WithDuration(10*time.Second))
+	tm.Send(key("down")) // acme/widget: rows are sorted gadget, widget
+	tm.Send(key("s"))
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.gitea.Syncs()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	m := finalModel(t, tm)
+	if got := r.gitea.Syncs(); len(got) != 1 || got[0] != "acme/widget" {
+		t.Fatalf("gitea syncs = %q, want acme/widget", got)
+	}
+	if len(m.mirrors) != 2 || !m.mirrors[0].Stale || m.mirrors[1].Stale {
+		t.Fatalf("mirrors = %+v", m.mirrors)
 	}
 }

@@ -60,7 +60,7 @@ func (m *Model) render() string {
 	case m.tab == tabAgents:
 		lines = append(lines, m.agentLines(w, body, true)...)
 	case m.tab == tabMirrors:
-		lines = append(lines, fit([]string{"", faint.Render("  No mirrors on this server yet: `raibid mirror` keeps GitHub repositories in Gitea.")}, body)...)
+		lines = append(lines, m.mirrorsView(w, body)...)
 	case m.tab == tabSystem:
 		lines = append(lines, m.systemView(body)...)
 	}
@@ -320,6 +320,7 @@ var Keys = [][2]string{
 	{"n", "start a job (repo, then branch)"},
 	{"+ / -", "more / fewer agents"},
 	{"Tab / Shift+Tab", "Jobs, Agents, Mirrors, System"},
+	{"s", "Mirrors tab: ask Gitea to sync the selected mirror"},
 	{"/", "filter by status name or repo text"},
 	{"r", "refresh now"},
 	{"?", "this help"},
@@ -367,4 +368,53 @@ func (m *Model) footer(w int) string {
 		return faint.Render(" esc back · c cancel · q quit")
 	}
 	return faint.Render(" ↑↓ move · enter open · c cancel · n new · +/- agents · tab view · / filter · ? help · q quit")
+}
+
+func (m *Model) mirrorsView(w, rows int) []string {
+	switch {
+	case !m.mirrorsLoaded:
+		return fit([]string{"", faint.Render("  loading mirrors…")}, rows)
+	case m.mirrorsErr != "":
+		return fit([]string{"", red.Render("  mirrors: " + m.mirrorsErr)}, rows)
+	case !m.mirrorsEnabled:
+		return fit([]string{"", faint.Render("  Mirroring is off on this server: start it with --mirrors mirrors.yaml"),
+			faint.Render("  (`raibid mirror plan` shows what the file would mirror).")}, rows)
+	}
+	stale := 0
+	for _, mr := range m.mirrors {
+		if mr.Stale {
+			stale++
+		}
+	}
+	out := []string{faint.Render(fmt.Sprintf(" MIRRORS (%d, %d stale)", len(m.mirrors), stale)),
+		faint.Render(" " + pad("MIRROR", 28) + " " + pad("LAST SYNC", 12) + " " + pad("STATE", 8) + " SOURCE")}
+	if len(m.mirrors) == 0 {
+		out = append(out, faint.Render("  no mirror in Gitea yet: `raibid mirror sync` creates them"))
+	}
+	now := m.opts.Now()
+	for i, mr := range m.mirrors {
+		last := "never"
+		if !mr.LastSync.IsZero() {
+			last = ci.ShortAge(now.Sub(mr.LastSync)) + " ago"
+		}
+		state := green.Render(pad("ok", 8))
+		switch {
+		case mr.LastError != "":
+			state = red.Render(pad("error", 8))
+		case mr.Missing:
+			state = red.Render(pad("missing", 8))
+		case mr.Stale:
+			state = yellow.Render(pad("stale", 8))
+		}
+		line := " " + pad(mr.Target, 28) + " " + pad(last, 12) + " " + state + " " + faint.Render(mr.Source)
+		if i == m.mirrorCursor {
+			line = sel.Render(ansi.Strip(ansi.Truncate(line, w, "")))
+		}
+		out = append(out, line)
+		if mr.LastError != "" {
+			out = append(out, red.Render("   "+mr.LastError))
+		}
+	}
+	out = append(out, "", faint.Render(" s sync the selected mirror · stale: no sync for 24 h"))
+	return fit(out, rows)
 }
