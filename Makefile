@@ -33,6 +33,8 @@ bench-cache: ## build-cache benchmark: a 32-crate offline workspace, cold then w
 fuzz: ## run each fuzz target for 30 s
 	$(GO) test -run '^$$' -fuzz FuzzParsePush -fuzztime 30s ./internal/forge/gitea
 	$(GO) test -run '^$$' -fuzz FuzzSignature -fuzztime 30s ./internal/forge/gitea
+	$(GO) test -run '^$$' -fuzz FuzzParsePush -fuzztime 30s ./internal/forge/github
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/mirror
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
