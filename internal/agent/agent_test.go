@@ -350,7 +350,7 @@ func TestCommitStatusPostedToGitea(t *testing.T) {
 		o.Status = rec
 		o.PublicURL = "http://ci.local"
 	}))
-	if len(rec.states) != 1 || rec.states[0] != "acme/tiny@"+sha[:7]+"=failure:http://ci.local/jobs/"+id {
+	if len(rec.states) != 1 || rec.states[0] != "acme/tiny@"+sha[:7]+"=failure:http://ci.local/ui/jobs/"+id {
 		t.Fatalf("statuses %v", rec.states)
 	}
 	// The same through the real client against the Gitea-shaped server.

@@ -305,10 +305,7 @@ func (a *Agent) postStatus(jobID string, status ci.Status, detail string, job *c
 	if len(desc) > 140 {
 		desc = desc[:137] + "..."
 	}
-	target := ""
-	if a.opts.PublicURL != "" {
-		target = a.opts.PublicURL + "/jobs/" + jobID
-	}
+	target := ci.PageURL(a.opts.PublicURL, jobID)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := a.opts.Status.PostStatus(ctx, job.Repo, job.Commit, gitea.CommitStatus{

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -103,4 +104,13 @@ func (j *Job) Duration(now time.Time) time.Duration {
 		end = *j.FinishedAt
 	}
 	return end.Sub(*j.StartedAt)
+}
+
+// PageURL is the job's web page under publicURL (the commit status link),
+// or "" without a public URL.
+func PageURL(publicURL, id string) string {
+	if publicURL == "" {
+		return ""
+	}
+	return strings.TrimRight(publicURL, "/") + "/ui/jobs/" + id
 }

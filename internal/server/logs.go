@@ -63,6 +63,21 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 // missed. When the job has finished and every line is sent, an "end" event
 // carries the final status and the stream closes.
 func (s *Server) handleLogStream(w http.ResponseWriter, r *http.Request) {
+	s.streamLog(w, r, logSink{
+		line: func(sse *sseWriter, l ci.LogLine) error { return sse.event(l.ID, "log", l) },
+	})
+}
+
+// logSink says how a log stream presents lines and job changes.
+type logSink struct {
+	line func(*sseWriter, ci.LogLine) error
+	// job, when set, is called with the job at the start and whenever its
+	// status or steps changed, and once more at the end.
+	job func(*sseWriter, *ci.Job) error
+}
+
+// streamLog is the log-following loop behind the API's and the pages' streams.
+func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, sink logSink) {
 	id, ok := s.existingJob(w, r)
 	if !ok {
 		return
@@ -82,6 +97,18 @@ func (s *Server) handleLogStream(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := mergeDone(r.Context(), s.streams)
 	defer cancel()
 	lastPing := time.Now()
+	lastJob, lastJobCheck := "", time.Time{}
+	jobChanged := func(j *ci.Job) error {
+		if sink.job == nil || j == nil {
+			return nil
+		}
+		key := fmt.Sprintf("%s%v", j.Status, j.Steps)
+		if key == lastJob {
+			return nil
+		}
+		lastJob = key
+		return sink.job(sse, j)
+	}
 	for ctx.Err() == nil {
 		lines, err := s.opts.Store.ReadLogs(ctx, id, after, 500, time.Second)
 		if err != nil {
@@ -91,15 +118,27 @@ func (s *Server) handleLogStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, l := range lines {
-			if err := sse.event(l.ID, "log", l); err != nil {
+			if err := sink.line(sse, l); err != nil {
 				return
 			}
 			after = l.ID
 		}
 		if len(lines) > 0 {
+			// A busy log must not hide status changes for long.
+			if sink.job != nil && time.Since(lastJobCheck) >= time.Second {
+				j, _ := s.opts.Store.Get(ctx, id)
+				if jobChanged(j) != nil {
+					return
+				}
+				lastJobCheck = time.Now()
+			}
 			continue
 		}
 		j, err := s.opts.Store.Get(ctx, id)
+		lastJobCheck = time.Now()
+		if jobChanged(j) != nil {
+			return
+		}
 		if errors.Is(err, ci.ErrNotFound) || (err == nil && j.Status.Final()) {
 			// One more read: a line written just before the final status.
 			if more, _ := s.opts.Store.ReadLogs(ctx, id, after, 500, 0); len(more) > 0 {

@@ -48,6 +48,7 @@ func (s *Server) routes() http.Handler {
 		}
 		mux.Handle(r.method+" "+r.pattern, s.instrument(r.pattern, h))
 	}
+	s.uiRoutes(mux)
 	mux.Handle("/", s.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such route: "+r.Method+" "+r.URL.Path)
 	})))

@@ -18,6 +18,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/web"
 )
 
 // DefaultMaxBody is the largest webhook body accepted (Gitea's own limit for
@@ -59,6 +60,9 @@ type Options struct {
 	Mirrors *mirror.Service
 	// GitHubWebhookSecret signs /webhook/github-sync (default WebhookSecret).
 	GitHubWebhookSecret string
+	// UIPublic lets anyone who can reach the server read the web pages;
+	// cancel and retry still need a login. Default: pages need the token.
+	UIPublic bool
 	// HostStats reads the host's figures for GET /system (default /proc).
 	HostStats func() HostStats
 }
@@ -79,6 +83,8 @@ type Server struct {
 	streams     context.Context
 	stopStreams context.CancelFunc
 	started     time.Time
+	pages       *web.Pages
+	sessions    *web.Sessions
 }
 
 // New builds a Server.
@@ -95,7 +101,8 @@ func New(opts Options) *Server {
 	if opts.HostStats == nil {
 		opts.HostStats = (&hostSampler{}).sample
 	}
-	s := &Server{opts: opts, log: opts.Logger, started: time.Now()}
+	s := &Server{opts: opts, log: opts.Logger, started: time.Now(),
+		pages: web.NewPages(nil), sessions: web.NewSessions(opts.APIToken)}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.metrics = newMetrics(opts.Registry, opts.Queue)
 	if opts.Mirrors != nil {

@@ -51,7 +51,7 @@ func TestQueuedPushPostsPendingStatus(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no pending status posted")
 	}
-	want := "acme/widget@bffeb74224043ba2feb48d137756c8a9331c449a pending raibid-ci http://ci.local/jobs/" + out["job_id"].(string)
+	want := "acme/widget@bffeb74224043ba2feb48d137756c8a9331c449a pending raibid-ci http://ci.local/ui/jobs/" + out["job_id"].(string)
 	if rec.got[0] != want {
 		t.Fatalf("status %q, want %q", rec.got[0], want)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
@@ -83,10 +82,7 @@ func (s *Server) postPending(jobID, repo, commit string) {
 	if s.opts.Status == nil {
 		return
 	}
-	target := ""
-	if s.opts.PublicURL != "" {
-		target = strings.TrimRight(s.opts.PublicURL, "/") + "/jobs/" + jobID
-	}
+	target := ci.PageURL(s.opts.PublicURL, jobID)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

@@ -64,16 +64,7 @@ func (s *Store) ReadLogs(ctx context.Context, jobID, after string, count int64, 
 	}
 	out := make([]ci.LogLine, 0, len(msgs))
 	for _, m := range msgs {
-		l := ci.LogLine{ID: m.ID}
-		l.Step, _ = m.Values["step"].(string)
-		l.Stream, _ = m.Values["stream"].(string)
-		l.Text, _ = m.Values["text"].(string)
-		if ts, _ := m.Values["time"].(string); ts != "" {
-			if t := parseTime(ts); t != nil {
-				l.Time = *t
-			}
-		}
-		out = append(out, l)
+		out = append(out, logLine(m))
 	}
 	return out, nil
 }
@@ -84,4 +75,42 @@ func ValidLogID(id string) bool {
 	var ms, seq uint64
 	n, err := fmt.Sscanf(id, "%d-%d", &ms, &seq)
 	return err == nil && n == 2 && fmt.Sprintf("%d-%d", ms, seq) == id
+}
+
+// ReadLogsBefore returns up to count lines that come before the line with id
+// before ("" for the end of the log), oldest first: the pages of a long log,
+// read from the end.
+func (s *Store) ReadLogsBefore(ctx context.Context, jobID, before string, count int64) ([]ci.LogLine, error) {
+	end := "+"
+	if before != "" {
+		end = "(" + before
+	}
+	msgs, err := s.rdb.XRevRangeN(ctx, s.logKey(jobID), end, "-", count).Result()
+	if err != nil {
+		return nil, wrap("read log", err)
+	}
+	out := make([]ci.LogLine, len(msgs))
+	for i, m := range msgs {
+		out[len(msgs)-1-i] = logLine(m)
+	}
+	return out, nil
+}
+
+// LogLength is the number of lines in a job's log.
+func (s *Store) LogLength(ctx context.Context, jobID string) (int64, error) {
+	n, err := s.rdb.XLen(ctx, s.logKey(jobID)).Result()
+	return n, wrap("log length", err)
+}
+
+func logLine(m redis.XMessage) ci.LogLine {
+	l := ci.LogLine{ID: m.ID}
+	l.Step, _ = m.Values["step"].(string)
+	l.Stream, _ = m.Values["stream"].(string)
+	l.Text, _ = m.Values["text"].(string)
+	if ts, _ := m.Values["time"].(string); ts != "" {
+		if t := parseTime(ts); t != nil {
+			l.Time = *t
+		}
+	}
+	return l
 }

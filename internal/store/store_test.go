@@ -251,3 +251,31 @@ func TestEventsReachSubscribers(t *testing.T) {
 		t.Fatal("no event")
 	}
 }
+
+// XREVRANGE with an exclusive end pages a log backwards from its end.
+func TestLogsPagedFromTheEnd(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	var lines []ci.LogLine
+	for i := range 25 {
+		lines = append(lines, ci.LogLine{Step: "s", Stream: "stdout", Text: fmt.Sprintf("line %02d", i)})
+	}
+	if err := s.AppendLog(ctx, "j", lines...); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.LogLength(ctx, "j"); err != nil || n != 25 {
+		t.Fatalf("length = %d %v", n, err)
+	}
+	last, err := s.ReadLogsBefore(ctx, "j", "", 10)
+	if err != nil || len(last) != 10 || last[0].Text != "line 15" || last[9].Text != "line 24" {
+		t.Fatalf("last page = %+v %v", last, err)
+	}
+	prev, _ := s.ReadLogsBefore(ctx, "j", last[0].ID, 10)
+	if len(prev) != 10 || prev[0].Text != "line 05" || prev[9].Text != "line 14" {
+		t.Fatalf("previous page = %+v", prev)
+	}
+	first, _ := s.ReadLogsBefore(ctx, "j", prev[0].ID, 10)
+	if len(first) != 5 || first[0].Text != "line 00" {
+		t.Fatalf("first page = %+v", first)
+	}
+}

@@ -1,0 +1,321 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/web"
+)
+
+// logPageLines is how many log lines one page of the job page shows: a
+// 100k-line log is read and rendered a page at a time.
+const logPageLines = 1000
+
+// uiRoutes registers the web pages. They are not API (HTML, a session
+// cookie instead of the bearer token), so they stay out of openapi.yaml.
+func (s *Server) uiRoutes(mux *http.ServeMux) {
+	page := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, s.instrument("ui", s.uiHeaders(s.uiView(h))))
+	}
+	act := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, s.instrument("ui", s.uiHeaders(s.uiAct(h))))
+	}
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusSeeOther))
+	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	page("GET /ui/{$}", s.handleUIList)
+	page("GET /ui/rows", s.handleUIRows)
+	page("GET /ui/events", s.handleEvents)
+	page("GET /ui/jobs/{id}", s.handleUIJob)
+	page("GET /ui/jobs/{id}/stream", s.handleUIJobStream)
+	page("GET /ui/jobs/{id}/log.txt", s.handleLogs)
+	act("POST /ui/jobs/{id}/cancel", s.handleUICancel)
+	act("POST /ui/jobs/{id}/retry", s.handleUIRetry)
+	act("POST /ui/logout", s.handleUILogout)
+	mux.Handle("GET /ui/login", s.instrument("ui", s.uiHeaders(http.HandlerFunc(s.handleUILoginForm))))
+	mux.Handle("POST /ui/login", s.instrument("ui", s.uiHeaders(http.HandlerFunc(s.handleUILogin))))
+	mux.Handle("GET /ui/static/", s.instrument("ui", http.StripPrefix("/ui/static/", web.Static())))
+}
+
+// uiHeaders sets the pages' security headers.
+func (s *Server) uiHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", web.ContentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// session is the request's valid session cookie value, or "".
+func (s *Server) session(r *http.Request) string {
+	c, err := r.Cookie(web.CookieName)
+	if err != nil || !s.sessions.Valid(c.Value, time.Now()) {
+		return ""
+	}
+	return c.Value
+}
+
+type viewerKey struct{}
+
+// uiView lets a viewer see a page: anyone with --ui-public or with no API
+// token, else only a logged-in browser (others are sent to the login form;
+// scripts' fetches get 401). With no token every browser gets a session
+// cookie, so its forms still carry a CSRF token bound to it.
+func (s *Server) uiView(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess := s.session(r)
+		if sess == "" && s.sessions.Open() {
+			sess = s.sessions.Issue(time.Now())
+			http.SetCookie(w, web.Cookie(sess, r, web.SessionTTL))
+		}
+		if sess == "" && !s.opts.UIPublic {
+			if strings.HasSuffix(r.URL.Path, "/stream") || r.URL.Path == "/ui/events" || r.URL.Path == "/ui/rows" {
+				writeError(w, http.StatusUnauthorized, "log in at /ui/login")
+				return
+			}
+			http.Redirect(w, r, "/ui/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(contextWithViewer(r.Context(), s.viewer(r, sess))))
+	})
+}
+
+// uiAct guards the forms: a session (public pages do not let anonymous
+// viewers act), a same-origin request, and the session's CSRF token.
+func (s *Server) uiAct(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess := s.session(r)
+		if sess == "" {
+			writeError(w, http.StatusForbidden, "log in first: /ui/login")
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" && o != "null" {
+			if u, err := url.Parse(o); err != nil || u.Host != r.Host {
+				writeError(w, http.StatusForbidden, "cross-origin form refused")
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if !s.sessions.CheckCSRF(sess, r.PostFormValue("csrf")) {
+			writeError(w, http.StatusForbidden, "missing or wrong form token; reload the page")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(contextWithViewer(r.Context(), s.viewer(r, sess))))
+	})
+}
+
+func (s *Server) viewer(r *http.Request, sess string) web.Viewer {
+	v := web.Viewer{Open: s.sessions.Open(), Here: r.URL.RequestURI()}
+	if sess != "" {
+		v.LoggedIn, v.CanAct, v.CSRF = true, true, s.sessions.CSRF(sess)
+	}
+	return v
+}
+
+func (s *Server) uiError(w http.ResponseWriter, err error) {
+	if err != nil {
+		s.log.Error("web page", "err", err)
+	}
+}
+
+func (s *Server) listPage(r *http.Request) (*web.ListPage, int, string) {
+	q := r.URL.Query()
+	f := store.Filter{Status: ci.Status(q.Get("status")), Repo: strings.TrimSpace(q.Get("repo")),
+		Branch: strings.TrimSpace(q.Get("branch")), Cursor: q.Get("cursor"), Limit: 50}
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, http.StatusBadRequest, "unknown status " + string(f.Status)
+	}
+	jobs, next, err := s.opts.Store.List(r.Context(), f)
+	if err != nil {
+		return nil, http.StatusServiceUnavailable, "job store unavailable"
+	}
+	filter := url.Values{}
+	for k, v := range map[string]string{"status": string(f.Status), "repo": f.Repo, "branch": f.Branch} {
+		if v != "" {
+			filter.Set(k, v)
+		}
+	}
+	p := &web.ListPage{Viewer: viewerOf(r), Jobs: jobs, Filter: web.Filter{Status: string(f.Status), Repo: f.Repo, Branch: f.Branch},
+		Filtered: len(filter) > 0, Query: urlQuery(filter),
+		Statuses: []ci.Status{ci.StatusPending, ci.StatusRunning, ci.StatusSuccess, ci.StatusFailed, ci.StatusCancelled, ci.StatusError}}
+	if next != "" {
+		nq := url.Values{}
+		for k, v := range filter {
+			nq[k] = v
+		}
+		nq.Set("cursor", next)
+		p.Next = urlQuery(nq)
+	}
+	return p, http.StatusOK, ""
+}
+
+func (s *Server) handleUIList(w http.ResponseWriter, r *http.Request) {
+	p, code, msg := s.listPage(r)
+	if p == nil {
+		http.Error(w, msg, code)
+		return
+	}
+	s.uiError(w, s.pages.List(w, p))
+}
+
+func (s *Server) handleUIRows(w http.ResponseWriter, r *http.Request) {
+	p, code, msg := s.listPage(r)
+	if p == nil {
+		http.Error(w, msg, code)
+		return
+	}
+	s.uiError(w, s.pages.Rows(w, p))
+}
+
+func (s *Server) handleUIJob(w http.ResponseWriter, r *http.Request) {
+	id, ok := jobID(r)
+	if !ok {
+		http.Error(w, "job not found", http.StatusNotFound)
+		return
+	}
+	j, err := s.opts.Store.Get(r.Context(), id)
+	switch {
+	case errors.Is(err, ci.ErrNotFound):
+		http.Error(w, "job not found (finished jobs are kept 24 hours)", http.StatusNotFound)
+		return
+	case err != nil:
+		http.Error(w, "job store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	before := r.URL.Query().Get("before")
+	if before != "" && !store.ValidLogID(before) {
+		http.Error(w, "before is not a log line id", http.StatusBadRequest)
+		return
+	}
+	lines, err := s.opts.Store.ReadLogsBefore(r.Context(), id, before, logPageLines)
+	if err != nil {
+		http.Error(w, "log store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	total, _ := s.opts.Store.LogLength(r.Context(), id)
+	p := &web.JobPage{Viewer: viewerOf(r), Job: j, Lines: lines, Shown: len(lines), Total: total,
+		Paged: before != "", Follow: before == "" && !j.Status.Final()}
+	if len(lines) == logPageLines {
+		p.Older = lines[0].ID
+	}
+	if len(lines) > 0 {
+		p.After = lines[len(lines)-1].ID
+	}
+	s.uiError(w, s.pages.Job(w, p))
+}
+
+// handleUIJobStream follows the job for its page: lines as HTML the server
+// escaped and coloured ("line"), the summary section whenever the job
+// changes ("summary"), then "end".
+func (s *Server) handleUIJobStream(w http.ResponseWriter, r *http.Request) {
+	v := viewerOf(r)
+	s.streamLog(w, r, logSink{
+		line: func(sse *sseWriter, l ci.LogLine) error {
+			return sse.event(l.ID, "line", string(web.ANSIToHTML(l.Text)))
+		},
+		job: func(sse *sseWriter, j *ci.Job) error {
+			html, err := s.pages.Summary(&web.JobPage{Viewer: v, Job: j})
+			if err != nil {
+				return err
+			}
+			return sse.event("", "summary", html)
+		},
+	})
+}
+
+func (s *Server) handleUICancel(w http.ResponseWriter, r *http.Request) {
+	s.uiJobAction(w, r, func(id string) (*ci.Job, error) { return s.opts.Store.Cancel(r.Context(), id) })
+}
+
+func (s *Server) handleUIRetry(w http.ResponseWriter, r *http.Request) {
+	s.uiJobAction(w, r, func(id string) (*ci.Job, error) {
+		j, err := s.opts.Store.Retry(r.Context(), id)
+		if err == nil {
+			s.metrics.enqueued.WithLabelValues(ci.TriggerRetry).Inc()
+		}
+		return j, err
+	})
+}
+
+// uiJobAction runs a form's action and shows the resulting job (post,
+// redirect, get: a reload does not repeat it).
+func (s *Server) uiJobAction(w http.ResponseWriter, r *http.Request, act func(id string) (*ci.Job, error)) {
+	id, ok := jobID(r)
+	if !ok {
+		http.Error(w, "job not found", http.StatusNotFound)
+		return
+	}
+	j, err := act(id)
+	switch {
+	case errors.Is(err, ci.ErrNotFound):
+		http.Error(w, "job not found", http.StatusNotFound)
+	case errors.Is(err, ci.ErrConflict):
+		http.Redirect(w, r, "/ui/jobs/"+id, http.StatusSeeOther) // already ended: the page says how
+	case err != nil:
+		http.Error(w, "job store unavailable", http.StatusServiceUnavailable)
+	default:
+		http.Redirect(w, r, "/ui/jobs/"+j.ID, http.StatusSeeOther)
+	}
+}
+
+func (s *Server) handleUILoginForm(w http.ResponseWriter, r *http.Request) {
+	s.uiError(w, s.pages.Login(w, &web.LoginPage{Next: safeNext(r.URL.Query().Get("next"))}))
+}
+
+func (s *Server) handleUILogin(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	next := safeNext(r.PostFormValue("next"))
+	if s.sessions.Open() {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	if !s.sessions.CheckToken(r.PostFormValue("token")) {
+		// A wrong guess costs the guesser a second.
+		time.Sleep(time.Second)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusUnauthorized)
+		s.uiError(w, s.pages.Login(w, &web.LoginPage{Next: next, Error: "That is not the API token."}))
+		return
+	}
+	http.SetCookie(w, web.Cookie(s.sessions.Issue(time.Now()), r, web.SessionTTL))
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *Server) handleUILogout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, web.Cookie("", r, -time.Second))
+	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+}
+
+// safeNext keeps a login redirect on this site's pages.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/ui/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/ui/"
+	}
+	return next
+}
+
+func contextWithViewer(ctx context.Context, v web.Viewer) context.Context {
+	return context.WithValue(ctx, viewerKey{}, v)
+}
+
+// viewerOf is the viewer uiView or uiAct found for the request.
+func viewerOf(r *http.Request) web.Viewer {
+	v, _ := r.Context().Value(viewerKey{}).(web.Viewer)
+	return v
+}
+
+// urlQuery is an encoded query for a template's URL attribute: Encode has
+// escaped every value, so the template must not escape it again.
+func urlQuery(v url.Values) template.URL {
+	return template.URL(v.Encode()) //nolint:gosec // encoded by url.Values
+}
