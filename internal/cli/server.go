@@ -25,6 +25,7 @@ func addServerFlags(cmd *cobra.Command) {
 	f.String("key-prefix", "", "prefix of every Redis key")
 	f.Duration("lease", queue.DefaultLease, "how long a claimed job stays with an agent that stopped heartbeating")
 	f.Int("max-deliveries", queue.DefaultMaxDeliveries, "deliveries of one job before it becomes a dead letter")
+	f.Bool("ui-public", false, "let anyone who can reach the server read the web pages (/ui/); cancel and retry still need the token")
 	f.String("mirrors", "", "mirrors file (mirrors.yaml): serve /webhook/github-sync and /mirrors, create new org repositories' mirrors")
 	f.Duration("mirror-rescan", mirror.DefaultRescan, "how often org entries of the mirrors file are re-listed for new repositories")
 	addSecretFlags(f, "webhook-secret", "api-token", "github-webhook-secret")
@@ -102,9 +103,10 @@ func serverConfig(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger) (*ser
 		OnDeadLetter: st.EndDeadLetter,
 	})
 	publicURL, _ := f.GetString("public-url")
+	uiPublic, _ := f.GetBool("ui-public")
 	opts := server.Options{
 		Store: st, Queue: q, Logger: log, WebhookSecret: webhookSecret, APIToken: apiToken,
-		GiteaURL: giteaURL, Version: Version, PublicURL: publicURL,
+		GiteaURL: giteaURL, Version: Version, PublicURL: publicURL, UIPublic: uiPublic,
 	}
 	giteaToken, err := secret(cmd, "gitea-token")
 	if err != nil {

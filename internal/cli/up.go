@@ -110,6 +110,7 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "raibid %s is up\n", Version)
 	fmt.Fprintf(out, "  URL             %s\n", base)
+	fmt.Fprintf(out, "  Web pages       %s/ui/   (log in with the API token)\n", base)
 	fmt.Fprintf(out, "  Webhook URL     %s/webhook/gitea   (Gitea: POST, application/json, push events)\n", base)
 	fmt.Fprintf(out, "  Webhook secret  %s\n", shown["webhook-secret"])
 	fmt.Fprintf(out, "  API token       %s\n", shown["api-token"])

@@ -33,13 +33,13 @@
       var follow = stuck();
       var div = document.createElement("div");
       div.className = "l";
-      div.innerHTML = JSON.parse(e.data);
+      div.innerHTML = e.data;
       log.appendChild(div);
       while (log.childElementCount > MAX_LINES) log.removeChild(log.firstElementChild);
       if (follow) log.scrollTop = log.scrollHeight;
     });
     stream.addEventListener("summary", function (e) {
-      document.getElementById("summary").innerHTML = JSON.parse(e.data);
+      document.getElementById("summary").innerHTML = e.data;
     });
     stream.addEventListener("end", function () {
       stream.close();
