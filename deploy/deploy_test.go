@@ -1,0 +1,308 @@
+// Package deploy_test checks the deploy tree without a cluster: every
+// kustomization builds in-process with kustomize's own library, every object
+// decodes strictly into its real Go type (Kubernetes, Flux, KEDA), and the
+// invariants that make the agent ScaledJob scale from zero hold.
+package deploy_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/json"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+)
+
+// kustomizations are the directories Flux applies (see clusters/dgx-spark).
+var kustomizations = []string{
+	"flux/clusters/dgx-spark",
+	"flux/infrastructure/controllers",
+	"flux/infrastructure/configs",
+	"flux/apps/raibid",
+}
+
+func scheme(t *testing.T) *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, helmv2.AddToScheme,
+		kustomizev1.AddToScheme, sourcev1.AddToScheme, kedav1alpha1.AddToScheme} {
+		if err := add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// build runs kustomize on dir and decodes every object strictly: an unknown
+// kind, an unknown field or a wrong type fails.
+func build(t *testing.T, dir string) []runtime.Object {
+	t.Helper()
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	s := scheme(t)
+	dec := json.NewSerializerWithOptions(json.DefaultMetaFactory, s, s, json.SerializerOptions{Yaml: true, Strict: true})
+	var out []runtime.Object
+	for _, r := range m.Resources() {
+		y, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, gvk, err := dec.Decode(y, nil, nil)
+		if err != nil {
+			t.Fatalf("%s: %s %s: %v", dir, r.GetKind(), r.GetName(), err)
+		}
+		if gvk.Kind != r.GetKind() {
+			t.Fatalf("%s decoded as %s", r.GetKind(), gvk.Kind)
+		}
+		out = append(out, obj)
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s builds nothing", dir)
+	}
+	return out
+}
+
+func TestEveryKustomizationBuildsAndDecodesStrictly(t *testing.T) {
+	for _, dir := range kustomizations {
+		t.Run(dir, func(t *testing.T) {
+			objs := build(t, dir)
+			for _, o := range objs {
+				for _, c := range containers(o) {
+					checkImage(t, c.Image)
+					if c.Resources.Limits.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
+						t.Errorf("container %s (%s) has no resources", c.Name, c.Image)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestStrictDecodingRejectsUnknownFields(t *testing.T) {
+	// The check above would pass a typo otherwise: prove the decoder catches one.
+	s := scheme(t)
+	dec := json.NewSerializerWithOptions(json.DefaultMetaFactory, s, s, json.SerializerOptions{Yaml: true, Strict: true})
+	_, _, err := dec.Decode([]byte("apiVersion: keda.sh/v1alpha1\nkind: ScaledJob\nmetadata: {name: x}\nspec:\n  pollingIntervl: 5\n  triggers: []\n"), nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "unknown field") {
+		t.Fatalf("err = %v, want a strict decoding error", err)
+	}
+}
+
+func containers(o runtime.Object) []corev1.Container {
+	switch v := o.(type) {
+	case *appsv1.Deployment:
+		return v.Spec.Template.Spec.Containers
+	case *appsv1.StatefulSet:
+		return v.Spec.Template.Spec.Containers
+	case *kedav1alpha1.ScaledJob:
+		return v.Spec.JobTargetRef.Template.Spec.Containers
+	}
+	return nil
+}
+
+// checkImage: a tag, never latest (kustomize has already set our own tags).
+func checkImage(t *testing.T, image string) {
+	t.Helper()
+	name := image[strings.LastIndex(image, "/")+1:]
+	_, tag, ok := strings.Cut(name, ":")
+	if strings.Contains(image, "@sha256:") {
+		return
+	}
+	if !ok || tag == "" || tag == "latest" {
+		t.Errorf("image %q is not pinned to a tag", image)
+	}
+}
+
+func TestFluxAPIVersionsAndOrder(t *testing.T) {
+	objs := build(t, "flux/clusters/dgx-spark")
+	deps := map[string][]string{}
+	paths := map[string]string{}
+	for _, o := range objs {
+		k, ok := o.(*kustomizev1.Kustomization)
+		if !ok {
+			t.Fatalf("the cluster directory holds a %T", o)
+		}
+		for _, d := range k.Spec.DependsOn {
+			deps[k.Name] = append(deps[k.Name], d.Name)
+		}
+		paths[k.Name] = k.Spec.Path
+		if _, err := os.Stat(filepath.Join("..", k.Spec.Path)); err != nil {
+			t.Errorf("Kustomization %s points at %s: %v", k.Name, k.Spec.Path, err)
+		}
+		if !k.Spec.Prune || !k.Spec.Wait {
+			t.Errorf("Kustomization %s: prune and wait must be on", k.Name)
+		}
+	}
+	if !slices.Equal(deps["apps"], []string{"infra-configs"}) || !slices.Equal(deps["infra-configs"], []string{"infra-controllers"}) {
+		t.Fatalf("dependsOn = %v, want apps → infra-configs → infra-controllers", deps)
+	}
+	// KEDA's CRDs come with its HelmRelease in infra-controllers; the objects
+	// that need them live only in apps, which waits for it.
+	for _, o := range build(t, "flux/infrastructure/controllers") {
+		switch o.(type) {
+		case *kedav1alpha1.ScaledJob, *kedav1alpha1.TriggerAuthentication:
+			t.Errorf("a KEDA object in the same Kustomization as KEDA's CRDs")
+		}
+	}
+	var keda *helmv2.HelmRelease
+	for _, o := range build(t, "flux/infrastructure/controllers") {
+		if hr, ok := o.(*helmv2.HelmRelease); ok && hr.Name == "keda" {
+			keda = hr
+		}
+	}
+	if keda == nil || keda.Spec.Install == nil || keda.Spec.Install.CRDs != helmv2.CreateReplace {
+		t.Fatal("the keda HelmRelease must install its CRDs (CreateReplace)")
+	}
+	var major, minor int
+	fmt.Sscanf(keda.Spec.Chart.Spec.Version, "%d.%d", &major, &minor)
+	if major < 2 || (major == 2 && minor < 17) {
+		t.Fatalf("KEDA chart %s: lag mode needs ≥ 2.17", keda.Spec.Chart.Spec.Version)
+	}
+	for _, f := range []string{"flux/clusters/dgx-spark/infrastructure.yaml", "flux/clusters/dgx-spark/apps.yaml"} {
+		b, _ := os.ReadFile(f)
+		if !strings.Contains(string(b), "apiVersion: kustomize.toolkit.fluxcd.io/v1\n") {
+			t.Errorf("%s does not use kustomize.toolkit.fluxcd.io/v1", f)
+		}
+	}
+}
+
+func TestAgentScaledJobScalesFromZero(t *testing.T) {
+	var sj *kedav1alpha1.ScaledJob
+	var ta *kedav1alpha1.TriggerAuthentication
+	pvcs := map[string]bool{}
+	for _, o := range build(t, "flux/apps/raibid") {
+		switch v := o.(type) {
+		case *kedav1alpha1.ScaledJob:
+			sj = v
+		case *kedav1alpha1.TriggerAuthentication:
+			ta = v
+		case *corev1.PersistentVolumeClaim:
+			pvcs[v.Name] = true
+		}
+	}
+	if sj == nil || ta == nil {
+		t.Fatal("no ScaledJob or TriggerAuthentication")
+	}
+	s := sj.Spec
+	if len(s.Triggers) != 1 {
+		t.Fatalf("%d triggers", len(s.Triggers))
+	}
+	tr := s.Triggers[0]
+	md := tr.Metadata
+	switch {
+	case tr.Type != "redis-streams":
+		t.Errorf("trigger %s", tr.Type)
+	case md["stream"] != queue.DefaultStream || md["consumerGroup"] != queue.DefaultGroup:
+		t.Errorf("stream %q group %q, want the server's %q %q", md["stream"], md["consumerGroup"], queue.DefaultStream, queue.DefaultGroup)
+	case md["lagCount"] != "1" || md["activationLagCount"] != "0":
+		t.Errorf("lagCount %q activationLagCount %q: lag mode, one pod per entry, active from the first", md["lagCount"], md["activationLagCount"])
+	case md["pendingEntriesCount"] != "" || md["streamLength"] != "":
+		t.Error("pendingEntriesCount/streamLength set: they never see undelivered entries")
+	case tr.AuthenticationRef == nil || tr.AuthenticationRef.Name != ta.Name:
+		t.Error("the trigger does not use the TriggerAuthentication")
+	}
+	if s.PollingInterval == nil || *s.PollingInterval > 5 {
+		t.Errorf("pollingInterval must be set and ≤ 5 s (KEDA's default 30 s alone breaks the 10 s queue-to-execution target)")
+	}
+	if s.ScalingStrategy.Strategy != "accurate" || !slices.Equal(s.ScalingStrategy.PendingPodConditions, []string{"Ready"}) {
+		t.Errorf("scalingStrategy %+v", s.ScalingStrategy)
+	}
+	if s.MaxReplicaCount == nil || *s.MaxReplicaCount != 6 {
+		t.Errorf("maxReplicaCount %v, want 6", s.MaxReplicaCount)
+	}
+	job := s.JobTargetRef
+	if job.BackoffLimit == nil || *job.BackoffLimit != 0 || job.Template.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Error("a failed agent pod must not be retried by Kubernetes (backoffLimit 0, restartPolicy Never): the queue retries")
+	}
+	c := job.Template.Spec.Containers[0]
+	if !c.Resources.Requests.Cpu().Equal(resource.MustParse("2")) || !c.Resources.Limits.Memory().Equal(resource.MustParse("4Gi")) {
+		t.Errorf("agent resources %v", c.Resources)
+	}
+	args := strings.Join(c.Args, " ")
+	if !strings.Contains(args, "agent --once") || !strings.Contains(args, "--ready-file /tmp/claimed") {
+		t.Errorf("agent args %q", args)
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.Exec == nil || !slices.Contains(c.ReadinessProbe.Exec.Command, "/tmp/claimed") {
+		t.Error("readiness is not the agent's ready file")
+	}
+	mounted := false
+	for _, v := range job.Template.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil && pvcs[v.PersistentVolumeClaim.ClaimName] {
+			mounted = true
+		}
+	}
+	if !mounted {
+		t.Error("the cache PVC is not mounted")
+	}
+}
+
+func TestDockerfilesParseAndPinBaseImages(t *testing.T) {
+	files, _ := filepath.Glob("images/*.Dockerfile")
+	if len(files) != 2 {
+		t.Fatalf("Dockerfiles: %v", files)
+	}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := parser.Parse(fh)
+		fh.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		stages := map[string]bool{}
+		for _, n := range res.AST.Children {
+			if !strings.EqualFold(n.Value, "from") {
+				continue
+			}
+			var words []string
+			for w := n.Next; w != nil; w = w.Next {
+				words = append(words, w.Value)
+			}
+			image := words[0]
+			if len(words) >= 3 && strings.EqualFold(words[1], "as") {
+				stages[strings.ToLower(words[2])] = true
+			}
+			if stages[strings.ToLower(image)] {
+				continue // an earlier stage
+			}
+			checkImage(t, image)
+		}
+	}
+}
+
+func TestInstallScriptDryRun(t *testing.T) {
+	out, err := exec.Command("bash", "k3s/install.sh", "--dry-run").CombinedOutput()
+	if err != nil {
+		t.Fatalf("install.sh --dry-run: %v\n%s", err, out)
+	}
+	for _, want := range []string{"--disable traefik", "system-reserved=cpu=4", "kube-reserved=cpu=4",
+		"/etc/rancher/k3s/registries.yaml", "gitea.dgx.local", "redis.dgx.local", "namespace ci", "namespace infrastructure", "namespace monitoring"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("dry run does not show %q", want)
+		}
+	}
+	if strings.Contains(string(out), "+ curl") {
+		t.Error("a dry run ran a command")
+	}
+}
