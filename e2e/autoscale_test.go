@@ -33,13 +33,13 @@ func kedaAccurate(lag, lagCount, running, pending, maxReplicas int64) int64 {
 
 func TestKEDAAccurateFormulaAsDocumented(t *testing.T) {
 	for _, c := range []struct{ lag, running, pending, want int64 }{
-		{0, 0, 0, 0},   // nothing queued: scale to zero
-		{1, 0, 0, 1},   // activation from zero at lag 1
-		{20, 0, 0, 6},  // a burst: up to the cap at once
-		{14, 6, 0, 0},  // at the cap: nothing more
-		{3, 2, 2, 1},   // two pods starting already cover two entries
-		{10, 4, 1, 2},  // fill the remaining room
-		{2, 0, 2, 0},   // both entries are taken by starting pods
+		{0, 0, 0, 0},  // nothing queued: scale to zero
+		{1, 0, 0, 1},  // activation from zero at lag 1
+		{20, 0, 0, 6}, // a burst: up to the cap at once
+		{14, 6, 0, 0}, // at the cap: nothing more
+		{3, 2, 2, 1},  // two pods starting already cover two entries
+		{10, 4, 1, 2}, // fill the remaining room
+		{2, 0, 2, 0},  // both entries are taken by starting pods
 	} {
 		if got := kedaAccurate(c.lag, 1, c.running, c.pending, 6); got != c.want {
 			t.Errorf("lag %d running %d pending %d: %d jobs, want %d", c.lag, c.running, c.pending, got, c.want)
