@@ -30,6 +30,7 @@ func addServerFlags(cmd *cobra.Command) {
 	f.Duration("mirror-rescan", mirror.DefaultRescan, "how often org entries of the mirrors file are re-listed for new repositories")
 	addSecretFlags(f, "webhook-secret", "api-token", "github-webhook-secret")
 	addForgeFlags(f)
+	addKubeFlags(f)
 }
 
 func newServerCmd() *cobra.Command {
@@ -119,6 +120,9 @@ func serverConfig(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger) (*ser
 		return nil, err
 	}
 	if opts.GitHubWebhookSecret, err = secret(cmd, "github-webhook-secret"); err != nil {
+		return nil, err
+	}
+	if err := kubeOptions(cmd, &opts, log); err != nil {
 		return nil, err
 	}
 	srv := server.New(opts)

@@ -129,7 +129,8 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	s.metrics.enqueued.WithLabelValues(ci.TriggerManual).Inc()
+	job.ID = id
+	s.queued(job, ci.TriggerManual)
 	j, err := s.opts.Store.Get(r.Context(), id)
 	if err != nil {
 		s.storeError(w, err)
@@ -163,17 +164,8 @@ func (s *Server) handleRetryJob(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	s.metrics.enqueued.WithLabelValues(ci.TriggerRetry).Inc()
+	s.queued(j, ci.TriggerRetry)
 	writeJSON(w, http.StatusCreated, j)
-}
-
-func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
-	agents, err := s.opts.Store.Agents(r.Context())
-	if err != nil {
-		s.storeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"agents": agents})
 }
 
 func (s *Server) handleQueue(w http.ResponseWriter, r *http.Request) {

@@ -63,6 +63,10 @@ type Options struct {
 	// UIPublic lets anyone who can reach the server read the web pages;
 	// cancel and retry still need a login. Default: pages need the token.
 	UIPublic bool
+	// Executor, when set, starts an agent for every queued job (Kubernetes).
+	Executor Executor
+	// Pods, when set, adds the agent pods' phases to GET /agents.
+	Pods PodLister
 	// HostStats reads the host's figures for GET /system (default /proc).
 	HostStats func() HostStats
 }
@@ -83,8 +87,11 @@ type Server struct {
 	streams     context.Context
 	stopStreams context.CancelFunc
 	started     time.Time
-	pages       *web.Pages
-	sessions    *web.Sessions
+	// background holds work started by requests that outlives them
+	// (executor launches); shutdown waits for it.
+	background sync.WaitGroup
+	pages      *web.Pages
+	sessions   *web.Sessions
 }
 
 // New builds a Server.
@@ -139,7 +146,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if s.opts.Mirrors != nil {
 		loops.Go(func() { s.opts.Mirrors.Run(bg) })
 	}
-	defer func() { stopBackground(); loops.Wait() }()
+	if s.opts.Executor != nil {
+		loops.Go(func() { s.runExecutor(bg) })
+	}
+	defer func() { s.background.Wait(); stopBackground(); loops.Wait() }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()

@@ -241,7 +241,7 @@ func (s *Server) handleUIRetry(w http.ResponseWriter, r *http.Request) {
 	s.uiJobAction(w, r, func(id string) (*ci.Job, error) {
 		j, err := s.opts.Store.Retry(r.Context(), id)
 		if err == nil {
-			s.metrics.enqueued.WithLabelValues(ci.TriggerRetry).Inc()
+			s.queued(j, ci.TriggerRetry)
 		}
 		return j, err
 	})

@@ -69,7 +69,8 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	result("accepted")
-	s.metrics.enqueued.WithLabelValues(ci.TriggerPush).Inc()
+	job.ID = id
+	s.queued(job, ci.TriggerPush)
 	s.log.Info("job queued", "job_id", id, "repo", p.Repo, "branch", p.Branch, "commit", p.Commit)
 	s.postPending(id, p.Repo, p.Commit)
 	writeJSON(w, http.StatusAccepted, map[string]string{"job_id": id})

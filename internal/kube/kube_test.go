@@ -1,0 +1,207 @@
+package kube
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+)
+
+func testJob() *ci.Job {
+	return &ci.Job{ID: "01a219e99258f7b4b47e", Repo: "acme/widget", Commit: "bffeb74224043ba2feb48d137756c8a9331c449a"}
+}
+
+func TestExecutorCreatesOneJobPerQueuedJobWithFakeClientset(t *testing.T) {
+	c := fake.NewClientset()
+	e, err := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "gitea.dgx.local:3000/raibid/raibid-agent:0.1.0",
+		RedisURL: "redis://redis.infrastructure.svc.cluster.local:6379/0", RedisSecret: "redis-auth",
+		ConfigMap: "raibid-config", CachePVC: "raibid-cache", ServiceAccount: "raibid-agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 2 { // a second launch of the same job creates nothing
+		if err := e.Launch(ctx, testJob()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobs, _ := c.BatchV1().Jobs("ci").List(ctx, metav1.ListOptions{})
+	if len(jobs.Items) != 1 {
+		t.Fatalf("%d Jobs, want 1", len(jobs.Items))
+	}
+	j := jobs.Items[0]
+	if j.Name != "raibid-agent-01a219e99258f7b4b47e" || j.Labels[LabelJobID] != testJob().ID || j.Labels[LabelName] != AgentName {
+		t.Fatalf("job %s labels %v", j.Name, j.Labels)
+	}
+	if *j.Spec.BackoffLimit != 0 || *j.Spec.TTLSecondsAfterFinished != 600 || j.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Fatal("backoffLimit 0, a TTL and restartPolicy Never are needed")
+	}
+	pod := j.Spec.Template.Spec
+	ctr := pod.Containers[0]
+	env := map[string]string{}
+	for _, v := range ctr.Env {
+		env[v.Name] = v.Value
+	}
+	if env["JOB_ID"] != testJob().ID || env["REPO"] != "acme/widget" || env["COMMIT"] != testJob().Commit {
+		t.Errorf("env %v", env)
+	}
+	if env["REDIS_URL"] != "redis://:$(REDIS_PASSWORD)@redis.infrastructure.svc.cluster.local:6379/0" || env["REDIS_PASSWORD"] != "" {
+		t.Errorf("the Redis password must come from the Secret: REDIS_URL %q", env["REDIS_URL"])
+	}
+	if ctr.Resources.Limits.Cpu().String() != "2" || ctr.Resources.Requests.Memory().String() != "4Gi" {
+		t.Errorf("resources %v", ctr.Resources)
+	}
+	if !strings.Contains(strings.Join(ctr.Args, " "), "agent --once") || ctr.ReadinessProbe == nil {
+		t.Errorf("args %v", ctr.Args)
+	}
+	cache := false
+	for _, v := range pod.Volumes {
+		cache = cache || (v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "raibid-cache")
+	}
+	if !cache {
+		t.Error("cache PVC not mounted")
+	}
+
+	if _, err := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "raibid-agent:latest", RedisURL: "redis://r:6379"}); err == nil {
+		t.Error(":latest accepted")
+	}
+	if _, err := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "registry:5000/raibid-agent", RedisURL: "redis://r:6379"}); err == nil {
+		t.Error("an untagged image accepted")
+	}
+}
+
+func TestExecutorReportsPodFailuresWithFakeClientset(t *testing.T) {
+	c := fake.NewClientset()
+	e, _ := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "a/agent:1", RedisURL: "redis://r:6379/0"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan Failure, 4)
+	go e.Watch(ctx, func(f Failure) { got <- f })
+	time.Sleep(100 * time.Millisecond) // the watch is open
+
+	if err := e.Launch(ctx, testJob()); err != nil {
+		t.Fatal(err)
+	}
+	name := JobName(testJob().ID)
+	c.CoreV1().Pods("ci").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-x7k2p", Namespace: "ci", Labels: map[string]string{"job-name": name, LabelName: AgentName}},
+		Status: corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: "agent",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "OOMKilled", ExitCode: 137}}}}},
+	}, metav1.CreateOptions{})
+	j, _ := c.BatchV1().Jobs("ci").Get(ctx, name, metav1.GetOptions{})
+	j.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit"}}
+	for range 2 { // a second update of a failed Job is not a second failure
+		if _, err := c.BatchV1().Jobs("ci").UpdateStatus(ctx, j, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case f := <-got:
+		if f.JobID != testJob().ID || !strings.Contains(f.Reason, "BackoffLimitExceeded") || !strings.Contains(f.Reason, "OOMKilled (exit 137)") {
+			t.Fatalf("failure %+v", f)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no failure reported")
+	}
+	select {
+	case f := <-got:
+		t.Fatalf("reported twice: %+v", f)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func TestScaledJobScalerPatchesMaxReplicaCountWithFakeDynamicClient(t *testing.T) {
+	sj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob",
+		"metadata": map[string]any{"name": "raibid-agent", "namespace": "ci"},
+		"spec":     map[string]any{"maxReplicaCount": int64(6), "pollingInterval": int64(5)},
+	}}
+	dc := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{ScaledJobResource: "ScaledJobList"}, sj)
+	s := &ScaledJobScaler{Client: dc, Namespace: "ci", Name: "raibid-agent"}
+	ctx := context.Background()
+	if n, err := s.MaxAgents(ctx); err != nil || n != 6 {
+		t.Fatalf("MaxAgents = %d, %v", n, err)
+	}
+	if err := s.SetMaxAgents(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.MaxAgents(ctx); n != 3 {
+		t.Fatalf("after SetMaxAgents(3): %d", n)
+	}
+	obj, _ := dc.Resource(ScaledJobResource).Namespace("ci").Get(ctx, "raibid-agent", metav1.GetOptions{})
+	if p, _, _ := unstructured.NestedInt64(obj.Object, "spec", "pollingInterval"); p != 5 {
+		t.Fatal("the patch touched other fields")
+	}
+	missing := &ScaledJobScaler{Client: dc, Namespace: "ci", Name: "nope"}
+	if _, err := missing.MaxAgents(ctx); err == nil || !strings.Contains(err.Error(), "ci/nope") {
+		t.Fatalf("missing ScaledJob: %v", err)
+	}
+}
+
+func TestAgentPodsWithFakeClientset(t *testing.T) {
+	now := time.Now()
+	pod := func(name string, phase corev1.PodPhase, ready bool, age time.Duration, labels map[string]string) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ci", Labels: labels, CreationTimestamp: metav1.NewTime(now.Add(-age))},
+			Spec: corev1.PodSpec{NodeName: "spark"}, Status: corev1.PodStatus{Phase: phase}}
+		if ready {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		}
+		return p
+	}
+	agent := map[string]string{LabelName: AgentName}
+	c := fake.NewClientset(
+		pod("raibid-agent-abc-1", corev1.PodRunning, true, time.Minute, agent),
+		pod("raibid-agent-abc-2", corev1.PodPending, false, time.Second, map[string]string{LabelName: AgentName, LabelJobID: "j2"}),
+		pod("gitea-0", corev1.PodRunning, true, time.Hour, map[string]string{LabelName: "gitea"}),
+	)
+	pods, err := AgentPods(context.Background(), c, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods) != 2 || pods[0].Name != "raibid-agent-abc-1" || pods[0].Phase != "running" || !pods[0].Ready ||
+		pods[1].Phase != "pending" || pods[1].JobID != "j2" || pods[1].Node != "spark" {
+		t.Fatalf("pods %+v", pods)
+	}
+}
+
+func TestReconcileLaunchesSparesForUncoveredLagWithFakeClientset(t *testing.T) {
+	c := fake.NewClientset()
+	e, _ := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "a/agent:1", RedisURL: "redis://r:6379/0"})
+	ctx := context.Background()
+	e.Launch(ctx, testJob()) // its pod has not claimed anything yet
+	count := func() int {
+		l, _ := c.BatchV1().Jobs("ci").List(ctx, metav1.ListOptions{})
+		return len(l.Items)
+	}
+	if err := e.Reconcile(ctx, 1, 6); err != nil || count() != 1 {
+		t.Fatalf("lag 1 with one waiting Job: %d Jobs, %v", count(), err)
+	}
+	if err := e.Reconcile(ctx, 3, 6); err != nil || count() != 3 {
+		t.Fatalf("lag 3 with one waiting Job: %d Jobs, want 3", count())
+	}
+	if err := e.Reconcile(ctx, 20, 6); err != nil || count() != 6 {
+		t.Fatalf("lag 20: %d Jobs, want the cap of 6", count())
+	}
+	l, _ := c.BatchV1().Jobs("ci").List(ctx, metav1.ListOptions{})
+	for _, j := range l.Items {
+		if strings.Contains(j.Name, "spare") {
+			for _, v := range j.Spec.Template.Spec.Containers[0].Env {
+				if v.Name == "JOB_ID" && v.Value != "" {
+					t.Fatalf("a spare claims job %s", v.Value)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/kube"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+)
+
+// Executor starts agents for queued jobs: the Kubernetes executor.
+type Executor interface {
+	// Launch starts capacity for one queued job.
+	Launch(ctx context.Context, j *ci.Job) error
+	// Reconcile covers queued entries nothing was launched for, up to max.
+	Reconcile(ctx context.Context, lag int64, max int) error
+	// WatchFailures reports agents that failed outside raibid's control.
+	WatchFailures(ctx context.Context, fn func(jobID, reason string))
+}
+
+// PodLister lists agent pods (Kubernetes mode) for GET /agents.
+type PodLister interface {
+	AgentPods(ctx context.Context) ([]kube.Pod, error)
+}
+
+// agentView is one row of GET /agents: the agent's own heartbeat, and in
+// Kubernetes mode its pod's phase.
+type agentView struct {
+	store.Agent
+	Phase string `json:"phase,omitempty"`
+}
+
+func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
+	agents, err := s.opts.Store.Agents(r.Context())
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	out := make([]agentView, 0, len(agents))
+	if s.opts.Pods == nil {
+		for _, a := range agents {
+			out = append(out, agentView{Agent: a})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+		return
+	}
+	pods, err := s.opts.Pods.AgentPods(r.Context())
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "kubernetes: "+err.Error())
+		return
+	}
+	byName := map[string]store.Agent{}
+	for _, a := range agents {
+		byName[a.Name] = a
+	}
+	for _, p := range pods {
+		// An agent pod heartbeats under its pod name (RAIBID_NAME).
+		a, ok := byName[p.Name]
+		delete(byName, p.Name)
+		if !ok {
+			a = store.Agent{Name: p.Name, Status: p.Phase, CurrentJob: p.JobID, StartedAt: p.StartedAt}
+		}
+		if a.Host == "" {
+			a.Host = p.Node
+		}
+		out = append(out, agentView{Agent: a, Phase: p.Phase})
+	}
+	for _, a := range agents { // agents outside the cluster, still heartbeating
+		if _, left := byName[a.Name]; left {
+			out = append(out, agentView{Agent: a})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+}
+
+// queued is called once a job is in the queue: counted, and with an
+// executor, given an agent (in the background: a slow API server must not
+// slow the webhook answer).
+func (s *Server) queued(j *ci.Job, trigger string) {
+	s.metrics.enqueued.WithLabelValues(trigger).Inc()
+	if s.opts.Executor == nil {
+		return
+	}
+	job := *j
+	s.background.Go(func() {
+		ctx, cancel := context.WithTimeout(s.streams, 30*time.Second)
+		defer cancel()
+		if err := s.opts.Executor.Launch(ctx, &job); err != nil {
+			s.log.Error("kubernetes executor: launch", "job_id", job.ID, "err", err)
+		}
+	})
+}
+
+// runExecutor reconciles lag the launches did not cover and records agent
+// failures on their jobs, until ctx ends.
+func (s *Server) runExecutor(ctx context.Context) {
+	go s.opts.Executor.WatchFailures(ctx, func(jobID, reason string) {
+		s.log.Warn("agent failed outside raibid", "job_id", jobID, "reason", reason)
+		if jobID == "" {
+			return
+		}
+		_ = s.opts.Store.AppendLog(ctx, jobID, ci.LogLine{Step: "kubernetes", Stream: "stderr", Text: reason})
+	})
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := s.opts.Queue.Stats(ctx)
+		if err != nil {
+			continue
+		}
+		limit := 6
+		if s.opts.Scaler != nil {
+			if n, err := s.opts.Scaler.MaxAgents(ctx); err == nil {
+				limit = n
+			}
+		}
+		if err := s.opts.Executor.Reconcile(ctx, st.Lag, limit); err != nil && ctx.Err() == nil {
+			s.log.Warn("kubernetes executor: reconcile", "err", strings.TrimSpace(err.Error()))
+		}
+	}
+}

@@ -1,0 +1,80 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/raibid-labs/raibid-ci/internal/kube"
+	"github.com/raibid-labs/raibid-ci/internal/server"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+)
+
+// --executor kubernetes against client-go's fake clientset (no API server
+// can run here): a queued push becomes a Job, and /agents shows the pods.
+func TestKubernetesExecutorWithFakeClientset(t *testing.T) {
+	c := fake.NewClientset(&corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "raibid-agent-x1", Namespace: "ci", Labels: map[string]string{kube.LabelName: kube.AgentName},
+			CreationTimestamp: metav1.Now()},
+		Spec:   corev1.PodSpec{NodeName: "spark"},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning},
+	})
+	ex, err := kube.NewExecutor(c, kube.ExecutorOptions{Namespace: "ci", Image: "gitea.dgx.local:3000/raibid/raibid-agent:0.1.0",
+		RedisURL: "redis://redis.infrastructure.svc.cluster.local:6379/0", RedisSecret: "redis-auth"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startWith(t, func(o *server.Options) {
+		o.Executor = ex
+		o.Pods = &kube.PodLister{Client: c, Namespace: "ci"}
+	})
+	code, out := e.webhook(hook{body: fixture(t, "push.json")})
+	if code != 202 {
+		t.Fatalf("webhook %d", code)
+	}
+	id := out["job_id"].(string)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		j, err := c.BatchV1().Jobs("ci").Get(context.Background(), kube.JobName(id), metav1.GetOptions{})
+		if err == nil {
+			env := map[string]string{}
+			for _, v := range j.Spec.Template.Spec.Containers[0].Env {
+				env[v.Name] = v.Value
+			}
+			if env["JOB_ID"] != id || env["REPO"] == "" || env["COMMIT"] == "" {
+				t.Fatalf("Job env %v", env)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Kubernetes Job for job %s", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	e.store.AgentHeartbeat(context.Background(), store.Agent{Name: "raibid-agent-x1", Status: "busy", CurrentJob: id, StartedAt: time.Now()}, time.Minute)
+	_, body := e.do("GET", "/agents", "", token)
+	var agents struct {
+		Agents []struct {
+			Name, Status, Phase, Host string
+			CurrentJob                string `json:"current_job"`
+		}
+	}
+	json.Unmarshal(body, &agents)
+	if len(agents.Agents) != 1 {
+		t.Fatalf("agents %s", body)
+	}
+	a := agents.Agents[0]
+	if a.Name != "raibid-agent-x1" || a.Phase != "running" || a.Status != "busy" || a.CurrentJob != id || a.Host != "spark" {
+		t.Fatalf("agent %+v", a)
+	}
+	if strings.Contains(string(body), "redis-auth") {
+		t.Fatal("agents leak configuration")
+	}
+}
