@@ -29,8 +29,8 @@ func (s *Server) uiRoutes(mux *http.ServeMux) {
 	}
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusSeeOther))
 	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
-	page("GET /ui/{$}", s.handleUIList)
-	page("GET /ui/rows", s.handleUIRows)
+	page("GET /ui/{$}", s.listHandler(s.pages.List))
+	page("GET /ui/rows", s.listHandler(s.pages.Rows))
 	page("GET /ui/events", s.handleEvents)
 	page("GET /ui/jobs/{id}", s.handleUIJob)
 	page("GET /ui/jobs/{id}/stream", s.handleUIJobStream)
@@ -159,22 +159,16 @@ func (s *Server) listPage(r *http.Request) (*web.ListPage, int, string) {
 	return p, http.StatusOK, ""
 }
 
-func (s *Server) handleUIList(w http.ResponseWriter, r *http.Request) {
-	p, code, msg := s.listPage(r)
-	if p == nil {
-		http.Error(w, msg, code)
-		return
+// listHandler answers the job list, as a page or as its rows fragment.
+func (s *Server) listHandler(render func(http.ResponseWriter, *web.ListPage) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, code, msg := s.listPage(r)
+		if p == nil {
+			http.Error(w, msg, code)
+			return
+		}
+		s.uiError(w, render(w, p))
 	}
-	s.uiError(w, s.pages.List(w, p))
-}
-
-func (s *Server) handleUIRows(w http.ResponseWriter, r *http.Request) {
-	p, code, msg := s.listPage(r)
-	if p == nil {
-		http.Error(w, msg, code)
-		return
-	}
-	s.uiError(w, s.pages.Rows(w, p))
 }
 
 func (s *Server) handleUIJob(w http.ResponseWriter, r *http.Request) {
