@@ -47,10 +47,10 @@ func kubeOptions(cmd *cobra.Command, opts *server.Options, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	opts.Pods = &kube.PodLister{Client: c.Typed, Namespace: ns}
+	opts.Pods = &kube.PodLister{Client: c, Namespace: ns}
 	if mode == executorKEDA {
 		name, _ := f.GetString("scaled-job")
-		opts.Scaler = &kube.ScaledJobScaler{Client: c.Dynamic, Namespace: ns, Name: name}
+		opts.Scaler = &kube.ScaledJobScaler{Client: c, Namespace: ns, Name: name}
 		log.Info("agents from a KEDA ScaledJob", "namespace", ns, "scaled_job", name)
 		return nil
 	}
@@ -70,7 +70,7 @@ func kubeOptions(cmd *cobra.Command, opts *server.Options, log *slog.Logger) err
 	sa, _ := f.GetString("agent-service-account")
 	pvc, _ := f.GetString("cache-pvc")
 	maxAgents, _ := f.GetInt("max-agents")
-	ex, err := kube.NewExecutor(c.Typed, kube.ExecutorOptions{Namespace: ns, Image: image, RedisURL: agentRedis,
+	ex, err := kube.NewExecutor(c, kube.ExecutorOptions{Namespace: ns, Image: image, RedisURL: agentRedis,
 		RedisSecret: secretName, ConfigMap: cm, ServiceAccount: sa, CachePVC: pvc, Log: log})
 	if err != nil {
 		return &UsageError{err}

@@ -13,8 +13,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
@@ -42,12 +44,12 @@ type ExecutorOptions struct {
 // --once`, which claims whatever entry is next: the Job is the capacity for
 // one job, and JOB_ID/REPO/COMMIT say which job asked for it.
 type Executor struct {
-	c    kubernetes.Interface
+	c    dynamic.Interface
 	opts ExecutorOptions
 }
 
 // NewExecutor checks the options.
-func NewExecutor(c kubernetes.Interface, opts ExecutorOptions) (*Executor, error) {
+func NewExecutor(c dynamic.Interface, opts ExecutorOptions) (*Executor, error) {
 	if opts.Namespace == "" || opts.Image == "" || opts.RedisURL == "" {
 		return nil, errors.New("kubernetes executor: namespace, agent image and redis URL are needed")
 	}
@@ -85,7 +87,11 @@ func (e *Executor) Launch(ctx context.Context, j *ci.Job) error {
 }
 
 func (e *Executor) create(ctx context.Context, name string, j *ci.Job) error {
-	_, err := e.c.BatchV1().Jobs(e.opts.Namespace).Create(ctx, e.jobSpec(name, j), metav1.CreateOptions{FieldManager: "raibid"})
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(e.jobSpec(name, j))
+	if err != nil {
+		return fmt.Errorf("job %s: %w", name, err)
+	}
+	_, err = e.c.Resource(JobsResource).Namespace(e.opts.Namespace).Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{FieldManager: "raibid"})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
 	}
@@ -140,6 +146,7 @@ func (e *Executor) jobSpec(name string, j *ci.Job) *batchv1.Job {
 	}
 	ttl := o.TTL
 	return &batchv1.Job{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace, Labels: labels},
 		Spec: batchv1.JobSpec{
 			BackoffLimit:            &zero, // the queue retries, not Kubernetes
@@ -164,7 +171,7 @@ type Failure struct {
 func (e *Executor) Watch(ctx context.Context, failed func(Failure)) {
 	seen := map[string]bool{}
 	for ctx.Err() == nil {
-		w, err := e.c.BatchV1().Jobs(e.opts.Namespace).Watch(ctx, metav1.ListOptions{LabelSelector: AgentSelector})
+		w, err := e.c.Resource(JobsResource).Namespace(e.opts.Namespace).Watch(ctx, metav1.ListOptions{LabelSelector: AgentSelector})
 		if err != nil {
 			e.opts.Log.Warn("kubernetes: watch jobs", "err", err)
 			select {
@@ -174,8 +181,12 @@ func (e *Executor) Watch(ctx context.Context, failed func(Failure)) {
 			continue
 		}
 		for ev := range w.ResultChan() {
-			job, ok := ev.Object.(*batchv1.Job)
-			if !ok || ev.Type == watch.Deleted || seen[job.Name] {
+			u, ok := ev.Object.(*unstructured.Unstructured)
+			if !ok || ev.Type == watch.Deleted || seen[u.GetName()] {
+				continue
+			}
+			job := &batchv1.Job{}
+			if runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, job) != nil {
 				continue
 			}
 			for _, cond := range job.Status.Conditions {
@@ -193,12 +204,12 @@ func (e *Executor) Watch(ctx context.Context, failed func(Failure)) {
 
 // podReason adds what the Job's pod says (OOMKilled, ErrImagePull, ...).
 func (e *Executor) podReason(ctx context.Context, jobName string) string {
-	pods, err := e.c.CoreV1().Pods(e.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + jobName})
+	pods, err := list[corev1.Pod](ctx, e.c, PodsResource, e.opts.Namespace, "job-name="+jobName)
 	if err != nil {
 		return ""
 	}
 	var why []string
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
 			switch {
 			case cs.State.Terminated != nil && cs.State.Terminated.Reason != "":
@@ -221,7 +232,7 @@ func timeAfter(seconds int) <-chan time.Time { return time.After(time.Duration(s
 // lag is larger than the executor's Jobs whose pods have not claimed an
 // entry yet, it launches the difference, at most max at a time in all.
 func (e *Executor) Reconcile(ctx context.Context, lag int64, maxAgents int) error {
-	jobs, err := e.c.BatchV1().Jobs(e.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: AgentSelector})
+	jobs, err := list[batchv1.Job](ctx, e.c, JobsResource, e.opts.Namespace, AgentSelector)
 	if err != nil {
 		return fmt.Errorf("list jobs: %w", err)
 	}
@@ -236,7 +247,7 @@ func (e *Executor) Reconcile(ctx context.Context, lag int64, maxAgents int) erro
 		}
 	}
 	var active, waiting int64
-	for _, j := range jobs.Items {
+	for _, j := range jobs {
 		if j.Status.CompletionTime != nil || finished(&j) {
 			continue
 		}

@@ -11,19 +11,41 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynfake "k8s.io/client-go/dynamic/fake"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
+
+// fakeCluster is client-go's fake dynamic client (no API server runs here),
+// holding objs.
+func fakeCluster(t *testing.T, objs ...runtime.Object) *dynfake.FakeDynamicClient {
+	t.Helper()
+	var us []runtime.Object
+	for _, o := range objs {
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		us = append(us, &unstructured.Unstructured{Object: m})
+	}
+	return dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), ListKinds, us...)
+}
+
+func jobsIn(t *testing.T, c *dynfake.FakeDynamicClient) []batchv1.Job {
+	t.Helper()
+	jobs, err := list[batchv1.Job](context.Background(), c, JobsResource, "ci", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
 
 func testJob() *ci.Job {
 	return &ci.Job{ID: "01a219e99258f7b4b47e", Repo: "acme/widget", Commit: "bffeb74224043ba2feb48d137756c8a9331c449a"}
 }
 
-func TestExecutorCreatesOneJobPerQueuedJobWithFakeClientset(t *testing.T) {
-	c := fake.NewClientset()
+func TestExecutorCreatesOneJobPerQueuedJobWithFakeDynamicClient(t *testing.T) {
+	c := fakeCluster(t)
 	e, err := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "gitea.dgx.local:3000/raibid/raibid-agent:0.1.0",
 		RedisURL: "redis://redis.infrastructure.svc.cluster.local:6379/0", RedisSecret: "redis-auth",
 		ConfigMap: "raibid-config", CachePVC: "raibid-cache", ServiceAccount: "raibid-agent"})
@@ -36,11 +58,11 @@ func TestExecutorCreatesOneJobPerQueuedJobWithFakeClientset(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	jobs, _ := c.BatchV1().Jobs("ci").List(ctx, metav1.ListOptions{})
-	if len(jobs.Items) != 1 {
-		t.Fatalf("%d Jobs, want 1", len(jobs.Items))
+	jobs := jobsIn(t, c)
+	if len(jobs) != 1 {
+		t.Fatalf("%d Jobs, want 1", len(jobs))
 	}
-	j := jobs.Items[0]
+	j := jobs[0]
 	if j.Name != "raibid-agent-01a219e99258f7b4b47e" || j.Labels[LabelJobID] != testJob().ID || j.Labels[LabelName] != AgentName {
 		t.Fatalf("job %s labels %v", j.Name, j.Labels)
 	}
@@ -81,8 +103,8 @@ func TestExecutorCreatesOneJobPerQueuedJobWithFakeClientset(t *testing.T) {
 	}
 }
 
-func TestExecutorReportsPodFailuresWithFakeClientset(t *testing.T) {
-	c := fake.NewClientset()
+func TestExecutorReportsPodFailuresWithFakeDynamicClient(t *testing.T) {
+	c := fakeCluster(t)
 	e, _ := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "a/agent:1", RedisURL: "redis://r:6379/0"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -94,15 +116,20 @@ func TestExecutorReportsPodFailuresWithFakeClientset(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := JobName(testJob().ID)
-	c.CoreV1().Pods("ci").Create(ctx, &corev1.Pod{
+	pod, _ := runtime.DefaultUnstructuredConverter.ToUnstructured(&corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: name + "-x7k2p", Namespace: "ci", Labels: map[string]string{"job-name": name, LabelName: AgentName}},
 		Status: corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: "agent",
 			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "OOMKilled", ExitCode: 137}}}}},
-	}, metav1.CreateOptions{})
-	j, _ := c.BatchV1().Jobs("ci").Get(ctx, name, metav1.GetOptions{})
+	})
+	if _, err := c.Resource(PodsResource).Namespace("ci").Create(ctx, &unstructured.Unstructured{Object: pod}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	j := jobsIn(t, c)[0]
 	j.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit"}}
+	failedJob, _ := runtime.DefaultUnstructuredConverter.ToUnstructured(&j)
 	for range 2 { // a second update of a failed Job is not a second failure
-		if _, err := c.BatchV1().Jobs("ci").UpdateStatus(ctx, j, metav1.UpdateOptions{}); err != nil {
+		if _, err := c.Resource(JobsResource).Namespace("ci").UpdateStatus(ctx, &unstructured.Unstructured{Object: failedJob}, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -127,8 +154,7 @@ func TestScaledJobScalerPatchesMaxReplicaCountWithFakeDynamicClient(t *testing.T
 		"metadata": map[string]any{"name": "raibid-agent", "namespace": "ci"},
 		"spec":     map[string]any{"maxReplicaCount": int64(6), "pollingInterval": int64(5)},
 	}}
-	dc := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{ScaledJobResource: "ScaledJobList"}, sj)
+	dc := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), ListKinds, sj)
 	s := &ScaledJobScaler{Client: dc, Namespace: "ci", Name: "raibid-agent"}
 	ctx := context.Background()
 	if n, err := s.MaxAgents(ctx); err != nil || n != 6 {
@@ -150,10 +176,10 @@ func TestScaledJobScalerPatchesMaxReplicaCountWithFakeDynamicClient(t *testing.T
 	}
 }
 
-func TestAgentPodsWithFakeClientset(t *testing.T) {
+func TestAgentPodsWithFakeDynamicClient(t *testing.T) {
 	now := time.Now()
 	pod := func(name string, phase corev1.PodPhase, ready bool, age time.Duration, labels map[string]string) *corev1.Pod {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ci", Labels: labels, CreationTimestamp: metav1.NewTime(now.Add(-age))},
+		p := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ci", Labels: labels, CreationTimestamp: metav1.NewTime(now.Add(-age))},
 			Spec: corev1.PodSpec{NodeName: "spark"}, Status: corev1.PodStatus{Phase: phase}}
 		if ready {
 			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
@@ -161,7 +187,7 @@ func TestAgentPodsWithFakeClientset(t *testing.T) {
 		return p
 	}
 	agent := map[string]string{LabelName: AgentName}
-	c := fake.NewClientset(
+	c := fakeCluster(t,
 		pod("raibid-agent-abc-1", corev1.PodRunning, true, time.Minute, agent),
 		pod("raibid-agent-abc-2", corev1.PodPending, false, time.Second, map[string]string{LabelName: AgentName, LabelJobID: "j2"}),
 		pod("gitea-0", corev1.PodRunning, true, time.Hour, map[string]string{LabelName: "gitea"}),
@@ -176,15 +202,12 @@ func TestAgentPodsWithFakeClientset(t *testing.T) {
 	}
 }
 
-func TestReconcileLaunchesSparesForUncoveredLagWithFakeClientset(t *testing.T) {
-	c := fake.NewClientset()
+func TestReconcileLaunchesSparesForUncoveredLagWithFakeDynamicClient(t *testing.T) {
+	c := fakeCluster(t)
 	e, _ := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "a/agent:1", RedisURL: "redis://r:6379/0"})
 	ctx := context.Background()
 	e.Launch(ctx, testJob()) // its pod has not claimed anything yet
-	count := func() int {
-		l, _ := c.BatchV1().Jobs("ci").List(ctx, metav1.ListOptions{})
-		return len(l.Items)
-	}
+	count := func() int { return len(jobsIn(t, c)) }
 	if err := e.Reconcile(ctx, 1, 6); err != nil || count() != 1 {
 		t.Fatalf("lag 1 with one waiting Job: %d Jobs, %v", count(), err)
 	}
@@ -194,8 +217,7 @@ func TestReconcileLaunchesSparesForUncoveredLagWithFakeClientset(t *testing.T) {
 	if err := e.Reconcile(ctx, 20, 6); err != nil || count() != 6 {
 		t.Fatalf("lag 20: %d Jobs, want the cap of 6", count())
 	}
-	l, _ := c.BatchV1().Jobs("ci").List(ctx, metav1.ListOptions{})
-	for _, j := range l.Items {
+	for _, j := range jobsIn(t, c) {
 		if strings.Contains(j.Name, "spare") {
 			for _, v := range j.Spec.Template.Spec.Containers[0].Env {
 				if v.Name == "JOB_ID" && v.Value != "" {

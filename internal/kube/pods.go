@@ -8,8 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/dynamic"
 )
 
 // Pod is an agent pod as GET /agents shows it in Kubernetes mode.
@@ -24,13 +23,13 @@ type Pod struct {
 }
 
 // AgentPods lists the agent pods in namespace, oldest first.
-func AgentPods(ctx context.Context, c kubernetes.Interface, namespace string) ([]Pod, error) {
-	list, err := c.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: AgentSelector})
+func AgentPods(ctx context.Context, c dynamic.Interface, namespace string) ([]Pod, error) {
+	pods, err := list[corev1.Pod](ctx, c, PodsResource, namespace, AgentSelector)
 	if err != nil {
 		return nil, fmt.Errorf("agent pods in %s: %w", namespace, err)
 	}
-	out := make([]Pod, 0, len(list.Items))
-	for _, p := range list.Items {
+	out := make([]Pod, 0, len(pods))
+	for _, p := range pods {
 		pod := Pod{Name: p.Name, Phase: strings.ToLower(string(p.Status.Phase)), Node: p.Spec.NodeName,
 			JobID: p.Labels[LabelJobID], JobName: p.Labels["job-name"], StartedAt: p.CreationTimestamp.Time}
 		for _, c := range p.Status.Conditions {
@@ -46,7 +45,7 @@ func AgentPods(ctx context.Context, c kubernetes.Interface, namespace string) ([
 
 // PodLister lists the agent pods of one namespace.
 type PodLister struct {
-	Client    kubernetes.Interface
+	Client    dynamic.Interface
 	Namespace string
 }
 

@@ -7,24 +7,29 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	dynfake "k8s.io/client-go/dynamic/fake"
 
 	"github.com/raibid-labs/raibid-ci/internal/kube"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
-// --executor kubernetes against client-go's fake clientset (no API server
-// can run here): a queued push becomes a Job, and /agents shows the pods.
-func TestKubernetesExecutorWithFakeClientset(t *testing.T) {
-	c := fake.NewClientset(&corev1.Pod{
+// --executor kubernetes against client-go's fake dynamic client (no API
+// server can run here): a queued push becomes a Job, /agents shows the pods.
+func TestKubernetesExecutorWithFakeDynamicClient(t *testing.T) {
+	pod, _ := runtime.DefaultUnstructuredConverter.ToUnstructured(&corev1.Pod{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: "raibid-agent-x1", Namespace: "ci", Labels: map[string]string{kube.LabelName: kube.AgentName},
 			CreationTimestamp: metav1.Now()},
 		Spec:   corev1.PodSpec{NodeName: "spark"},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning},
 	})
+	c := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kube.ListKinds, &unstructured.Unstructured{Object: pod})
 	ex, err := kube.NewExecutor(c, kube.ExecutorOptions{Namespace: "ci", Image: "gitea.dgx.local:3000/raibid/raibid-agent:0.1.0",
 		RedisURL: "redis://redis.infrastructure.svc.cluster.local:6379/0", RedisSecret: "redis-auth"})
 	if err != nil {
@@ -41,8 +46,12 @@ func TestKubernetesExecutorWithFakeClientset(t *testing.T) {
 	id := out["job_id"].(string)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		j, err := c.BatchV1().Jobs("ci").Get(context.Background(), kube.JobName(id), metav1.GetOptions{})
+		u, err := c.Resource(kube.JobsResource).Namespace("ci").Get(context.Background(), kube.JobName(id), metav1.GetOptions{})
 		if err == nil {
+			j := &batchv1.Job{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, j); err != nil {
+				t.Fatal(err)
+			}
 			env := map[string]string{}
 			for _, v := range j.Spec.Template.Spec.Containers[0].Env {
 				env[v.Name] = v.Value
