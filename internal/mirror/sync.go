@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
@@ -27,7 +28,11 @@ type SyncOptions struct {
 	// Repair deletes a failed migration's empty leftover and migrates again.
 	Repair bool
 	// Observe, when set, is told of every migration: target, duration, error.
+	// It may be called from several goroutines at once.
 	Observe func(target string, d time.Duration, err error)
+	// Parallel is how many migrations run at once (default 4): Gitea clones
+	// before it answers, so one at a time makes a large org's first sync slow.
+	Parallel int
 }
 
 // Sync carries out a plan: each create is migrated as a pull mirror
@@ -37,16 +42,29 @@ type SyncOptions struct {
 // deleted and retried); anything else is a conflict. Failures of one
 // repository do not stop the others; the returned items say what happened.
 func Sync(ctx context.Context, items []Item, gt Gitea, opts SyncOptions) []Item {
-	out := make([]Item, len(items))
-	for i, it := range items {
-		switch {
-		case it.Action == ActionCreate:
-			migrate(ctx, &it, gt, opts, ActionCreated)
-		case it.Action == ActionConflict && it.Leftover && opts.Repair:
-			repair(ctx, &it, gt, opts)
-		}
-		out[i] = it
+	if opts.Parallel <= 0 {
+		opts.Parallel = 4
 	}
+	out := make([]Item, len(items))
+	slots := make(chan struct{}, opts.Parallel)
+	var wg sync.WaitGroup
+	for i, it := range items {
+		out[i] = it
+		if it.Action != ActionCreate && !(it.Action == ActionConflict && it.Leftover && opts.Repair) {
+			continue
+		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			it := &out[i] // each goroutine owns one element
+			if it.Action == ActionCreate {
+				migrate(ctx, it, gt, opts, ActionCreated)
+			} else {
+				repair(ctx, it, gt, opts)
+			}
+		})
+	}
+	wg.Wait()
 	return out
 }
 

@@ -258,3 +258,25 @@ func TestListMarksStaleAndMissingAgainstFakeGitea(t *testing.T) {
 		t.Errorf("missing single: %+v", m)
 	}
 }
+
+func TestSyncMigratesInParallelButBoundedAgainstFakeGitea(t *testing.T) {
+	f := newForges(t)
+	f.gt.MigrateDelay = 50 * time.Millisecond
+	cfg := parse(t, "mirrors:\n  - {type: org, source: acme, include: [\"^svc-00\"]}\n")
+	plan, err := mirror.Plan(t.Context(), cfg, f.ghc, f.gtc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := mirror.Sync(t.Context(), plan, f.gtc, mirror.SyncOptions{Parallel: 3})
+	if got := count(res)[mirror.ActionCreated]; got != 10 {
+		t.Fatalf("created %d of svc-000..009", got)
+	}
+	for i, it := range res {
+		if it.Source != plan[i].Source {
+			t.Fatalf("results out of order at %d: %s vs %s", i, it.Source, plan[i].Source)
+		}
+	}
+	if n := f.gt.MaxConcurrentMigrations(); n < 2 || n > 3 {
+		t.Fatalf("%d migrations at once, want 2..3 (parallel, bounded by 3)", n)
+	}
+}

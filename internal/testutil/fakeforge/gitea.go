@@ -55,6 +55,18 @@ type Gitea struct {
 	requests   []string
 	// SyncDelay, when set, is how long mirror-sync takes to answer.
 	SyncDelay time.Duration
+	// MigrateDelay, when set, is how long a migration takes (Gitea clones
+	// before it answers).
+	MigrateDelay time.Duration
+	inFlight     int
+	maxInFlight  int
+}
+
+// MaxConcurrentMigrations is the most migrations that were in progress at once.
+func (g *Gitea) MaxConcurrentMigrations() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.maxInFlight
 }
 
 // NewGitea starts a fake Gitea that requires token.
@@ -185,6 +197,16 @@ func (g *Gitea) migrate(w http.ResponseWriter, r *http.Request) {
 			fail(w, http.StatusUnprocessableEntity, "Invalid mirror interval")
 			return
 		}
+	}
+	if g.MigrateDelay > 0 {
+		g.mu.Lock()
+		g.inFlight++
+		g.maxInFlight = max(g.maxInFlight, g.inFlight)
+		g.mu.Unlock()
+		time.Sleep(g.MigrateDelay)
+		g.mu.Lock()
+		g.inFlight--
+		g.mu.Unlock()
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
