@@ -207,6 +207,8 @@ type Agent struct {
 	StartedAt  time.Time `json:"started_at"`
 	LastSeen   time.Time `json:"last_seen"`
 	Host       string    `json:"host,omitempty"`
+	// Phase is the agent pod's phase when agents run on Kubernetes.
+	Phase string `json:"phase,omitempty"`
 }
 
 // Agents lists live agents.

@@ -363,3 +363,14 @@ func TestMirrorsTabSyncsSelectedMirror(t *testing.T) {
 		t.Fatalf("mirrors = %+v", m.mirrors)
 	}
 }
+
+// On Kubernetes the Agents tab says which pod phase an agent is in.
+func TestAgentsTabShowsPodPhase(t *testing.T) {
+	m := New(t.Context(), nil, Options{Now: func() time.Time { return at(90) }})
+	m.agents = []client.Agent{{Name: "raibid-agent-x1", Status: "busy", CurrentJob: "019aa0000003cccc0003", Host: "spark", Phase: "running", StartedAt: at(30)},
+		{Name: "local-1", Status: "idle", Host: "box", StartedAt: at(0)}}
+	out := ansi.Strip(strings.Join(m.agentLines(120, 5, true), "\n"))
+	if !strings.Contains(out, "pod running on spark, up 1m0s") || !strings.Contains(out, "host box, up 1m30s") {
+		t.Fatalf("agents tab:\n%s", out)
+	}
+}

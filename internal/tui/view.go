@@ -215,7 +215,11 @@ func (m *Model) agentLines(w, rows int, full bool) []string {
 		}
 		line := fmt.Sprintf(" %s %s %s", dot, pad(a.Name, 14), what)
 		if full {
-			line += faint.Render(fmt.Sprintf("   host %s, up %s", a.Host, m.opts.Now().Sub(a.StartedAt).Round(time.Second)))
+			where := "host " + a.Host
+			if a.Phase != "" {
+				where = "pod " + a.Phase + " on " + a.Host
+			}
+			line += faint.Render(fmt.Sprintf("   %s, up %s", where, m.opts.Now().Sub(a.StartedAt).Round(time.Second)))
 		}
 		out = append(out, line)
 	}
