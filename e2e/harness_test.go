@@ -75,8 +75,17 @@ func startProc(t testing.TB, env []string, args ...string) *proc {
 	}()
 	go func() { p.cmd.Wait(); pw.Close(); close(p.exited) }()
 	t.Cleanup(func() {
-		p.signal(syscall.SIGKILL)
-		<-p.exited
+		// SIGTERM first: raibid stops its steps' process groups and hands
+		// jobs back, so nothing is still writing into the test's temporary
+		// directories when they are removed (SIGKILL left step children
+		// behind and made TempDir's cleanup fail now and then).
+		p.signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			p.signal(syscall.SIGKILL)
+			<-p.exited
+		}
 		if t.Failed() {
 			t.Logf("output of raibid %s:\n%s", strings.Join(args, " "), p.output())
 		}
