@@ -88,6 +88,7 @@ func TestEveryKustomizationBuildsAndDecodesStrictly(t *testing.T) {
 			for _, o := range objs {
 				for _, c := range containers(o) {
 					checkImage(t, c.Image)
+					checkNoSecretInArgs(t, c)
 					if c.Resources.Limits.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
 						t.Errorf("container %s (%s) has no resources", c.Name, c.Image)
 					}
@@ -117,6 +118,59 @@ func containers(o runtime.Object) []corev1.Container {
 		return v.Spec.JobTargetRef.Template.Spec.Containers
 	}
 	return nil
+}
+
+// checkNoSecretInArgs: a value from a Secret must not be expanded into a
+// process's arguments (Kubernetes expands $(VAR) in command and args; a
+// shell expands $VAR), where ps on the node shows it. Passing it through the
+// environment to a shell builtin or a file is fine: the builtin is no process.
+func checkNoSecretInArgs(t *testing.T, c corev1.Container) {
+	t.Helper()
+	for _, e := range c.Env {
+		if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+			continue
+		}
+		lines := append(append([]string{}, c.Command...), c.Args...)
+		for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe} {
+			if p != nil && p.Exec != nil {
+				lines = append(lines, p.Exec.Command...)
+			}
+		}
+		for _, a := range lines {
+			if strings.Contains(a, "$("+e.Name+")") {
+				t.Errorf("container %s puts the secret %s into its arguments: %q", c.Name, e.Name, a)
+			}
+			if i := strings.Index(a, "$"+e.Name); i >= 0 && !secretUseAllowed(a, e.Name) {
+				t.Errorf("container %s passes the secret %s to a command's arguments: %q", c.Name, e.Name, a)
+			}
+		}
+	}
+}
+
+// secretUseAllowed: every shell use of $NAME is either printf's argument
+// (a builtin, no process) or an environment assignment before a command
+// (REDISCLI_AUTH="$NAME" redis-cli ...).
+func secretUseAllowed(script, name string) bool {
+	ref := "$" + name
+	for rest := script; ; {
+		i := strings.Index(rest, ref)
+		if i < 0 {
+			return true
+		}
+		segment := rest[:i]
+		if k := strings.LastIndexAny(segment, "&;|"); k >= 0 {
+			segment = segment[k+1:]
+		}
+		segment = strings.TrimLeft(segment, " ")
+		words := strings.Fields(segment)
+		switch {
+		case strings.HasPrefix(segment, "printf "):
+		case len(words) == 1 && strings.HasSuffix(strings.Trim(words[0], `"'`), "="):
+		default:
+			return false
+		}
+		rest = rest[i+len(ref):]
+	}
 }
 
 // checkImage: a tag, never latest (kustomize has already set our own tags).
