@@ -226,6 +226,44 @@ func userCargoHome() string {
 	return ""
 }
 
+// sccacheStart serialises server starts of the agents in one process: many
+// rustc wrappers racing to start one server time out under load (seen in CI).
+var sccacheStart sync.Mutex
+
+// sccacheServer makes sure the cache root's sccache server runs before a job's
+// steps: started by the agent, once, it outlives the steps (a server started
+// by cargo inside a step would be killed with the step's process group).
+// `--show-stats` connects to the server and starts it when none answers.
+func sccacheServer(ctx context.Context, wrapper string, env []string) error {
+	sccacheStart.Lock()
+	defer sccacheStart.Unlock()
+	var err error
+	for attempt := range 2 {
+		if attempt > 0 {
+			time.Sleep(time.Second)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+		cmd := exec.CommandContext(cctx, wrapper, "--show-stats")
+		cmd.Env = pipeline.StepEnv(env)
+		var out []byte
+		out, err = cmd.CombinedOutput()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(lastLine(string(out))))
+	}
+	return err
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
 // sccachePath is sccache on PATH, or "" when it is not installed.
 var sccachePath = sync.OnceValue(func() string {
 	p, _ := exec.LookPath("sccache")

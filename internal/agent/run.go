@@ -124,9 +124,16 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 			// store lives in the cache root, so pruning and the PVC cover it.
 			// sccache runs one server per port; a port of this cache root's
 			// own keeps another root's server from taking our compilations.
-			env = append(env, "RUSTC_WRAPPER="+wrapper, "SCCACHE_DIR="+filepath.Join(a.opts.Cache.Root, "sccache"),
-				"SCCACHE_SERVER_PORT="+strconv.Itoa(a.opts.Cache.Port()))
-			sink.Line("pipeline", "system", "sccache: "+wrapper)
+			scc := []string{"SCCACHE_DIR=" + filepath.Join(a.opts.Cache.Root, "sccache"),
+				"SCCACHE_SERVER_PORT=" + strconv.Itoa(a.opts.Cache.Port()), "SCCACHE_STARTUP_TIMEOUT=60"}
+			if err := sccacheServer(jobCtx, wrapper, scc); err != nil {
+				// A build without sccache is slower; a build that fails
+				// because a cache could not start is wrong.
+				sink.Line("pipeline", "system", "sccache unavailable, building without it: "+err.Error())
+			} else {
+				env = append(append(env, "RUSTC_WRAPPER="+wrapper), scc...)
+				sink.Line("pipeline", "system", "sccache: "+wrapper)
+			}
 		}
 	}
 	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{

@@ -128,9 +128,9 @@ func (o RunOptions) line(step, stream, text string) {
 	}
 }
 
-// stepEnv is the agent's environment without raibid's own settings (which
+// StepEnv is the agent's environment without raibid's own settings (which
 // hold tokens), plus the job's and the pipeline's variables.
-func stepEnv(extra ...[]string) []string {
+func StepEnv(extra ...[]string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "RAIBID_") && !strings.HasPrefix(kv, "GIT_CONFIG_") {
@@ -160,7 +160,7 @@ func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOp
 	}
 	cmd := exec.Command(shell, args...)
 	cmd.Dir = o.Dir
-	cmd.Env = stepEnv(o.Env, EnvList(pipelineEnv), EnvList(s.Env))
+	cmd.Env = StepEnv(o.Env, EnvList(pipelineEnv), EnvList(s.Env))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdoutR, stdoutW, err := os.Pipe()
 	if err != nil {
