@@ -35,6 +35,7 @@ fuzz: ## run each fuzz target for 30 s
 	$(GO) test -run '^$$' -fuzz FuzzSignature -fuzztime 30s ./internal/forge/gitea
 	$(GO) test -run '^$$' -fuzz FuzzParsePush -fuzztime 30s ./internal/forge/github
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/mirror
+	$(GO) test -run '^$$' -fuzz FuzzANSIToHTML -fuzztime 30s ./internal/web
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
