@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -82,3 +84,10 @@ func kubeOptions(cmd *cobra.Command, opts *server.Options, log *slog.Logger) err
 	log.Info("agents as Kubernetes Jobs", "namespace", ns, "image", image, "max_agents", maxAgents)
 	return nil
 }
+
+// agentCap is the executor's "at most this many agents", set by PUT /scale.
+type agentCap struct{ n atomic.Int64 }
+
+func (c *agentCap) MaxAgents(context.Context) (int, error) { return int(c.n.Load()), nil }
+
+func (c *agentCap) SetMaxAgents(_ context.Context, n int) error { c.n.Store(int64(n)); return nil }

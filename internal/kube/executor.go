@@ -176,7 +176,7 @@ func (e *Executor) Watch(ctx context.Context, failed func(Failure)) {
 			e.opts.Log.Warn("kubernetes: watch jobs", "err", err)
 			select {
 			case <-ctx.Done():
-			case <-timeAfter(5):
+			case <-time.After(5 * time.Second):
 			}
 			continue
 		}
@@ -224,8 +224,6 @@ func (e *Executor) podReason(ctx context.Context, jobName string) string {
 	}
 	return "; " + strings.Join(why, "; ")
 }
-
-func timeAfter(seconds int) <-chan time.Time { return time.After(time.Duration(seconds) * time.Second) }
 
 // Reconcile covers entries that no Job was launched for (a job an agent
 // handed back for a retry, an entry the reaper requeued): when the queue's

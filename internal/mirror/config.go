@@ -42,7 +42,6 @@ type Config struct {
 // Entry is one item of the mirrors list, with defaults applied.
 type Entry struct {
 	Index int    // position in the file, for messages
-	Line  int    // line in the file, for messages
 	Type  string // single or org
 	// Source is owner/name (single) or the organisation or user (org) on GitHub.
 	Source string
@@ -179,7 +178,7 @@ func parseDefaults(f *yamlfile.File, n *yaml.Node, d *defaults) error {
 }
 
 func parseEntry(f *yamlfile.File, n *yaml.Node, i int, d defaults) (Entry, error) {
-	e := Entry{Index: i, Line: n.Line, Interval: d.interval, Private: d.private}
+	e := Entry{Index: i, Interval: d.interval, Private: d.private}
 	prefix := fmt.Sprintf("mirrors[%d]", i)
 	if n.Kind != yaml.MappingNode {
 		return e, f.At(n, prefix, "must be a mapping with type and source")

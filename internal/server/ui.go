@@ -117,12 +117,14 @@ func (s *Server) uiAct(next http.HandlerFunc) http.Handler {
 func (s *Server) viewer(r *http.Request, sess string) web.Viewer {
 	v := web.Viewer{Open: s.sessions.Open(), Here: r.URL.RequestURI()}
 	if sess != "" {
-		v.LoggedIn, v.CanAct, v.CSRF = true, true, s.sessions.CSRF(sess)
+		v.LoggedIn, v.CSRF = true, s.sessions.CSRF(sess)
 	}
 	return v
 }
 
-func (s *Server) uiError(w http.ResponseWriter, err error) {
+// uiError logs a page that could not be rendered (the answer is already
+// under way, so there is nothing else to tell the browser).
+func (s *Server) uiError(err error) {
 	if err != nil {
 		s.log.Error("web page", "err", err)
 	}
@@ -146,7 +148,7 @@ func (s *Server) listPage(r *http.Request) (*web.ListPage, int, string) {
 		}
 	}
 	p := &web.ListPage{Viewer: viewerOf(r), Jobs: jobs, Filter: web.Filter{Status: string(f.Status), Repo: f.Repo, Branch: f.Branch},
-		Filtered: len(filter) > 0, Query: urlQuery(filter),
+		Query:    urlQuery(filter),
 		Statuses: []ci.Status{ci.StatusPending, ci.StatusRunning, ci.StatusSuccess, ci.StatusFailed, ci.StatusCancelled, ci.StatusError}}
 	if next != "" {
 		nq := url.Values{}
@@ -167,7 +169,7 @@ func (s *Server) listHandler(render func(http.ResponseWriter, *web.ListPage) err
 			http.Error(w, msg, code)
 			return
 		}
-		s.uiError(w, render(w, p))
+		s.uiError(render(w, p))
 	}
 }
 
@@ -197,7 +199,7 @@ func (s *Server) handleUIJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	total, _ := s.opts.Store.LogLength(r.Context(), id)
-	p := &web.JobPage{Viewer: viewerOf(r), Job: j, Lines: lines, Shown: len(lines), Total: total,
+	p := &web.JobPage{Viewer: viewerOf(r), Job: j, Lines: lines, Total: total,
 		Paged: before != "", Follow: before == "" && !j.Status.Final()}
 	if len(lines) == logPageLines {
 		p.Older = lines[0].ID
@@ -205,7 +207,7 @@ func (s *Server) handleUIJob(w http.ResponseWriter, r *http.Request) {
 	if len(lines) > 0 {
 		p.After = lines[len(lines)-1].ID
 	}
-	s.uiError(w, s.pages.Job(w, p))
+	s.uiError(s.pages.Job(w, p))
 }
 
 // handleUIJobStream follows the job for its page: lines as HTML the server
@@ -263,7 +265,7 @@ func (s *Server) uiJobAction(w http.ResponseWriter, r *http.Request, act func(id
 }
 
 func (s *Server) handleUILoginForm(w http.ResponseWriter, r *http.Request) {
-	s.uiError(w, s.pages.Login(w, &web.LoginPage{Next: safeNext(r.URL.Query().Get("next"))}))
+	s.uiError(s.pages.Login(w, &web.LoginPage{Next: safeNext(r.URL.Query().Get("next"))}))
 }
 
 func (s *Server) handleUILogin(w http.ResponseWriter, r *http.Request) {
@@ -278,7 +280,7 @@ func (s *Server) handleUILogin(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(time.Second)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusUnauthorized)
-		s.uiError(w, s.pages.Login(w, &web.LoginPage{Next: next, Error: "That is not the API token."}))
+		s.uiError(s.pages.Login(w, &web.LoginPage{Next: next, Error: "That is not the API token."}))
 		return
 	}
 	http.SetCookie(w, web.Cookie(s.sessions.Issue(time.Now()), r, web.SessionTTL))

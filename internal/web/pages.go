@@ -27,9 +27,8 @@ const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 
 // Viewer is who looks at a page and what they may do.
 type Viewer struct {
-	LoggedIn bool   // a valid session, or the API is open
+	LoggedIn bool   // a valid session (may cancel and retry), or the API is open
 	Open     bool   // no API token: everyone is logged in
-	CanAct   bool   // may cancel and retry
 	CSRF     string // the form token of the session
 	Here     string // the page's path and query, for the login link's next
 }
@@ -43,12 +42,13 @@ type ListPage struct {
 	Viewer   Viewer
 	Jobs     []*ci.Job
 	Filter   Filter
-	Filtered bool
 	Statuses []ci.Status
 	Query    template.URL // the filter as a query string, for the rows fragment
 	Next     template.URL // the query of the next page, or ""
-	Now      time.Time
 }
+
+// Filtered reports whether the list is narrowed by the filter form.
+func (p *ListPage) Filtered() bool { return p.Filter != (Filter{}) }
 
 // JobPage is the data of /ui/jobs/{id}.
 type JobPage struct {
@@ -56,13 +56,11 @@ type JobPage struct {
 	Viewer Viewer
 	Job    *ci.Job
 	Lines  []ci.LogLine
-	Shown  int
 	Total  int64
 	Older  string // id to page back from, or ""
 	Paged  bool   // an older page: not the live end of the log
 	Follow bool   // the job is not final and this is the end: follow live
 	After  string // the last line's id, where the live stream starts
-	Now    time.Time
 }
 
 // LoginPage is the data of /ui/login.
