@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 )
 
@@ -33,24 +34,41 @@ type Source struct {
 	AllowLocal bool
 }
 
-// check refuses clone URLs outside the configured forge.
+// check refuses clone URLs outside the configured forge, and anything git
+// could read as an option or an odd transport (see ci.CheckCloneURL). Local
+// paths are allowed only with AllowLocal and only to an existing directory.
 func (s Source) check(cloneURL string) error {
-	if strings.HasPrefix(cloneURL, "/") || strings.HasPrefix(cloneURL, "file://") {
-		if s.AllowLocal {
-			return nil
+	if err := ci.CheckCloneURL(cloneURL); err != nil {
+		return fmt.Errorf("%w: %v", errCloneRefused, err)
+	}
+	if path, ok := ci.LocalClonePath(cloneURL); ok {
+		if !s.AllowLocal {
+			return fmt.Errorf("%w: local path %s is not allowed (only raibid up or --allow-local-clone allow local clones)", errCloneRefused, path)
 		}
-		return fmt.Errorf("%w: local path %s is not allowed (only raibid up allows local clones)", errCloneRefused, cloneURL)
+		if st, err := os.Stat(path); err != nil || !st.IsDir() {
+			return fmt.Errorf("%w: local path %s is not a directory", errCloneRefused, path)
+		}
+		return nil
 	}
-	u, err := url.Parse(cloneURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%w: %q is not an http(s) URL", errCloneRefused, redact(cloneURL))
-	}
+	u, _ := url.Parse(cloneURL)
 	if s.ForgeURL == "" {
 		return fmt.Errorf("%w: host %s is not the configured forge (no --gitea-url set)", errCloneRefused, u.Host)
 	}
 	f, err := url.Parse(s.ForgeURL)
 	if err != nil || !strings.EqualFold(f.Host, u.Host) {
 		return fmt.Errorf("%w: host %s is not the configured forge %s", errCloneRefused, u.Host, hostOf(s.ForgeURL))
+	}
+	return nil
+}
+
+// checkRefs refuses a commit or branch that git could misread; they were
+// checked when the job was queued, but a queue entry is input too.
+func checkRefs(branch, commit string) error {
+	if commit != "" && !ci.ValidCommit(commit) {
+		return fmt.Errorf("%w: commit %q is not an object id", errCloneRefused, commit)
+	}
+	if err := ci.CheckBranch(branch); err != nil {
+		return fmt.Errorf("%w: %v", errCloneRefused, err)
 	}
 	return nil
 }
@@ -63,19 +81,18 @@ func hostOf(raw string) string {
 }
 
 // redact drops credentials from a URL before it is logged or shown.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	u.User = nil
-	return u.String()
-}
+func redact(raw string) string { return ci.RedactURL(raw) }
 
 // gitEnv gives git the forge token as an extra HTTP header through
 // GIT_CONFIG_* variables, scoped to the forge's URL, and forbids prompts.
 func (s Source) gitEnv() []string {
-	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=true")
+	// Only the transports a clone URL may name: never ext:: or fd::, even
+	// if a repository's config or a submodule asks for them.
+	allow := "http:https"
+	if s.AllowLocal {
+		allow += ":file"
+	}
+	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=true", "GIT_ALLOW_PROTOCOL="+allow)
 	if s.Token != "" && s.ForgeURL != "" {
 		env = append(env, "GIT_CONFIG_COUNT=1",
 			"GIT_CONFIG_KEY_0=http."+strings.TrimRight(s.ForgeURL, "/")+"/.extraHeader",
@@ -93,6 +110,9 @@ func (s Source) gitEnv() []string {
 // commit instead of made anew.
 func (s Source) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit string, keep bool, masker *pipeline.Masker) error {
 	if err := s.check(cloneURL); err != nil {
+		return err
+	}
+	if err := checkRefs(branch, commit); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
@@ -127,9 +147,14 @@ func (s Source) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commi
 			return err
 		}
 	}
-	source := strings.TrimPrefix(cloneURL, "file://")
+	source := cloneURL
+	if path, ok := ci.LocalClonePath(cloneURL); ok {
+		source = path
+	}
+	// "--" before every argument that came from outside: nothing a job
+	// carries is ever read as an option.
 	fetch := func(ref string) error {
-		_, err := git("fetch", "-q", "--depth", "1", "--no-tags", "--no-write-fetch-head", source, ref)
+		_, err := git("fetch", "-q", "--depth", "1", "--no-tags", "--no-write-fetch-head", "--", source, ref)
 		return err
 	}
 	if commit == "" {
@@ -138,13 +163,13 @@ func (s Source) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commi
 		if err := fetch("+refs/heads/" + branch + ":" + ref); err != nil {
 			return err
 		}
-		if commit, err = git("rev-parse", "--verify", ref+"^{commit}"); err != nil {
+		if commit, err = git("rev-parse", "--verify", "--end-of-options", ref+"^{commit}"); err != nil {
 			return err
 		}
 	}
 	if keep {
 		if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
-			if err := s.reset(ctx, dir, commit, fetch, masker, cloneURL); err == nil {
+			if err := s.reset(ctx, mirror, dir, commit, fetch, masker, cloneURL); err == nil {
 				return nil
 			}
 			// A worktree whose mirror is gone or changed: start it anew.
@@ -153,23 +178,31 @@ func (s Source) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commi
 	}
 	// Try the mirror first: a commit built before needs no fetch, and this is
 	// one process instead of a lookup and a checkout.
-	if _, err := git("worktree", "add", "-q", "--detach", "-f", dir, commit); err == nil {
+	if _, err := git("worktree", "add", "-q", "--detach", "-f", "--", dir, commit); err == nil {
 		return nil
 	}
 	_ = os.RemoveAll(dir)
 	if err := fetch(commit); err != nil {
 		return err
 	}
-	_, err = git("worktree", "add", "-q", "--detach", "-f", dir, commit)
+	_, err = git("worktree", "add", "-q", "--detach", "-f", "--", dir, commit)
 	return err
 }
 
 // reset turns a kept worktree into a clean checkout of commit: files that
 // did not change keep their times, which is what lets cargo find its cached
 // build fresh; everything untracked (build output in the tree) goes.
-func (s Source) reset(ctx context.Context, dir, commit string, fetch func(string) error, masker *pipeline.Masker, cloneURL string) error {
+// The worktree was a build's to write, so its .git file is not trusted: git
+// is pointed at the mirror's record of the worktree explicitly, and a record
+// that does not point back at dir is refused.
+func (s Source) reset(ctx context.Context, mirror, dir, commit string, fetch func(string) error, masker *pipeline.Masker, cloneURL string) error {
+	gitDir := filepath.Join(mirror, "worktrees", filepath.Base(dir))
+	back, err := os.ReadFile(filepath.Join(gitDir, "gitdir"))
+	if err != nil || filepath.Clean(strings.TrimSpace(string(back))) != filepath.Join(dir, ".git") {
+		return fmt.Errorf("worktree record of %s is missing or points elsewhere", dir)
+	}
 	run := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
+		cmd := exec.CommandContext(ctx, "git", append([]string{"--git-dir", gitDir, "--work-tree", dir, "-C", dir}, args...)...)
 		cmd.Env = s.gitEnv()
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -181,6 +214,7 @@ func (s Source) reset(ctx context.Context, dir, commit string, fetch func(string
 		}
 		return nil
 	}
+	// commit passed checkRefs: 40/64 hex digits, never an option.
 	if run("checkout", "-q", "-f", "--detach", commit) != nil {
 		if err := fetch(commit); err != nil {
 			return err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -118,10 +117,6 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		req.CloneURL = strings.TrimRight(s.opts.GiteaURL, "/") + "/" + req.Repo + ".git"
-	}
-	if u, err := url.Parse(req.CloneURL); err != nil || (u.Scheme == "" && !strings.HasPrefix(req.CloneURL, "/")) {
-		writeError(w, http.StatusBadRequest, "clone_url must be a URL or an absolute path")
-		return
 	}
 	job := &ci.Job{Repo: req.Repo, CloneURL: req.CloneURL, Branch: req.Branch, Commit: req.Commit, Trigger: ci.TriggerManual}
 	id, _, err := s.opts.Store.Submit(r.Context(), job, "")

@@ -118,7 +118,7 @@ func jobFields(j *ci.Job) map[string]string {
 
 func jobFromHash(h map[string]string) *ci.Job {
 	j := &ci.Job{
-		ID: h["id"], Repo: h["repo"], CloneURL: h["clone_url"], Branch: h["branch"],
+		ID: h["id"], Repo: h["repo"], CloneURL: ci.RedactURL(h["clone_url"]), Branch: h["branch"],
 		Commit: h["commit"], Author: h["author"], Message: h["message"],
 		Status: ci.Status(h["status"]), RetryOf: h["retry_of"], Agent: h["agent"],
 		Trigger: h["trigger"], Error: h["error"],

@@ -49,6 +49,24 @@ func EntryFields(j *ci.Job) map[string]string {
 	}
 }
 
+// CheckInput refuses a job whose commit, branch or clone URL could be read
+// by git as an option or an odd transport, and drops credentials from its
+// clone URL (a job holds no secret; agents authenticate with their own
+// token). Every way into the queue passes here.
+func CheckInput(j *ci.Job) error {
+	if j.Commit != "" && !ci.ValidCommit(j.Commit) {
+		return fmt.Errorf("%w: commit %q is not a 40 or 64 hex digit object id", ci.ErrInvalid, truncate(j.Commit, 80))
+	}
+	if err := ci.CheckBranch(j.Branch); err != nil {
+		return err
+	}
+	if err := ci.CheckCloneURL(j.CloneURL); err != nil {
+		return err
+	}
+	j.CloneURL = ci.RedactURL(j.CloneURL)
+	return nil
+}
+
 // Submit stores a new pending job and queues it, atomically. With a non-empty
 // deliveryID, a delivery seen before returns the first job's id and created
 // false, and nothing is written.
@@ -61,6 +79,9 @@ func (s *Store) Submit(ctx context.Context, j *ci.Job, deliveryID string) (id st
 	}
 	if j.Attempt == 0 {
 		j.Attempt = 1
+	}
+	if err := CheckInput(j); err != nil {
+		return "", false, err
 	}
 	j.Status = ci.StatusPending
 	hash := jobFields(j)
@@ -91,4 +112,11 @@ func (s *Store) Submit(ctx context.Context, j *ci.Job, deliveryID string) (id st
 		s.publish(ctx, ci.Event{Type: "job", JobID: id, Status: ci.StatusPending, Time: s.now()})
 	}
 	return id, created, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }

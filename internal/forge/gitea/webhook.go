@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
 
 // Webhook headers Gitea sends.
@@ -92,7 +94,7 @@ func ParsePush(body []byte) (Decision, error) {
 	if isZeroSHA(p.After) {
 		return Decision{Ignored: "branch " + branch + " deleted"}, nil
 	}
-	if !validSHA(p.After) {
+	if !ci.ValidCommit(p.After) {
 		return Decision{}, fmt.Errorf("%w: after %q is not a commit id", ErrMalformed, truncate(p.After, 80))
 	}
 	if p.Repository.CloneURL == "" {
@@ -115,18 +117,6 @@ func ParsePush(body []byte) (Decision, error) {
 		push.Author = firstNonEmpty(p.Pusher.Login, p.Pusher.Username, p.Pusher.Name)
 	}
 	return Decision{Push: push}, nil
-}
-
-func validSHA(s string) bool {
-	if len(s) != 40 && len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 func firstNonEmpty(ss ...string) string {

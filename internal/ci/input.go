@@ -1,0 +1,123 @@
+package ci
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+)
+
+// ValidCommit reports whether s is a full git object id: 40 (SHA-1) or 64
+// (SHA-256) lower-case hex digits. Nothing else may be handed to git as a
+// commit, so an id can never be read as an option or a revision expression.
+func ValidCommit(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckBranch refuses branch names that git's check-ref-format refuses, and
+// any that begin with '-' (which a tool could read as an option).
+func CheckBranch(b string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("%w: branch %q %s", ErrInvalid, truncate(b, 80), why)
+	}
+	switch {
+	case b == "":
+		return bad("is empty")
+	case len(b) > 255:
+		return bad("is longer than 255 bytes")
+	case strings.HasPrefix(b, "-"):
+		return bad("begins with '-'")
+	case strings.HasPrefix(b, "/") || strings.HasSuffix(b, "/") || strings.Contains(b, "//"):
+		return bad("has an empty path component")
+	case strings.Contains(b, "..") || strings.Contains(b, "@{") || b == "@":
+		return bad("contains '..', '@{' or is '@'")
+	case strings.HasSuffix(b, ".lock") || strings.HasSuffix(b, "."):
+		return bad("ends with '.lock' or '.'")
+	}
+	for _, part := range strings.Split(b, "/") {
+		if strings.HasPrefix(part, ".") {
+			return bad("has a component that begins with '.'")
+		}
+	}
+	for _, c := range b {
+		if c < 0x20 || c == 0x7f || strings.ContainsRune(" ~^:?*[\\", c) {
+			return bad("contains a character git does not allow in a ref")
+		}
+	}
+	return nil
+}
+
+// LocalClonePath returns the directory a local clone URL (an absolute path or
+// file://path) names, and ok=false when cloneURL is not a local one.
+func LocalClonePath(cloneURL string) (path string, ok bool) {
+	switch {
+	case strings.HasPrefix(cloneURL, "file://"):
+		return strings.TrimPrefix(cloneURL, "file://"), true
+	case strings.HasPrefix(cloneURL, "/"):
+		return cloneURL, true
+	}
+	return "", false
+}
+
+// CheckCloneURL refuses clone URLs that are not plain http(s) URLs or clean
+// absolute paths: anything that begins with '-' once its scheme is removed
+// (git would read it as an option), other transports (ext::, ssh, fd::),
+// and control characters. Whether a local path or a host is allowed is the
+// agent's decision; this is only the shape.
+func CheckCloneURL(cloneURL string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("%w: clone_url %s", ErrInvalid, why)
+	}
+	if cloneURL == "" {
+		return bad("is empty")
+	}
+	for _, c := range cloneURL {
+		if c < 0x20 || c == 0x7f {
+			return bad("contains a control character")
+		}
+	}
+	if p, ok := LocalClonePath(cloneURL); ok {
+		if strings.HasPrefix(p, "-") || !filepath.IsAbs(p) || filepath.Clean(p) != strings.TrimRight(p, "/") && filepath.Clean(p) != p {
+			return bad("must be a clean absolute path")
+		}
+		return nil
+	}
+	u, err := url.Parse(cloneURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.HasPrefix(u.Host, "-") {
+		return bad("must be an http(s) URL or an absolute path")
+	}
+	return nil
+}
+
+// RedactURL drops credentials (user:password@) from a URL before it is
+// stored in an API answer, logged or shown. A string that does not parse as
+// a URL is returned unchanged when it holds no '@', else replaced.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if strings.Contains(raw, "@") {
+			return "(invalid URL)"
+		}
+		return raw
+	}
+	if u.User == nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
