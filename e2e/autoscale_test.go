@@ -85,12 +85,13 @@ func TestScaledJobSimulationAgainstRealRedis(t *testing.T) {
 	q := queue.New(r.Client(), queue.Options{})
 
 	work := t.TempDir()
-	runs := filepath.Join(work, "runs.txt")
 	dir, _ := testutil.GitRepo(t, map[string]string{"README": "0"})
 	var ids []string
 	for i := range jobs {
-		sha := testutil.Commit(t, dir, map[string]string{"README": fmt.Sprint(i), ".raibid.yml": fmt.Sprintf(
-			"steps:\n  - {name: build, run: 'sleep 1.5; git rev-parse HEAD >> %s'}\n", runs)}, fmt.Sprint("change ", i))
+		// Each run reports its commit in its log (a sandboxed step cannot
+		// write outside its workspace).
+		sha := testutil.Commit(t, dir, map[string]string{"README": fmt.Sprint(i), ".raibid.yml":
+			"steps:\n  - {name: build, run: 'sleep 1.5; echo \"ran-commit $(git rev-parse HEAD)\"'}\n"}, fmt.Sprint("change ", i))
 		ids = append(ids, push(t, base, "sec", pushPayload("acme/burst", dir, "main", sha)))
 	}
 
@@ -172,8 +173,14 @@ func TestScaledJobSimulationAgainstRealRedis(t *testing.T) {
 			t.Errorf("the killed agent's job: attempt %d on %s, want a later attempt elsewhere", j.Attempt, j.Agent)
 		}
 	}
-	b, _ := os.ReadFile(runs)
-	lines := strings.Fields(string(b))
+	var lines []string
+	for _, id := range ids {
+		for _, l := range strings.Split(apiGet(t, base, "tok", "/jobs/"+id+"/logs", nil), "\n") {
+			if c, ok := strings.CutPrefix(l, "ran-commit "); ok {
+				lines = append(lines, c)
+			}
+		}
+	}
 	sort.Strings(lines)
 	for i := 1; i < len(lines); i++ {
 		if lines[i] == lines[i-1] {

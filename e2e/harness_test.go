@@ -266,3 +266,37 @@ func waitJob(t testing.TB, base, token, id string, timeout time.Duration, cond f
 }
 
 var _ = context.Background
+
+// gate lets a test hold a step until it says go. Steps are sandboxed (they
+// see no file of the test's), but they share the network: the step waits
+// until a loopback port accepts a connection, and open starts listening.
+type gate struct {
+	t    testing.TB
+	addr string
+	// wait is the shell command a step runs to wait for the gate.
+	wait string
+}
+
+func newGate(t testing.TB) *gate {
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	return &gate{t: t, addr: addr,
+		wait: "until (exec 3<>/dev/tcp/127.0.0.1/" + port + ") 2>/dev/null; do sleep 0.1; done"}
+}
+
+func (g *gate) open() {
+	l, err := net.Listen("tcp", g.addr)
+	if err != nil {
+		g.t.Fatalf("open gate: %v", err)
+	}
+	g.t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}

@@ -98,9 +98,9 @@ func TestJobPageInHeadlessChromium(t *testing.T) {
 	up := startUp(t, "--agents", "1")
 	ctx := newChromium(t)
 
-	gate := filepath.Join(t.TempDir(), "go-on")
+	gate := newGate(t)
 	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": fmt.Sprintf(
-		"steps:\n  - name: work\n    run: 'printf \"\\033[32mfirst-line\\033[0m\\n\"; while [ ! -f %s ]; do sleep 0.1; done; echo appended-after-load; sleep 120'\n", gate)})
+		"steps:\n  - name: work\n    run: 'printf \"\\033[32mfirst-line\\033[0m\\n\"; %s; echo appended-after-load; sleep 120'\n", gate.wait)})
 	const message = `<img src=x onerror="document.title='pwned'"><b>bold</b> & fix`
 	var payload map[string]any
 	json.Unmarshal(pushPayload("acme/web", dir, "main", sha), &payload)
@@ -147,7 +147,7 @@ func TestJobPageInHeadlessChromium(t *testing.T) {
 	if js[bool](t, ctx, appended) {
 		t.Fatal("the line is there before it was written")
 	}
-	os.WriteFile(gate, nil, 0o644)
+	gate.open()
 	waitJS(t, ctx, "the appended line", appended, 15*time.Second)
 	if !js[bool](t, ctx, "window.loadedOnce === true") {
 		t.Fatal("the page reloaded to show the line; it should have been appended")

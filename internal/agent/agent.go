@@ -23,6 +23,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/sandbox"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
@@ -87,6 +88,14 @@ type Options struct {
 	Cache        *cache.Cache
 	CacheMaxAge  time.Duration
 	CacheMaxSize int64
+	// Sandbox, when set, runs every step in it (see internal/sandbox); nil
+	// runs steps as the agent's own user, which only --sandbox=off allows.
+	Sandbox *sandbox.Sandbox
+	// PassEnv names agent variables steps inherit beyond pipeline.PassedEnv.
+	PassEnv []string
+	// Env adds NAME=value variables every step sees (e.g. RUSTUP_HOME when
+	// the sandbox gives steps a HOME of their own).
+	Env []string
 	// CancelPoll is how often a running job's status is checked for a cancel
 	// (default 250 ms).
 	CancelPoll time.Duration
@@ -244,7 +253,7 @@ func sccacheServer(ctx context.Context, wrapper string, env []string) error {
 		}
 		cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 		cmd := exec.CommandContext(cctx, wrapper, "--show-stats")
-		cmd.Env = pipeline.StepEnv(env)
+		cmd.Env = pipeline.StepEnv(nil, env)
 		var out []byte
 		out, err = cmd.CombinedOutput()
 		cancel()

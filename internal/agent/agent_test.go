@@ -215,7 +215,8 @@ func TestCancelledQueuedJobIsSkippedAndAcked(t *testing.T) {
 
 func TestCloneThatAlwaysFailsBecomesDeadLetter(t *testing.T) {
 	r := newRig(t, 30*time.Second)
-	id := r.submit("/nonexistent/repo.git", "bffeb74224043ba2feb48d137756c8a9331c449a")
+	// A directory that is not a repository: every fetch fails.
+	id := r.submit(t.TempDir(), "bffeb74224043ba2feb48d137756c8a9331c449a")
 	a := r.agent("a1", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

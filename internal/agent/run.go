@@ -13,6 +13,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/sandbox"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
@@ -109,17 +110,23 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 		return
 	}
 	sink.Line("pipeline", "system", fmt.Sprintf("running %d steps of the %s", len(p.Steps), p.Source))
-	env := jobEnv(job)
+	env := append(jobEnv(job), a.opts.Env...)
+	var writable []string // what steps may write besides the workspace
 	if target := a.cargoTarget(ws, job.Repo); target != "" {
 		env = append(env, "CARGO_TARGET_DIR="+target)
+		writable = append(writable, target)
 		sink.Line("pipeline", "system", "cargo target dir (kept between jobs): "+target)
 		if home, err := a.opts.Cache.CargoHome(userCargoHome()); err == nil {
 			env = append(env, "CARGO_HOME="+home)
+			writable = append(writable, home)
 			sink.Line("pipeline", "system", "cargo home (shared by all jobs): "+home)
 		} else {
 			a.log.Warn("build cache", "err", err)
 		}
-		if wrapper := sccachePath(); wrapper != "" {
+		// sccache's server runs compilers for any client that asks, outside
+		// any one step: it cannot live in a step's sandbox, so sandboxed
+		// agents build without it (the target dir cache still applies).
+		if wrapper := sccachePath(); wrapper != "" && a.opts.Sandbox == nil {
 			// sccache shares compiled crates across repositories too; its
 			// store lives in the cache root, so pruning and the PVC cover it.
 			// sccache runs one server per port; a port of this cache root's
@@ -136,8 +143,34 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 			}
 		}
 	}
+	var wrap func([]string) (string, []string)
+	if sb := a.opts.Sandbox; sb != nil {
+		home, err := a.stepHome(ws, keep)
+		if err == nil {
+			err = a.giveToBuildUser(append([]string{ws, home}, writable...)...)
+		}
+		if err != nil {
+			msg := "sandbox: " + err.Error()
+			sink.Line("pipeline", "system", msg)
+			sink.Flush()
+			a.retry(d, job, msg)
+			return
+		}
+		env = append(env, "HOME="+home)
+		if sb.UID() != os.Geteuid() {
+			// The workspace's git metadata stays the agent's (read-only to
+			// steps); git in a step would otherwise refuse it as "dubious".
+			env = append(env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*")
+		}
+		sjob := sandbox.Job{Dir: ws, Writable: append([]string{home}, writable...),
+			ReadOnly: []string{mirrorDir(mirrors, job.CloneURL), filepath.Join(ws, ".git")}}
+		wrap = func(argv []string) (string, []string) { return sb.Command(argv, sjob) }
+		sink.Line("pipeline", "system", fmt.Sprintf("sandbox: bwrap, own PID namespace, uid %d", sb.UID()))
+	} else {
+		sink.Line("pipeline", "system", "sandbox: off (steps run as the agent's user)")
+	}
 	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{
-		Dir: ws, Sink: sink, Masker: masker, Env: env,
+		Dir: ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Wrap: wrap,
 		OnStep: func(steps []ci.Step) {
 			sctx, cancel := final()
 			defer cancel()
@@ -153,6 +186,29 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 	}
 	a.finish(d, job, res.Status, res.Error, res.Steps, map[string]string{
 		"cache_artifacts": strconv.Itoa(res.Cache.Total), "cache_fresh": strconv.Itoa(res.Cache.Fresh)})
+}
+
+// stepHome is the HOME of a sandboxed step: a directory per workspace slot,
+// kept with the slot when there is a build cache, else made anew.
+func (a *Agent) stepHome(ws string, keep bool) (string, error) {
+	home := filepath.Join(a.opts.WorkDir, ".home", filepath.Base(ws))
+	if !keep {
+		if err := os.RemoveAll(home); err != nil {
+			return "", err
+		}
+	}
+	return home, os.MkdirAll(home, 0o755)
+}
+
+// giveToBuildUser hands the directories a step writes to the sandbox's build
+// user (a no-op unless the agent is root).
+func (a *Agent) giveToBuildUser(dirs ...string) error {
+	for _, d := range dirs {
+		if err := a.opts.Sandbox.Own(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // cargoTarget is the cached target directory for a Rust repository, or ""

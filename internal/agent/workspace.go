@@ -117,8 +117,7 @@ func (s Source) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commi
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	sum := sha256.Sum256([]byte(cloneURL))
-	mirror := filepath.Join(mirrors, hex.EncodeToString(sum[:8])+".git")
+	mirror := mirrorDir(mirrors, cloneURL)
 	if err := os.MkdirAll(mirror, 0o755); err != nil {
 		return err
 	}
@@ -187,6 +186,12 @@ func (s Source) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commi
 	}
 	_, err = git("worktree", "add", "-q", "--detach", "-f", "--", dir, commit)
 	return err
+}
+
+// mirrorDir is the bare mirror of cloneURL under mirrors.
+func mirrorDir(mirrors, cloneURL string) string {
+	sum := sha256.Sum256([]byte(cloneURL))
+	return filepath.Join(mirrors, hex.EncodeToString(sum[:8])+".git")
 }
 
 // reset turns a kept worktree into a clean checkout of commit: files that

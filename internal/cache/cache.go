@@ -157,30 +157,39 @@ func ParseAge(s string) (time.Duration, error) {
 
 // cargoConfigFiles are what a cargo home holds besides downloads: settings
 // (source replacement, registries, net) and registry tokens.
-var cargoConfigFiles = []string{"config.toml", "config", "credentials.toml", "credentials"}
+var cargoConfigFiles = []string{"config.toml", "config"}
 
 // CargoHome is a cargo home shared by every job: the registry index, crate
 // downloads and git checkouts are fetched once. The agent's own cargo
-// settings (from userHome, its CARGO_HOME or ~/.cargo) are linked into it so
-// source replacements and registry tokens still apply; bin/ is never shared.
+// configuration (from userHome, its CARGO_HOME or ~/.cargo) is copied into it
+// so source replacements still apply inside a sandbox that cannot see the
+// agent's home. Credentials are never shared with builds (a build that
+// publishes gets a pipeline secret), and bin/ is never shared.
 func (c Cache) CargoHome(userHome string) (string, error) {
 	dir := filepath.Join(c.Root, "cargo-home")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("cache: %w", err)
 	}
+	// Links an earlier version made to the agent's credentials go.
+	for _, name := range []string{"credentials.toml", "credentials"} {
+		if fi, err := os.Lstat(filepath.Join(dir, name)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			_ = os.Remove(filepath.Join(dir, name))
+		}
+	}
 	if userHome == "" {
 		return dir, nil
 	}
 	for _, name := range cargoConfigFiles {
-		src := filepath.Join(userHome, name)
-		if _, err := os.Stat(src); err != nil {
+		b, err := os.ReadFile(filepath.Join(userHome, name))
+		if err != nil {
 			continue
 		}
 		dst := filepath.Join(dir, name)
-		if _, err := os.Lstat(dst); err == nil {
+		if old, err := os.ReadFile(dst); err == nil && string(old) == string(b) {
 			continue
 		}
-		if err := os.Symlink(src, dst); err != nil && !errors.Is(err, fs.ErrExist) {
+		_ = os.Remove(dst) // a link an earlier version made
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
 			return "", fmt.Errorf("cache: %w", err)
 		}
 	}

@@ -80,10 +80,11 @@ func TestParseSizeAndAge(t *testing.T) {
 	}
 }
 
-func TestCargoHomeLinksTheAgentsSettings(t *testing.T) {
+func TestCargoHomeCopiesTheAgentsSettingsNotItsCredentials(t *testing.T) {
 	c := cache.Cache{Root: t.TempDir()}
 	user := t.TempDir()
 	os.WriteFile(filepath.Join(user, "config.toml"), []byte("[net]\noffline = true\n"), 0o600)
+	os.WriteFile(filepath.Join(user, "credentials.toml"), []byte("[registry]\ntoken = \"agent-only\"\n"), 0o600)
 	home, err := c.CargoHome(user)
 	if err != nil {
 		t.Fatal(err)
@@ -92,8 +93,11 @@ func TestCargoHomeLinksTheAgentsSettings(t *testing.T) {
 	if err != nil || string(b) != "[net]\noffline = true\n" {
 		t.Fatalf("config not linked: %q %v", b, err)
 	}
-	if _, err := os.Stat(filepath.Join(home, "credentials.toml")); err == nil {
-		t.Fatal("linked a file the agent does not have")
+	if _, err := os.Lstat(filepath.Join(home, "credentials.toml")); err == nil {
+		t.Fatal("the agent's registry credentials were shared with builds")
+	}
+	if fi, _ := os.Lstat(filepath.Join(home, "config.toml")); fi.Mode()&os.ModeSymlink != 0 {
+		t.Fatal("config is a link into the agent's home, which a sandboxed step cannot see")
 	}
 	if again, err := c.CargoHome(user); err != nil || again != home {
 		t.Fatalf("second call: %s %v", again, err)

@@ -4,17 +4,22 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/raibid-labs/raibid-ci/internal/agent"
+	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/sandbox"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
@@ -23,6 +28,9 @@ func addAgentFlags(cmd *cobra.Command, workdir string) {
 	f := cmd.Flags()
 	f.String("workdir", workdir, "per-job workspaces live here")
 	f.String("registry", "", "OCI registry the image step pushes <registry>/<owner>/<repo>:<commit> to, e.g. gitea.local:3000")
+	f.String("sandbox", sandbox.ModeBwrap, "how steps are isolated from the agent: bwrap (own PID namespace, no credentials, read-only system) or off")
+	f.String("build-user", "nobody", "when the agent runs as root, steps run as this user (name or uid)")
+	f.StringSlice("pass-env", nil, "agent environment variables steps inherit besides PATH, HOME, locale, proxies and toolchain locations")
 }
 
 func newAgentCmd() *cobra.Command {
@@ -69,6 +77,7 @@ func newAgentCmd() *cobra.Command {
 	f.Int("max-deliveries", queue.DefaultMaxDeliveries, "deliveries of one job before it becomes a dead letter")
 	f.Bool("allow-local-clone", false, "accept local paths as clone URLs")
 	f.StringSlice("mask", nil, "names of environment variables whose values are masked in logs")
+	addSecretFlags(f, "gitea-token")
 	addAgentFlags(cmd, filepath.Join(os.TempDir(), "raibid-work"))
 	addCacheFlags(cmd, defaultCacheDir())
 	return cmd
@@ -95,7 +104,10 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 	st := store.New(rdb, store.Options{Prefix: prefix})
 	q := queue.New(rdb, queue.Options{Keys: queue.KeysWithPrefix(prefix), Lease: lease,
 		MaxDeliveries: maxDeliveries, OnDeadLetter: st.EndDeadLetter})
-	token := os.Getenv("RAIBID_GITEA_TOKEN")
+	token, err := secret(cmd, "gitea-token")
+	if err != nil {
+		return nil, err
+	}
 	opts := agent.Options{
 		Name: name, Queue: q, Store: st, Logger: log, WorkDir: workdir,
 		Source:    agent.Source{ForgeURL: giteaURL, Token: token, AllowLocal: allowLocal},
@@ -122,10 +134,111 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 			}
 		}
 	}
+	opts.PassEnv, _ = f.GetStringSlice("pass-env")
+	if opts.Sandbox, err = sandboxFromFlags(cmd, workdir, c); err != nil {
+		return nil, err
+	}
+	if rh := rustupHome(); opts.Sandbox != nil && rh != "" && os.Getenv("RUSTUP_HOME") == "" {
+		// Steps get a HOME of their own; rustup's proxies must still find
+		// the agent's toolchains.
+		opts.Env = append(opts.Env, "RUSTUP_HOME="+rh)
+	}
 	if f.Lookup("once") != nil {
 		opts.Once, _ = f.GetBool("once")
 		opts.Wait, _ = f.GetDuration("wait")
 		opts.ReadyFile, _ = f.GetString("ready-file")
 	}
 	return agent.New(opts), nil
+}
+
+// sandboxFromFlags builds the step sandbox, or nil with --sandbox=off. It
+// hides from steps everything of the agent's that holds a credential or
+// another job's data: the data dir of raibid up, every --*-file the command
+// was given, the agent's home (its toolchains on PATH stay visible,
+// read-only), Kubernetes' and Docker's secret mounts, the work dir and the
+// cache root (each job sees only its own workspace and cache dirs).
+func sandboxFromFlags(cmd *cobra.Command, workdir string, c *cache.Cache) (*sandbox.Sandbox, error) {
+	f := cmd.Flags()
+	mode, _ := f.GetString("sandbox")
+	switch mode {
+	case sandbox.ModeOff:
+		return nil, nil
+	case sandbox.ModeBwrap:
+	default:
+		return nil, &UsageError{fmt.Errorf("--sandbox %q: want bwrap or off", mode)}
+	}
+	o := sandbox.Options{Hidden: []string{workdir, "/var/run/secrets", "/run/secrets"}}
+	if c != nil {
+		o.Hidden = append(o.Hidden, c.Root)
+	}
+	if fl := f.Lookup("data-dir"); fl != nil {
+		o.Hidden = append(o.Hidden, fl.Value.String())
+	}
+	f.VisitAll(func(fl *pflag.Flag) {
+		if strings.HasSuffix(fl.Name, "-file") && fl.Value.String() != "" && fl.Name != "ready-file" {
+			if p, err := filepath.Abs(fl.Value.String()); err == nil {
+				o.Hidden = append(o.Hidden, p)
+			}
+		}
+	})
+	if home, err := os.UserHomeDir(); err == nil && home != "/" {
+		o.Hidden = append(o.Hidden, home)
+	}
+	// Toolchains: every absolute PATH entry, and rustup's home (its proxies
+	// on PATH need it; steps get RUSTUP_HOME pointing at it).
+	for _, p := range filepath.SplitList(os.Getenv("PATH")) {
+		if filepath.IsAbs(p) {
+			o.ReadOnly = append(o.ReadOnly, p)
+		}
+	}
+	if rh := rustupHome(); rh != "" {
+		o.ReadOnly = append(o.ReadOnly, rh)
+	}
+	if name, _ := f.GetString("build-user"); name != "" {
+		uid, gid, err := lookupUser(name)
+		if err != nil {
+			return nil, &UsageError{fmt.Errorf("--build-user %s: %w", name, err)}
+		}
+		o.UID, o.GID = uid, gid
+	}
+	sb, err := sandbox.New(o)
+	if err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// rustupHome is where rustup keeps its toolchains for this agent.
+func rustupHome() string {
+	if h := os.Getenv("RUSTUP_HOME"); h != "" {
+		return h
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		if st, err := os.Stat(filepath.Join(home, ".rustup")); err == nil && st.IsDir() {
+			return filepath.Join(home, ".rustup")
+		}
+	}
+	return ""
+}
+
+// lookupUser resolves a user name or numeric uid to its uid and primary gid.
+func lookupUser(name string) (uid, gid int, err error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		if u, err = user.LookupId(name); err != nil {
+			return 0, 0, fmt.Errorf("no such user")
+		}
+	}
+	uid, err = strconv.Atoi(u.Uid)
+	if err != nil {
+		return 0, 0, err
+	}
+	gid, err = strconv.Atoi(u.Gid)
+	if err != nil {
+		return 0, 0, err
+	}
+	if uid == 0 {
+		return 0, 0, fmt.Errorf("steps must not run as root")
+	}
+	return uid, gid, nil
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -41,7 +42,12 @@ func addSecretFlags(f *pflag.FlagSet, names ...string) {
 func connectRedis(ctx context.Context, rawURL string, poolSize int) (*redis.Client, error) {
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, &UsageError{fmt.Errorf("--redis-url %s: %w", redactURL(rawURL), err)}
+		// url.Error quotes the whole URL, password and all.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, &UsageError{fmt.Errorf("--redis-url %s: %s", redactURL(rawURL), strings.ReplaceAll(err.Error(), rawURL, redactURL(rawURL)))}
 	}
 	if poolSize > 0 {
 		opt.PoolSize = poolSize

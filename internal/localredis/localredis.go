@@ -6,14 +6,17 @@ package localredis
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -49,7 +52,11 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Instance, error)
 	if err != nil {
 		return nil, err
 	}
-	s := &supervisor{bin: bin, dir: dir, port: port, log: log}
+	pw, err := password(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &supervisor{bin: bin, dir: dir, port: port, password: pw, log: log}
 	if err := s.startOnce(); err != nil {
 		return nil, err
 	}
@@ -58,7 +65,7 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Instance, error)
 	go func() { defer close(done); s.supervise(sctx) }()
 	var once sync.Once
 	return &Instance{
-		URL:     fmt.Sprintf("redis://127.0.0.1:%d/0", port),
+		URL:     fmt.Sprintf("redis://:%s@127.0.0.1:%d/0", pw, port),
 		Durable: true,
 		stop:    func() { once.Do(func() { cancel(); <-done }) },
 	}, nil
@@ -66,12 +73,63 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Instance, error)
 
 func startInProcess(log *slog.Logger) (*Instance, error) {
 	m := miniredis.NewMiniRedis()
+	pw := randomHex(24)
+	m.RequireAuth(pw)
 	if err := m.StartAddr("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("in-process redis: %w", err)
 	}
 	log.Warn("redis-server not found on PATH: using an in-process Redis; NOTHING SURVIVES A RESTART. " +
 		"Install redis-server (apt-get install redis-server) or pass --redis-url.")
-	return &Instance{URL: "redis://" + m.Addr() + "/0", stop: m.Close}, nil
+	return &Instance{URL: "redis://:" + pw + "@" + m.Addr() + "/0", stop: m.Close}, nil
+}
+
+// password is the local Redis's password, generated once into dir (0600,
+// inside the 0700 data dir): builds run on this machine and reach loopback,
+// so a Redis without one would let any push rewrite every job and log.
+func password(dir string) (string, error) {
+	path := filepath.Join(dir, "password")
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("redis password: %w", err)
+	}
+	pw := randomHex(24)
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("redis password: %w", err)
+	}
+	return pw, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("localredis: random source failed: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}
+
+// writeConfig writes redis-server's configuration, password included, to a
+// 0600 file: a password in redis-server's arguments would show in ps.
+func (s *supervisor) writeConfig() (string, error) {
+	path := filepath.Join(s.dir, "redis.conf")
+	conf := fmt.Sprintf(`port %d
+bind 127.0.0.1
+protected-mode yes
+dir %q
+appendonly yes
+appendfsync always
+maxmemory-policy noeviction
+save ""
+daemonize no
+logfile %q
+requirepass %s
+`, s.port, s.dir, filepath.Join(s.dir, "redis.log"), s.password)
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return "", fmt.Errorf("redis config: %w", err)
+	}
+	return path, nil
 }
 
 func freePort() (int, error) {
@@ -84,21 +142,22 @@ func freePort() (int, error) {
 }
 
 type supervisor struct {
-	bin  string
-	dir  string
-	port int
-	log  *slog.Logger
-	cmd  *exec.Cmd
-	exit chan error
+	bin      string
+	dir      string
+	port     int
+	password string
+	log      *slog.Logger
+	cmd      *exec.Cmd
+	exit     chan error
 }
 
 // startOnce starts redis-server and waits until it answers PING.
 func (s *supervisor) startOnce() error {
-	cmd := exec.Command(s.bin,
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-		"--dir", s.dir, "--appendonly", "yes", "--appendfsync", "always",
-		"--maxmemory-policy", "noeviction", "--save", "", "--daemonize", "no",
-		"--logfile", filepath.Join(s.dir, "redis.log"))
+	conf, err := s.writeConfig()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.bin, conf)
 	// Die with raibid even when raibid itself is killed with SIGKILL, and
 	// keep terminal signals (Ctrl+C) for raibid, which stops it in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
@@ -108,7 +167,7 @@ func (s *supervisor) startOnce() error {
 	s.cmd = cmd
 	s.exit = make(chan error, 1)
 	go func() { s.exit <- cmd.Wait() }()
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port), MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port), Password: s.password, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -47,7 +49,7 @@ func TestInProcessFallbackRunsQueueAndStore(t *testing.T) {
 	if err != nil || !created {
 		t.Fatalf("submit: %v", err)
 	}
-	if again, created, _ := s.Submit(ctx, &ci.Job{Repo: "a/b"}, "d1"); created || again != id {
+	if again, created, _ := s.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/src", Branch: "main"}, "d1"); created || again != id {
 		t.Fatalf("dedupe failed on the fallback")
 	}
 	d, err := q.Claim(ctx, "a1", 10*time.Millisecond)
@@ -109,5 +111,48 @@ func TestSupervisedRedisRestartsWithData(t *testing.T) {
 	}
 	if got != "v" {
 		t.Fatalf("after kill -9 and restart: %q, %v", got, err)
+	}
+}
+
+// Builds run on this machine and reach loopback: the local Redis must refuse
+// a client without the password, and the password must never be in a
+// process's arguments (ps shows them to every user).
+func TestLocalRedisNeedsPasswordKeptOutOfArguments(t *testing.T) {
+	for _, name := range []string{"supervised", "in-process"} {
+		t.Run(name, func(t *testing.T) {
+			if name == "in-process" {
+				t.Setenv("PATH", t.TempDir())
+			}
+			inst, err := localredisStart(t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt, err := redis.ParseURL(inst.URL)
+			if err != nil || len(opt.Password) < 32 {
+				t.Fatalf("URL without a strong password: %v", err)
+			}
+			ctx := context.Background()
+			anon := redis.NewClient(&redis.Options{Addr: opt.Addr, MaxRetries: -1})
+			defer anon.Close()
+			if err := anon.Set(ctx, "pwned", "1", 0).Err(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+				t.Fatalf("SET without password: %v, want NOAUTH", err)
+			}
+			if err := client(t, inst.URL).Set(ctx, "k", "v", 0).Err(); err != nil {
+				t.Fatalf("SET with password: %v", err)
+			}
+			if name == "in-process" {
+				return
+			}
+			info, _ := client(t, inst.URL).InfoMap(ctx, "server").Result()
+			var pid int
+			fmt.Sscan(info["Server"]["process_id"], &pid)
+			cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(cmdline), opt.Password) {
+				t.Fatalf("password in redis-server's arguments: %q", cmdline)
+			}
+		})
 	}
 }

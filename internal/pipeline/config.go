@@ -8,11 +8,13 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -63,7 +65,7 @@ type ParseError = yamlfile.Error
 // .raibid.yml, else the default Rust pipeline when Cargo.toml exists (tools is
 // asked only then), else ErrNoPipeline.
 func Load(dir string, tools func() Tools) (*Pipeline, error) {
-	b, err := os.ReadFile(filepath.Join(dir, FileName))
+	b, err := readRegular(filepath.Join(dir, FileName))
 	switch {
 	case err == nil:
 		return Parse(FileName, b)
@@ -74,6 +76,35 @@ func Load(dir string, tools func() Tools) (*Pipeline, error) {
 		return RustPipeline(dir, tools()), nil
 	}
 	return nil, ErrNoPipeline
+}
+
+// maxPipelineFile bounds what is read of .raibid.yml.
+const maxPipelineFile = 1 << 20
+
+// readRegular reads a file of the repository only when it is a regular file:
+// a committed symlink (.raibid.yml -> /etc/shadow, or the agent's token)
+// would otherwise make the agent read a file of its own and echo it in a
+// parse error.
+func readRegular(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s is a symbolic link; it must be a regular file", filepath.Base(path))
+		}
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", filepath.Base(path))
+	}
+	if st.Size() > maxPipelineFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes", filepath.Base(path), maxPipelineFile)
+	}
+	return io.ReadAll(io.LimitReader(f, maxPipelineFile))
 }
 
 var stepNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,62}$`)

@@ -35,6 +35,11 @@ type RunOptions struct {
 	OnStep func([]ci.Step)
 	// KillGrace overrides DefaultKillGrace.
 	KillGrace time.Duration
+	// PassEnv names agent variables steps inherit beyond PassedEnv.
+	PassEnv []string
+	// Wrap, when set, turns a step's command line into the one that runs it
+	// in a sandbox (see internal/sandbox).
+	Wrap func(argv []string) (name string, args []string)
 }
 
 // Result is a pipeline's verdict.
@@ -128,21 +133,6 @@ func (o RunOptions) line(step, stream, text string) {
 	}
 }
 
-// StepEnv is the agent's environment without raibid's own settings (which
-// hold tokens), plus the job's and the pipeline's variables.
-func StepEnv(extra ...[]string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "RAIBID_") && !strings.HasPrefix(kv, "GIT_CONFIG_") {
-			env = append(env, kv)
-		}
-	}
-	for _, e := range extra {
-		env = append(env, e...)
-	}
-	return env
-}
-
 // runStep runs one step in its own process group and returns its exit code
 // (-1 when it did not exit normally). On cancel or timeout the group gets
 // SIGTERM, then SIGKILL after the kill grace; when the step's shell exits, anything
@@ -158,9 +148,13 @@ func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOp
 	if path, err := exec.LookPath("bash"); err == nil {
 		shell, args = path, []string{"-e", "-o", "pipefail", "-c", s.Run}
 	}
-	cmd := exec.Command(shell, args...)
+	name := shell
+	if o.Wrap != nil {
+		name, args = o.Wrap(append([]string{shell}, args...))
+	}
+	cmd := exec.Command(name, args...)
 	cmd.Dir = o.Dir
-	cmd.Env = StepEnv(o.Env, EnvList(pipelineEnv), EnvList(s.Env))
+	cmd.Env = StepEnv(o.PassEnv, o.Env, EnvList(pipelineEnv), EnvList(s.Env))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdoutR, stdoutW, err := os.Pipe()
 	if err != nil {
