@@ -90,8 +90,7 @@ func TestScaledJobSimulationAgainstRealRedis(t *testing.T) {
 	for i := range jobs {
 		// Each run reports its commit in its log (a sandboxed step cannot
 		// write outside its workspace).
-		sha := testutil.Commit(t, dir, map[string]string{"README": fmt.Sprint(i), ".raibid.yml":
-			"steps:\n  - {name: build, run: 'sleep 1.5; echo \"ran-commit $(git rev-parse HEAD)\"'}\n"}, fmt.Sprint("change ", i))
+		sha := testutil.Commit(t, dir, map[string]string{"README": fmt.Sprint(i), ".raibid.yml": "steps:\n  - {name: build, run: 'sleep 1.5; echo \"ran-commit $(git rev-parse HEAD)\"'}\n"}, fmt.Sprint("change ", i))
 		ids = append(ids, push(t, base, "sec", pushPayload("acme/burst", dir, "main", sha)))
 	}
 
