@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
@@ -28,6 +29,9 @@ func addServerFlags(cmd *cobra.Command) {
 	f.Bool("ui-public", false, "let anyone who can reach the server read the web pages (/ui/); cancel and retry still need the token")
 	f.String("mirrors", "", "mirrors file (mirrors.yaml): serve /webhook/github-sync and /mirrors, create new org repositories' mirrors")
 	f.Duration("mirror-rescan", mirror.DefaultRescan, "how often org entries of the mirrors file are re-listed for new repositories")
+	f.Duration("header-timeout", server.DefaultHeaderTimeout, "time a client has to send a request's headers")
+	f.Duration("body-timeout", server.DefaultBodyTimeout, "time a client has to send a request's body")
+	f.String("body-bytes-in-flight", "64MiB", "webhook body bytes read at once, across all clients; past it webhooks get 503 with Retry-After")
 	addSecretFlags(f, "webhook-secret", "api-token", "github-webhook-secret")
 	addForgeFlags(f)
 	addKubeFlags(f)
@@ -108,6 +112,12 @@ func serverConfig(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger) (*ser
 	opts := server.Options{
 		Store: st, Queue: q, Logger: log, WebhookSecret: webhookSecret, APIToken: apiToken,
 		GiteaURL: giteaURL, Version: Version, PublicURL: publicURL, UIPublic: uiPublic,
+	}
+	opts.HeaderTimeout, _ = f.GetDuration("header-timeout")
+	opts.BodyTimeout, _ = f.GetDuration("body-timeout")
+	inFlight, _ := f.GetString("body-bytes-in-flight")
+	if opts.BodyBytesInFlight, err = cache.ParseSize(inFlight); err != nil {
+		return nil, &UsageError{fmt.Errorf("--body-bytes-in-flight: %w", err)}
 	}
 	giteaToken, err := secret(cmd, "gitea-token")
 	if err != nil {

@@ -74,6 +74,11 @@ func (s *Server) instrument(pattern string, next http.Handler) http.Handler {
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// Every request body has a deadline, so a client that sends one
+			// byte every few seconds cannot hold a connection for long.
+			_ = http.NewResponseController(w).SetReadDeadline(start.Add(s.opts.BodyTimeout))
+		}
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",

@@ -21,10 +21,11 @@ const mirrorStatusTimeout = 10 * time.Second
 // waits for it.
 func (s *Server) handleGitHubSyncWebhook(w http.ResponseWriter, r *http.Request) {
 	result := func(res string) { s.metrics.webhooks.WithLabelValues("github", res).Inc() }
-	body, ok := s.readWebhookBody(w, r, result)
+	body, release, ok := s.readWebhookBody(w, r, github.HeaderSignature, result)
 	if !ok {
 		return
 	}
+	defer release()
 	secret := s.opts.GitHubWebhookSecret
 	if secret == "" {
 		secret = s.opts.WebhookSecret

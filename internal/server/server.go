@@ -42,6 +42,13 @@ type Options struct {
 	GiteaURL string
 	// MaxBody caps webhook bodies (default 25 MiB).
 	MaxBody int64
+	// BodyBytesInFlight caps the bytes of webhook bodies being read at once
+	// (default 64 MiB); past it webhooks are 503 with Retry-After.
+	BodyBytesInFlight int64
+	// BodyTimeout bounds reading one request body (default 30 s).
+	BodyTimeout time.Duration
+	// HeaderTimeout bounds reading a request's headers (default 5 s).
+	HeaderTimeout time.Duration
 	// ReaperInterval is how often abandoned queue entries are requeued
 	// (default a third of the lease; negative turns the reaper off).
 	ReaperInterval time.Duration
@@ -92,6 +99,7 @@ type Server struct {
 	background sync.WaitGroup
 	pages      *web.Pages
 	sessions   *web.Sessions
+	bodies     *bodyBudget
 }
 
 // New builds a Server.
@@ -102,6 +110,16 @@ func New(opts Options) *Server {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = DefaultMaxBody
 	}
+	if opts.BodyBytesInFlight <= 0 {
+		opts.BodyBytesInFlight = DefaultBodyBytesInFlight
+	}
+	opts.MaxBody = min(opts.MaxBody, opts.BodyBytesInFlight)
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
+	}
+	if opts.HeaderTimeout <= 0 {
+		opts.HeaderTimeout = DefaultHeaderTimeout
+	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
@@ -109,7 +127,8 @@ func New(opts Options) *Server {
 		opts.HostStats = (&hostSampler{}).sample
 	}
 	s := &Server{opts: opts, log: opts.Logger, started: time.Now(),
-		pages: web.NewPages(nil), sessions: web.NewSessions(opts.APIToken)}
+		pages: web.NewPages(nil), sessions: web.NewSessions(opts.APIToken),
+		bodies: &bodyBudget{left: opts.BodyBytesInFlight}}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.metrics = newMetrics(opts.Registry, opts.Queue)
 	if opts.Mirrors != nil {
@@ -131,8 +150,13 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // ShutdownTimeout), then stop the reaper and the cache counters.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler: s.handler,
+		// A client that trickles its headers is cut off; bodies have their
+		// own deadline (readWebhookBody), and idle keep-alive connections
+		// are closed. No write timeout: SSE streams are long responses.
+		ReadHeaderTimeout: s.opts.HeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	// Background loops (the reaper, the cache counters) outlive the HTTP

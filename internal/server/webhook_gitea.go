@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -18,10 +16,11 @@ import (
 // when Redis is down it answers 503 so Gitea delivers again later.
 func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 	result := func(res string) { s.metrics.webhooks.WithLabelValues("gitea", res).Inc() }
-	body, ok := s.readWebhookBody(w, r, result)
+	body, release, ok := s.readWebhookBody(w, r, gitea.HeaderSignature, result)
 	if !ok {
 		return
 	}
+	defer release()
 	if !forge.ValidHMACSHA256([]byte(s.opts.WebhookSecret), body, r.Header.Get(gitea.HeaderSignature)) {
 		result("unauthorized")
 		writeError(w, http.StatusUnauthorized, "missing or invalid "+gitea.HeaderSignature)
@@ -94,22 +93,4 @@ func (s *Server) postPending(jobID, repo, commit string) {
 			s.log.Warn("pending commit status not posted", "job_id", jobID, "err", err)
 		}
 	}()
-}
-
-// readWebhookBody reads a webhook body up to MaxBody; an oversized body is
-// 413 and an unreadable one 400, each counted by result.
-func (s *Server) readWebhookBody(w http.ResponseWriter, r *http.Request, result func(string)) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			result("too_large")
-			writeError(w, http.StatusRequestEntityTooLarge, "webhook body is larger than the limit")
-			return nil, false
-		}
-		result("malformed")
-		writeError(w, http.StatusBadRequest, "could not read webhook body")
-		return nil, false
-	}
-	return body, true
 }
