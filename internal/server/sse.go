@@ -53,6 +53,10 @@ func (s *sseWriter) event(id, name string, data any) error {
 		}
 		payload = string(raw)
 	}
+	// SSE ends a line at CR, LF or CRLF: every one of them must start a new
+	// data: line, or a CR inside the payload (a commit message, a log line)
+	// could begin a field of its own, such as "event: end".
+	payload = strings.ReplaceAll(strings.ReplaceAll(payload, "\r\n", "\n"), "\r", "\n")
 	for _, line := range strings.Split(payload, "\n") {
 		fmt.Fprintf(&b, "data: %s\n", line)
 	}

@@ -62,6 +62,9 @@ func (s *Server) session(r *http.Request) string {
 	if err != nil || !s.sessions.Valid(c.Value, time.Now()) {
 		return ""
 	}
+	if id, _, ok := s.sessions.ID(c.Value); !ok || s.opts.Store.SessionRevoked(r.Context(), id) {
+		return ""
+	}
 	return c.Value
 }
 
@@ -76,7 +79,7 @@ func (s *Server) uiView(next http.HandlerFunc) http.Handler {
 		sess := s.session(r)
 		if sess == "" && s.sessions.Open() {
 			sess = s.sessions.Issue(time.Now())
-			http.SetCookie(w, web.Cookie(sess, r, web.SessionTTL))
+			http.SetCookie(w, web.Cookie(sess, web.Secure(r, s.opts.PublicURL), web.SessionTTL))
 		}
 		if sess == "" && !s.opts.UIPublic {
 			if strings.HasSuffix(r.URL.Path, "/stream") || r.URL.Path == "/ui/events" || r.URL.Path == "/ui/rows" {
@@ -283,12 +286,23 @@ func (s *Server) handleUILogin(w http.ResponseWriter, r *http.Request) {
 		s.uiError(s.pages.Login(w, &web.LoginPage{Next: next, Error: "That is not the API token."}))
 		return
 	}
-	http.SetCookie(w, web.Cookie(s.sessions.Issue(time.Now()), r, web.SessionTTL))
+	http.SetCookie(w, web.Cookie(s.sessions.Issue(time.Now()), web.Secure(r, s.opts.PublicURL), web.SessionTTL))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
+// handleUILogout revokes the session in Redis until it would have expired
+// (a copied cookie stops working too, on every server) and clears it.
 func (s *Server) handleUILogout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, web.Cookie("", r, -time.Second))
+	if c, err := r.Cookie(web.CookieName); err == nil {
+		if id, exp, ok := s.sessions.ID(c.Value); ok {
+			if err := s.opts.Store.RevokeSession(r.Context(), id, time.Until(exp)); err != nil {
+				s.log.Error("logout: revoke session", "err", err)
+				writeError(w, http.StatusServiceUnavailable, "could not log out, try again")
+				return
+			}
+		}
+	}
+	http.SetCookie(w, web.Cookie("", web.Secure(r, s.opts.PublicURL), -time.Second))
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 }
 

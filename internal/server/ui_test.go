@@ -258,3 +258,51 @@ func TestUIStreamSendsEscapedLinesSummaryAndEnd(t *testing.T) {
 		t.Fatalf("final summary %s", last.data)
 	}
 }
+
+// Logging out revokes the session: the same cookie, copied before the
+// logout, no longer opens a page.
+func TestUILogoutRevokesTheCookie(t *testing.T) {
+	e := start(t)
+	id := e.runningJob(t, "x")
+	b := newBrowser(t, e)
+	b.login()
+	u, _ := url.Parse(e.url + "/ui/")
+	cookies := b.c.Jar.Cookies(u)
+	if len(cookies) != 1 {
+		t.Fatalf("cookies %v", cookies)
+	}
+	_, page := b.get("/ui/jobs/" + id)
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF token in the page")
+	}
+	if resp, _ := b.post("/ui/logout", url.Values{"csrf": {m[1]}}, e.url); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	thief := newBrowser(t, e)
+	thief.c.Jar.SetCookies(u, cookies)
+	if resp, _ := thief.get("/ui/jobs/" + id); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/ui/login") {
+		t.Fatalf("the logged-out cookie still opens the page: %d", resp.StatusCode)
+	}
+}
+
+// Behind a TLS proxy the session cookie is Secure.
+func TestUISessionCookieSecureBehindTLSProxy(t *testing.T) {
+	e := start(t)
+	for _, proto := range []string{"https", ""} {
+		req, _ := http.NewRequest("POST", e.url+"/ui/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if proto != "" {
+			req.Header.Set("X-Forwarded-Proto", proto)
+		}
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		secure := strings.Contains(resp.Header.Get("Set-Cookie"), "Secure")
+		if secure != (proto == "https") {
+			t.Fatalf("X-Forwarded-Proto %q: cookie %q", proto, resp.Header.Get("Set-Cookie"))
+		}
+	}
+}

@@ -155,3 +155,20 @@ func (s *Store) Get(ctx context.Context, id string) (*ci.Job, error) {
 func (s *Store) Ping(ctx context.Context) error {
 	return wrap("ping", s.rdb.Ping(ctx).Err())
 }
+
+// RevokeSession records a logged-out web session until it would have
+// expired, so its cookie is refused by every server.
+func (s *Store) RevokeSession(ctx context.Context, id string, ttl time.Duration) error {
+	if ttl <= 0 {
+		return nil
+	}
+	return wrap("revoke session", s.rdb.Set(ctx, s.opts.Prefix+"session:revoked:"+id, "1", ttl).Err())
+}
+
+// SessionRevoked reports whether a web session was logged out. When Redis
+// cannot say, the session is treated as revoked: a page then asks to log in
+// again rather than trusting a cookie it cannot check.
+func (s *Store) SessionRevoked(ctx context.Context, id string) bool {
+	n, err := s.rdb.Exists(ctx, s.opts.Prefix+"session:revoked:"+id).Result()
+	return err != nil || n > 0
+}

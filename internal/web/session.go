@@ -54,15 +54,20 @@ func (s *Sessions) mac(parts ...string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// Issue returns a cookie value valid until now+SessionTTL.
+// Issue returns a cookie value valid until now+SessionTTL: its expiry, a
+// random session id (what logout revokes) and their MAC.
 func (s *Sessions) Issue(now time.Time) string {
 	exp := strconv.FormatInt(now.Add(SessionTTL).Unix(), 10)
-	return exp + "." + s.mac("session", exp)
+	id := make([]byte, 12)
+	_, _ = rand.Read(id)
+	sid := hex.EncodeToString(id)
+	return exp + "." + sid + "." + s.mac("session", exp, sid)
 }
 
-// Valid reports whether a cookie value is one this server issued and not expired.
+// Valid reports whether a cookie value is one this server issued and not
+// expired; revocation (logout) is the caller's to check with ID.
 func (s *Sessions) Valid(value string, now time.Time) bool {
-	exp, sig, ok := strings.Cut(value, ".")
+	exp, sid, sig, ok := s.parse(value)
 	if !ok {
 		return false
 	}
@@ -70,7 +75,28 @@ func (s *Sessions) Valid(value string, now time.Time) bool {
 	if err != nil || now.Unix() > n {
 		return false
 	}
-	return hmac.Equal([]byte(sig), []byte(s.mac("session", exp)))
+	return hmac.Equal([]byte(sig), []byte(s.mac("session", exp, sid)))
+}
+
+// ID returns a session's id and expiry, for revoking it on logout.
+func (s *Sessions) ID(value string) (id string, expires time.Time, ok bool) {
+	exp, sid, _, ok := s.parse(value)
+	if !ok {
+		return "", time.Time{}, false
+	}
+	n, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil {
+		return "", time.Time{}, false
+	}
+	return sid, time.Unix(n, 0), true
+}
+
+func (s *Sessions) parse(value string) (exp, sid, sig string, ok bool) {
+	parts := strings.Split(value, ".")
+	if len(parts) != 3 || len(parts[1]) != 24 {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
 }
 
 // CSRF is the form token of a session: a page of another site cannot know
@@ -84,8 +110,18 @@ func (s *Sessions) CheckCSRF(session, submitted string) bool {
 	return session != "" && subtle.ConstantTimeCompare([]byte(submitted), []byte(s.CSRF(session))) == 1
 }
 
-// Cookie builds the session cookie: HttpOnly, SameSite=Strict, Secure on TLS.
-func Cookie(value string, r *http.Request, maxAge time.Duration) *http.Cookie {
+// Cookie builds the session cookie: HttpOnly, SameSite=Strict, and Secure
+// when secure (the page was reached over TLS, directly or through a proxy).
+func Cookie(value string, secure bool, maxAge time.Duration) *http.Cookie {
 	return &http.Cookie{Name: CookieName, Value: value, Path: "/ui/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(maxAge.Seconds())}
+		SameSite: http.SameSiteStrictMode, Secure: secure, MaxAge: int(maxAge.Seconds())}
+}
+
+// Secure reports whether a request reached the server over TLS: directly,
+// through a proxy that says so (X-Forwarded-Proto: https), or because the
+// server's public URL is https. A client can only add Secure this way, which
+// never weakens a cookie.
+func Secure(r *http.Request, publicURL string) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") ||
+		strings.HasPrefix(strings.ToLower(publicURL), "https://")
 }
