@@ -24,6 +24,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/sandbox"
+	"github.com/raibid-labs/raibid-ci/internal/secrets"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
@@ -47,6 +48,12 @@ type Store interface {
 	RemoveAgent(ctx context.Context, name string) error
 }
 
+// SecretSource gives the values of the pipeline secrets a repository's
+// steps name (the repository's own, else its organisation's).
+type SecretSource interface {
+	ForRepo(ctx context.Context, repo string, names []string) (map[string]string, error)
+}
+
 // StatusPoster reports commit statuses to the forge.
 type StatusPoster interface {
 	PostStatus(ctx context.Context, repo, sha string, st gitea.CommitStatus) error
@@ -56,6 +63,7 @@ var (
 	_ Queue        = (*queue.Queue)(nil)
 	_ Store        = (*store.Store)(nil)
 	_ StatusPoster = (*gitea.Client)(nil)
+	_ SecretSource = (*secrets.Store)(nil)
 )
 
 // Options configure an Agent. Queue, Store and Name are required.
@@ -74,6 +82,8 @@ type Options struct {
 	Tools func() pipeline.Tools
 	// Secrets are masked in logs, with the forge token.
 	Secrets []string
+	// PipelineSecrets, when set, gives steps the secrets they name.
+	PipelineSecrets SecretSource
 	// PublicURL is the server's base URL for commit status links.
 	PublicURL string
 	// Once: take at most one job, waiting up to Wait for it, then return.

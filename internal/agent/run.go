@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
@@ -109,6 +110,21 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 		a.finish(d, job, ci.StatusError, err.Error(), nil, nil)
 		return
 	}
+	stepSecrets, err := a.pipelineSecrets(jobCtx, job, p)
+	if err != nil {
+		sink.Line("pipeline", "system", err.Error())
+		sink.Flush()
+		a.finish(d, job, ci.StatusError, err.Error(), nil, nil)
+		return
+	}
+	if len(stepSecrets) > 0 {
+		vals := append([]string(nil), a.opts.Secrets...)
+		for _, v := range stepSecrets {
+			vals = append(vals, v)
+		}
+		masker = pipeline.NewMasker(vals...)
+		sink.Line("pipeline", "system", fmt.Sprintf("secrets: %s (masked in this log)", strings.Join(p.SecretNames(), ", ")))
+	}
 	sink.Line("pipeline", "system", fmt.Sprintf("running %d steps of the %s", len(p.Steps), p.Source))
 	env := append(jobEnv(job), a.opts.Env...)
 	var writable []string // what steps may write besides the workspace
@@ -170,7 +186,7 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 		sink.Line("pipeline", "system", "sandbox: off (steps run as the agent's user)")
 	}
 	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{
-		Dir: ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Wrap: wrap,
+		Dir: ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Wrap: wrap, Secrets: stepSecrets,
 		OnStep: func(steps []ci.Step) {
 			sctx, cancel := final()
 			defer cancel()
@@ -186,6 +202,24 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 	}
 	a.finish(d, job, res.Status, res.Error, res.Steps, map[string]string{
 		"cache_artifacts": strconv.Itoa(res.Cache.Total), "cache_fresh": strconv.Itoa(res.Cache.Fresh)})
+}
+
+// pipelineSecrets reads the values of the secrets the pipeline's steps name.
+// The error never holds a value; a job whose secrets cannot be read ends in
+// error rather than run its steps without them.
+func (a *Agent) pipelineSecrets(ctx context.Context, job *ci.Job, p *pipeline.Pipeline) (map[string]string, error) {
+	names := p.SecretNames()
+	if len(names) == 0 {
+		return nil, nil
+	}
+	if a.opts.PipelineSecrets == nil {
+		return nil, fmt.Errorf("the pipeline names secrets (%s) but this agent has no --secrets-key-file", strings.Join(names, ", "))
+	}
+	vals, err := a.opts.PipelineSecrets.ForRepo(ctx, job.Repo, names)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline secrets: %w", err)
+	}
+	return vals, nil
 }
 
 // stepHome is the HOME of a sandboxed step: a directory per workspace slot,

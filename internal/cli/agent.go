@@ -20,6 +20,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/sandbox"
+	"github.com/raibid-labs/raibid-ci/internal/secrets"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
@@ -78,6 +79,7 @@ func newAgentCmd() *cobra.Command {
 	f.Bool("allow-local-clone", false, "accept local paths as clone URLs")
 	f.StringSlice("mask", nil, "names of environment variables whose values are masked in logs")
 	addSecretFlags(f, "gitea-token")
+	f.String("secrets-key-file", "", "key of the pipeline secrets (the server's file); needed for jobs whose steps name secrets")
 	addAgentFlags(cmd, filepath.Join(os.TempDir(), "raibid-work"))
 	addCacheFlags(cmd, defaultCacheDir())
 	return cmd
@@ -135,6 +137,9 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 		}
 	}
 	opts.PassEnv, _ = f.GetStringSlice("pass-env")
+	if keyFile, _ := f.GetString("secrets-key-file"); keyFile != "" {
+		opts.PipelineSecrets = secrets.NewStore(rdb, prefix, secrets.FileKeys(keyFile))
+	}
 	if opts.Sandbox, err = sandboxFromFlags(cmd, workdir, c); err != nil {
 		return nil, err
 	}

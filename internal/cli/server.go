@@ -13,6 +13,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/secrets"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
@@ -29,6 +30,7 @@ func addServerFlags(cmd *cobra.Command) {
 	f.Bool("ui-public", false, "let anyone who can reach the server read the web pages (/ui/); cancel and retry still need the token")
 	f.String("mirrors", "", "mirrors file (mirrors.yaml): serve /webhook/github-sync and /mirrors, create new org repositories' mirrors")
 	f.Duration("mirror-rescan", mirror.DefaultRescan, "how often org entries of the mirrors file are re-listed for new repositories")
+	f.String("secrets-key-file", "", "key of the pipeline secrets (AES-256, made 0600 when missing); without it the secrets API is off")
 	f.Duration("header-timeout", server.DefaultHeaderTimeout, "time a client has to send a request's headers")
 	f.Duration("body-timeout", server.DefaultBodyTimeout, "time a client has to send a request's body")
 	f.String("body-bytes-in-flight", "64MiB", "webhook body bytes read at once, across all clients; past it webhooks get 503 with Retry-After")
@@ -118,6 +120,12 @@ func serverConfig(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger) (*ser
 	inFlight, _ := f.GetString("body-bytes-in-flight")
 	if opts.BodyBytesInFlight, err = cache.ParseSize(inFlight); err != nil {
 		return nil, &UsageError{fmt.Errorf("--body-bytes-in-flight: %w", err)}
+	}
+	if keyFile, _ := f.GetString("secrets-key-file"); keyFile != "" {
+		if _, err := secrets.LoadOrCreateKeyring(keyFile); err != nil {
+			return nil, err
+		}
+		opts.Secrets, opts.SecretsKeyFile = secrets.NewStore(rdb, prefix, secrets.FileKeys(keyFile)), keyFile
 	}
 	giteaToken, err := secret(cmd, "gitea-token")
 	if err != nil {

@@ -81,6 +81,9 @@ func runUp(cmd *cobra.Command, _ []string) error {
 			shown[name] = "(from " + source + ")"
 		}
 	}
+	if k, _ := cmd.Flags().GetString("secrets-key-file"); k == "" {
+		_ = cmd.Flags().Set("secrets-key-file", filepath.Join(dataDir, "secrets-key"))
+	}
 	redisURL, _ := cmd.Flags().GetString("redis-url")
 	if redisURL == "" {
 		inst, err := localredis.Start(ctx, filepath.Join(dataDir, "redis"), log)

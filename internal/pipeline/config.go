@@ -39,6 +39,9 @@ type Step struct {
 	Timeout      time.Duration // 0: only the pipeline's timeout applies
 	Env          map[string]string
 	AllowFailure bool
+	// Secrets are the pipeline secrets the step gets as environment
+	// variables: only these, never the others of its repository.
+	Secrets []SecretRef
 	// CargoJSON: the command runs cargo with --message-format=json-render-
 	// diagnostics; its artifact messages are counted (cache hit rate) and
 	// kept out of the log.
@@ -46,6 +49,28 @@ type Step struct {
 	// SkipReason, when set, means the step does not apply here (a tool is
 	// missing): it is reported as skipped and not run.
 	SkipReason string
+}
+
+// SecretRef names a pipeline secret and the variable a step sees it as.
+type SecretRef struct {
+	Name string // the secret (raibid secret set OWNER/REPO NAME)
+	Env  string // the variable; default Name
+}
+
+// SecretNames lists the distinct secrets the pipeline's steps ask for.
+func (p *Pipeline) SecretNames() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range p.Steps {
+		for _, r := range s.Secrets {
+			if !seen[r.Name] {
+				seen[r.Name] = true
+				out = append(out, r.Name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Pipeline is what a job runs.
@@ -195,8 +220,14 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 					return f.At(val, field, "must be true or false")
 				}
 				s.AllowFailure = b
+			case "secrets":
+				refs, err := secretRefs(f, val, field)
+				if err != nil {
+					return err
+				}
+				s.Secrets = refs
 			default:
-				return f.At(key, field, "unknown field (allowed: name, run, timeout, env, allow_failure)")
+				return f.At(key, field, "unknown field (allowed: name, run, timeout, env, allow_failure, secrets)")
 			}
 			return nil
 		})
@@ -236,6 +267,51 @@ func envMap(f *yamlfile.File, n *yaml.Node, field string) (map[string]string, er
 		return nil
 	})
 	return env, err
+}
+
+// secretRefs reads `secrets: [NAME, {name: NAME, env: VAR}]`.
+func secretRefs(f *yamlfile.File, n *yaml.Node, field string) ([]SecretRef, error) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, f.At(n, field, "must be a list of secret names or {name, env}")
+	}
+	var refs []SecretRef
+	for i, item := range n.Content {
+		at := fmt.Sprintf("%s[%d]", field, i)
+		var r SecretRef
+		switch item.Kind {
+		case yaml.ScalarNode:
+			r.Name = item.Value
+		case yaml.MappingNode:
+			err := f.Fields(item, at+".", func(k, v *yaml.Node, name string) error {
+				s, ok := yamlfile.String(v)
+				if !ok {
+					return f.At(v, name, "must be a string")
+				}
+				switch k.Value {
+				case "name":
+					r.Name = s
+				case "env":
+					r.Env = s
+				default:
+					return f.At(k, name, "unknown field (allowed: name, env)")
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		default:
+			return nil, f.At(item, at, "must be a secret name or {name, env}")
+		}
+		if r.Env == "" {
+			r.Env = r.Name
+		}
+		if !envNamePattern.MatchString(r.Name) || !envNamePattern.MatchString(r.Env) {
+			return nil, f.At(item, at, "secret and variable names are letters, digits and _")
+		}
+		refs = append(refs, r)
+	}
+	return refs, nil
 }
 
 // EnvList renders env as sorted NAME=value pairs.

@@ -37,6 +37,9 @@ type RunOptions struct {
 	KillGrace time.Duration
 	// PassEnv names agent variables steps inherit beyond PassedEnv.
 	PassEnv []string
+	// Secrets are the values of the pipeline secrets the steps name; each
+	// step gets only its own, and Masker must hold them all.
+	Secrets map[string]string
 	// Wrap, when set, turns a step's command line into the one that runs it
 	// in a sandbox (see internal/sandbox).
 	Wrap func(argv []string) (name string, args []string)
@@ -154,7 +157,12 @@ func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOp
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Dir = o.Dir
-	cmd.Env = StepEnv(o.PassEnv, o.Env, EnvList(pipelineEnv), EnvList(s.Env))
+	var secretEnv []string
+	for _, r := range s.Secrets {
+		secretEnv = append(secretEnv, r.Env+"="+o.Secrets[r.Name])
+	}
+	// Secrets last: neither the pipeline's env nor the step's can replace one.
+	cmd.Env = StepEnv(o.PassEnv, o.Env, EnvList(pipelineEnv), EnvList(s.Env), secretEnv)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdoutR, stdoutW, err := os.Pipe()
 	if err != nil {
@@ -185,7 +193,7 @@ func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOp
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			readLines(r.f, func(text string) {
+			readLines(r.f, o.Masker, func(text string) {
 				if s.CargoJSON && r.stream == "stdout" && !counter.keep(text) {
 					return
 				}
@@ -249,14 +257,29 @@ func exitCode(err error) int {
 // maxLine splits longer lines so one runaway line cannot hold memory.
 const maxLine = 64 << 10
 
-func readLines(r io.Reader, emit func(string)) {
+func readLines(r io.Reader, m *Masker, emit func(string)) {
 	br := bufio.NewReaderSize(r, maxLine)
+	// A line longer than maxLine is emitted in pieces, each masked apart; the
+	// tail a secret could straddle is carried into the next piece, and the
+	// cut is moved off any secret already whole in the buffer.
+	keep := max(m.Longest()-1, 0)
+	var carry string
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
-			emit(strings.TrimRight(string(line), "\r\n"))
+			text := carry + string(line)
+			carry = ""
+			if errors.Is(err, bufio.ErrBufferFull) && keep > 0 {
+				if cut := m.SafeCut(text, len(text)-keep); cut > 0 {
+					text, carry = text[:cut], text[cut:]
+				}
+			}
+			emit(strings.TrimRight(text, "\r\n"))
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if carry != "" {
+				emit(strings.TrimRight(carry, "\r\n"))
+			}
 			return
 		}
 	}

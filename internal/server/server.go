@@ -17,6 +17,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/secrets"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/web"
 )
@@ -74,6 +75,10 @@ type Options struct {
 	Executor Executor
 	// Pods, when set, adds the agent pods' phases to GET /agents.
 	Pods PodLister
+	// Secrets, when set, serves the pipeline secrets API; SecretsKeyFile is
+	// its key file (rotate-key writes it).
+	Secrets        *secrets.Store
+	SecretsKeyFile string
 	// HostStats reads the host's figures for GET /system (default /proc).
 	HostStats func() HostStats
 }

@@ -1,0 +1,99 @@
+package pipeline_test
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+)
+
+const secret = "pa$$w0rd/with+odd=chars&more"
+
+// TestMaskerEveryEncoding: a secret is masked however a build prints it.
+func TestMaskerEveryEncoding(t *testing.T) {
+	m := pipeline.NewMasker(secret)
+	b := []byte(secret)
+	cases := map[string]string{
+		"plain":              "token " + secret + " end",
+		"base64":             base64.StdEncoding.EncodeToString(b),
+		"base64 raw url":     base64.RawURLEncoding.EncodeToString(b),
+		"basic auth":         "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("deploy:"+secret)),
+		"basic auth 2":       base64.StdEncoding.EncodeToString([]byte("ab:" + secret)),
+		"basic auth 3":       base64.StdEncoding.EncodeToString([]byte("a:" + secret + ":tail")),
+		"query escaped":      "https://x/?t=" + url.QueryEscape(secret),
+		"path escaped":       "https://x/" + url.PathEscape(secret) + "/y",
+		"hex":                hex.EncodeToString(b),
+		"HEX":                strings.ToUpper(hex.EncodeToString(b)),
+		"twice on one line":  secret + "," + secret,
+		"inside other words": "x" + secret + "y",
+	}
+	for name, in := range cases {
+		got := m.Apply(in)
+		leaks := []string{secret, base64.RawStdEncoding.EncodeToString(b)[:12], url.QueryEscape(secret), hex.EncodeToString(b)[:16]}
+		for _, l := range leaks {
+			if strings.Contains(got, l) {
+				t.Errorf("%s: %q masked to %q still shows %q", name, in, got, l)
+			}
+		}
+		if !strings.Contains(got, pipeline.Mask) {
+			t.Errorf("%s: nothing masked in %q", name, got)
+		}
+	}
+	if got := pipeline.NewMasker("ab").Apply("ab cab"); got != "ab cab" {
+		t.Errorf("a 2-byte secret masked ordinary text: %q", got)
+	}
+}
+
+// TestSecretStraddlingTheLongLineCutIsMasked: a line longer than the
+// reader's buffer is stored in pieces; a secret across the cut is masked.
+func TestSecretStraddlingTheLongLineCutIsMasked(t *testing.T) {
+	for _, shift := range []int{1, 5, len(secret) / 2, len(secret) - 1} {
+		// 64 KiB is the cut: place the secret so it spans it.
+		pad := 64<<10 - shift
+		script := fmt.Sprintf(`head -c %d /dev/zero | tr '\0' x; printf '%%s\n' '%s'`, pad, secret)
+		res, out := run(t, t.Context(), steps(pipeline.Step{Name: "long", Run: script}), secret)
+		if res.Status != "success" {
+			t.Fatalf("shift %d: %s %s", shift, res.Status, res.Error)
+		}
+		text := out.text()
+		var stdout []string
+		for _, l := range strings.Split(text, "\n") {
+			if p, ok := strings.CutPrefix(l, "long|stdout|"); ok {
+				stdout = append(stdout, p)
+			}
+		}
+		joined := strings.Join(stdout, "")
+		if strings.Contains(joined, secret) || strings.Contains(joined, secret[:len(secret)/2]+"\n") {
+			t.Fatalf("shift %d: the secret straddling the cut leaked", shift)
+		}
+		if !strings.Contains(text, pipeline.Mask) {
+			t.Fatalf("shift %d: secret not masked", shift)
+		}
+		if n := strings.Count(joined, "x"); n != pad {
+			t.Fatalf("shift %d: %d of %d bytes of the long line kept", shift, n, pad)
+		}
+	}
+}
+
+// BenchmarkMaskThroughput masks 100-byte log lines with 20 secrets and
+// prints MB/s.
+func BenchmarkMaskThroughput(b *testing.B) {
+	var secrets []string
+	for i := range 20 {
+		secrets = append(secrets, fmt.Sprintf("secret-value-%02d-%s", i, strings.Repeat("k", 20)))
+	}
+	m := pipeline.NewMasker(secrets...)
+	line := strings.Repeat("compiling crate foo v1.2.3 (/work/src) ", 3)[:100]
+	b.SetBytes(int64(len(line)))
+	start := time.Now()
+	for b.Loop() {
+		_ = m.Apply(line)
+	}
+	mbps := float64(b.N*len(line)) / time.Since(start).Seconds() / 1e6
+	b.ReportMetric(mbps, "MB/s")
+}
