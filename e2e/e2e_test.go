@@ -177,6 +177,25 @@ func TestExitCodesAndOneLineErrors(t *testing.T) {
 			t.Errorf("raibid %v: error is not one line: %q", c.args, out)
 		}
 	}
+	// An agent that cannot sandbox its steps refuses to start unless told
+	// --sandbox=off. (No bwrap on PATH stands in for a kernel that refuses.)
+	r := testutil.StartRedis(t)
+	for _, c := range []struct {
+		extra []string
+		code  int
+		want  string
+	}{
+		{nil, 1, "--sandbox=off"},
+		{[]string{"--sandbox", "maybe"}, 2, "--sandbox"},
+		{[]string{"--sandbox", "off", "--once", "--wait", "10ms"}, 0, "unsandboxed"},
+	} {
+		cmd := exec.Command(binary, append([]string{"agent", "--redis-url", r.URL()}, c.extra...)...)
+		cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != c.code || !strings.Contains(string(out), c.want) {
+			t.Errorf("agent %v without bwrap: exit %d %q, want %d %q", c.extra, cmd.ProcessState.ExitCode(), out, c.code, c.want)
+		}
+	}
 	t.Setenv("RAIBID_LEASE", "nonsense")
 	cmd := exec.Command(binary, "server")
 	out, _ := cmd.CombinedOutput()

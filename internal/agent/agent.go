@@ -310,7 +310,7 @@ func (a *Agent) recordLoop(ctx context.Context) {
 		host, _ := os.Hostname()
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := a.opts.Store.AgentHeartbeat(wctx, store.Agent{Name: a.opts.Name, Status: status,
-			CurrentJob: cur, StartedAt: a.started, Host: host}, 3*interval); err != nil && ctx.Err() == nil {
+			CurrentJob: cur, StartedAt: a.started, Host: host, Sandbox: a.SandboxMode()}, 3*interval); err != nil && ctx.Err() == nil {
 			a.log.Warn("agent heartbeat", "err", err)
 		}
 		cancel()
@@ -320,6 +320,14 @@ func (a *Agent) recordLoop(ctx context.Context) {
 		case <-time.After(interval):
 		}
 	}
+}
+
+// SandboxMode is how this agent isolates steps: "bwrap" or "off".
+func (a *Agent) SandboxMode() string {
+	if a.opts.Sandbox == nil {
+		return sandbox.ModeOff
+	}
+	return sandbox.ModeBwrap
 }
 
 func (a *Agent) setCurrent(id string) {

@@ -140,7 +140,7 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 	if keyFile, _ := f.GetString("secrets-key-file"); keyFile != "" {
 		opts.PipelineSecrets = secrets.NewStore(rdb, prefix, secrets.FileKeys(keyFile))
 	}
-	if opts.Sandbox, err = sandboxFromFlags(cmd, workdir, c); err != nil {
+	if opts.Sandbox, err = sandboxFromFlags(cmd, workdir, c, log); err != nil {
 		return nil, err
 	}
 	if rh := rustupHome(); opts.Sandbox != nil && rh != "" && os.Getenv("RUSTUP_HOME") == "" {
@@ -162,11 +162,12 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 // was given, the agent's home (its toolchains on PATH stay visible,
 // read-only), Kubernetes' and Docker's secret mounts, the work dir and the
 // cache root (each job sees only its own workspace and cache dirs).
-func sandboxFromFlags(cmd *cobra.Command, workdir string, c *cache.Cache) (*sandbox.Sandbox, error) {
+func sandboxFromFlags(cmd *cobra.Command, workdir string, c *cache.Cache, log *slog.Logger) (*sandbox.Sandbox, error) {
 	f := cmd.Flags()
 	mode, _ := f.GetString("sandbox")
 	switch mode {
 	case sandbox.ModeOff:
+		log.Warn("sandbox off: builds run unsandboxed as this agent's user and can read its credentials and stop it")
 		return nil, nil
 	case sandbox.ModeBwrap:
 	default:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -110,6 +111,29 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	if err := os.WriteFile(filepath.Join(dataDir, FileServerURL), []byte(base+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write server url: %w", err)
 	}
+	if w, _ := cmd.Flags().GetString("workdir"); w == "" {
+		_ = cmd.Flags().Set("workdir", filepath.Join(dataDir, "work"))
+	}
+	if c, _ := cmd.Flags().GetString("cache-dir"); c == "" {
+		_ = cmd.Flags().Set("cache-dir", filepath.Join(dataDir, "cache"))
+	}
+	// Probe the sandbox before saying anything is up: an agent that cannot
+	// sandbox refuses to start unless --sandbox=off.
+	workdir, _ := cmd.Flags().GetString("workdir")
+	c, _, _, err := cacheFromFlags(cmd)
+	if err != nil {
+		return err
+	}
+	sb, err := sandboxFromFlags(cmd, workdir, c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	var sandboxLine string
+	if sb == nil {
+		sandboxLine = "OFF (--sandbox=off): UNSANDBOXED, builds can read this machine's secrets and stop raibid"
+	} else {
+		sandboxLine = fmt.Sprintf("bwrap: each step in its own PID namespace, credentials hidden, as uid %d", sb.UID())
+	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "raibid %s is up\n", Version)
 	fmt.Fprintf(out, "  URL             %s\n", base)
@@ -121,12 +145,7 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	fmt.Fprintf(out, "  Data dir        %s\n", dataDir)
 	n, _ := cmd.Flags().GetInt("agents")
 	fmt.Fprintf(out, "  Agents          %d local\n", n)
-	if w, _ := cmd.Flags().GetString("workdir"); w == "" {
-		_ = cmd.Flags().Set("workdir", filepath.Join(dataDir, "work"))
-	}
-	if c, _ := cmd.Flags().GetString("cache-dir"); c == "" {
-		_ = cmd.Flags().Set("cache-dir", filepath.Join(dataDir, "cache"))
-	}
+	fmt.Fprintf(out, "  Sandbox         %s\n", sandboxLine)
 	// Agents and server stop together on the signal; agents hand running
 	// jobs back to the queue, which needs Redis, so Redis stops last (defer).
 	pool := agent.NewPool(ctx, func(name string) (*agent.Agent, error) {

@@ -209,6 +209,8 @@ type Agent struct {
 	Host       string    `json:"host,omitempty"`
 	// Phase is the agent pod's phase when agents run on Kubernetes.
 	Phase string `json:"phase,omitempty"`
+	// Sandbox is "bwrap", or "off" for an agent whose steps run unsandboxed.
+	Sandbox string `json:"sandbox,omitempty"`
 }
 
 // Agents lists live agents.

@@ -15,6 +15,9 @@ type Agent struct {
 	StartedAt  time.Time `json:"started_at"`
 	LastSeen   time.Time `json:"last_seen"`
 	Host       string    `json:"host,omitempty"`
+	// Sandbox is how the agent isolates steps: "bwrap", or "off" when an
+	// operator turned it off (dashboards show such agents as unsandboxed).
+	Sandbox string `json:"sandbox,omitempty"`
 }
 
 // AgentHeartbeat writes agent:<name> with a TTL: an agent that stops
@@ -26,7 +29,7 @@ func (s *Store) AgentHeartbeat(ctx context.Context, a Agent, ttl time.Duration) 
 	key := s.agentKey(a.Name)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, key, "name", a.Name, "status", a.Status, "current_job", a.CurrentJob,
-			"started_at", formatTime(a.StartedAt), "last_seen", formatTime(a.LastSeen), "host", a.Host)
+			"started_at", formatTime(a.StartedAt), "last_seen", formatTime(a.LastSeen), "host", a.Host, "sandbox", a.Sandbox)
 		p.PExpire(ctx, key, ttl)
 		return nil
 	})
@@ -65,7 +68,7 @@ func (s *Store) Agents(ctx context.Context) ([]Agent, error) {
 		if len(h) == 0 {
 			continue
 		}
-		a := Agent{Name: h["name"], Status: h["status"], CurrentJob: h["current_job"], Host: h["host"]}
+		a := Agent{Name: h["name"], Status: h["status"], CurrentJob: h["current_job"], Host: h["host"], Sandbox: h["sandbox"]}
 		if t := parseTime(h["started_at"]); t != nil {
 			a.StartedAt = *t
 		}

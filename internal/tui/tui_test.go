@@ -374,3 +374,15 @@ func TestAgentsTabShowsPodPhase(t *testing.T) {
 		t.Fatalf("agents tab:\n%s", out)
 	}
 }
+
+// An agent running with --sandbox=off is marked, in the panel and the tab.
+func TestAgentsShowUnsandboxed(t *testing.T) {
+	m := New(t.Context(), nil, Options{Now: func() time.Time { return at(90) }})
+	m.agents = []client.Agent{{Name: "risky", Status: "idle", Sandbox: "off"}, {Name: "safe", Status: "idle", Sandbox: "bwrap"}}
+	for _, full := range []bool{false, true} {
+		lines := m.agentLines(120, 5, full)
+		if !strings.Contains(ansi.Strip(lines[1]), "unsandboxed") || strings.Contains(ansi.Strip(lines[2]), "unsandboxed") {
+			t.Fatalf("full=%v:\n%s", full, ansi.Strip(strings.Join(lines, "\n")))
+		}
+	}
+}

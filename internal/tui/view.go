@@ -214,6 +214,9 @@ func (m *Model) agentLines(w, rows int, full bool) []string {
 			dot, what = yellow.Render("●"), "busy "+shortID(a.CurrentJob)
 		}
 		line := fmt.Sprintf(" %s %s %s", dot, pad(a.Name, 14), what)
+		if a.Sandbox == "off" {
+			line += " " + red.Render("unsandboxed")
+		}
 		if full {
 			where := "host " + a.Host
 			if a.Phase != "" {
