@@ -20,6 +20,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
@@ -27,6 +28,8 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/raibid-labs/raibid-ci/internal/kube"
+	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 )
 
@@ -358,5 +361,34 @@ func TestInstallScriptDryRun(t *testing.T) {
 	}
 	if strings.Contains(string(out), "+ curl") {
 		t.Error("a dry run ran a command")
+	}
+}
+
+// TestAgentPodsKeepCredentialsFromBuilds: the rendered agent ScaledJob runs
+// steps sandboxed as the build user, mounts no service account token, gives
+// steps no Secret-sourced variable and keeps Secret files root's — the same
+// rules the server's Kubernetes executor follows (internal/kube).
+func TestAgentPodsKeepCredentialsFromBuilds(t *testing.T) {
+	var sj *kedav1alpha1.ScaledJob
+	config := map[string]string{}
+	for _, o := range build(t, "flux/apps/raibid") {
+		switch v := o.(type) {
+		case *kedav1alpha1.ScaledJob:
+			sj = v
+		case *corev1.ConfigMap:
+			if v.Name == "raibid-config" {
+				config = v.Data
+			}
+		}
+	}
+	if sj == nil || len(config) == 0 {
+		t.Fatal("no agent ScaledJob or raibid-config")
+	}
+	spec := sj.Spec.JobTargetRef.Template.Spec
+	if p := kube.CheckBuildIsolation(spec, config, pipeline.PassedEnv); len(p) > 0 {
+		t.Fatalf("the agent ScaledJob lets builds reach credentials:\n  %s", strings.Join(p, "\n  "))
+	}
+	if got, want := spec.Containers[0].SecurityContext, kube.AgentSecurityContext(); !equality.Semantic.DeepEqual(got, want) {
+		t.Fatalf("agent securityContext %+v differs from the executor's %+v", got, want)
 	}
 }

@@ -26,14 +26,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && rm -rf /usr/local/cargo/registry
 
 FROM rust:1.95.0-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends git ca-certificates libssl3 \
+# bubblewrap + util-linux's setpriv: every step runs sandboxed as nobody;
+# the agent itself runs as root to build that sandbox (see
+# deploy/flux/apps/raibid/agent-scaledjob.yaml and docs/security.md).
+RUN apt-get update && apt-get install -y --no-install-recommends git ca-certificates libssl3 bubblewrap util-linux \
     && rm -rf /var/lib/apt/lists/* \
-    && rustup component add clippy \
-    && useradd --create-home --uid 1000 agent
+    && rustup component add clippy
 COPY --from=tools /usr/local/cargo/bin/cargo-nextest /usr/local/cargo/bin/cargo-audit \
     /usr/local/cargo/bin/cargo-deny /usr/local/cargo/bin/sccache /usr/local/cargo/bin/
 COPY --from=raibid /out/raibid /usr/local/bin/raibid
-USER 1000:1000
 WORKDIR /work
 ENTRYPOINT ["/usr/local/bin/raibid"]
 CMD ["agent", "--once"]

@@ -122,10 +122,13 @@ func serverConfig(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger) (*ser
 		return nil, &UsageError{fmt.Errorf("--body-bytes-in-flight: %w", err)}
 	}
 	if keyFile, _ := f.GetString("secrets-key-file"); keyFile != "" {
+		// A missing key that cannot be made (an optional Secret not created
+		// yet) turns the secrets API off with a warning; the API says why.
 		if _, err := secrets.LoadOrCreateKeyring(keyFile); err != nil {
-			return nil, err
+			log.Warn("pipeline secrets off", "err", err)
+		} else {
+			opts.Secrets, opts.SecretsKeyFile = secrets.NewStore(rdb, prefix, secrets.FileKeys(keyFile)), keyFile
 		}
-		opts.Secrets, opts.SecretsKeyFile = secrets.NewStore(rdb, prefix, secrets.FileKeys(keyFile)), keyFile
 	}
 	giteaToken, err := secret(cmd, "gitea-token")
 	if err != nil {

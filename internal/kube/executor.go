@@ -145,6 +145,9 @@ func (e *Executor) jobSpec(name string, j *ci.Job) *batchv1.Job {
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: o.CachePVC}}})
 	}
 	ttl := o.TTL
+	pod := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: o.ServiceAccount, Volumes: volumes}
+	hardenAgentPod(&pod, &c)
+	pod.Containers = []corev1.Container{c}
 	return &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace, Labels: labels},
@@ -153,8 +156,7 @@ func (e *Executor) jobSpec(name string, j *ci.Job) *batchv1.Job {
 			TTLSecondsAfterFinished: &ttl,
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: o.ServiceAccount,
-					Containers: []corev1.Container{c}, Volumes: volumes},
+				Spec:       pod,
 			},
 		},
 	}

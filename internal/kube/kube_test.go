@@ -14,6 +14,7 @@ import (
 	dynfake "k8s.io/client-go/dynamic/fake"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 )
 
 // fakeCluster is client-go's fake dynamic client (no API server runs here),
@@ -225,5 +226,32 @@ func TestReconcileLaunchesSparesForUncoveredLagWithFakeDynamicClient(t *testing.
 				}
 			}
 		}
+	}
+}
+
+// The Jobs the executor creates keep every credential out of the build's
+// reach, by the same rules as the deploy tree's ScaledJob.
+func TestExecutorJobsIsolateBuilds(t *testing.T) {
+	e, err := NewExecutor(fakeCluster(t), ExecutorOptions{Namespace: "ci", Image: "agent:1", RedisURL: "redis://r:6379/0",
+		RedisSecret: "redis-auth", CachePVC: "raibid-cache"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := e.jobSpec("raibid-agent-x", testJob())
+	if p := CheckBuildIsolation(job.Spec.Template.Spec, nil, pipeline.PassedEnv); len(p) > 0 {
+		t.Fatalf("executor Job: %v", p)
+	}
+	// The checker itself sees each way out.
+	spec := *job.Spec.Template.Spec.DeepCopy()
+	yes := true
+	spec.AutomountServiceAccountToken = &yes
+	spec.Containers[0].Args = append(spec.Containers[0].Args, "--sandbox=off")
+	spec.Containers[0].SecurityContext = nil
+	spec.Containers[0].Env = append(spec.Containers[0].Env, corev1.EnvVar{Name: "HTTPS_PROXY",
+		ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "proxy"}}})
+	loose := int32(0o644)
+	spec.Volumes[len(spec.Volumes)-1].Secret.DefaultMode = &loose
+	if p := CheckBuildIsolation(spec, map[string]string{"RAIBID_SANDBOX": "off", "RAIBID_BUILD_USER": "root"}, pipeline.PassedEnv); len(p) != 7 {
+		t.Fatalf("checker found %d of 7 problems: %v", len(p), p)
 	}
 }
