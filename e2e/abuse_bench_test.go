@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
+)
+
+// BenchmarkServerUnderAbuse holds `raibid server` under the load that once
+// grew it to 1.15 GB: 500 clients that send one header byte every 5 s, and
+// 40 clients that each send a 24 MiB webhook body with a bogus signature,
+// slowly. It prints the server's peak RSS and how many slow connections the
+// server still held after 10 s.
+func BenchmarkServerUnderAbuse(b *testing.B) {
+	r := testutil.StartRedis(b)
+	addr := freeAddr(b)
+	srv := startProc(b, []string{"RAIBID_API_TOKEN=tok", "RAIBID_WEBHOOK_SECRET=sec"}, "server",
+		"--addr", addr, "--redis-url", r.URL(), "--log-level", "info")
+	srv.waitFor("listening", 10*time.Second)
+	pid := srv.cmd.Process.Pid
+	idle := vmRSS(pid)
+	for b.Loop() {
+		var peak atomic.Int64
+		stop := make(chan struct{})
+		var sampler sync.WaitGroup
+		sampler.Go(func() {
+			for {
+				if v := int64(vmRSS(pid)); v > peak.Load() {
+					peak.Store(v)
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		})
+		var slow []net.Conn
+		for range 500 {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.WriteString(c, "POST /webhook/gitea HTTP/1.1\r\nHost: x\r\nX-Gi")
+			slow = append(slow, c)
+		}
+		var bodies sync.WaitGroup
+		codes := map[int]int{}
+		var mu sync.Mutex
+		for range 40 {
+			bodies.Go(func() {
+				pr, pw := io.Pipe()
+				go func() {
+					chunk := []byte(strings.Repeat("x", 1<<20))
+					for range 24 {
+						if _, err := pw.Write(chunk); err != nil {
+							return
+						}
+						time.Sleep(100 * time.Millisecond)
+					}
+					pw.Close()
+				}()
+				req, _ := http.NewRequest("POST", "http://"+addr+"/webhook/gitea", pr)
+				req.ContentLength = 24 << 20
+				req.Header.Set("X-Gitea-Event", "push")
+				req.Header.Set("X-Gitea-Signature", strings.Repeat("0", 64))
+				resp, err := http.DefaultClient.Do(req)
+				code := 0
+				if err == nil {
+					code = resp.StatusCode
+					resp.Body.Close()
+				}
+				pr.CloseWithError(io.EOF)
+				mu.Lock()
+				codes[code]++
+				mu.Unlock()
+			})
+		}
+		// Trickle the slow clients' headers for 10 s.
+		for range 2 {
+			time.Sleep(5 * time.Second)
+			for _, c := range slow {
+				c.Write([]byte("t"))
+			}
+		}
+		held := 0
+		for _, c := range slow {
+			c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+			if _, err := c.Read(make([]byte, 1)); err != nil && strings.Contains(err.Error(), "timeout") {
+				held++
+			}
+			c.Close()
+		}
+		bodies.Wait()
+		close(stop)
+		sampler.Wait()
+		b.ReportMetric(float64(idle)/1024, "idle-RSS-MiB")
+		b.ReportMetric(float64(peak.Load())/1024, "peak-RSS-MiB")
+		b.ReportMetric(float64(held), "slow-conns-held-after-10s")
+		fmt.Printf("server RSS idle %.1f MiB, peak %.1f MiB under 500 slow + 40×24 MiB unsigned; slow connections still held after 10 s: %d/500; body answers %v\n",
+			float64(idle)/1024, float64(peak.Load())/1024, held, codes)
+	}
+}
