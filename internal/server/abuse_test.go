@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -11,31 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/server"
-	"github.com/raibid-labs/raibid-ci/internal/store"
-	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 // serveWith runs a real listening server (timeouts live in http.Server, not
 // in the handler) and returns its address.
 func serveWith(t *testing.T, mod func(*server.Options)) string {
 	t.Helper()
-	r := testutil.StartRedis(t)
-	rdb := r.Client()
-	o := server.Options{Store: store.New(rdb, store.Options{}), Queue: queue.New(rdb, queue.Options{}),
-		ReaperInterval: -1, WebhookSecret: "sec"}
-	mod(&o)
-	srv := server.New(o)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, l); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return l.Addr().String()
+	return strings.TrimPrefix(startWith(t, mod).url, "http://")
 }
 
 // rawRequest writes head (and nothing more) and returns the connection.

@@ -25,12 +25,24 @@ func (s *Server) secretsReady(w http.ResponseWriter) bool {
 	return true
 }
 
-// secretScope is the scope of /repos/{owner}/{repo}/secrets or /orgs/{owner}/secrets.
-func secretScope(r *http.Request) (secrets.Scope, error) {
-	if repo := r.PathValue("repo"); repo != "" {
-		return secrets.RepoScope(r.PathValue("owner") + "/" + repo)
+// secretScope is the scope of /repos/{owner}/{repo}/secrets or
+// /orgs/{owner}/secrets, once the secrets API may answer at all; ok false
+// means the answer was written.
+func (s *Server) secretScope(w http.ResponseWriter, r *http.Request) (sc secrets.Scope, ok bool) {
+	if !s.secretsReady(w) {
+		return sc, false
 	}
-	return secrets.OrgScope(r.PathValue("owner"))
+	var err error
+	if repo := r.PathValue("repo"); repo != "" {
+		sc, err = secrets.RepoScope(r.PathValue("owner") + "/" + repo)
+	} else {
+		sc, err = secrets.OrgScope(r.PathValue("owner"))
+	}
+	if err != nil {
+		s.secretError(w, err)
+		return sc, false
+	}
+	return sc, true
 }
 
 func (s *Server) secretError(w http.ResponseWriter, err error) {
@@ -46,12 +58,8 @@ func (s *Server) secretError(w http.ResponseWriter, err error) {
 }
 
 func (s *Server) handleListSecrets(w http.ResponseWriter, r *http.Request) {
-	if !s.secretsReady(w) {
-		return
-	}
-	sc, err := secretScope(r)
-	if err != nil {
-		s.secretError(w, err)
+	sc, ok := s.secretScope(w, r)
+	if !ok {
 		return
 	}
 	list, err := s.opts.Secrets.List(r.Context(), sc)
@@ -68,12 +76,8 @@ type secretBody struct {
 }
 
 func (s *Server) handlePutSecret(w http.ResponseWriter, r *http.Request) {
-	if !s.secretsReady(w) {
-		return
-	}
-	sc, err := secretScope(r)
-	if err != nil {
-		s.secretError(w, err)
+	sc, ok := s.secretScope(w, r)
+	if !ok {
 		return
 	}
 	var body secretBody
@@ -94,12 +98,8 @@ func (s *Server) handlePutSecret(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleDeleteSecret(w http.ResponseWriter, r *http.Request) {
-	if !s.secretsReady(w) {
-		return
-	}
-	sc, err := secretScope(r)
-	if err != nil {
-		s.secretError(w, err)
+	sc, ok := s.secretScope(w, r)
+	if !ok {
 		return
 	}
 	if err := s.opts.Secrets.Delete(r.Context(), sc, r.PathValue("name")); err != nil {

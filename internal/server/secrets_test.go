@@ -6,17 +6,14 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/secrets"
 	"github.com/raibid-labs/raibid-ci/internal/server"
-	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
@@ -40,25 +37,17 @@ func (s *syncBuffer) String() string {
 func startSecrets(t *testing.T, apiToken string) (base string, st *secrets.Store, logs *syncBuffer) {
 	t.Helper()
 	r := testutil.StartRedis(t)
-	rdb := r.Client()
 	keyFile := filepath.Join(t.TempDir(), "secrets-key")
 	if _, err := secrets.LoadOrCreateKeyring(keyFile); err != nil {
 		t.Fatal(err)
 	}
-	st = secrets.NewStore(rdb, "", secrets.FileKeys(keyFile))
+	st = secrets.NewStore(r.Client(), "", secrets.FileKeys(keyFile))
 	logs = &syncBuffer{}
-	srv := server.New(server.Options{Store: store.New(rdb, store.Options{}), Queue: queue.New(rdb, queue.Options{}),
-		APIToken: apiToken, ReaperInterval: -1, Secrets: st, SecretsKeyFile: keyFile,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, l); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + l.Addr().String(), st, logs
+	e := startOn(t, r, func(o *server.Options) {
+		o.APIToken, o.Secrets, o.SecretsKeyFile = apiToken, st, keyFile
+		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	return e.url, st, logs
 }
 
 func call(t *testing.T, method, url, tok, body string) (int, string) {

@@ -44,7 +44,12 @@ func start(t *testing.T, extra ...string) *env {
 // startWith is start with options changed by with before the server is built.
 func startWith(t *testing.T, with func(*server.Options), extra ...string) *env {
 	t.Helper()
-	r := testutil.StartRedis(t, extra...)
+	return startOn(t, testutil.StartRedis(t, extra...), with)
+}
+
+// startOn is startWith on a Redis the caller started (and may use in with).
+func startOn(t *testing.T, r *testutil.Redis, with func(*server.Options)) *env {
+	t.Helper()
 	rdb := r.Client()
 	st := store.New(rdb, store.Options{})
 	q := queue.New(rdb, queue.Options{})
