@@ -43,7 +43,7 @@ type Store interface {
 	Get(ctx context.Context, id string) (*ci.Job, error)
 	Transition(ctx context.Context, id string, c store.Change) (*ci.Job, error)
 	UpdateSteps(ctx context.Context, id string, steps []ci.Step, while ...ci.Status) error
-	AppendLog(ctx context.Context, jobID string, lines ...ci.LogLine) error
+	AppendLogBatch(ctx context.Context, jobID, writer string, batch int64, lines []ci.LogLine) (int64, error)
 	AgentHeartbeat(ctx context.Context, a store.Agent, ttl time.Duration) error
 	RemoveAgent(ctx context.Context, name string) error
 }
@@ -106,6 +106,9 @@ type Options struct {
 	// Env adds NAME=value variables every step sees (e.g. RUSTUP_HOME when
 	// the sandbox gives steps a HOME of their own).
 	Env []string
+	// MaxLogBytes caps one job's log (default 64 MiB); past it the last
+	// MiB of the output is kept after a marker line.
+	MaxLogBytes int64
 	// CancelPoll is how often a running job's status is checked for a cancel
 	// (default 250 ms).
 	CancelPoll time.Duration

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -496,5 +497,106 @@ func TestKeptSlotWithLostMirrorIsRebuilt(t *testing.T) {
 	}
 	if j := run(); j.Status != ci.StatusSuccess {
 		t.Fatalf("after losing the mirror: %s %q", j.Status, j.Error)
+	}
+}
+
+// storedLog is the job's stored log with continuation pieces joined, as
+// `GET /jobs/{id}/logs` gives it.
+func (r *rig) storedLog(id string) []string {
+	r.t.Helper()
+	var out []string
+	after := ""
+	for {
+		lines, err := r.store.ReadLogs(context.Background(), id, after, 5000, 0)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if len(lines) == 0 {
+			return out
+		}
+		for _, l := range lines {
+			if l.Cont && len(out) > 0 {
+				out[len(out)-1] += l.Text
+			} else {
+				out = append(out, l.Text)
+			}
+		}
+		after = lines[len(lines)-1].ID
+	}
+}
+
+// A step's output, stored: the lines between the step's command line and the
+// runner's verdict.
+func stepOutput(log []string, step string) []string {
+	for i, l := range log {
+		if strings.HasPrefix(l, "$ ") && strings.Contains(l, step) {
+			return log[i+1:]
+		}
+	}
+	return nil
+}
+
+// 3,000 numbered lines of 64 KiB (196 MB, three times the 64 MiB cap): the
+// head in order, one marker, the last MiB in order, the last line and the
+// verdict present, no line twice.
+func TestHugeLinesKeepHeadMarkerAndTail(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - name: big\n    run: |\n" +
+		"      awk 'BEGIN { s = \"x\"; while (length(s) < 65529) s = s s; s = substr(s, 1, 65529); for (i = 1; i <= 3000; i++) printf \"%06d %s\\n\", i, s }'\n" +
+		"      echo the-end\n"})
+	id := r.submit(dir, sha)
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true }))
+	j := r.job(id)
+	if j.Status != ci.StatusSuccess {
+		t.Fatalf("job %s %q", j.Status, j.Error)
+	}
+	out := stepOutput(r.storedLog(id), "awk")
+	next, marker := 1, false
+	for _, l := range out {
+		if strings.HasPrefix(l, "log truncated at 64.0 MiB") {
+			if marker {
+				t.Fatal("two markers")
+			}
+			marker = true
+			continue
+		}
+		if l == "the-end" {
+			break
+		}
+		var n int
+		fmt.Sscanf(l, "%d", &n)
+		if len(l) != 65536 {
+			t.Fatalf("line %d stored as %d bytes, want 65536", n, len(l))
+		}
+		if marker && n > next {
+			next = n // the gap the marker announced
+		}
+		if n != next {
+			t.Fatalf("line %d where %d was due (duplicate or out of order)", n, next)
+		}
+		next++
+	}
+	if !marker || next != 3001 || out[len(out)-1] != "the-end" {
+		t.Fatalf("marker %v, last numbered line %d, last line %.20q", marker, next-1, out[len(out)-1])
+	}
+}
+
+// 2,000,000 short numbered lines: every one stored, once, in order.
+func TestTwoMillionShortLinesAllStored(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: many, run: 'seq 1 2000000'}\n"})
+	id := r.submit(dir, sha)
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true }))
+	if j := r.job(id); j.Status != ci.StatusSuccess {
+		t.Fatalf("job %s %q", j.Status, j.Error)
+	}
+	out := stepOutput(r.storedLog(id), "seq 1 2000000")
+	if len(out) < 2000000 {
+		t.Fatalf("%d lines stored after the command, want 2000000", len(out))
+	}
+	for i := range 2000000 {
+		if out[i] != strconv.Itoa(i+1) {
+			t.Fatalf("line %d is %q", i+1, out[i])
+		}
 	}
 }

@@ -65,7 +65,7 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 	defer func() { interrupt(nil); <-watchDone }()
 
 	masker := pipeline.NewMasker(a.opts.Secrets...)
-	sink := newLogSink(a.opts.Store, job.ID)
+	sink := newLogSink(a.opts.Store, job.ID, fmt.Sprintf("%s/%s/%d", a.opts.Name, d.ID, d.Deliveries), a.opts.MaxLogBytes)
 	defer sink.Close()
 	ws, releaseSlot, err := acquireWorkspace(a.opts.WorkDir, job.Repo, job.CloneURL)
 	if err != nil {

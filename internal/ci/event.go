@@ -19,4 +19,10 @@ type LogLine struct {
 	Stream string    `json:"stream"`
 	Time   time.Time `json:"time"`
 	Text   string    `json:"text"`
+	// N is the line's number in the log, from 1 (0 for lines of logs begun
+	// before lines were numbered).
+	N int64 `json:"n,omitempty"`
+	// Cont marks the continuation of a line longer than the agent's line
+	// buffer: it belongs after the previous line without a line break.
+	Cont bool `json:"cont,omitempty"`
 }

@@ -31,6 +31,7 @@ func addAgentFlags(cmd *cobra.Command, workdir string) {
 	f.String("registry", "", "OCI registry the image step pushes <registry>/<owner>/<repo>:<commit> to, e.g. gitea.local:3000")
 	f.String("sandbox", sandbox.ModeBwrap, "how steps are isolated from the agent: bwrap (own PID namespace, no credentials, read-only system) or off")
 	f.String("build-user", "nobody", "when the agent runs as root, steps run as this user (name or uid)")
+	f.String("max-log-bytes", "64MiB", "cap of one job's log; past it a marker says what was not stored and the last MiB is kept")
 	f.StringSlice("pass-env", nil, "agent environment variables steps inherit besides PATH, HOME, locale, proxies and toolchain locations")
 }
 
@@ -137,6 +138,10 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 		}
 	}
 	opts.PassEnv, _ = f.GetStringSlice("pass-env")
+	maxLog, _ := f.GetString("max-log-bytes")
+	if opts.MaxLogBytes, err = cache.ParseSize(maxLog); err != nil || opts.MaxLogBytes < 2<<20 {
+		return nil, &UsageError{fmt.Errorf("--max-log-bytes %q: a size of at least 2MiB", maxLog)}
+	}
 	if keyFile, _ := f.GetString("secrets-key-file"); keyFile != "" {
 		opts.PipelineSecrets = secrets.NewStore(rdb, prefix, secrets.FileKeys(keyFile))
 	}

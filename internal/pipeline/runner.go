@@ -25,6 +25,13 @@ type Sink interface {
 	Line(step, stream, text string)
 }
 
+// ContinuedSink is a Sink that records which pieces continue a line cut at
+// the reader's buffer, so the line can be shown whole again.
+type ContinuedSink interface {
+	Sink
+	LineCont(step, stream, text string, cont bool)
+}
+
 // RunOptions configure one pipeline run.
 type RunOptions struct {
 	Dir    string
@@ -130,9 +137,16 @@ func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
 	return res
 }
 
-func (o RunOptions) line(step, stream, text string) {
-	if o.Sink != nil {
-		o.Sink.Line(step, stream, o.Masker.Apply(text))
+func (o RunOptions) line(step, stream, text string) { o.piece(step, stream, text, false) }
+
+// piece sends a line, or with cont the continuation of a cut line.
+func (o RunOptions) piece(step, stream, text string, cont bool) {
+	switch s := o.Sink.(type) {
+	case nil:
+	case ContinuedSink:
+		s.LineCont(step, stream, o.Masker.Apply(text), cont)
+	default:
+		s.Line(step, stream, o.Masker.Apply(text))
 	}
 }
 
@@ -193,11 +207,11 @@ func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOp
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			readLines(r.f, o.Masker, func(text string) {
+			readLines(r.f, o.Masker, func(text string, cont bool) {
 				if s.CargoJSON && r.stream == "stdout" && !counter.keep(text) {
 					return
 				}
-				o.line(s.Name, r.stream, text)
+				o.piece(s.Name, r.stream, text, cont)
 			})
 		}()
 	}
@@ -257,28 +271,35 @@ func exitCode(err error) int {
 // maxLine splits longer lines so one runaway line cannot hold memory.
 const maxLine = 64 << 10
 
-func readLines(r io.Reader, m *Masker, emit func(string)) {
+func readLines(r io.Reader, m *Masker, emit func(text string, cont bool)) {
 	br := bufio.NewReaderSize(r, maxLine)
 	// A line longer than maxLine is emitted in pieces, each masked apart; the
-	// tail a secret could straddle is carried into the next piece, and the
-	// cut is moved off any secret already whole in the buffer.
+	// pieces after the first are marked as continuations. The tail a secret
+	// could straddle is carried into the next piece, and the cut is moved off
+	// any secret already whole in the buffer.
 	keep := max(m.Longest()-1, 0)
 	var carry string
+	cont := false
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			text := carry + string(line)
 			carry = ""
-			if errors.Is(err, bufio.ErrBufferFull) && keep > 0 {
-				if cut := m.SafeCut(text, len(text)-keep); cut > 0 {
-					text, carry = text[:cut], text[cut:]
+			cut := errors.Is(err, bufio.ErrBufferFull)
+			if cut && keep > 0 {
+				if at := m.SafeCut(text, len(text)-keep); at > 0 {
+					text, carry = text[:at], text[at:]
 				}
 			}
-			emit(strings.TrimRight(text, "\r\n"))
+			if !cut {
+				text = strings.TrimRight(text, "\r\n")
+			}
+			emit(text, cont)
+			cont = cut
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			if carry != "" {
-				emit(strings.TrimRight(carry, "\r\n"))
+				emit(strings.TrimRight(carry, "\r\n"), cont)
 			}
 			return
 		}

@@ -1,11 +1,12 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
@@ -27,32 +28,53 @@ func (s *Server) existingJob(w http.ResponseWriter, r *http.Request) (string, bo
 	return id, true
 }
 
-// handleLogs answers a job's whole log as plain text, one line per log line.
+// logPage is how many lines one read of a plain log takes from Redis: with
+// lines of at most 64 KiB, a page is at most 8 MiB whatever the log's size.
+const logPage = 128
+
+// handleLogs streams a job's log as plain text, page by page in constant
+// memory. Pieces of a line longer than the agent's buffer are joined again.
+// ?from=N starts at line N.
 func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.existingJob(w, r)
 	if !ok {
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	after := ""
+	if from := r.URL.Query().Get("from"); from != "" {
+		n, err := strconv.ParseInt(from, 10, 64)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "from must be a line number (1 is the first line)")
+			return
+		}
+		after = store.LogLineID(n - 1)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	defer bw.Flush()
+	first := true
 	for {
-		lines, err := s.opts.Store.ReadLogs(r.Context(), id, after, 5000, 0)
+		lines, err := s.opts.Store.ReadLogs(r.Context(), id, after, logPage, 0)
 		if err != nil {
-			if after == "" {
+			if first {
 				s.storeError(w, err)
 			}
 			return
 		}
 		if len(lines) == 0 {
+			if !first {
+				bw.WriteByte('\n')
+			}
 			return
 		}
-		var b strings.Builder
 		for _, l := range lines {
-			b.WriteString(l.Text)
-			b.WriteByte('\n')
-		}
-		if _, err := w.Write([]byte(b.String())); err != nil {
-			return
+			if !first && !l.Cont {
+				bw.WriteByte('\n')
+			}
+			first = false
+			if _, err := bw.WriteString(l.Text); err != nil {
+				return
+			}
 		}
 		after = lines[len(lines)-1].ID
 	}

@@ -25,6 +25,9 @@ import (
 // DefaultFinishedTTL is how long a finished job and its log are kept.
 const DefaultFinishedTTL = 24 * time.Hour
 
+// DefaultMaxLogBytes is the server-wide maximum of one job's log.
+const DefaultMaxLogBytes = 1 << 30
+
 // Options configure a Store.
 type Options struct {
 	// Prefix goes in front of every key (default none).
@@ -35,8 +38,10 @@ type Options struct {
 	FinishedTTL time.Duration
 	// DeliveryTTL is how long a webhook delivery id is remembered.
 	DeliveryTTL time.Duration
-	// MaxLogLines caps one job's log stream (approximately).
-	MaxLogLines int64
+	// MaxLogBytes is the server-wide maximum of one job's log text: lines
+	// past it are counted, not stored (default 1 GiB). Agents cap their
+	// jobs' logs lower (--max-log-bytes) and keep the tail.
+	MaxLogBytes int64
 }
 
 // Store reads and writes job state. It is safe for concurrent use.
@@ -57,8 +62,8 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.DeliveryTTL <= 0 {
 		opts.DeliveryTTL = 24 * time.Hour
 	}
-	if opts.MaxLogLines <= 0 {
-		opts.MaxLogLines = 200_000
+	if opts.MaxLogBytes <= 0 {
+		opts.MaxLogBytes = DefaultMaxLogBytes
 	}
 	return &Store{rdb: rdb, opts: opts, now: time.Now}
 }

@@ -184,24 +184,28 @@ func TestListDropsExpiredJobs(t *testing.T) {
 func TestLogsReadResumeAndBlock(t *testing.T) {
 	s, _, _ := newStore(t)
 	ctx := context.Background()
-	if err := s.AppendLog(ctx, "j", ci.LogLine{Step: "build", Stream: "stdout", Text: "one"}, ci.LogLine{Step: "build", Stream: "stderr", Text: "two"}); err != nil {
+	j, _, err := s.Submit(ctx, push("acme/logs", "main"), "")
+	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := s.ReadLogs(ctx, "j", "", 0, 0)
+	if err := s.AppendLog(ctx, j, ci.LogLine{Step: "build", Stream: "stdout", Text: "one"}, ci.LogLine{Step: "build", Stream: "stderr", Text: "two"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ReadLogs(ctx, j, "", 0, 0)
 	if err != nil || len(all) != 2 || all[0].Text != "one" || all[1].Stream != "stderr" || !store.ValidLogID(all[0].ID) {
 		t.Fatalf("logs = %+v %v", all, err)
 	}
-	rest, _ := s.ReadLogs(ctx, "j", all[0].ID, 0, 0)
+	rest, _ := s.ReadLogs(ctx, j, all[0].ID, 0, 0)
 	if len(rest) != 1 || rest[0].Text != "two" {
 		t.Fatalf("resume = %+v", rest)
 	}
 	got := make(chan []ci.LogLine, 1)
 	go func() {
-		l, _ := s.ReadLogs(ctx, "j", all[1].ID, 0, 5*time.Second)
+		l, _ := s.ReadLogs(ctx, j, all[1].ID, 0, 5*time.Second)
 		got <- l
 	}()
 	time.Sleep(50 * time.Millisecond)
-	s.AppendLog(ctx, "j", ci.LogLine{Step: "test", Stream: "stdout", Text: "three"})
+	s.AppendLog(ctx, j, ci.LogLine{Step: "test", Stream: "stdout", Text: "three"})
 	select {
 	case l := <-got:
 		if len(l) != 1 || l[0].Text != "three" {
@@ -256,25 +260,29 @@ func TestEventsReachSubscribers(t *testing.T) {
 func TestLogsPagedFromTheEnd(t *testing.T) {
 	s, _, _ := newStore(t)
 	ctx := context.Background()
+	j, _, err := s.Submit(ctx, push("acme/logs", "main"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var lines []ci.LogLine
 	for i := range 25 {
 		lines = append(lines, ci.LogLine{Step: "s", Stream: "stdout", Text: fmt.Sprintf("line %02d", i)})
 	}
-	if err := s.AppendLog(ctx, "j", lines...); err != nil {
+	if err := s.AppendLog(ctx, j, lines...); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.LogLength(ctx, "j"); err != nil || n != 25 {
+	if n, err := s.LogLength(ctx, j); err != nil || n != 25 {
 		t.Fatalf("length = %d %v", n, err)
 	}
-	last, err := s.ReadLogsBefore(ctx, "j", "", 10)
+	last, err := s.ReadLogsBefore(ctx, j, "", 10)
 	if err != nil || len(last) != 10 || last[0].Text != "line 15" || last[9].Text != "line 24" {
 		t.Fatalf("last page = %+v %v", last, err)
 	}
-	prev, _ := s.ReadLogsBefore(ctx, "j", last[0].ID, 10)
+	prev, _ := s.ReadLogsBefore(ctx, j, last[0].ID, 10)
 	if len(prev) != 10 || prev[0].Text != "line 05" || prev[9].Text != "line 14" {
 		t.Fatalf("previous page = %+v", prev)
 	}
-	first, _ := s.ReadLogsBefore(ctx, "j", prev[0].ID, 10)
+	first, _ := s.ReadLogsBefore(ctx, j, prev[0].ID, 10)
 	if len(first) != 5 || first[0].Text != "line 00" {
 		t.Fatalf("first page = %+v", first)
 	}

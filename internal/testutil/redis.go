@@ -174,3 +174,15 @@ func (r *Redis) Stop() {
 		_ = r.cmd.Process.Kill()
 	}
 }
+
+// Freeze stops the redis-server process (SIGSTOP) for d, then lets it go on
+// (SIGCONT): clients see a server that accepted their command and then said
+// nothing — the case where a client retries a write that did happen.
+func (r *Redis) Freeze(d time.Duration) {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(d)
+	_ = r.cmd.Process.Signal(syscall.SIGCONT)
+}
