@@ -57,8 +57,11 @@ const (
 	sinkFlushEvery = 50 * time.Millisecond
 	sinkBatchLines = 2000
 	sinkBatchBytes = 1 << 20
-	// maxBuffered bounds the output waiting for Redis, per job.
-	maxBuffered = 8 << 20
+	// maxBuffered bounds the output waiting for Redis, per job, counted with
+	// lineOverhead per line (the line's struct and string header cost more
+	// than a short line's text).
+	maxBuffered  = 8 << 20
+	lineOverhead = 128
 	// DefaultMaxLogBytes is a job's log cap; DefaultLogTail what is kept of
 	// the end past it.
 	DefaultMaxLogBytes = 64 << 20
@@ -95,7 +98,7 @@ func (s *logSink) LineCont(step, stream, text string, cont bool) {
 	if s.closed {
 		return
 	}
-	if !s.capped && s.stored+int64(s.bufBytes)+int64(len(text)) > s.maxBytes-int64(s.tailKeep) {
+	if !s.capped && s.stored+s.waitingText()+int64(len(text)) > s.maxBytes-int64(s.tailKeep) {
 		s.capped = true
 	}
 	if s.capped {
@@ -106,7 +109,7 @@ func (s *logSink) LineCont(step, stream, text string, cont bool) {
 		return
 	}
 	s.buf = append(s.buf, l)
-	s.bufBytes += len(text)
+	s.bufBytes += len(text) + lineOverhead
 	if len(s.buf) >= sinkBatchLines || s.bufBytes >= sinkBatchBytes {
 		s.kickLocked()
 	}
@@ -114,6 +117,11 @@ func (s *logSink) LineCont(step, stream, text string, cont bool) {
 		s.kickLocked()
 		s.cond.Wait()
 	}
+}
+
+// waitingText is the text (not the overhead) of the lines waiting for Redis.
+func (s *logSink) waitingText() int64 {
+	return int64(s.bufBytes - len(s.buf)*lineOverhead)
 }
 
 func (s *logSink) kickLocked() {
@@ -145,8 +153,10 @@ func (s *logSink) drain() {
 	for {
 		s.mu.Lock()
 		n, size := 0, 0
-		for n < len(s.buf) && n < sinkBatchLines && (n == 0 || size+len(s.buf[n].Text) <= sinkBatchBytes) {
-			size += len(s.buf[n].Text)
+		text := 0
+		for n < len(s.buf) && n < sinkBatchLines && (n == 0 || size+len(s.buf[n].Text)+lineOverhead <= sinkBatchBytes) {
+			size += len(s.buf[n].Text) + lineOverhead
+			text += len(s.buf[n].Text)
 			n++
 		}
 		lines := append([]ci.LogLine(nil), s.buf[:n]...)
@@ -160,7 +170,7 @@ func (s *logSink) drain() {
 		s.buf = s.buf[n:]
 		s.bufBytes -= size
 		if ok {
-			s.stored += int64(size)
+			s.stored += int64(text)
 		} else {
 			s.lost += int64(n)
 		}
