@@ -157,18 +157,32 @@ func checkTarget(ctx context.Context, gt Gitea, it *Item) error {
 }
 
 // classify decides exists or conflict for a target that is already in Gitea.
+// Only one shape is raibid's own failed migration, repairable: what Gitea
+// (1.27) leaves when a mirror migration fails — a mirror, empty, with no
+// mirror interval, never synced, of this very source. Anything else that is
+// not this mirror is a conflict to report, never deleted: an empty
+// repository someone created as a placeholder is theirs.
 func classify(it *Item, repo *gitea.Repo) {
 	switch {
+	case isFailedMigration(repo, it.cloneURL):
+		it.Action, it.Leftover = ActionConflict, true
+		it.Reason = "a failed migration of this source left an empty mirror that never synced; sync --repair deletes it and migrates again"
 	case repo.Mirror && (repo.OriginalURL == "" || sameRepoURL(repo.OriginalURL, it.cloneURL)):
 		it.Action = ActionExists
 	case repo.Mirror:
 		it.Action, it.Reason = ActionConflict, "a mirror of another source ("+repo.OriginalURL+") has this name"
 	case repo.Empty:
-		it.Action, it.Leftover = ActionConflict, true
-		it.Reason = "an empty repository, left by a failed migration, has this name; sync --repair deletes it and migrates again"
+		it.Action, it.Reason = ActionConflict, "an empty repository that is not a mirror has this name (raibid did not create it and will not delete it)"
 	default:
 		it.Action, it.Reason = ActionConflict, "a repository that is not a mirror has this name"
 	}
+}
+
+// isFailedMigration recognises the leftover of a failed mirror migration of
+// cloneURL, and nothing else.
+func isFailedMigration(repo *gitea.Repo, cloneURL string) bool {
+	return repo.Mirror && repo.Empty && repo.MirrorInterval == "" && repo.MirrorUpdated.Year() <= 1 &&
+		repo.OriginalURL != "" && sameRepoURL(repo.OriginalURL, cloneURL)
 }
 
 // sameRepoURL compares clone URLs loosely: scheme, case, ".git" and a

@@ -101,9 +101,10 @@ func migrate(ctx context.Context, it *Item, gt Gitea, opts SyncOptions, done Act
 
 func repair(ctx context.Context, it *Item, gt Gitea, opts SyncOptions) {
 	owner, name := it.TargetParts()
-	// Look again right before deleting: only an empty non-mirror goes.
+	// Look again right before deleting: only the exact leftover of a failed
+	// migration of this source goes.
 	repo, err := gt.GetRepo(ctx, owner, name)
-	if err == nil && (!repo.Empty || repo.Mirror) {
+	if err == nil && !isFailedMigration(repo, it.cloneURL) {
 		classify(it, repo)
 		return
 	}

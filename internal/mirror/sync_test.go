@@ -213,7 +213,7 @@ func TestMigrate409IsExaminedAgainstFakeGitea(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.gt.AddRepo(fakeforge.GiteaRepo{Owner: "mirrors", Name: "tool", Empty: true})
+	f.gt.AddRepo(fakeforge.GiteaRepo{Owner: "mirrors", Name: "tool", Empty: true, Mirror: true, OriginalURL: f.gh.CloneURL("alice", "tool")})
 	res := mirror.Sync(t.Context(), plan, f.gtc, mirror.SyncOptions{})
 	if res[0].Action != mirror.ActionConflict || !res[0].Leftover {
 		t.Fatalf("409 on a leftover: %+v", res[0])
@@ -278,5 +278,27 @@ func TestSyncMigratesInParallelButBoundedAgainstFakeGitea(t *testing.T) {
 	}
 	if n := f.gt.MaxConcurrentMigrations(); n < 2 || n > 3 {
 		t.Fatalf("%d migrations at once, want 2..3 (parallel, bounded by 3)", n)
+	}
+}
+
+// The data-loss bug: a user's own empty repository under a mirror's name
+// (a placeholder) is reported, and --repair leaves it where it is.
+func TestRepairNeverDeletesAUsersEmptyRepositoryAgainstFakeGitea(t *testing.T) {
+	f := newForges(t)
+	f.gt.AddRepo(fakeforge.GiteaRepo{Owner: "mirrors", Name: "tool", Empty: true, Description: "placeholder"})
+	cfg := parse(t, "defaults: {owner: mirrors}\nmirrors:\n  - {type: single, source: alice/tool}\n")
+	plan, err := mirror.Plan(t.Context(), cfg, f.ghc, f.gtc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan[0].Action != mirror.ActionConflict || plan[0].Leftover {
+		t.Fatalf("plan: %+v", plan[0])
+	}
+	res := mirror.Sync(t.Context(), plan, f.gtc, mirror.SyncOptions{Repair: true})
+	if res[0].Action != mirror.ActionConflict || !strings.Contains(res[0].Reason, "will not delete") {
+		t.Fatalf("sync --repair: %+v", res[0])
+	}
+	if r, ok := f.gt.Repo("mirrors/tool"); !ok || r.Mirror || r.Description != "placeholder" {
+		t.Fatalf("the user's repository was replaced: %+v %v", r, ok)
 	}
 }

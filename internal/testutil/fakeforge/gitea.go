@@ -223,9 +223,11 @@ func (g *Gitea) migrate(w http.ResponseWriter, r *http.Request) {
 	}
 	if msg, ok := g.failNext[key]; ok {
 		delete(g.failNext, key)
-		// A real failed migration leaves the repository it created behind:
-		// empty, not (yet) a mirror, still marked as being migrated.
-		g.repos[key] = &GiteaRepo{Owner: m.RepoOwner, Name: m.RepoName, Empty: true, Private: m.Private}
+		// A real failed mirror migration (Gitea 1.27.3) leaves the repository
+		// it created behind: a mirror, empty, no interval, never synced, its
+		// original_url the source.
+		g.repos[key] = &GiteaRepo{Owner: m.RepoOwner, Name: m.RepoName, Empty: true, Mirror: m.Mirror,
+			OriginalURL: m.CloneAddr, Private: m.Private}
 		fail(w, http.StatusInternalServerError, msg)
 		return
 	}
@@ -253,7 +255,9 @@ func (g *Gitea) mirrorSync(w http.ResponseWriter, fullName string) {
 		fail(w, http.StatusNotFound, "The target couldn't be found.")
 		return
 	}
-	if !repo.Mirror {
+	// A failed migration's leftover says mirror: true, but Gitea has no
+	// mirror record for it (no interval): mirror-sync refuses it as 1.27.3 does.
+	if !repo.Mirror || repo.MirrorInterval == "" {
 		fail(w, http.StatusBadRequest, "Repository is not a mirror")
 		return
 	}
@@ -310,9 +314,8 @@ func (g *Gitea) repoJSON(r *GiteaRepo) map[string]any {
 		"private": r.Private, "original_url": r.OriginalURL, "mirror_interval": r.MirrorInterval,
 		"description": r.Description, "clone_url": fmt.Sprintf("%s/%s/%s.git", g.URL, r.Owner, r.Name),
 		"updated_at": time.Now().UTC().Format(time.RFC3339),
-	}
-	if !r.MirrorUpdated.IsZero() {
-		out["mirror_updated"] = r.MirrorUpdated.Format(time.RFC3339)
+		// Gitea sends the zero time for a mirror that never synced.
+		"mirror_updated": r.MirrorUpdated.UTC().Format(time.RFC3339),
 	}
 	return out
 }
