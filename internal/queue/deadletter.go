@@ -22,7 +22,8 @@ func (q *Queue) deadLetter(ctx context.Context, d *Delivery, reason string) erro
 	fields[FieldOriginalID] = d.ID
 	fields["deliveries"] = strconv.Itoa(d.Deliveries)
 	_, err := q.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAdd(ctx, &redis.XAddArgs{Stream: q.opts.Keys.Dead, Values: fields})
+		// The dead-letter stream keeps the last DeadLetterMax entries.
+		p.XAdd(ctx, &redis.XAddArgs{Stream: q.opts.Keys.Dead, Values: fields, MaxLen: q.opts.DeadLetterMax, Approx: true})
 		p.XAck(ctx, q.opts.Keys.Stream, q.opts.Keys.Group, d.ID)
 		return nil
 	})

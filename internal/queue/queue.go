@@ -63,6 +63,9 @@ func KeysWithPrefix(prefix string) Keys {
 	}
 }
 
+// DefaultDeadLetterMax is how many dead letters are kept.
+const DefaultDeadLetterMax = 10000
+
 // DeadLetterFunc is told about an entry before it moves to the dead-letter
 // stream, so the job's state can end in error. It must be idempotent: if the
 // move fails after it ran, the entry is dead-lettered again later.
@@ -78,6 +81,8 @@ type Options struct {
 	// dead letter.
 	MaxDeliveries int
 	OnDeadLetter  DeadLetterFunc
+	// DeadLetterMax is how many dead letters are kept, about (default 10,000).
+	DeadLetterMax int64
 }
 
 // Queue is a Redis Streams job queue. It is safe for concurrent use.
@@ -97,6 +102,9 @@ func New(rdb redis.UniversalClient, opts Options) *Queue {
 	}
 	if opts.MaxDeliveries <= 0 {
 		opts.MaxDeliveries = DefaultMaxDeliveries
+	}
+	if opts.DeadLetterMax <= 0 {
+		opts.DeadLetterMax = DefaultDeadLetterMax
 	}
 	return &Queue{rdb: rdb, opts: opts}
 }

@@ -60,7 +60,7 @@ func (q *Queue) Reap(ctx context.Context) (requeued, dead int, err error) {
 	return requeued, dead, nil
 }
 
-// RunReaper calls Reap every interval until ctx ends.
+// RunReaper calls Reap, then Trim, every interval until ctx ends.
 func (q *Queue) RunReaper(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	if interval <= 0 {
 		interval = q.opts.Lease / 3
@@ -79,6 +79,12 @@ func (q *Queue) RunReaper(ctx context.Context, interval time.Duration, log *slog
 		}
 		if requeued+dead > 0 {
 			log.Info("reaper", "requeued", requeued, "dead_lettered", dead)
+		}
+		// After the reap, so entries it requeued are acked and can go.
+		if n, err := q.Trim(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("trim queue", "err", err)
+		} else if n > 0 {
+			log.Debug("queue trimmed", "entries", n)
 		}
 	}
 }

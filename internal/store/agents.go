@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,6 +32,8 @@ func (s *Store) AgentHeartbeat(ctx context.Context, a Agent, ttl time.Duration) 
 		p.HSet(ctx, key, "name", a.Name, "status", a.Status, "current_job", a.CurrentJob,
 			"started_at", formatTime(a.StartedAt), "last_seen", formatTime(a.LastSeen), "host", a.Host, "sandbox", a.Sandbox)
 		p.PExpire(ctx, key, ttl)
+		// The index of live agents, scored by when the record expires.
+		p.ZAdd(ctx, s.agentsKey(), redis.Z{Score: float64(a.LastSeen.Add(ttl).UnixMilli()), Member: a.Name})
 		return nil
 	})
 	return wrap("agent heartbeat", err)
@@ -38,18 +41,29 @@ func (s *Store) AgentHeartbeat(ctx context.Context, a Agent, ttl time.Duration) 
 
 // RemoveAgent deletes an agent's record (on clean exit).
 func (s *Store) RemoveAgent(ctx context.Context, name string) error {
-	return wrap("remove agent", s.rdb.Del(ctx, s.agentKey(name)).Err())
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, s.agentKey(name))
+		p.ZRem(ctx, s.agentsKey(), name)
+		return nil
+	})
+	return wrap("remove agent", err)
 }
 
-// Agents lists live agents.
+// Agents lists live agents from the agents index: its cost grows with the
+// number of agents, never with the keyspace (no SCAN). Members whose record
+// expired are dropped from the index on the way.
 func (s *Store) Agents(ctx context.Context) ([]Agent, error) {
-	var keys []string
-	iter := s.rdb.Scan(ctx, 0, s.agentKey("*"), 200).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
+	now := strconv.FormatInt(s.now().UnixMilli(), 10)
+	if err := s.rdb.ZRemRangeByScore(ctx, s.agentsKey(), "-inf", "("+now).Err(); err != nil {
 		return nil, wrap("list agents", err)
+	}
+	names, err := s.rdb.ZRange(ctx, s.agentsKey(), 0, -1).Result()
+	if err != nil {
+		return nil, wrap("list agents", err)
+	}
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = s.agentKey(n)
 	}
 	out := make([]Agent, 0, len(keys))
 	if len(keys) == 0 {

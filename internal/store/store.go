@@ -72,6 +72,7 @@ func (s *Store) jobKey(id string) string      { return s.opts.Prefix + "job:" + 
 func (s *Store) logKey(id string) string      { return s.opts.Prefix + "job:" + id + ":log" }
 func (s *Store) indexKey() string             { return s.opts.Prefix + "jobs" }
 func (s *Store) agentKey(name string) string  { return s.opts.Prefix + "agent:" + name }
+func (s *Store) agentsKey() string            { return s.opts.Prefix + "agents" }
 func (s *Store) deliveryKey(id string) string { return s.opts.Prefix + "delivery:" + id }
 func (s *Store) eventsChannel() string        { return s.opts.Prefix + "events" }
 

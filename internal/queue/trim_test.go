@@ -1,0 +1,102 @@
+package queue_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
+)
+
+// groupLag reads what KEDA reads: XINFO GROUPS' lag (Redis ≥ 7), which is
+// NULL (-1 here) when Redis can no longer tell.
+func groupLag(t *testing.T, rdb *redis.Client) (lag, pending int64, lastDelivered string) {
+	t.Helper()
+	gs, err := rdb.XInfoGroups(context.Background(), queue.DefaultStream).Result()
+	if err != nil || len(gs) != 1 {
+		t.Fatalf("xinfo groups: %v %v", gs, err)
+	}
+	return gs[0].Lag, gs[0].Pending, gs[0].LastDeliveredID
+}
+
+// Trimming drops acked entries only: with entries acked, dead-lettered,
+// pending (held by an agent) and not yet delivered, KEDA's lag and the
+// pending count are the same after the trim, and a job queued after it is
+// claimed as before.
+func TestTrimKeepsLagPendingAndUndelivered(t *testing.T) {
+	r := testutil.StartRedis(t)
+	rdb := r.Client()
+	ctx := context.Background()
+	q := queue.New(rdb, queue.Options{Lease: time.Minute, MaxDeliveries: 1})
+	for i := range 10 {
+		if _, err := q.Enqueue(ctx, map[string]string{queue.FieldJobID: fmt.Sprint("job-", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var held []*queue.Delivery
+	for i := range 6 {
+		d, err := q.Claim(ctx, "agent", 10*time.Millisecond)
+		if err != nil || d == nil {
+			t.Fatalf("claim %d: %v", i, err)
+		}
+		switch i {
+		case 0, 1, 3:
+			q.Ack(ctx, d.ID) // done
+		case 4:
+			if dead, err := q.Retry(ctx, d, "boom"); err != nil || !dead { // MaxDeliveries 1: dead letter
+				t.Fatalf("retry: %v %v", dead, err)
+			}
+		default:
+			held = append(held, d) // 2 and 5 stay pending
+		}
+	}
+	lag, pending, last := groupLag(t, rdb)
+	if lag != 4 || pending != 2 {
+		t.Fatalf("before trim: lag %d pending %d", lag, pending)
+	}
+	n, err := q.Trim(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 { // job-0 and job-1: below the oldest pending (job-2)
+		t.Fatalf("trimmed %d entries, want the 2 acked below the oldest pending", n)
+	}
+	lag2, pending2, last2 := groupLag(t, rdb)
+	if lag2 != lag || pending2 != pending || last2 != last {
+		t.Fatalf("after trim: lag %d→%d, pending %d→%d, last %s→%s", lag, lag2, pending, pending2, last, last2)
+	}
+	// The held entries finish; everything delivered can now go.
+	for _, d := range held {
+		q.Ack(ctx, d.ID)
+	}
+	if n, _ := q.Trim(ctx); n != 4 {
+		t.Fatalf("second trim removed %d, want 4 (job-2 to job-5)", n)
+	}
+	if lag3, _, _ := groupLag(t, rdb); lag3 != 4 {
+		t.Fatalf("lag after the second trim %d, want 4", lag3)
+	}
+	if l, _ := rdb.XLen(ctx, queue.DefaultStream).Result(); l != 4 {
+		t.Fatalf("stream length %d, want the 4 undelivered", l)
+	}
+	// Queued after the trims: claimed in order, after the older ones.
+	q.Enqueue(ctx, map[string]string{queue.FieldJobID: "job-late"})
+	var got []string
+	for range 5 {
+		d, err := q.Claim(ctx, "agent", 10*time.Millisecond)
+		if err != nil || d == nil {
+			t.Fatalf("claim after trim: %v", err)
+		}
+		got = append(got, d.JobID())
+		q.Ack(ctx, d.ID)
+	}
+	if fmt.Sprint(got) != "[job-6 job-7 job-8 job-9 job-late]" {
+		t.Fatalf("claimed %v", got)
+	}
+	if lag, _, _ := groupLag(t, rdb); lag != 0 {
+		t.Fatalf("lag at the end %d", lag)
+	}
+}
