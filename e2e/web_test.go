@@ -143,7 +143,7 @@ func TestJobPageInHeadlessChromium(t *testing.T) {
 	// A line written after the page loaded appears without a reload.
 	js[bool](t, ctx, "window.loadedOnce = true")
 	// (The step's command line is logged too; the line itself is its own row.)
-	const appended = "Array.from(document.querySelectorAll('#log .l')).some(d => d.textContent === 'appended-after-load')"
+	const appended = "Array.from(document.querySelectorAll('#log .l .t')).some(d => d.textContent === 'appended-after-load')"
 	if js[bool](t, ctx, appended) {
 		t.Fatal("the line is there before it was written")
 	}
@@ -178,6 +178,35 @@ func TestJobPageInHeadlessChromium(t *testing.T) {
 	waitJS(t, ctx, "the cancelled badge", "(document.querySelector('#summary .badge')||{}).textContent === 'cancelled'", 15*time.Second)
 	if j := getJob(t, up.url, up.token, id); j.Status != ci.StatusCancelled {
 		t.Fatalf("server says %s", j.Status)
+	}
+	// After the end the page shows the step's last state, not "running".
+	waitJS(t, ctx, "the step's final state", "!document.querySelector('#summary .steps .s-running')", 10*time.Second)
+
+	// A failed job: its log opens at the failed step, scrolled to its end;
+	// other steps are closed; a #L link opens the step that holds the line.
+	script := "steps:\n  - name: setup\n    run: |\n      echo preparing\n      seq 1 60\n  - name: tests\n    run: |\n" +
+		"      seq 1 200\n      echo 'test widget::parse ... FAILED'\n      exit 3\n"
+	dir3, sha3 := testutil.GitRepo(t, map[string]string{".raibid.yml": script})
+	id3 := push(t, up.url, up.secret, pushPayload("acme/failing", dir3, "main", sha3))
+	waitJob(t, up.url, up.token, id3, 30*time.Second, nil)
+	within(t, ctx, 20*time.Second, chromedp.Navigate(up.url+"/ui/jobs/"+id3), chromedp.WaitVisible("#log"))
+	if !js[bool](t, ctx, "document.querySelector('details[data-failed]').dataset.step === 'tests' && document.querySelector('details[data-failed]').open") {
+		t.Fatal("the failed step's section is not open and marked")
+	}
+	if js[bool](t, ctx, "document.querySelector('details[data-step=setup]').open") {
+		t.Fatal("a step that passed is open")
+	}
+	const lastFailedLine = "(() => { const ls = document.querySelectorAll('details[data-failed] .l'); const r = ls[ls.length-1].getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight + 1; })()"
+	if !js[bool](t, ctx, lastFailedLine) {
+		t.Fatal("the failed step's last line is not in view")
+	}
+	if !js[bool](t, ctx, "document.querySelector('details[data-step=tests] .t').textContent.includes('seq 1 200\\necho')") {
+		t.Fatal("the multi-line command is not shown as written")
+	}
+	setupLine := js[string](t, ctx, "document.querySelector('details[data-step=setup] .l:last-child').id")
+	within(t, ctx, 20*time.Second, chromedp.Navigate(up.url+"/ui/jobs/"+id3+"#"+setupLine), chromedp.WaitVisible("#"+setupLine))
+	if !js[bool](t, ctx, "document.querySelector('details[data-step=setup]').open && document.querySelector('.l.hl') !== null") {
+		t.Fatalf("the link to %s does not open its step", setupLine)
 	}
 
 	// The job list refreshes itself when a job appears.

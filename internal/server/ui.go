@@ -203,7 +203,7 @@ func (s *Server) handleUIJob(w http.ResponseWriter, r *http.Request) {
 	}
 	total, _ := s.opts.Store.LogLength(r.Context(), id)
 	p := &web.JobPage{Viewer: viewerOf(r), Job: j, Lines: lines, Total: total,
-		Paged: before != "", Follow: before == "" && !j.Status.Final()}
+		Paged: before != "", Follow: before == "" && (!j.Status.Final() || stepsUnsettled(j))}
 	if len(lines) == logPageLines {
 		p.Older = lines[0].ID
 	}
@@ -213,6 +213,27 @@ func (s *Server) handleUIJob(w http.ResponseWriter, r *http.Request) {
 	s.uiError(s.pages.Job(w, p))
 }
 
+// stepsUnsettled: the job has ended but a step still shows running — the
+// agent has not recorded its last state yet (a cancel reaches it within a
+// poll). The page follows until then, so it never keeps a stale "running".
+func stepsUnsettled(j *ci.Job) bool {
+	for _, st := range j.Steps {
+		if st.Status == ci.StatusRunning {
+			return true
+		}
+	}
+	return false
+}
+
+// uiLine is a log line as the job page's script places it: in its step's
+// section, numbered, its text as HTML the server escaped and coloured.
+type uiLine struct {
+	Step string `json:"step"`
+	N    int64  `json:"n"`
+	Cont bool   `json:"cont"`
+	HTML string `json:"html"`
+}
+
 // handleUIJobStream follows the job for its page: lines as HTML the server
 // escaped and coloured ("line"), the summary section whenever the job
 // changes ("summary"), then "end".
@@ -220,7 +241,7 @@ func (s *Server) handleUIJobStream(w http.ResponseWriter, r *http.Request) {
 	v := viewerOf(r)
 	s.streamLog(w, r, logSink{
 		line: func(sse *sseWriter, l ci.LogLine) error {
-			return sse.event(l.ID, "line", string(web.ANSIToHTML(l.Text)))
+			return sse.event(l.ID, "line", uiLine{Step: l.Step, N: l.N, Cont: l.Cont, HTML: string(web.ANSIToHTML(l.Text))})
 		},
 		job: func(sse *sseWriter, j *ci.Job) error {
 			html, err := s.pages.Summary(&web.JobPage{Viewer: v, Job: j})

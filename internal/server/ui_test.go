@@ -207,11 +207,17 @@ func TestUILongLogIsPaged(t *testing.T) {
 	b := newBrowser(t, e)
 	b.login()
 	_, page := b.get("/ui/jobs/" + id)
-	if n := strings.Count(page, `<div class="l">`); n != 1000 {
+	if n := strings.Count(page, `<div class="l"`); n != 1000 {
 		t.Fatalf("latest page shows %d lines, want 1000", n)
 	}
-	if !strings.Contains(page, "line-01500") || strings.Contains(page, "line-01499") || !strings.Contains(page, "1000 of 2500 lines") {
+	if !strings.Contains(page, "line-01500") || strings.Contains(page, "line-01499") ||
+		!strings.Contains(page, `<span id="shown">1000</span> of <span id="total">2500</span> lines`) {
 		t.Fatal("latest page is not the last 1000 lines")
+	}
+	// Numbered lines with links, in one section of their step.
+	if !strings.Contains(page, `id="L2500"`) || !strings.Contains(page, `href="#L1501"`) || strings.Contains(page, `id="L1500"`) ||
+		strings.Count(page, `<details class="step" data-step="check"`) != 1 {
+		t.Fatal("lines are not numbered and linked, or not in one section of their step")
 	}
 	older := regexp.MustCompile(`href="/ui/jobs/` + id + `\?before=([0-9-]+)"`).FindStringSubmatch(page)
 	if older == nil {
@@ -246,7 +252,7 @@ func TestUIStreamSendsEscapedLinesSummaryAndEnd(t *testing.T) {
 	var names []string
 	for _, ev := range events {
 		names = append(names, ev.name)
-		if ev.name == "line" && ev.data != `<span class="f1">&lt;b&gt;red&lt;/b&gt;</span>` {
+		if ev.name == "line" && ev.data != `{"step":"check","n":1,"cont":false,"html":"\u003cspan class=\"f1\"\u003e\u0026lt;b\u0026gt;red\u0026lt;/b\u0026gt;\u003c/span\u003e"}` {
 			t.Errorf("line event %s", ev.data)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 
 // sgr is the text style an ANSI "select graphic rendition" sequence sets.
 type sgr struct {
-	fg, bg                       int // -1: default; 0-15: the 16 terminal colours
+	fg, bg                       int // -1: default; 0-255: the xterm 256 colours
 	bold, dim, italic, underline bool
 }
 
@@ -81,15 +81,26 @@ func (s *sgr) apply(params string) {
 		case n >= 100 && n <= 107:
 			s.bg = n - 100 + 8
 		case n == 38 || n == 48:
-			// 38;5;N (256 colours) keeps N when it is one of the 16; 38;2;r;g;b
-			// (true colour) is dropped. Both consume their parameters.
+			// 38;5;N is one of the 256 colours; 38;2;r;g;b (true colour) is
+			// shown as the nearest of them (a class, as the CSP wants, not a
+			// style attribute). Both consume their parameters.
 			colour := -1
 			if i+2 < len(ps) && ps[i+1] == "5" {
-				if c, err := strconv.Atoi(ps[i+2]); err == nil && c < 16 {
+				if c, err := strconv.Atoi(ps[i+2]); err == nil && c >= 0 && c < 256 {
 					colour = c
 				}
 				i += 2
 			} else if i+4 < len(ps) && ps[i+1] == "2" {
+				var rgb [3]int
+				ok := true
+				for k := range 3 {
+					v, err := strconv.Atoi(ps[i+2+k])
+					ok = ok && err == nil && v >= 0 && v < 256
+					rgb[k] = v
+				}
+				if ok {
+					colour = nearest256(rgb[0], rgb[1], rgb[2])
+				}
 				i += 4
 			}
 			if n == 38 {
@@ -101,11 +112,52 @@ func (s *sgr) apply(params string) {
 	}
 }
 
-// ANSIToHTML renders one log line: text escaped, SGR colours and styles as
-// spans with classes, every other escape sequence (cursor moves, titles)
-// dropped, and a carriage return treated as a terminal would (what follows
-// the last one overwrites the line, as progress bars expect).
-func ANSIToHTML(line string) template.HTML {
+// nearest256 is the xterm colour (16-255) closest to an RGB true colour:
+// the 6×6×6 cube or the 24 greys, whichever is nearer.
+func nearest256(r, g, b int) int {
+	level := func(v int) int { // cube steps: 0, 95, 135, 175, 215, 255
+		if v < 48 {
+			return 0
+		}
+		if v < 115 {
+			return 1
+		}
+		return (v - 35) / 40
+	}
+	step := func(i int) int {
+		if i == 0 {
+			return 0
+		}
+		return 55 + 40*i
+	}
+	ri, gi, bi := level(r), level(g), level(b)
+	cube := 16 + 36*ri + 6*gi + bi
+	dist := func(x, y, z int) int { return (r-x)*(r-x) + (g-y)*(g-y) + (b-z)*(b-z) }
+	grey := min(max((r+g+b)/3-3, 0)/10, 23)
+	gv := 8 + 10*grey
+	if dist(gv, gv, gv) < dist(step(ri), step(gi), step(bi)) {
+		return 232 + grey
+	}
+	return cube
+}
+
+// ANSIToHTML renders log text: escaped, SGR colours and styles as spans with
+// classes, every other escape sequence (cursor moves, titles) dropped. Each
+// line of a multi-line text (a step's `run: |` command) stays a line, and a
+// carriage return is treated as a terminal would: what follows the last one
+// in a line overwrites it, as progress bars expect.
+func ANSIToHTML(text string) template.HTML {
+	if !strings.Contains(text, "\n") {
+		return ansiLine(text)
+	}
+	parts := strings.Split(text, "\n")
+	for i, p := range parts {
+		parts[i] = string(ansiLine(p))
+	}
+	return template.HTML(strings.Join(parts, "\n"))
+}
+
+func ansiLine(line string) template.HTML {
 	if i := strings.LastIndexByte(strings.TrimRight(line, "\r"), '\r'); i >= 0 {
 		line = line[i+1:]
 	}

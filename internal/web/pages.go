@@ -56,7 +56,9 @@ type JobPage struct {
 	Viewer Viewer
 	Job    *ci.Job
 	Lines  []ci.LogLine
-	Total  int64
+	// Sections are Lines grouped by step (set by Job).
+	Sections []Section
+	Total    int64
 	Older  string // id to page back from, or ""
 	Paged  bool   // an older page: not the live end of the log
 	Follow bool   // the job is not final and this is the end: follow live
@@ -150,6 +152,7 @@ func (p *Pages) Rows(w http.ResponseWriter, d *ListPage) error {
 // Job writes the job page.
 func (p *Pages) Job(w http.ResponseWriter, d *JobPage) error {
 	d.Title = d.Job.Repo + " " + string(d.Job.Status)
+	d.Sections = Sections(d.Job, d.Lines)
 	return render(w, p.job, "job.html", d)
 }
 
