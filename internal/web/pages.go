@@ -59,10 +59,10 @@ type JobPage struct {
 	// Sections are Lines grouped by step (set by Job).
 	Sections []Section
 	Total    int64
-	Older  string // id to page back from, or ""
-	Paged  bool   // an older page: not the live end of the log
-	Follow bool   // the job is not final and this is the end: follow live
-	After  string // the last line's id, where the live stream starts
+	Older    string // id to page back from, or ""
+	Paged    bool   // an older page: not the live end of the log
+	Follow   bool   // the job is not final and this is the end: follow live
+	After    string // the last line's id, where the live stream starts
 }
 
 // LoginPage is the data of /ui/login.
