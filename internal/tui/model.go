@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,13 +34,11 @@ const (
 	modeConfirmCancel
 	modeNewJob
 	modeHelp
+	modeLogSearch
 )
 
 // Depth samples kept for the queue sparkline: one a second for a minute.
 const sparkSamples = 60
-
-// Keep the last this many log lines of the followed job.
-const logKeep = 100
 
 // jobsFetchLimit is how many recent jobs the dashboard keeps.
 const jobsFetchLimit = 200
@@ -95,7 +94,7 @@ type Model struct {
 
 	// detail is the job view's job; nil when the list shows.
 	detail       *ci.Job
-	detailLogs   []string
+	log          *logView
 	stopFollow   context.CancelFunc
 	followingJob string
 
@@ -217,12 +216,12 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case logLineMsg:
 		if m.detail != nil && msg.jobID == m.detail.ID {
-			m.detailLogs = append(m.detailLogs, msg.line.Text)
-			if len(m.detailLogs) > logKeep {
-				m.detailLogs = m.detailLogs[len(m.detailLogs)-logKeep:]
-			}
+			m.log.add(msg.line.Text)
 		}
 		return nil
+	case retriedMsg:
+		m.status = "retrying as job " + msg.job.ID
+		return tea.Batch(m.openDetail(msg.job), m.refetch())
 	case actionMsg:
 		m.status = msg.text
 		if msg.err != nil {
@@ -340,23 +339,11 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		return m.confirmKey(key)
 	case modeNewJob:
 		return m.newJobKey(k)
+	case modeLogSearch:
+		return m.searchKey(k)
 	}
 	if m.detail != nil {
-		switch key {
-		case "esc", "backspace", "left", "h":
-			m.closeDetail()
-			return nil
-		case "c":
-			if !m.detail.Status.Final() {
-				m.mode = modeConfirmCancel
-			}
-			return nil
-		case "q":
-			return m.quit()
-		case "?":
-			m.mode = modeHelp
-		}
-		return nil
+		return m.detailKey(key)
 	}
 	switch key {
 	case "q":
@@ -419,6 +406,78 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		return m.scale(-1)
 	}
 	return nil
+}
+
+// detailKey handles the job view's keys: the log view's own (scroll,
+// follow, n/N), then search, cancel, retry and leaving.
+func (m *Model) detailKey(key string) tea.Cmd {
+	if m.log.key(key) {
+		return nil
+	}
+	switch key {
+	case "esc", "backspace", "left", "h":
+		if m.log.query != "" {
+			m.log.search("")
+			return nil
+		}
+		m.closeDetail()
+	case "/":
+		m.mode, m.input = modeLogSearch, m.log.query
+	case "c":
+		if !m.detail.Status.Final() {
+			m.mode = modeConfirmCancel
+		} else {
+			m.status = "job " + m.detail.ID + " is already " + string(m.detail.Status) + "; r retries it"
+		}
+	case "r":
+		if !m.detail.Status.Final() {
+			m.status = "job " + m.detail.ID + " is still " + string(m.detail.Status) + "; c cancels it"
+			return nil
+		}
+		return m.retry(m.detail.ID)
+	case "q":
+		return m.quit()
+	case "?":
+		m.mode = modeHelp
+	}
+	return nil
+}
+
+// searchKey edits the log search; enter searches from the end backwards.
+func (m *Model) searchKey(k tea.KeyPressMsg) tea.Cmd {
+	switch k.String() {
+	case "enter":
+		m.mode = modeNormal
+		if !m.log.search(m.input) && m.input != "" {
+			m.status = "no line matches " + strconv.Quote(m.input)
+		}
+	case "esc":
+		m.mode = modeNormal
+	case "backspace":
+		if r := []rune(m.input); len(r) > 0 {
+			m.input = string(r[:len(r)-1])
+		}
+	default:
+		if k.Text != "" {
+			m.input += k.Text
+		}
+	}
+	return nil
+}
+
+// retry queues the job again and opens the new job's view.
+func (m *Model) retry(id string) tea.Cmd {
+	ctx, src := m.ctx, m.src
+	m.status = "retrying " + id
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+		defer cancel()
+		j, err := src.RetryJob(ctx, id)
+		if err != nil {
+			return actionMsg{err: fmt.Errorf("retry %s: %w", id, err)}
+		}
+		return retriedMsg{job: j}
+	}
 }
 
 func (m *Model) quit() tea.Cmd {
@@ -552,7 +611,7 @@ func (m *Model) sendScale() tea.Cmd {
 
 func (m *Model) openDetail(j *ci.Job) tea.Cmd {
 	m.closeDetail()
-	m.detail, m.detailLogs = j, nil
+	m.detail, m.log = j, newLogView()
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.stopFollow, m.followingJob = cancel, j.ID
 	id, src, in := j.ID, m.src, m.in
@@ -572,7 +631,7 @@ func (m *Model) closeDetail() {
 		m.stopFollow()
 		m.stopFollow = nil
 	}
-	m.detail, m.detailLogs, m.followingJob = nil, nil, ""
+	m.detail, m.log, m.followingJob = nil, nil, ""
 }
 
 // enterTab fetches what a tab shows only there (the mirrors, from Gitea

@@ -23,6 +23,7 @@ type Source interface {
 	Queue(ctx context.Context) (*client.QueueStats, error)
 	System(ctx context.Context) (*client.System, error)
 	CancelJob(ctx context.Context, id string) (*ci.Job, error)
+	RetryJob(ctx context.Context, id string) (*ci.Job, error)
 	CreateJob(ctx context.Context, n client.NewJob) (*ci.Job, error)
 	MaxAgents(ctx context.Context) (int, error)
 	SetMaxAgents(ctx context.Context, n int) (int, error)
@@ -36,7 +37,8 @@ var _ Source = (*client.Client)(nil)
 
 // Messages from background work into Update.
 type (
-	jobsMsg struct {
+	retriedMsg struct{ job *ci.Job }
+	jobsMsg    struct {
 		jobs []ci.Job
 		err  error
 	}

@@ -291,13 +291,12 @@ func (m *Model) detailView(w, rows int) []string {
 		}
 		out = append(out, fmt.Sprintf("   %s %s %s", pad(s.Name, 12), statusStyle(s.Status).Render(pad(string(s.Status), 9)), d))
 	}
-	out = append(out, faint.Render(" ── log "+strings.Repeat("─", max(w-9, 0))))
-	room := rows - len(out)
-	logs := m.detailLogs
-	if len(logs) > room {
-		logs = logs[len(logs)-max(room, 0):]
+	title := " ── log · " + m.log.position() + " "
+	if m.log.query != "" {
+		title = " ── log · " + m.log.position() + " · /" + m.log.query + " "
 	}
-	for _, l := range logs {
+	out = append(out, faint.Render(title+strings.Repeat("─", max(w-ansi.StringWidth(title), 0))))
+	for _, l := range m.log.render(w-1, max(rows-len(out), 1)) {
 		out = append(out, " "+l)
 	}
 	return fit(out, rows)
@@ -322,8 +321,12 @@ var Keys = [][2]string{
 	{"↑/↓, k/j", "move in the jobs table"},
 	{"g/G", "first / last job"},
 	{"Enter", "open the job: steps, error, live log"},
-	{"Esc", "back from the job view; clear the filter"},
+	{"Esc", "back from the job view; clear the filter or the log search"},
 	{"c", "cancel the selected job (asks y/n)"},
+	{"job view: ↑/↓ PgUp/PgDn", "scroll the log (stops following)"},
+	{"job view: g/G, f", "top / end of the log (G follows again); f toggles following"},
+	{"job view: / n N", "search the log; next / previous match"},
+	{"job view: r", "retry a finished job and open the new one"},
 	{"n", "start a job (repo, then branch)"},
 	{"+ / -", "more / fewer agents"},
 	{"Tab / Shift+Tab", "Jobs, Agents, Mirrors, System"},
@@ -337,7 +340,7 @@ var Keys = [][2]string{
 func (m *Model) help(rows int) []string {
 	out := []string{"", bold.Render("  Keys")}
 	for _, k := range Keys {
-		out = append(out, "  "+pad(k[0], 18)+k[1])
+		out = append(out, "  "+pad(k[0], 26)+k[1])
 	}
 	out = append(out, "", faint.Render("  any key closes this help"))
 	return fit(out, rows)
@@ -356,6 +359,8 @@ func (m *Model) footer(w int) string {
 			id = m.detail.ID
 		}
 		return yellow.Render(" cancel job " + id + "? y/n")
+	case modeLogSearch:
+		return " search log: " + m.input + "▏" + faint.Render("  (enter searches from the end, esc cancels)")
 	case modeNewJob:
 		repo, branch := m.newRepo, m.newBranch
 		if m.newField == 0 {
@@ -372,7 +377,7 @@ func (m *Model) footer(w int) string {
 		return red.Render(" " + m.connErr)
 	}
 	if m.detail != nil {
-		return faint.Render(" esc back · c cancel · q quit")
+		return faint.Render(" ↑↓ PgUp/PgDn scroll · G follow · / search · c cancel · r retry · esc back")
 	}
 	return faint.Render(" ↑↓ move · enter open · c cancel · n new · +/- agents · tab view · / filter · ? help · q quit")
 }
