@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,7 +42,12 @@ func TestUpBuildsRustCratesFromSignedPushes(t *testing.T) {
 	if len(j.Steps) != len(want) {
 		t.Fatalf("steps %+v", j.Steps)
 	}
-	if logs := apiGet(t, up.url, up.token, "/jobs/"+okID+"/logs", nil); !strings.Contains(logs, "test result: ok") {
+	// The default Rust pipeline colours cargo's output (CARGO_TERM_COLOR=always).
+	logs := apiGet(t, up.url, up.token, "/jobs/"+okID+"/logs", nil)
+	if !strings.Contains(logs, "\x1b[") {
+		t.Error("the default Rust pipeline's log has no colours")
+	}
+	if logs := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(logs, ""); !strings.Contains(logs, "test result: ok") {
 		t.Fatalf("logs lack the test result:\n%s", logs)
 	}
 

@@ -95,3 +95,29 @@ func TestJobCommandAgainstRealServer(t *testing.T) {
 		t.Fatalf("bad output: %d %q", code, out)
 	}
 }
+
+// `raibid job logs --step`, -f, ?from=N, and a line longer than the agent's
+// buffer coming back whole.
+func TestJobLogsByStepFromLineAndLongLinesWhole(t *testing.T) {
+	up := startUp(t, "--agents", "1")
+	long := strings.Repeat("L", 100<<10)
+	yml := "steps:\n  - {name: one, run: 'echo in-one'}\n  - name: two\n    run: |\n      echo in-two\n      printf '%s\\n' \"$(head -c 102400 /dev/zero | tr '\\0' L)\"\n"
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": yml})
+	id := push(t, up.url, up.secret, pushPayload("acme/steps", dir, "main", sha))
+	waitJob(t, up.url, up.token, id, 30*time.Second, nil)
+	for _, args := range [][]string{{"logs", id, "--step", "two"}, {"logs", id, "--step", "two", "-f"}} {
+		out, code := raibidJob(t, up, args...)
+		if code != 0 || strings.Contains(out, "in-one") || !strings.Contains(out, "in-two") {
+			t.Fatalf("job %v: %d\n%.300s", args, code, out)
+		}
+		if !strings.Contains(out, "\n"+long+"\n") {
+			t.Fatalf("job %v: the 100 KiB line is not whole", args)
+		}
+	}
+	all := apiGet(t, up.url, up.token, "/jobs/"+id+"/logs", nil)
+	lines := strings.Split(all, "\n")
+	from := apiGet(t, up.url, up.token, "/jobs/"+id+"/logs?from=3", nil)
+	if !strings.HasPrefix(from, lines[2]+"\n") || len(from) >= len(all) {
+		t.Fatalf("from=3 starts with %.40q, want line 3 %.40q", from, lines[2])
+	}
+}

@@ -79,6 +79,18 @@ func TestTUIInTmux(t *testing.T) {
 	first := last(x.waitScreen("the job's log", 10*time.Second, func(s string) bool { return last(s) > 0 }))
 	x.waitScreen("the log following", 10*time.Second, func(s string) bool { return last(s) > first+5 })
 
+	// Scrolling up pauses the view: new ticks arrive but the screen stays;
+	// G follows again. (Once the log is taller than the screen.)
+	x.waitScreen("a log taller than the screen", 15*time.Second, func(s string) bool { return last(s) > 45 })
+	x.keys("PageUp")
+	paused := last(x.waitScreen("the paused log", 5*time.Second, func(s string) bool { return strings.Contains(s, "log · paused") }))
+	time.Sleep(1500 * time.Millisecond)
+	if now := last(x.screen()); now != paused {
+		t.Fatalf("the paused log moved from tick-%d to tick-%d", paused, now)
+	}
+	x.keys("G")
+	x.waitScreen("following again", 5*time.Second, func(s string) bool { return strings.Contains(s, "log · following") && last(s) > paused+5 })
+
 	x.keys("c")
 	x.waitScreen("the cancel question", 5*time.Second, func(s string) bool { return strings.Contains(s, "? y/n") })
 	x.keys("y")

@@ -255,27 +255,41 @@ func newJobLogsCmd() *cobra.Command {
 				return err
 			}
 			follow, _ := cmd.Flags().GetBool("follow")
+			step, _ := cmd.Flags().GetString("step")
 			if !follow && !asJSON {
-				return c.Logs(cmd.Context(), args[0], cmd.OutOrStdout())
+				return c.Logs(cmd.Context(), args[0], step, cmd.OutOrStdout())
 			}
-			return followLogs(cmd.Context(), c, args[0], cmd.OutOrStdout(), asJSON, follow)
+			return followLogs(cmd.Context(), c, args[0], step, cmd.OutOrStdout(), asJSON, follow)
 		},
 	}
 	cmd.Flags().BoolP("follow", "f", false, "follow the log until the job ends")
+	cmd.Flags().String("step", "", "only this step's lines")
 	return cmd
 }
 
 // followLogs prints lines as they come (JSON lines with asJSON) and turns a
 // job that did not succeed into exit code 1 when following.
-func followLogs(ctx context.Context, c *client.Client, id string, w io.Writer, asJSON, follow bool) error {
+// With step, only that step's lines; a line cut into pieces is joined.
+func followLogs(ctx context.Context, c *client.Client, id, step string, w io.Writer, asJSON, follow bool) error {
 	enc := json.NewEncoder(w)
+	open := false // a line is printed without its newline: a piece may follow
 	status, err := c.FollowLogs(ctx, id, func(l ci.LogLine) {
+		if step != "" && l.Step != step {
+			return
+		}
 		if asJSON {
 			_ = enc.Encode(l)
 			return
 		}
-		fmt.Fprintln(w, l.Text)
+		if open && !l.Cont {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprint(w, l.Text)
+		open = true
 	})
+	if open {
+		fmt.Fprintln(w)
+	}
 	if err != nil {
 		return err
 	}
@@ -319,7 +333,7 @@ func newJobRunCmd() *cobra.Command {
 			if !asJSON {
 				fmt.Fprintf(cmd.ErrOrStderr(), "job %s queued; following\n", j.ID)
 			}
-			return followLogs(cmd.Context(), c, j.ID, cmd.OutOrStdout(), asJSON, true)
+			return followLogs(cmd.Context(), c, j.ID, "", cmd.OutOrStdout(), asJSON, true)
 		},
 	}
 	f := cmd.Flags()

@@ -236,9 +236,13 @@ func (c *Client) Queue(ctx context.Context) (*QueueStats, error) {
 	return &q, c.do(ctx, "GET", "/queue", nil, &q)
 }
 
-// Logs writes a job's whole log to w.
-func (c *Client) Logs(ctx context.Context, id string, w io.Writer) error {
-	req, err := c.newRequest(ctx, "GET", "/jobs/"+url.PathEscape(id)+"/logs", nil)
+// Logs writes a job's whole log to w, or with step only that step's lines.
+func (c *Client) Logs(ctx context.Context, id, step string, w io.Writer) error {
+	path := "/jobs/" + url.PathEscape(id) + "/logs"
+	if step != "" {
+		path += "?step=" + url.QueryEscape(step)
+	}
+	req, err := c.newRequest(ctx, "GET", path, nil)
 	if err != nil {
 		return err
 	}

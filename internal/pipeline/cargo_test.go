@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -30,7 +31,7 @@ func TestCargoArtifactsCountedAsCacheHits(t *testing.T) {
 		if res.Status != ci.StatusSuccess {
 			t.Fatalf("%+v\n%s", res, out.text())
 		}
-		return res, out.text()
+		return res, regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(out.text(), "")
 	}
 	cold, logs := run()
 	if cold.Cache.Total == 0 || cold.Cache.Fresh == cold.Cache.Total {

@@ -35,7 +35,8 @@ func DetectTools() Tools {
 // is a Dockerfile and buildx. Steps that cannot run here are skipped with the
 // reason, so the job view still shows the whole pipeline.
 func RustPipeline(dir string, t Tools) *Pipeline {
-	p := &Pipeline{Timeout: DefaultTimeout, Source: "default Rust pipeline"}
+	// Colours in the log: the web page and the dashboard render them.
+	p := &Pipeline{Timeout: DefaultTimeout, Source: "default Rust pipeline", Env: map[string]string{"CARGO_TERM_COLOR": "always"}}
 	p.Steps = []Step{
 		{Name: "check", Run: "cargo check --all-targets " + cargoJSON, CargoJSON: true},
 		{Name: "build", Run: "cargo build --release " + cargoJSON, CargoJSON: true},

@@ -34,7 +34,7 @@ const logPage = 128
 
 // handleLogs streams a job's log as plain text, page by page in constant
 // memory. Pieces of a line longer than the agent's buffer are joined again.
-// ?from=N starts at line N.
+// ?from=N starts at line N; ?step=NAME keeps only that step's lines.
 func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.existingJob(w, r)
 	if !ok {
@@ -49,6 +49,7 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		after = store.LogLineID(n - 1)
 	}
+	step := r.URL.Query().Get("step")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	bw := bufio.NewWriterSize(w, 64<<10)
 	defer bw.Flush()
@@ -68,6 +69,9 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, l := range lines {
+			if step != "" && l.Step != step {
+				continue
+			}
 			if !first && !l.Cont {
 				bw.WriteByte('\n')
 			}
