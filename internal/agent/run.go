@@ -125,7 +125,7 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 		masker = pipeline.NewMasker(vals...)
 		sink.Line("pipeline", "system", fmt.Sprintf("secrets: %s (masked in this log)", strings.Join(p.SecretNames(), ", ")))
 	}
-	sink.Line("pipeline", "system", fmt.Sprintf("running %d steps of the %s", len(p.Steps), p.Source))
+	sink.Line("pipeline", "system", fmt.Sprintf("running %s of the %s", ci.Plural(len(p.Steps), "step"), p.Source))
 	env := append(jobEnv(job), a.opts.Env...)
 	var writable []string // what steps may write besides the workspace
 	if target := a.cargoTarget(ws, job.Repo); target != "" {

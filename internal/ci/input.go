@@ -121,3 +121,11 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// Plural is "1 step", "2 steps": n and the noun, an s when n is not 1.
+func Plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/raibid-labs/raibid-ci/internal/cache"
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
 
 // addCacheFlags are shared by `raibid agent`, `raibid up` and `raibid cache`.
@@ -88,7 +89,7 @@ func newCacheCmd() *cobra.Command {
 				total += e.Size
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", filepath.Base(e.Path), human(e.Size), e.LastUsed.Local().Format(time.DateTime))
 			}
-			fmt.Fprintf(tw, "total\t%s\t%d dirs\n", human(total), len(entries))
+			fmt.Fprintf(tw, "total\t%s\t%s\n", human(total), ci.Plural(len(entries), "dir"))
 			return tw.Flush()
 		},
 	}

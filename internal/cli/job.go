@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +28,7 @@ func addClientFlags(cmd *cobra.Command) {
 }
 
 // newClient resolves server and token: flag or env first, then the files
-// `raibid up` wrote in the data dir.
+// `raibid up` wrote in the data dir. A server without a scheme is http.
 func newClient(cmd *cobra.Command) (*client.Client, error) {
 	f := cmd.Flags()
 	server, _ := f.GetString("server")
@@ -39,8 +40,15 @@ func newClient(cmd *cobra.Command) (*client.Client, error) {
 			server = "http://127.0.0.1:8080"
 		}
 	}
-	token := os.Getenv("RAIBID_TOKEN")
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	if u, err := url.Parse(server); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, &UsageError{fmt.Errorf("--server %q: want http(s)://host:port", server)}
+	}
+	token, source := os.Getenv("RAIBID_TOKEN"), "RAIBID_TOKEN"
 	if token == "" {
+		source = "none"
 		path, _ := f.GetString("token-file")
 		if path == "" {
 			path = filepath.Join(dataDir, FileAPIToken)
@@ -53,10 +61,12 @@ func newClient(cmd *cobra.Command) (*client.Client, error) {
 			if err != nil {
 				return nil, fmt.Errorf("token file: %w", err)
 			}
-			token = strings.TrimSpace(string(b))
+			token, source = strings.TrimSpace(string(b)), path
 		}
 	}
-	return client.New(server, token), nil
+	c := client.New(server, token)
+	c.TokenSource = source
+	return c, nil
 }
 
 func outputJSON(cmd *cobra.Command) (bool, error) {

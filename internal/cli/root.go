@@ -49,6 +49,8 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 			return bindEnv(cmd)
 		},
 	}
+	root.Version = Version
+	root.SetVersionTemplate("raibid {{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{err} })

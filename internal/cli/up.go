@@ -49,6 +49,11 @@ func newUpCmd() *cobra.Command {
 		RunE: runUp,
 	}
 	addServerFlags(cmd)
+	// On one machine the server answers this machine only; --addr :8080
+	// opens it to the network (Gitea on another host, say).
+	addr := cmd.Flags().Lookup("addr")
+	addr.DefValue, addr.Usage = "127.0.0.1:8080", "listen address (default loopback only; :8080 listens on every interface)"
+	_ = addr.Value.Set(addr.DefValue)
 	cmd.Flags().String("redis-url", "", "use this Redis instead of starting one")
 	cmd.Flags().String("data-dir", DefaultDataDir(), "state of raibid up: secrets, Redis data")
 	cmd.Flags().Int("agents", 2, "local agents to run")
@@ -146,6 +151,8 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	n, _ := cmd.Flags().GetInt("agents")
 	fmt.Fprintf(out, "  Agents          %d local\n", n)
 	fmt.Fprintf(out, "  Sandbox         %s\n", sandboxLine)
+	fmt.Fprintf(out, "\nNext: `raibid run` in a git checkout builds its current commit here; `raibid tui` shows the\n"+
+		"dashboard; %s/ui/ the web pages. Ctrl-C stops raibid (running jobs go back to the queue).\n", base)
 	// Agents and server stop together on the signal; agents hand running
 	// jobs back to the queue, which needs Redis, so Redis stops last (defer).
 	pool := agent.NewPool(ctx, func(name string) (*agent.Agent, error) {

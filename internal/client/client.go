@@ -23,7 +23,10 @@ import (
 type Client struct {
 	base  string
 	token string
-	http  *http.Client
+	// TokenSource says where the token came from ("RAIBID_TOKEN",
+	// "/path/api-token", "none"), for the message of a 401.
+	TokenSource string
+	http        *http.Client
 	// stream has no overall timeout: SSE responses last as long as needed.
 	stream *http.Client
 }
@@ -85,10 +88,10 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, unwrapURLError(err))
+		return c.unreachable(fmt.Errorf("%s %s: %w", method, path, unwrapURLError(err)))
 	}
 	defer resp.Body.Close()
-	if err := checkStatus(resp); err != nil {
+	if err := c.checkStatus(resp); err != nil {
 		return err
 	}
 	if out == nil {
@@ -105,6 +108,26 @@ func unwrapURLError(err error) error {
 	var u *url.Error
 	if errors.As(err, &u) {
 		return u.Err
+	}
+	return err
+}
+
+// unreachable names the server a request could not reach.
+func (c *Client) unreachable(err error) error {
+	return fmt.Errorf("%w (is raibid running at %s? --server or RAIBID_SERVER names another)", err, c.base)
+}
+
+// checkStatus turns an answer other than 2xx into an APIError; a 401 says
+// which server refused which token.
+func (c *Client) checkStatus(resp *http.Response) error {
+	err := checkStatus(resp)
+	var a *APIError
+	if errors.As(err, &a) && a.Status == http.StatusUnauthorized {
+		src := c.TokenSource
+		if src == "" {
+			src = "none"
+		}
+		a.Message = fmt.Sprintf("%s: %s refused the token (token from %s; raibid up writes it to <data-dir>/api-token)", a.Message, c.base, src)
 	}
 	return err
 }
@@ -248,10 +271,10 @@ func (c *Client) Logs(ctx context.Context, id, step string, w io.Writer) error {
 	}
 	resp, err := c.stream.Do(req)
 	if err != nil {
-		return fmt.Errorf("logs: %w", unwrapURLError(err))
+		return c.unreachable(fmt.Errorf("logs: %w", unwrapURLError(err)))
 	}
 	defer resp.Body.Close()
-	if err := checkStatus(resp); err != nil {
+	if err := c.checkStatus(resp); err != nil {
 		return err
 	}
 	_, err = io.Copy(w, resp.Body)

@@ -161,3 +161,24 @@ func TestFollowEventsReportsConnection(t *testing.T) {
 		}
 	}
 }
+
+// A 401 names the server and where the token came from; an unreachable
+// server is named too.
+func TestErrorsNameServerAndTokenSource(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"error":"missing or wrong bearer token"}`))
+	}))
+	defer srv.Close()
+	c := client.New(srv.URL, "wrong")
+	c.TokenSource = "/tmp/raibid/api-token"
+	_, err := c.GetJob(context.Background(), "01a2")
+	if err == nil || !strings.Contains(err.Error(), srv.URL) || !strings.Contains(err.Error(), "/tmp/raibid/api-token") {
+		t.Fatalf("401: %v", err)
+	}
+	srv.Close()
+	_, err = c.GetJob(context.Background(), "01a2")
+	if err == nil || !strings.Contains(err.Error(), "is raibid running at "+srv.URL) {
+		t.Fatalf("unreachable: %v", err)
+	}
+}

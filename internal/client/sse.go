@@ -63,10 +63,10 @@ func (c *Client) streamOnce(ctx context.Context, path, lastID string, fn func(Ev
 	}
 	resp, err := c.stream.Do(req)
 	if err != nil {
-		return unwrapURLError(err)
+		return c.unreachable(unwrapURLError(err))
 	}
 	defer resp.Body.Close()
-	if err := checkStatus(resp); err != nil {
+	if err := c.checkStatus(resp); err != nil {
 		return err
 	}
 	return readEvents(resp.Body, fn)

@@ -39,9 +39,20 @@ func conflictMessage(err error) string {
 
 var jobIDPattern = regexp.MustCompile(`^[0-9a-f]{20}$`)
 
-func jobID(r *http.Request) (string, bool) {
-	id := r.PathValue("id")
-	return id, jobIDPattern.MatchString(id)
+// jobID resolves the {id} of the path — a full id, or a short one copied
+// from the dashboard or a page (see store.Resolve) — and answers 404, 400
+// (an ambiguous short id, listing the matches) or 503 itself when it cannot.
+func (s *Server) jobID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id, err := s.opts.Store.Resolve(r.Context(), r.PathValue("id"))
+	if err != nil {
+		var amb *store.AmbiguousError
+		if errors.Is(err, ci.ErrInvalid) && !errors.As(err, &amb) {
+			err = ci.ErrNotFound // not an id at all: no such job
+		}
+		s.storeError(w, err)
+		return "", false
+	}
+	return id, true
 }
 
 func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) {
@@ -72,9 +83,8 @@ func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
-	id, ok := jobID(r)
+	id, ok := s.jobID(w, r)
 	if !ok {
-		writeError(w, http.StatusNotFound, "job not found")
 		return
 	}
 	j, err := s.opts.Store.Get(r.Context(), id)
@@ -135,9 +145,8 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCancelJob(w http.ResponseWriter, r *http.Request) {
-	id, ok := jobID(r)
+	id, ok := s.jobID(w, r)
 	if !ok {
-		writeError(w, http.StatusNotFound, "job not found")
 		return
 	}
 	j, err := s.opts.Store.Cancel(r.Context(), id)
@@ -149,9 +158,8 @@ func (s *Server) handleCancelJob(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleRetryJob(w http.ResponseWriter, r *http.Request) {
-	id, ok := jobID(r)
+	id, ok := s.jobID(w, r)
 	if !ok {
-		writeError(w, http.StatusNotFound, "job not found")
 		return
 	}
 	j, err := s.opts.Store.Retry(r.Context(), id)

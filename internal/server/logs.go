@@ -16,9 +16,8 @@ import (
 // existingJob reads the {id} of the path and answers 404 (or 503) itself
 // when there is no such job.
 func (s *Server) existingJob(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id, ok := jobID(r)
+	id, ok := s.jobID(w, r)
 	if !ok {
-		writeError(w, http.StatusNotFound, "job not found")
 		return "", false
 	}
 	if _, err := s.opts.Store.Get(r.Context(), id); err != nil {

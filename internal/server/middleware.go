@@ -69,8 +69,15 @@ func (s *Server) instrument(pattern string, next http.Handler) http.Handler {
 	})
 }
 
-// logRequests logs method, path, status and duration. Headers and query
-// strings are left out: they are where tokens and signatures travel.
+// slowRequest is how long a request (other than a stream) may take before
+// its log line is raised to INFO.
+const slowRequest = time.Second
+
+// logRequests logs method, path, status and duration: at DEBUG as a rule
+// (the dashboard's polling would flood a terminal), at INFO when something
+// changed (not a GET), failed (4xx other than 404, 5xx) or was slow, and at
+// WARN for 5xx. Headers and query strings are left out: they are where
+// tokens and signatures travel.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -81,8 +88,19 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		}
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		took := time.Since(start)
+		level := slog.LevelDebug
+		stream := strings.HasSuffix(r.URL.Path, "/stream") || r.URL.Path == "/events" || r.URL.Path == "/ui/events"
+		switch {
+		case rec.code >= 500:
+			level = slog.LevelWarn
+		case r.Method != http.MethodGet && r.Method != http.MethodHead,
+			rec.code >= 400 && rec.code != http.StatusNotFound,
+			took > slowRequest && !stream:
+			level = slog.LevelInfo
+		}
+		s.log.LogAttrs(r.Context(), level, "request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", rec.code), slog.Duration("duration", time.Since(start)))
+			slog.Int("status", rec.code), slog.Duration("duration", took))
 	})
 }

@@ -177,9 +177,14 @@ func (s *Server) listHandler(render func(http.ResponseWriter, *web.ListPage) err
 }
 
 func (s *Server) handleUIJob(w http.ResponseWriter, r *http.Request) {
-	id, ok := jobID(r)
-	if !ok {
-		http.Error(w, "job not found", http.StatusNotFound)
+	id, err := s.opts.Store.Resolve(r.Context(), r.PathValue("id"))
+	if err != nil {
+		msg, code := "job not found", http.StatusNotFound
+		var amb *store.AmbiguousError
+		if errors.As(err, &amb) {
+			msg, code = amb.Error(), http.StatusBadRequest
+		}
+		http.Error(w, msg, code)
 		return
 	}
 	j, err := s.opts.Store.Get(r.Context(), id)
@@ -270,9 +275,14 @@ func (s *Server) handleUIRetry(w http.ResponseWriter, r *http.Request) {
 // uiJobAction runs a form's action and shows the resulting job (post,
 // redirect, get: a reload does not repeat it).
 func (s *Server) uiJobAction(w http.ResponseWriter, r *http.Request, act func(id string) (*ci.Job, error)) {
-	id, ok := jobID(r)
-	if !ok {
-		http.Error(w, "job not found", http.StatusNotFound)
+	id, err := s.opts.Store.Resolve(r.Context(), r.PathValue("id"))
+	if err != nil {
+		msg, code := "job not found", http.StatusNotFound
+		var amb *store.AmbiguousError
+		if errors.As(err, &amb) {
+			msg, code = amb.Error(), http.StatusBadRequest
+		}
+		http.Error(w, msg, code)
 		return
 	}
 	j, err := act(id)

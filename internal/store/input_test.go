@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
 // TestSubmitRefusesInputGitCouldMisread: every way into the queue (webhook,
@@ -70,5 +71,39 @@ func TestSubmitDropsCredentialsFromCloneURL(t *testing.T) {
 		if strings.Contains(v, "s3cret-tok") {
 			t.Fatalf("credential stored in job hash field %s", k)
 		}
+	}
+}
+
+// Short ids: the tail people copy from the dashboard (or a prefix of the
+// id) finds the job through an index; an ambiguous one names the matches.
+func TestResolveShortIDs(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	var ids []string
+	for range 3 {
+		id, _, err := s.Submit(ctx, push("acme/widget", "main"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		for _, short := range []string{id, id[len(id)-8:], id[len(id)-8 : len(id)-2]} {
+			if got, err := s.Resolve(ctx, short); err != nil || got != id {
+				t.Errorf("Resolve(%s) = %s, %v; want %s", short, got, err, id)
+			}
+		}
+	}
+	// The three ids share their time prefix: a prefix of it is ambiguous.
+	_, err := s.Resolve(ctx, ids[0][:6])
+	var amb *store.AmbiguousError
+	if !errors.As(err, &amb) || len(amb.IDs) != 3 || !errors.Is(err, ci.ErrInvalid) {
+		t.Fatalf("ambiguous prefix: %v", err)
+	}
+	if _, err := s.Resolve(ctx, "ffffffff"); !errors.Is(err, ci.ErrNotFound) {
+		t.Fatalf("unknown: %v", err)
+	}
+	if _, err := s.Resolve(ctx, "xyz"); !errors.Is(err, ci.ErrInvalid) {
+		t.Fatalf("not hex: %v", err)
 	}
 }

@@ -71,6 +71,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 func (s *Store) jobKey(id string) string      { return s.opts.Prefix + "job:" + id }
 func (s *Store) logKey(id string) string      { return s.opts.Prefix + "job:" + id + ":log" }
 func (s *Store) indexKey() string             { return s.opts.Prefix + "jobs" }
+func (s *Store) shortKey() string             { return s.opts.Prefix + "jobs:short" }
 func (s *Store) agentKey(name string) string  { return s.opts.Prefix + "agent:" + name }
 func (s *Store) agentsKey() string            { return s.opts.Prefix + "agents" }
 func (s *Store) deliveryKey(id string) string { return s.opts.Prefix + "delivery:" + id }

@@ -16,7 +16,7 @@ import (
 // to the index and queue it. With appendfsync always, Redis answers only after
 // all of it is on disk, so a 202 means the job and its queue entry exist.
 //
-// KEYS: delivery key, job hash, index, stream.
+// KEYS: delivery key, job hash, index, stream, short-id index.
 // ARGV: group, job id, delivery TTL s, has delivery, n hash pairs, pairs..., stream pairs...
 var submitScript = redis.NewScript(`
 if ARGV[4] == '1' then
@@ -32,6 +32,7 @@ local h = {}
 for i = 6, 5 + 2 * n do h[#h + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(h))
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
+redis.call('ZADD', KEYS[5], 0, string.sub(ARGV[2], -8) .. ':' .. ARGV[2])
 local e = {}
 for i = 6 + 2 * n, #ARGV do e[#e + 1] = ARGV[i] end
 local sid = redis.call('XADD', KEYS[4], '*', unpack(e))
@@ -99,7 +100,7 @@ func (s *Store) Submit(ctx context.Context, j *ci.Job, deliveryID string) (id st
 		args = append(args, k, v)
 	}
 	res, err := submitScript.Run(ctx, s.rdb,
-		[]string{dkey, s.jobKey(j.ID), s.indexKey(), s.opts.Queue.Stream}, args...).Slice()
+		[]string{dkey, s.jobKey(j.ID), s.indexKey(), s.opts.Queue.Stream, s.shortKey()}, args...).Slice()
 	if err != nil {
 		return "", false, wrap("submit job", err)
 	}
