@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +121,29 @@ func TestJobLogsByStepFromLineAndLongLinesWhole(t *testing.T) {
 	from := apiGet(t, up.url, up.token, "/jobs/"+id+"/logs?from=3", nil)
 	if !strings.HasPrefix(from, lines[2]+"\n") || len(from) >= len(all) {
 		t.Fatalf("from=3 starts with %.40q, want line 3 %.40q", from, lines[2])
+	}
+}
+
+// `raibid run [DIR]`: the current commit of a checkout, built on the running
+// raibid up, its log followed, the exit status the job's.
+func TestRunBuildsTheCheckoutsCommit(t *testing.T) {
+	up := startUp(t, "--agents", "1")
+	run := func(dir string, args ...string) (string, int) {
+		cmd := exec.Command(binary, append([]string{"run", "--data-dir", up.dataDir, dir}, args...)...)
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: hi, run: 'echo built $RAIBID_COMMIT on $RAIBID_BRANCH'}\n"})
+	os.WriteFile(filepath.Join(dir, ".raibid.yml"), []byte("steps:\n  - {name: hi, run: 'exit 9'}\n"), 0o644) // not committed
+	out, code := run(dir)
+	if code != 0 || !strings.Contains(out, "built "+sha+" on main") || !strings.Contains(out, "uncommitted changes") {
+		t.Fatalf("raibid run: exit %d\n%s", code, out)
+	}
+	failing, _ := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: no, run: 'echo failing-step; exit 4'}\n"})
+	if out, code := run(failing); code != 1 || !strings.Contains(out, "failing-step") {
+		t.Fatalf("raibid run of a failing pipeline: exit %d\n%s", code, out)
+	}
+	if out, code := run(t.TempDir()); code != 2 || !strings.Contains(out, "not a git checkout") {
+		t.Fatalf("raibid run outside a checkout: exit %d\n%s", code, out)
 	}
 }

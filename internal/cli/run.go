@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/raibid-labs/raibid-ci/internal/client"
+)
+
+// newRunCmd is `raibid run [DIR]`: a developer's own loop before pushing —
+// build the current commit of a local checkout on the running raibid, follow
+// its log, exit with its verdict (what `woodpecker-cli exec` and `act` give).
+func newRunCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run [DIR]",
+		Short: "Build the current commit of a local checkout on the running raibid and follow its log",
+		Long: "Queue the commit checked out in DIR (default .) on the raibid this machine runs (raibid up),\n" +
+			"follow its log, and exit 0 when it succeeds, 1 when not. Only committed work is built: the\n" +
+			"agent clones the commit, not the working tree. --branch/--commit build another one.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: runRun,
+	}
+	addClientFlags(cmd)
+	f := cmd.Flags()
+	f.String("repo", "", "owner/name the job is filed under (default local/<directory name>)")
+	f.String("branch", "", "branch to build (default the checked-out one)")
+	f.String("commit", "", "commit to build (default HEAD, or the --branch head)")
+	f.Bool("detach", false, "queue the job, print its id and do not follow it")
+	return cmd
+}
+
+var repoNamePart = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+func runRun(cmd *cobra.Command, args []string) error {
+	dir := "."
+	if len(args) == 1 {
+		dir = args[0]
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	git := func(a ...string) (string, error) {
+		var out, errb bytes.Buffer
+		c := exec.CommandContext(cmd.Context(), "git", append([]string{"-C", abs}, a...)...)
+		c.Stdout, c.Stderr = &out, &errb
+		if err := c.Run(); err != nil {
+			return "", fmt.Errorf("git %s in %s: %s", a[0], abs, firstLine(strings.TrimSpace(errb.String()), err.Error()))
+		}
+		return strings.TrimSpace(out.String()), nil
+	}
+	top, err := git("rev-parse", "--show-toplevel")
+	if err != nil {
+		return &UsageError{fmt.Errorf("%s is not a git checkout: %w", abs, err)}
+	}
+	f := cmd.Flags()
+	branch, _ := f.GetString("branch")
+	commit, _ := f.GetString("commit")
+	repo, _ := f.GetString("repo")
+	if repo == "" {
+		repo = "local/" + strings.Trim(repoNamePart.ReplaceAllString(filepath.Base(top), "-"), "-.")
+	}
+	if branch == "" {
+		if branch, err = git("rev-parse", "--abbrev-ref", "HEAD"); err != nil {
+			return err
+		}
+		if branch == "HEAD" { // detached
+			branch = "detached"
+		}
+	}
+	if commit == "" {
+		ref := "HEAD"
+		if f.Changed("branch") {
+			ref = "refs/heads/" + branch
+		}
+		if commit, err = git("rev-parse", "--verify", "--end-of-options", ref+"^{commit}"); err != nil {
+			return &UsageError{fmt.Errorf("no commit for %s: %w", ref, err)}
+		}
+	}
+	if dirty, _ := git("status", "--porcelain", "--untracked-files=no"); dirty != "" && !f.Changed("commit") {
+		fmt.Fprintf(cmd.ErrOrStderr(), "note: uncommitted changes in %s are not built (raibid builds commit %.12s)\n", top, commit)
+	}
+	c, asJSON, err := clientAndFormat(cmd)
+	if err != nil {
+		return err
+	}
+	j, err := c.CreateJob(cmd.Context(), client.NewJob{Repo: repo, Branch: branch, Commit: commit, CloneURL: top})
+	if err != nil {
+		return err
+	}
+	if detach, _ := f.GetBool("detach"); detach {
+		if asJSON {
+			return printJSON(cmd.OutOrStdout(), j)
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), j.ID)
+		return nil
+	}
+	if !asJSON {
+		fmt.Fprintf(cmd.ErrOrStderr(), "job %s: %s %s@%.12s — following (Ctrl-C stops following, not the job)\n", j.ID[len(j.ID)-8:], repo, branch, commit)
+	}
+	return followLogs(cmd.Context(), c, j.ID, "", cmd.OutOrStdout(), asJSON, true)
+}
+
+func firstLine(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
