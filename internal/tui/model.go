@@ -47,6 +47,9 @@ const jobsFetchLimit = 200
 // on Gitea's interval, not by the second).
 const mirrorsEvery = 30
 
+// agentsEvery is how often, in seconds, the agents are fetched again.
+const agentsEvery = 2
+
 // refetchGap bounds how often job events trigger a fetch: a burst of events
 // costs one fetch per gap, and data is never staler than the gap.
 const refetchGap = 250 * time.Millisecond
@@ -253,6 +256,12 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		cmds := []tea.Cmd{tick()}
 		if time.Time(msg).Second()%5 == 0 {
 			cmds = append(cmds, fetchSystem(m.ctx, m.src))
+		}
+		// Agents change with their heartbeats, not only with job events
+		// (an agent turns busy after the event that queued its job): a
+		// short poll keeps the panel true.
+		if time.Time(msg).Second()%agentsEvery == 0 {
+			cmds = append(cmds, fetchAgents(m.ctx, m.src))
 		}
 		if m.tab == tabMirrors && time.Time(msg).Second()%mirrorsEvery == 0 {
 			cmds = append(cmds, fetchMirrors(m.ctx, m.src))
