@@ -3,6 +3,8 @@ package tui
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,6 +96,8 @@ type Model struct {
 
 	newRepo, newBranch string
 	newField           int
+	// newFresh: the focused field holds a suggestion; typing replaces it.
+	newFresh bool
 
 	// detail is the job view's job; nil when the list shows.
 	detail       *ci.Job
@@ -306,7 +310,9 @@ func (m *Model) visibleJobs() []ci.Job {
 	var out []ci.Job
 	st := ci.Status(m.filter)
 	for _, j := range m.jobs {
-		if (st.Valid() && j.Status == st) || (!st.Valid() && strings.Contains(j.Repo, m.filter)) {
+		// "failed" covers error too: both are a red build to look at.
+		if (st.Valid() && (j.Status == st || st == ci.StatusFailed && j.Status == ci.StatusError)) ||
+			(!st.Valid() && strings.Contains(j.Repo, m.filter)) {
 			out = append(out, j)
 		}
 	}
@@ -377,6 +383,12 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 			m.status = "asking Gitea to sync " + target
 			return syncMirror(m.ctx, m.src, target)
 		}
+	case "pgup", "ctrl+u", "pgdown", "ctrl+d":
+		page := max(m.height-12, 1)
+		if key == "pgup" || key == "ctrl+u" {
+			page = -page
+		}
+		m.cursor = max(min(m.cursor+page, len(m.visibleJobs())-1), 0)
 	case "home", "g":
 		m.cursor = 0
 	case "end", "G":
@@ -408,7 +420,7 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 			m.mode = modeConfirmCancel
 		}
 	case "n":
-		m.mode, m.newRepo, m.newBranch, m.newField = modeNewJob, "", "main", 0
+		m.mode, m.newRepo, m.newBranch, m.newField, m.newFresh = modeNewJob, "", "main", 0, false
 	case "+", "=":
 		return m.scale(+1)
 	case "-", "_":
@@ -549,39 +561,69 @@ func (m *Model) newJobKey(k tea.KeyPressMsg) tea.Cmd {
 		m.mode = modeNormal
 		m.status = "no job started"
 	case "tab", "shift+tab":
-		m.newField = 1 - m.newField
+		m.newField, m.newFresh = 1-m.newField, true
 	case "enter":
 		if m.newField == 0 {
-			m.newField = 1
+			m.newField, m.newFresh = 1, true
 			return nil
 		}
-		repo, branch := strings.TrimSpace(m.newRepo), strings.TrimSpace(m.newBranch)
-		if repo == "" || branch == "" {
-			m.status = "repo and branch are both needed"
+		n, err := m.newJobRequest()
+		if err != nil {
+			m.status = err.Error()
 			return nil
 		}
 		m.mode = modeNormal
 		ctx, src := m.ctx, m.src
-		m.status = "starting " + repo + "@" + branch
+		m.status = "starting " + n.Repo + "@" + n.Branch
 		return func() tea.Msg {
 			ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 			defer cancel()
-			j, err := src.CreateJob(ctx, client.NewJob{Repo: repo, Branch: branch})
+			j, err := src.CreateJob(ctx, n)
 			if err != nil {
-				return actionMsg{err: fmt.Errorf("start %s@%s: %w", repo, branch, err)}
+				return actionMsg{err: fmt.Errorf("start %s@%s: %w", n.Repo, n.Branch, err)}
 			}
 			return actionMsg{text: "started job " + j.ID}
 		}
 	case "backspace":
-		if r := []rune(*field); len(r) > 0 {
+		if m.newFresh {
+			*field, m.newFresh = "", false
+		} else if r := []rune(*field); len(r) > 0 {
 			*field = string(r[:len(r)-1])
 		}
 	default:
 		if k.Text != "" {
+			if m.newFresh {
+				*field, m.newFresh = "", false
+			}
 			*field += k.Text
 		}
 	}
 	return nil
+}
+
+// newJobRequest is the job the prompt asks for. The repo field takes
+// owner/name (a repository seen in earlier jobs is cloned from where they
+// were; others from the server's Gitea) or a local path, which raibid up
+// builds directly.
+func (m *Model) newJobRequest() (client.NewJob, error) {
+	repo, branch := strings.TrimSpace(m.newRepo), strings.TrimSpace(m.newBranch)
+	if repo == "" || branch == "" {
+		return client.NewJob{}, fmt.Errorf("repo and branch are both needed")
+	}
+	n := client.NewJob{Repo: repo, Branch: branch}
+	if strings.HasPrefix(repo, "/") {
+		path := filepath.Clean(repo)
+		name := strings.Trim(regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(filepath.Base(path), "-"), "-.")
+		n.Repo, n.CloneURL = "local/"+name, path
+		return n, nil
+	}
+	for _, j := range m.jobs {
+		if j.Repo == repo && j.CloneURL != "" {
+			n.CloneURL = j.CloneURL
+			break
+		}
+	}
+	return n, nil
 }
 
 func (m *Model) scale(delta int) tea.Cmd {

@@ -411,3 +411,57 @@ func TestAgentsPanelStaysFresh(t *testing.T) {
 	tm.Send(key("q"))
 	tm.WaitFinished(t, teatest.WithFinalTimeout(5*time.Second))
 }
+
+// The new-job prompt: typing into the suggested branch replaces it, a local
+// path becomes a local job cloned from it, a known repository is cloned from
+// where its earlier jobs were.
+func TestNewJobPromptLocalPathsAndKnownRepos(t *testing.T) {
+	m := New(t.Context(), nil, Options{})
+	m.jobs = []ci.Job{{ID: "019aa0000001aaaa0001", Repo: "me/sleepy", CloneURL: "/srv/repos/sleepy"}}
+	typeIn := func(s string) {
+		for _, r := range s {
+			m.update(tea.KeyPressMsg{Code: r, Text: string(r)})
+		}
+	}
+	cases := []struct{ repo, wantRepo, wantURL string }{
+		{"/home/me/my project", "local/my-project", "/home/me/my project"},
+		{"me/sleepy", "me/sleepy", "/srv/repos/sleepy"},
+		{"acme/other", "acme/other", ""},
+	}
+	for _, c := range cases {
+		m.update(key("n"))
+		typeIn(c.repo)
+		m.update(key("tab"))
+		typeIn("dev")
+		n, err := m.newJobRequest()
+		if err != nil || n.Repo != c.wantRepo || n.CloneURL != c.wantURL || n.Branch != "dev" {
+			t.Errorf("%q: %+v %v", c.repo, n, err)
+		}
+		m.update(key("esc"))
+	}
+}
+
+// "failed" shows the error jobs too; PgDn moves a page in the list.
+func TestFailedFilterAndPaging(t *testing.T) {
+	m := New(t.Context(), nil, Options{})
+	m.height = 24
+	for i := range 40 {
+		st := ci.StatusSuccess
+		switch i {
+		case 3:
+			st = ci.StatusFailed
+		case 7:
+			st = ci.StatusError
+		}
+		m.jobs = append(m.jobs, ci.Job{ID: fmt.Sprintf("019aa00000%02d00000000", i), Status: st})
+	}
+	m.filter = "failed"
+	if got := m.visibleJobs(); len(got) != 2 {
+		t.Fatalf("failed filter: %d jobs", len(got))
+	}
+	m.filter = ""
+	m.update(key("pgdown"))
+	if m.cursor != 12 {
+		t.Fatalf("PgDn moved to %d", m.cursor)
+	}
+}

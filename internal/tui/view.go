@@ -318,7 +318,7 @@ func dashIfEmpty(s string) string {
 
 // Keys lists every key binding; docs/tui.md and the help screen show it.
 var Keys = [][2]string{
-	{"↑/↓, k/j", "move in the jobs table"},
+	{"↑/↓, k/j, PgUp/PgDn", "move in the jobs table"},
 	{"g/G", "first / last job"},
 	{"Enter", "open the job: steps, error, live log"},
 	{"Esc", "back from the job view; clear the filter or the log search"},
@@ -327,11 +327,11 @@ var Keys = [][2]string{
 	{"job view: g/G, f", "top / end of the log (G follows again); f toggles following"},
 	{"job view: / n N", "search the log; next / previous match"},
 	{"job view: r", "retry a finished job and open the new one"},
-	{"n", "start a job (repo, then branch)"},
+	{"n", "start a job: owner/name or a local path, then branch"},
 	{"+ / -", "more / fewer agents"},
 	{"Tab / Shift+Tab", "Jobs, Agents, Mirrors, System"},
 	{"s", "Mirrors tab: ask Gitea to sync the selected mirror"},
-	{"/", "filter by status name or repo text"},
+	{"/", "filter by status name (failed includes error) or repo text"},
 	{"r", "refresh now"},
 	{"?", "this help"},
 	{"q, Ctrl+C", "quit"},
@@ -349,7 +349,7 @@ func (m *Model) help(rows int) []string {
 func (m *Model) footer(w int) string {
 	switch m.mode {
 	case modeFilter:
-		return " filter: " + m.input + "▏" + faint.Render("  (status or repo text; enter applies, esc cancels)")
+		return " filter: " + m.input + "▏" + faint.Render("  (a status — failed includes error — or repo text; enter, esc)")
 	case modeConfirmCancel:
 		id := ""
 		if j := m.selected(); j != nil {
@@ -368,7 +368,7 @@ func (m *Model) footer(w int) string {
 		} else {
 			branch += "▏"
 		}
-		return " new job  repo: " + repo + "  branch: " + branch + faint.Render("  (tab switches, enter starts, esc aborts)")
+		return " new job  repo: " + repo + "  branch: " + branch + faint.Render("  (owner/name or a local path; tab, enter, esc)")
 	}
 	if m.status != "" {
 		return " " + m.status
@@ -379,7 +379,15 @@ func (m *Model) footer(w int) string {
 	if m.detail != nil {
 		return faint.Render(" ↑↓ PgUp/PgDn scroll · G follow · / search · c cancel · r retry · esc back")
 	}
-	return faint.Render(" ↑↓ move · enter open · c cancel · n new · +/- agents · tab view · / filter · ? help · q quit")
+	switch m.tab {
+	case tabAgents:
+		return faint.Render(" +/- agents · tab view · r refresh · ? help · q quit")
+	case tabMirrors:
+		return faint.Render(" ↑↓ move · s sync now · tab view · r refresh · ? help · q quit")
+	case tabSystem:
+		return faint.Render(" tab view · r refresh · ? help · q quit")
+	}
+	return faint.Render(" ↑↓ move · enter open · c cancel · n new · / filter · tab views · ? help · q quit")
 }
 
 func (m *Model) mirrorsView(w, rows int) []string {
