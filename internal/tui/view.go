@@ -387,7 +387,7 @@ func (m *Model) footer(w int) string {
 	case tabSystem:
 		return faint.Render(" tab view · r refresh · ? help · q quit")
 	}
-	return faint.Render(" ↑↓ move · enter open · c cancel · n new · / filter · tab views · ? help · q quit")
+	return faint.Render(" ↑↓ move · enter open · c cancel · n new · +/- agents · / filter · ? help")
 }
 
 func (m *Model) mirrorsView(w, rows int) []string {
