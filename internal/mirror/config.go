@@ -198,13 +198,13 @@ func parseEntry(f *yamlfile.File, n *yaml.Node, i int, d defaults) (Entry, error
 			if !ok || s == "" {
 				return f.At(val, field, "must be a string")
 			}
-			e.Source = s
+			e.Source = stripHost(s, "github.com")
 		case "target":
 			s, ok := yamlfile.String(val)
 			if !ok || s == "" {
 				return f.At(val, field, "must be a string")
 			}
-			target, targetNode = s, val
+			target, targetNode = stripHost(s, ""), val
 		case "include":
 			includeNode = val
 		case "exclude":
@@ -219,11 +219,20 @@ func parseEntry(f *yamlfile.File, n *yaml.Node, i int, d defaults) (Entry, error
 	if err != nil {
 		return e, err
 	}
-	if typeNode == nil {
-		return e, f.At(n, prefix+".type", "is missing (single or org)")
-	}
 	if e.Source == "" {
 		return e, f.At(n, prefix+".source", "is missing")
+	}
+	if typeNode == nil {
+		// Without a type, the source says which: owner/repository is a
+		// single mirror, an owner alone an org (the seed's mirrors.yaml).
+		switch {
+		case ownerAndRepo.MatchString(e.Source):
+			e.Type = TypeSingle
+		case ownerOnly.MatchString(e.Source):
+			e.Type = TypeOrg
+		default:
+			return e, f.At(n, prefix+".source", "%q is neither owner/repository nor an owner on GitHub", e.Source)
+		}
 	}
 	switch e.Type {
 	case TypeSingle:
@@ -271,9 +280,42 @@ func parseEntry(f *yamlfile.File, n *yaml.Node, i int, d defaults) (Entry, error
 	return e, nil
 }
 
+// stripHost turns the URL forms of a repository or owner into owner[/name]:
+// https://github.com/user/repo(.git), github.com/user/repo, and for targets
+// gitea.dgx.local/user/repo. With host set, only that host is removed when
+// written without a scheme (a bare "user/repo" stays as it is).
+func stripHost(s, host string) string {
+	s = strings.TrimSpace(s)
+	schemed := false
+	for _, scheme := range []string{"https://", "http://"} {
+		if rest, ok := strings.CutPrefix(s, scheme); ok {
+			s, schemed = rest, true
+		}
+	}
+	parts := strings.Split(strings.Trim(s, "/"), "/")
+	drop := schemed && len(parts) > 1
+	if !schemed {
+		if host != "" {
+			drop = strings.EqualFold(parts[0], host) && len(parts) > 1
+		} else {
+			drop = len(parts) == 3 || (len(parts) == 2 && strings.Contains(parts[0], "."))
+		}
+	}
+	if drop {
+		parts = parts[1:]
+	}
+	out := strings.Join(parts, "/")
+	return strings.TrimSuffix(out, ".git")
+}
+
+// patterns reads include or exclude: a list of regular expressions, or one
+// as a plain string (the seed's form).
 func patterns(f *yamlfile.File, n *yaml.Node, field string) ([]*regexp.Regexp, error) {
 	if n == nil {
 		return nil, nil
+	}
+	if n.Kind == yaml.ScalarNode {
+		n = &yaml.Node{Kind: yaml.SequenceNode, Line: n.Line, Column: n.Column, Content: []*yaml.Node{n}}
 	}
 	if n.Kind != yaml.SequenceNode {
 		return nil, f.At(n, field, "must be a list of regular expressions")

@@ -3,6 +3,7 @@ package mirror_test
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +56,7 @@ func TestParseErrorsNameLineEntryAndField(t *testing.T) {
 		{"unknown top", "mirror: []\n", "m.yaml:1: mirror: unknown field"},
 		{"unknown entry field", "mirrors:\n  - type: org\n    source: acme\n    inclde: [x]\n", "m.yaml:4: mirrors[0].inclde: unknown field"},
 		{"bad type", "mirrors:\n  - type: group\n    source: acme\n", "m.yaml:2: mirrors[0].type: must be single or org"},
-		{"missing type", "mirrors:\n  - source: acme\n", "m.yaml:2: mirrors[0].type: is missing"},
+		{"type not inferable", "mirrors:\n  - source: a/b/c/d\n", "m.yaml:2: mirrors[0].source: \"a/b/c/d\" is neither owner/repository nor an owner"},
 		{"bad regex", "mirrors:\n  - type: single\n    source: a/b\n  - type: org\n    source: acme\n    exclude: [\"(\"]\n", "m.yaml:6: mirrors[1].exclude[0]: bad regular expression"},
 		{"single needs owner/repo", "mirrors:\n  - {type: single, source: acme}\n", "mirrors[0].source: \"acme\" must be owner/repository"},
 		{"filters on single", "mirrors:\n  - {type: single, source: a/b, include: [x]}\n", "mirrors[0]: include and exclude apply to org entries only"},
@@ -133,4 +134,31 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The seed's own mirrors.yaml: URL sources, host-qualified targets, no type,
+// include as one string — read as written, beside the short form.
+func TestSeedMirrorsFileIsAccepted(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "seed-mirrors.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := mirror.Parse("seed-mirrors.yaml", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Entries) != 3 {
+		t.Fatalf("%d entries", len(cfg.Entries))
+	}
+	one, org, two := cfg.Entries[0], cfg.Entries[1], cfg.Entries[2]
+	if one.Type != mirror.TypeSingle || one.Source != "user/repo" || one.TargetOwner != "user" || one.TargetName != "repo" {
+		t.Errorf("single from URLs: %+v", one)
+	}
+	if org.Type != mirror.TypeOrg || org.Source != "raibid-labs" || org.TargetOwner != "raibid-labs" ||
+		len(org.Include) != 1 || !org.Include[0].MatchString("rust-daq") || org.Include[0].MatchString("web") {
+		t.Errorf("org with include string: %+v", org)
+	}
+	if two.Source != "user/other" || two.TargetOwner != "mirrors" || two.TargetName != "other" {
+		t.Errorf("github.com without scheme, target owner only: %+v", two)
+	}
 }
