@@ -20,6 +20,7 @@ import (
 // addForgeFlags declares where the mirror code finds GitHub and Gitea.
 func addForgeFlags(f *pflag.FlagSet) {
 	f.String("github-api-url", github.DefaultAPIURL, "GitHub's REST API (GitHub Enterprise: https://<host>/api/v3)")
+	f.Duration("migrate-timeout", gitea.DefaultMigrateTimeout, "how long one mirror migration may take before it is reported as still running in Gitea")
 	addSecretFlags(f, "github-token", "gitea-token")
 }
 
@@ -41,7 +42,11 @@ func mirrorClients(cmd *cobra.Command, log *slog.Logger) (*github.Client, *gitea
 	if gtToken == "" {
 		log.Warn("no Gitea token (RAIBID_GITEA_TOKEN or --gitea-token-file): Gitea will refuse to create mirrors")
 	}
-	return github.NewClient(apiURL, ghToken, log), gitea.NewClient(giteaURL, gtToken, log), ghToken, nil
+	gt := gitea.NewClient(giteaURL, gtToken, log)
+	if f := cmd.Flags().Lookup("migrate-timeout"); f != nil {
+		gt.MigrateTimeout, _ = cmd.Flags().GetDuration("migrate-timeout")
+	}
+	return github.NewClient(apiURL, ghToken, log), gt, ghToken, nil
 }
 
 func newMirrorCmd() *cobra.Command {
@@ -174,7 +179,7 @@ func printItems(w io.Writer, items []mirror.Item, asJSON bool) error {
 	tw.Flush()
 	var parts []string
 	for _, a := range []mirror.Action{mirror.ActionCreate, mirror.ActionCreated, mirror.ActionRepaired, mirror.ActionExists,
-		mirror.ActionExcluded, mirror.ActionConflict, mirror.ActionFailed, mirror.ActionError} {
+		mirror.ActionExcluded, mirror.ActionRunning, mirror.ActionConflict, mirror.ActionFailed, mirror.ActionError} {
 		if counts[a] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[a], a))
 		}

@@ -18,6 +18,9 @@ const (
 	ActionRepaired Action = "repaired"
 	// ActionFailed: the migration failed; Reason says why.
 	ActionFailed Action = "failed"
+	// ActionRunning: Gitea did not answer within the migration timeout; it
+	// is most likely still cloning and finishes on its own.
+	ActionRunning Action = "running"
 )
 
 // SyncOptions configure Sync.
@@ -90,6 +93,10 @@ func migrate(ctx context.Context, it *Item, gt Gitea, opts SyncOptions, done Act
 		if it.Leftover && opts.Repair && done != ActionRepaired {
 			repair(ctx, it, gt, opts)
 		}
+		return
+	}
+	if errors.Is(err, gitea.ErrStillRunning) {
+		it.Action, it.Reason = ActionRunning, "still running in Gitea after the migration timeout; `raibid mirror list` shows when it is done"
 		return
 	}
 	if err != nil {

@@ -302,3 +302,20 @@ func TestRepairNeverDeletesAUsersEmptyRepositoryAgainstFakeGitea(t *testing.T) {
 		t.Fatalf("the user's repository was replaced: %+v %v", r, ok)
 	}
 }
+
+// A migration slower than the migrate timeout is "still running in Gitea",
+// not a failure (Gitea goes on cloning after the client gives up).
+func TestSlowMigrationIsReportedRunningAgainstFakeGitea(t *testing.T) {
+	f := newForges(t)
+	f.gt.MigrateDelay = 600 * time.Millisecond
+	f.gtc.MigrateTimeout = 100 * time.Millisecond
+	cfg := parse(t, "defaults: {owner: mirrors}\nmirrors:\n  - {type: single, source: alice/tool}\n")
+	plan, err := mirror.Plan(t.Context(), cfg, f.ghc, f.gtc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := mirror.Sync(t.Context(), plan, f.gtc, mirror.SyncOptions{})
+	if res[0].Action != mirror.ActionRunning || !strings.Contains(res[0].Reason, "still running in Gitea") {
+		t.Fatalf("slow migration: %+v", res[0])
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -21,6 +22,10 @@ var ErrNotFound = errors.New("gitea: not found")
 // ErrConflict is Gitea's 409: a repository of that name already exists (for a
 // failed migration, until it is deleted).
 var ErrConflict = errors.New("gitea: a repository of that name already exists")
+
+// ErrStillRunning means a migration did not answer within its timeout:
+// Gitea is most likely still cloning, and finishes on its own.
+var ErrStillRunning = errors.New("gitea: the migration is still running in Gitea")
 
 // Repo is the part of Gitea's repository object mirroring needs.
 type Repo struct {
@@ -95,7 +100,18 @@ func (c *Client) ListRepos(ctx context.Context, owner string) ([]Repo, error) {
 // Gitea clones before it answers, so this can take minutes for a big repository.
 func (c *Client) Migrate(ctx context.Context, opts MigrateOptions) (*Repo, error) {
 	var r Repo
-	if _, err := c.call(ctx, http.MethodPost, "/api/v1/repos/migrate", opts, &r); err != nil {
+	timeout := c.MigrateTimeout
+	if timeout <= 0 {
+		timeout = DefaultMigrateTimeout
+	}
+	// A client of its own: the shared one's timeout is for quick calls.
+	long := *c
+	long.HTTP = &http.Client{Transport: c.HTTP.Transport, Timeout: timeout}
+	if _, err := long.call(ctx, http.MethodPost, "/api/v1/repos/migrate", opts, &r); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, fmt.Errorf("gitea migrate %s/%s: no answer within %s: %w", opts.RepoOwner, opts.RepoName, timeout, ErrStillRunning)
+		}
 		return nil, fmt.Errorf("gitea migrate %s/%s: %w", opts.RepoOwner, opts.RepoName, err)
 	}
 	return &r, nil

@@ -38,7 +38,15 @@ type Client struct {
 	Log     *slog.Logger
 	// Backoff is the first retry delay; it doubles up to 5 tries.
 	Backoff time.Duration
+	// MigrateTimeout bounds one migration (default DefaultMigrateTimeout):
+	// Gitea clones the whole source before it answers, which takes minutes
+	// for a large repository — far past HTTP's timeout for other calls.
+	MigrateTimeout time.Duration
 }
+
+// DefaultMigrateTimeout is how long a migration may take before it is
+// reported as still running in Gitea.
+const DefaultMigrateTimeout = 30 * time.Minute
 
 // NewClient returns a client for the Gitea at baseURL.
 func NewClient(baseURL, token string, log *slog.Logger) *Client {
