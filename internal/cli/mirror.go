@@ -116,7 +116,8 @@ func newMirrorSyncCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res := mirror.Sync(cmd.Context(), items, gt, mirror.SyncOptions{GitHubToken: ghToken, Repair: repair})
+			createOwners, _ := cmd.Flags().GetBool("create-owners")
+			res := mirror.Sync(cmd.Context(), items, gt, mirror.SyncOptions{GitHubToken: ghToken, Repair: repair, CreateOwners: createOwners})
 			if err := printItems(cmd.OutOrStdout(), res, asJSON); err != nil {
 				return err
 			}
@@ -133,6 +134,7 @@ func newMirrorSyncCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().Bool("repair", false, "delete the empty repository a failed migration left behind and migrate again")
+	cmd.Flags().Bool("create-owners", false, "create target owners missing in Gitea as organisations")
 	return cmd
 }
 

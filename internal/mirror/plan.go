@@ -40,6 +40,8 @@ type Gitea interface {
 	Migrate(ctx context.Context, opts gitea.MigrateOptions) (*gitea.Repo, error)
 	MirrorSync(ctx context.Context, owner, name string) error
 	DeleteRepo(ctx context.Context, owner, name string) error
+	OwnerExists(ctx context.Context, owner string) (bool, error)
+	CreateOrg(ctx context.Context, name string) error
 }
 
 var (
@@ -57,6 +59,9 @@ type Item struct {
 	// Leftover: the conflict is an empty repository left by a failed
 	// migration, which sync --repair may delete and migrate again.
 	Leftover bool `json:"leftover,omitempty"`
+	// OwnerMissing: the target owner does not exist in Gitea; sync reports
+	// it, or with CreateOwners creates the organisation first.
+	OwnerMissing bool `json:"owner_missing,omitempty"`
 
 	cloneURL    string
 	description string
@@ -76,6 +81,18 @@ func (it *Item) TargetParts() (owner, name string) {
 func Plan(ctx context.Context, cfg *Config, gh GitHub, gt Gitea) ([]Item, error) {
 	var items []Item
 	planned := map[string]int{} // lower-case target → index in items
+	owners := map[string]bool{} // lower-case Gitea owner → exists
+	ownerExists := func(owner string) (bool, error) {
+		key := strings.ToLower(owner)
+		if ok, known := owners[key]; known {
+			return ok, nil
+		}
+		ok, err := gt.OwnerExists(ctx, owner)
+		if err == nil {
+			owners[key] = ok
+		}
+		return ok, err
+	}
 	add := func(it Item) error {
 		if it.Action == ActionExcluded || it.Action == ActionError {
 			items = append(items, it)
@@ -89,6 +106,17 @@ func Plan(ctx context.Context, cfg *Config, gh GitHub, gt Gitea) ([]Item, error)
 		}
 		if err := checkTarget(ctx, gt, &it); err != nil {
 			return err
+		}
+		if it.Action == ActionCreate {
+			owner, _ := it.TargetParts()
+			ok, err := ownerExists(owner)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				it.OwnerMissing = true
+				it.Reason = "Gitea has no user or organisation " + owner + ": create it, or run sync --create-owners to make it an organisation"
+			}
 		}
 		planned[key] = len(items)
 		items = append(items, it)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,9 @@ type SyncOptions struct {
 	// Parallel is how many migrations run at once (default 4): Gitea clones
 	// before it answers, so one at a time makes a large org's first sync slow.
 	Parallel int
+	// CreateOwners creates missing target owners as organisations; without
+	// it, items whose owner is missing are errors (Gitea would answer 422).
+	CreateOwners bool
 }
 
 // Sync carries out a plan: each create is migrated as a pull mirror
@@ -48,7 +52,29 @@ func Sync(ctx context.Context, items []Item, gt Gitea, opts SyncOptions) []Item 
 	if opts.Parallel <= 0 {
 		opts.Parallel = 4
 	}
+	items = append([]Item(nil), items...) // the caller's plan stays as it was
 	out := make([]Item, len(items))
+	created := map[string]error{} // owners made here, once each
+	for i := range items {
+		it := &items[i]
+		if !it.OwnerMissing || it.Action != ActionCreate {
+			continue
+		}
+		owner, _ := it.TargetParts()
+		if !opts.CreateOwners {
+			it.Action = ActionError
+			continue
+		}
+		key := strings.ToLower(owner)
+		if _, done := created[key]; !done {
+			created[key] = gt.CreateOrg(ctx, owner)
+		}
+		if err := created[key]; err != nil {
+			it.Action, it.Reason = ActionFailed, err.Error()
+		} else {
+			it.OwnerMissing, it.Reason = false, ""
+		}
+	}
 	slots := make(chan struct{}, opts.Parallel)
 	var wg sync.WaitGroup
 	for i, it := range items {

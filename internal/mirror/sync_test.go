@@ -319,3 +319,29 @@ func TestSlowMigrationIsReportedRunningAgainstFakeGitea(t *testing.T) {
 		t.Fatalf("slow migration: %+v", res[0])
 	}
 }
+
+// A target owner Gitea does not have: plan says so (not a bare "create"),
+// sync reports it without a 422 from Gitea, --create-owners makes the
+// organisation and migrates.
+func TestMissingTargetOwnerAgainstFakeGitea(t *testing.T) {
+	f := newForges(t)
+	cfg := parse(t, "mirrors:\n  - {type: single, source: alice/tool, target: newowner/tool}\n")
+	plan, err := mirror.Plan(t.Context(), cfg, f.ghc, f.gtc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan[0].Action != mirror.ActionCreate || !plan[0].OwnerMissing || !strings.Contains(plan[0].Reason, "--create-owners") {
+		t.Fatalf("plan: %+v", plan[0])
+	}
+	res := mirror.Sync(t.Context(), plan, f.gtc, mirror.SyncOptions{})
+	if res[0].Action != mirror.ActionError || len(f.gt.Migrations()) != 0 {
+		t.Fatalf("sync without --create-owners: %+v, %d migrations", res[0], len(f.gt.Migrations()))
+	}
+	res = mirror.Sync(t.Context(), plan, f.gtc, mirror.SyncOptions{CreateOwners: true})
+	if res[0].Action != mirror.ActionCreated {
+		t.Fatalf("sync --create-owners: %+v", res[0])
+	}
+	if r, ok := f.gt.Repo("newowner/tool"); !ok || !r.Mirror {
+		t.Fatalf("mirror not created under the new organisation: %+v", r)
+	}
+}

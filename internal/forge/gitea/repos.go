@@ -67,6 +67,27 @@ func (c *Client) GetRepo(ctx context.Context, owner, name string) (*Repo, error)
 	return &r, nil
 }
 
+// OwnerExists reports whether Gitea has a user or organisation called owner
+// (GET /api/v1/users/{name} answers for both).
+func (c *Client) OwnerExists(ctx context.Context, owner string) (bool, error) {
+	_, err := c.call(ctx, http.MethodGet, "/api/v1/users/"+url.PathEscape(owner), nil, nil)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("gitea owner %s: %w", owner, err)
+	}
+	return true, nil
+}
+
+// CreateOrg creates an organisation (POST /api/v1/orgs).
+func (c *Client) CreateOrg(ctx context.Context, name string) error {
+	if _, err := c.call(ctx, http.MethodPost, "/api/v1/orgs", map[string]string{"username": name}, nil); err != nil {
+		return fmt.Errorf("gitea create organisation %s: %w", name, err)
+	}
+	return nil
+}
+
 // ListRepos lists the repositories of owner, an organisation
 // (GET /api/v1/orgs/{org}/repos) or else a user (GET /api/v1/users/{user}/repos),
 // page by page until a short page.

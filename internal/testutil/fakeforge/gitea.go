@@ -176,6 +176,39 @@ func (g *Gitea) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case len(parts) == 3 && (parts[0] == "orgs" || parts[0] == "users") && parts[2] == "repos" && r.Method == http.MethodGet:
 		g.list(w, r, parts[0], parts[1])
+	case len(parts) == 2 && (parts[0] == "orgs" || parts[0] == "users") && r.Method == http.MethodGet:
+		// GET /orgs/{org} knows organisations only; GET /users/{name}
+		// answers for users and organisations alike, as Gitea's does.
+		g.mu.Lock()
+		name := strings.ToLower(parts[1])
+		ok := g.orgs[name] || (parts[0] == "users" && g.users[name])
+		g.mu.Unlock()
+		if !ok {
+			fail(w, http.StatusNotFound, "The target couldn't be found.")
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": len(name), "username": parts[1], "login": parts[1]})
+	case len(parts) == 1 && parts[0] == "orgs" && r.Method == http.MethodPost:
+		var body struct {
+			Username string `json:"username"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Username == "" {
+			fail(w, http.StatusUnprocessableEntity, "[Username]: Required")
+			return
+		}
+		g.mu.Lock()
+		name := strings.ToLower(body.Username)
+		taken := g.orgs[name] || g.users[name]
+		if !taken {
+			g.orgs[name] = true
+		}
+		g.mu.Unlock()
+		if taken {
+			fail(w, http.StatusUnprocessableEntity, "user already exists [name: "+body.Username+"]")
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": len(name), "username": body.Username})
 	default:
 		fail(w, http.StatusNotFound, "The target couldn't be found.")
 	}
