@@ -326,7 +326,8 @@ func patterns(f *yamlfile.File, n *yaml.Node, field string) ([]*regexp.Regexp, e
 		if !ok || s == "" {
 			return nil, f.At(p, fmt.Sprintf("%s[%d]", field, i), "must be a regular expression string")
 		}
-		re, err := regexp.Compile(s)
+		// GitHub's names are case-insensitive; so is the match.
+		re, err := regexp.Compile("(?i)" + s)
 		if err != nil {
 			return nil, f.At(p, fmt.Sprintf("%s[%d]", field, i), "bad regular expression: %v", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 		}

@@ -2,10 +2,13 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 )
 
 // DefaultRescan is how often the server re-lists org entries for new repositories.
@@ -119,10 +122,11 @@ func (s *Service) TargetOf(source string) (string, bool) { return s.opts.Config.
 // Mirrors reports whether target is one of the configured mirrors.
 func (s *Service) Mirrors(target string) bool { return s.opts.Config.Mirrors(target) }
 
-// TriggerAsync asks Gitea to sync target in the background and returns at
+// TriggerAsync asks Gitea to sync target (the mirror of source) in the
+// background and returns at
 // once. Pushes that arrive while a sync call for the same repository is in
 // flight coalesce into one more call after it.
-func (s *Service) TriggerAsync(target string) {
+func (s *Service) TriggerAsync(source, target string) {
 	key := strings.ToLower(target)
 	s.mu.Lock()
 	if _, busy := s.inFlight[key]; busy {
@@ -134,7 +138,11 @@ func (s *Service) TriggerAsync(target string) {
 	s.mu.Unlock()
 	s.triggers.Go(func() {
 		for {
-			_ = s.Trigger(s.ctx, target)
+			if err := s.Trigger(s.ctx, target); errors.Is(err, gitea.ErrNotFound) && source != "" {
+				// A repository new on GitHub that the file mirrors: make its
+				// mirror now rather than at the next rescan.
+				s.createOne(s.ctx, source, target)
+			}
 			s.mu.Lock()
 			again := s.inFlight[key]
 			if !again || s.ctx.Err() != nil {
@@ -146,6 +154,44 @@ func (s *Service) TriggerAsync(target string) {
 			s.mu.Unlock()
 		}
 	})
+}
+
+// createOne migrates the mirror of one source the config selects.
+func (s *Service) createOne(ctx context.Context, source, target string) {
+	if s.opts.GitHub == nil {
+		return
+	}
+	owner, name, _ := strings.Cut(source, "/")
+	repo, err := s.opts.GitHub.GetRepo(ctx, owner, name)
+	if err != nil {
+		s.log.Error("new mirror: GitHub repository", "source", source, "err", err)
+		return
+	}
+	// The mirror takes GitHub's spelling of the name, not the push's.
+	var entry *Entry
+	for i := range s.opts.Config.Entries {
+		e := &s.opts.Config.Entries[i]
+		if t, ok := (&Config{Entries: []Entry{*e}}).TargetOf(repo.FullName); ok && strings.EqualFold(t, target) {
+			entry, target = e, t
+			break
+		}
+	}
+	if entry == nil {
+		return
+	}
+	it := Item{Entry: entry.Index, Source: repo.FullName, Target: target}
+	it.fill(entry, repo)
+	if err := checkTarget(ctx, s.opts.Gitea, &it); err != nil {
+		s.log.Error("new mirror: Gitea", "repo", target, "err", err)
+		return
+	}
+	res := Sync(ctx, []Item{it}, s.opts.Gitea, SyncOptions{GitHubToken: s.opts.GitHubToken,
+		Observe: func(target string, d time.Duration, err error) { s.observe("migrate", target, d, err) }})
+	if res[0].Action == ActionCreated {
+		s.log.Info("mirror created for a new repository", "repo", target, "source", source)
+	} else {
+		s.log.Error("mirror of a new repository not created", "repo", target, "action", string(res[0].Action), "reason", res[0].Reason)
+	}
 }
 
 // Trigger asks Gitea to sync target now (Gitea queues the fetch).

@@ -62,7 +62,7 @@ func (s *Server) handleGitHubSyncWebhook(w http.ResponseWriter, r *http.Request)
 		writeJSON(w, http.StatusOK, map[string]string{"ignored": push.Repo + " is not mirrored by the mirrors file"})
 		return
 	}
-	s.opts.Mirrors.TriggerAsync(target)
+	s.opts.Mirrors.TriggerAsync(push.Repo, target)
 	result("accepted")
 	writeJSON(w, http.StatusAccepted, map[string]string{"mirror": target, "source": push.Repo})
 }

@@ -189,3 +189,25 @@ func TestMirrorsOffByDefault(t *testing.T) {
 		t.Fatalf("github-sync without mirrors: %d %v", code, out)
 	}
 }
+
+// A push for a repository new on GitHub, in a mirrored organisation and
+// matching its filters, gets its mirror at once (not at the next rescan);
+// names match case-insensitively, as on GitHub.
+func TestPushOfANewRepositoryCreatesItsMirror(t *testing.T) {
+	e := startMirrors(t, 0)
+	e.gh.AddOrg("acme", fakeforge.GitHubRepo{Name: "svc-new"})
+	code, out := e.githubHook("push", pushOf("ACME/Svc-New"), "")
+	if code != 202 {
+		t.Fatalf("push: %d %v", code, out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if r, ok := e.gt.Repo("acme/svc-new"); ok && r.Mirror {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no mirror of the new repository; migrations %+v", e.gt.Migrations())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -156,11 +156,18 @@ func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		g.page(w, r, parts[1], repos)
 	case len(parts) == 3 && parts[0] == "repos":
+		// Owner and name are case-insensitive on GitHub; the answer has
+		// their real spelling.
 		for _, set := range []map[string][]GitHubRepo{g.orgs, g.users} {
-			for _, repo := range set[parts[1]] {
-				if strings.EqualFold(repo.Name, parts[2]) {
-					_ = json.NewEncoder(w).Encode(g.repoJSON(parts[1], repo))
-					return
+			for owner, repos := range set {
+				if !strings.EqualFold(owner, parts[1]) {
+					continue
+				}
+				for _, repo := range repos {
+					if strings.EqualFold(repo.Name, parts[2]) {
+						_ = json.NewEncoder(w).Encode(g.repoJSON(owner, repo))
+						return
+					}
 				}
 			}
 		}
