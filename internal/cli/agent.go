@@ -80,6 +80,7 @@ func newAgentCmd() *cobra.Command {
 	f.Bool("allow-local-clone", false, "accept local paths as clone URLs")
 	f.StringSlice("mask", nil, "names of environment variables whose values are masked in logs")
 	addSecretFlags(f, "gitea-token")
+	addRetentionFlags(f)
 	f.String("secrets-key-file", "", "key of the pipeline secrets (the server's file); needed for jobs whose steps name secrets")
 	addAgentFlags(cmd, filepath.Join(os.TempDir(), "raibid-work"))
 	addCacheFlags(cmd, defaultCacheDir())
@@ -104,7 +105,7 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 	if lease < time.Second {
 		return nil, &UsageError{fmt.Errorf("--lease %s: must be at least 1s", lease)}
 	}
-	st := store.New(rdb, store.Options{Prefix: prefix})
+	st := store.New(rdb, storeOptions(cmd, prefix))
 	q := queue.New(rdb, queue.Options{Keys: queue.KeysWithPrefix(prefix), Lease: lease,
 		MaxDeliveries: maxDeliveries, OnDeadLetter: st.EndDeadLetter})
 	token, err := secret(cmd, "gitea-token")

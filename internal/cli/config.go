@@ -12,6 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
 // secret reads a secret from RAIBID_<NAME> or from the file named by
@@ -80,3 +82,20 @@ func init() {
 type quietLogger struct{}
 
 func (quietLogger) Printf(context.Context, string, ...any) {}
+
+// addRetentionFlags declares how long finished jobs are kept; the server and
+// the agents both end jobs, so both take them (give both the same values).
+func addRetentionFlags(f *pflag.FlagSet) {
+	f.Duration("job-retention", store.DefaultFinishedTTL, "how long a finished job's summary is kept (commit status links point at it)")
+	f.Duration("log-retention", store.DefaultLogTTL, "how long a finished job's log is kept (at most --job-retention)")
+}
+
+// storeOptions are the store's settings from the flags.
+func storeOptions(cmd *cobra.Command, prefix string) store.Options {
+	o := store.Options{Prefix: prefix}
+	if cmd.Flags().Lookup("job-retention") != nil {
+		o.FinishedTTL, _ = cmd.Flags().GetDuration("job-retention")
+		o.LogTTL, _ = cmd.Flags().GetDuration("log-retention")
+	}
+	return o
+}

@@ -34,6 +34,7 @@ func addServerFlags(cmd *cobra.Command) {
 	f.Duration("header-timeout", server.DefaultHeaderTimeout, "time a client has to send a request's headers")
 	f.Duration("body-timeout", server.DefaultBodyTimeout, "time a client has to send a request's body")
 	f.String("body-bytes-in-flight", "64MiB", "webhook body bytes read at once, across all clients; past it webhooks get 503 with Retry-After")
+	addRetentionFlags(f)
 	addSecretFlags(f, "webhook-secret", "api-token", "github-webhook-secret")
 	addForgeFlags(f)
 	addKubeFlags(f)
@@ -104,7 +105,7 @@ func serverConfig(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger) (*ser
 	if apiToken == "" {
 		log.Warn("no API token (RAIBID_API_TOKEN or --api-token-file): the API is open to anyone who can reach it")
 	}
-	st := store.New(rdb, store.Options{Prefix: prefix})
+	st := store.New(rdb, storeOptions(cmd, prefix))
 	q := queue.New(rdb, queue.Options{
 		Keys: queue.KeysWithPrefix(prefix), Lease: lease, MaxDeliveries: maxDeliveries,
 		OnDeadLetter: st.EndDeadLetter,

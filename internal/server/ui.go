@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -190,7 +191,7 @@ func (s *Server) handleUIJob(w http.ResponseWriter, r *http.Request) {
 	j, err := s.opts.Store.Get(r.Context(), id)
 	switch {
 	case errors.Is(err, ci.ErrNotFound):
-		http.Error(w, "job not found (finished jobs are kept 24 hours)", http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("job not found (finished jobs are kept %s)", ci.ShortAge(s.opts.Store.JobTTL())), http.StatusNotFound)
 		return
 	case err != nil:
 		http.Error(w, "job store unavailable", http.StatusServiceUnavailable)
@@ -215,7 +216,18 @@ func (s *Server) handleUIJob(w http.ResponseWriter, r *http.Request) {
 	if len(lines) > 0 {
 		p.After = lines[len(lines)-1].ID
 	}
+	p.LogExpired = logExpired(j, total, s.opts.Store.LogTTL(), time.Now())
 	s.uiError(s.pages.Job(w, p))
+}
+
+// logExpired says why a finished job shows no log: it ended longer ago than
+// logs are kept. "" when the log is there (or the job just has none yet).
+func logExpired(j *ci.Job, lines int64, ttl time.Duration, now time.Time) string {
+	if lines > 0 || j.FinishedAt == nil || now.Sub(*j.FinishedAt) < ttl {
+		return ""
+	}
+	return fmt.Sprintf("Log expired: logs are kept %s after a job ends (--log-retention); this job ended %s ago.",
+		ci.ShortAge(ttl), ci.ShortAge(now.Sub(*j.FinishedAt)))
 }
 
 // stepsUnsettled: the job has ended but a step still shows running — the

@@ -312,3 +312,20 @@ func TestUISessionCookieSecureBehindTLSProxy(t *testing.T) {
 		}
 	}
 }
+
+// A finished job whose log has expired still has its page (the commit
+// status links to it), which says the log expired instead of a 404.
+func TestUIJobWithExpiredLog(t *testing.T) {
+	e := start(t)
+	id := e.runningJob(t, "x")
+	ctx := context.Background()
+	e.store.AppendLog(ctx, id, ci.LogLine{Step: "s", Stream: "stdout", Text: "gone soon"})
+	e.store.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusSuccess, At: time.Now().Add(-25 * time.Hour)})
+	e.redis.Client().Del(ctx, "job:"+id+":log") // as the log's 24 h TTL would
+	b := newBrowser(t, e)
+	b.login()
+	resp, page := b.get("/ui/jobs/" + id)
+	if resp.StatusCode != 200 || !strings.Contains(page, "Log expired: logs are kept 24h after a job ends") || !strings.Contains(page, "ended 25h ago") {
+		t.Fatalf("%d\n%s", resp.StatusCode, page)
+	}
+}

@@ -23,7 +23,9 @@ import (
 // are counted, not stored.
 //
 // KEYS: job hash, log stream.
-// ARGV: writer, batch, max bytes, then per line: step, stream, time, text, cont.
+// ARGV: writer, batch, max bytes, log ttl s, then per line: step, stream,
+// time, text, cont. Lines written after the job ended (an agent's last
+// words) give the log the expiry a finished job's log has.
 // Returns {stored, last line number}; stored -1: no such job, 0: a repeat.
 var appendLogScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
@@ -35,7 +37,7 @@ end
 local bytes = tonumber(redis.call('HGET', KEYS[1], 'log_bytes') or '0')
 local max = tonumber(ARGV[3])
 local dropped = 0
-for i = 4, #ARGV, 5 do
+for i = 5, #ARGV, 5 do
   local text = ARGV[i + 3]
   if max > 0 and bytes + #text > max then
     dropped = dropped + 1
@@ -52,6 +54,9 @@ for i = 4, #ARGV, 5 do
   end
 end
 redis.call('HSET', KEYS[1], 'log_n', n, 'log_bytes', bytes)
+if redis.call('TTL', KEYS[1]) > 0 and redis.call('TTL', KEYS[2]) == -1 then
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
 if dropped > 0 then redis.call('HINCRBY', KEYS[1], 'log_dropped', dropped) end
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'log_b:' .. ARGV[1], ARGV[2]) end
 return {1, n}
@@ -72,8 +77,8 @@ func (s *Store) AppendLogBatch(ctx context.Context, jobID, writer string, batch 
 	if len(lines) == 0 {
 		return 0, nil
 	}
-	args := make([]any, 0, 3+5*len(lines))
-	args = append(args, writer, batch, s.opts.MaxLogBytes)
+	args := make([]any, 0, 4+5*len(lines))
+	args = append(args, writer, batch, s.opts.MaxLogBytes, int(s.opts.LogTTL.Seconds()))
 	for _, l := range lines {
 		if l.Time.IsZero() {
 			l.Time = s.now()

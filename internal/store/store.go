@@ -22,8 +22,12 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 )
 
-// DefaultFinishedTTL is how long a finished job and its log are kept.
-const DefaultFinishedTTL = 24 * time.Hour
+// DefaultFinishedTTL is how long a finished job's summary is kept (what the
+// commit status links to); DefaultLogTTL how long its log is.
+const (
+	DefaultFinishedTTL = 30 * 24 * time.Hour
+	DefaultLogTTL      = 24 * time.Hour
+)
 
 // DefaultMaxLogBytes is the server-wide maximum of one job's log.
 const DefaultMaxLogBytes = 1 << 30
@@ -34,8 +38,10 @@ type Options struct {
 	Prefix string
 	// Queue names the stream that Submit adds entries to.
 	Queue queue.Keys
-	// FinishedTTL is how long a job lives after it finishes.
+	// FinishedTTL is how long a job's summary lives after it finishes.
 	FinishedTTL time.Duration
+	// LogTTL is how long its log lives after it finishes (at most FinishedTTL).
+	LogTTL time.Duration
 	// DeliveryTTL is how long a webhook delivery id is remembered.
 	DeliveryTTL time.Duration
 	// MaxLogBytes is the server-wide maximum of one job's log text: lines
@@ -59,6 +65,10 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.FinishedTTL <= 0 {
 		opts.FinishedTTL = DefaultFinishedTTL
 	}
+	if opts.LogTTL <= 0 {
+		opts.LogTTL = DefaultLogTTL
+	}
+	opts.LogTTL = min(opts.LogTTL, opts.FinishedTTL)
 	if opts.DeliveryTTL <= 0 {
 		opts.DeliveryTTL = 24 * time.Hour
 	}
@@ -179,3 +189,9 @@ func (s *Store) SessionRevoked(ctx context.Context, id string) bool {
 	n, err := s.rdb.Exists(ctx, s.opts.Prefix+"session:revoked:"+id).Result()
 	return err != nil || n > 0
 }
+
+// LogTTL is how long a finished job's log is kept.
+func (s *Store) LogTTL() time.Duration { return s.opts.LogTTL }
+
+// JobTTL is how long a finished job's summary is kept.
+func (s *Store) JobTTL() time.Duration { return s.opts.FinishedTTL }

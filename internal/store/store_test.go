@@ -86,9 +86,13 @@ func TestTransitionIsCompareAndSet(t *testing.T) {
 	if j.Status != ci.StatusCancelled || j.FinishedAt == nil {
 		t.Fatalf("job = %+v", j)
 	}
-	ttl := r.Client().TTL(ctx, "job:"+id).Val()
-	if ttl < 23*time.Hour || ttl > 24*time.Hour {
-		t.Fatalf("finished job TTL = %v, want 24h", ttl)
+	// The summary stays 30 days (commit statuses link to it), the log a day.
+	s.AppendLog(ctx, id, ci.LogLine{Text: "an agent's last words, after the end"})
+	if ttl := r.Client().TTL(ctx, "job:"+id).Val(); ttl < 29*24*time.Hour || ttl > 30*24*time.Hour {
+		t.Fatalf("finished job TTL = %v, want 30 days", ttl)
+	}
+	if ttl := r.Client().TTL(ctx, "job:"+id+":log").Val(); ttl < 23*time.Hour || ttl > 24*time.Hour {
+		t.Fatalf("finished log TTL = %v, want 24h", ttl)
 	}
 	if _, err := s.Transition(ctx, "nope", store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning}); !errors.Is(err, ci.ErrNotFound) {
 		t.Fatalf("missing job: %v", err)

@@ -16,11 +16,11 @@ import (
 
 // transitionScript changes a job's status only from one of the allowed ones,
 // so two writers (an agent finishing, a user cancelling) cannot overwrite each
-// other's verdict. A final status also starts the 24 h expiry of the job and
-// its log.
+// other's verdict. A final status also starts the expiry of the job's summary
+// (30 days by default) and of its log (24 hours).
 //
-// KEYS: job hash, log stream. ARGV: allowed statuses (comma separated), ttl s,
-// final ('1'/'0'), field/value pairs...
+// KEYS: job hash, log stream. ARGV: allowed statuses (comma separated), job
+// ttl s, final ('1'/'0'), log ttl s, field/value pairs...
 var transitionScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return -1 end
@@ -28,11 +28,11 @@ local ok = false
 for s in string.gmatch(ARGV[1], '[^,]+') do if s == cur then ok = true end end
 if not ok then return 0 end
 local f = {}
-for i = 4, #ARGV do f[#f + 1] = ARGV[i] end
+for i = 5, #ARGV do f[#f + 1] = ARGV[i] end
 if #f > 0 then redis.call('HSET', KEYS[1], unpack(f)) end
 if ARGV[3] == '1' then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
 return 1
 `)
@@ -83,7 +83,7 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*ci.Job, e
 	if c.To.Final() {
 		final = "1"
 	}
-	args := []any{strings.Join(from, ","), int(s.opts.FinishedTTL.Seconds()), final}
+	args := []any{strings.Join(from, ","), int(s.opts.FinishedTTL.Seconds()), final, int(s.opts.LogTTL.Seconds())}
 	for k, v := range fields {
 		args = append(args, k, v)
 	}
@@ -158,7 +158,7 @@ func (s *Store) UpdateSteps(ctx context.Context, id string, steps []ci.Step, whi
 	}
 	b, _ := json.Marshal(steps)
 	n, err := transitionScript.Run(ctx, s.rdb, []string{s.jobKey(id), s.logKey(id)},
-		strings.Join(from, ","), 0, "0", "steps", string(b)).Int()
+		strings.Join(from, ","), 0, "0", 0, "steps", string(b)).Int()
 	if err != nil {
 		return wrap("update steps", err)
 	}

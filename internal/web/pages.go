@@ -63,6 +63,9 @@ type JobPage struct {
 	Paged    bool   // an older page: not the live end of the log
 	Follow   bool   // the job is not final and this is the end: follow live
 	After    string // the last line's id, where the live stream starts
+	// LogExpired says the job ended longer ago than logs are kept: its
+	// summary is still here (commit statuses link to it), its log is not.
+	LogExpired string
 }
 
 // LoginPage is the data of /ui/login.
