@@ -21,7 +21,15 @@ const (
 	executorKubernetes = "kubernetes" // the server creates one Job per queued job
 )
 
+// kubeFlagGroup marks the Kubernetes-only flags, which --help lists apart.
+const kubeFlagGroup = "kubernetes"
+
 func addKubeFlags(f *pflag.FlagSet) {
+	defer f.VisitAll(func(fl *pflag.Flag) {
+		if kubeFlagNames[fl.Name] {
+			_ = f.SetAnnotation(fl.Name, "group", []string{kubeFlagGroup})
+		}
+	})
 	f.String("executor", executorNone, "where agents come from: none (started elsewhere), keda (a ScaledJob: --scaled-job), kubernetes (the server creates a Job per queued job)")
 	f.String("namespace", "ci", "Kubernetes namespace of the agents")
 	f.String("scaled-job", "raibid-agent", "with --executor keda: the agent ScaledJob whose maxReplicaCount PUT /scale sets")
@@ -32,6 +40,37 @@ func addKubeFlags(f *pflag.FlagSet) {
 	f.String("agent-service-account", "raibid-agent", "with --executor kubernetes: the agents' service account")
 	f.String("cache-pvc", "raibid-cache", "with --executor kubernetes: PVC mounted as the agents' build cache (empty: none)")
 	f.Int("max-agents", 6, "with --executor kubernetes: agents at most (PUT /scale changes it)")
+}
+
+var kubeFlagNames = map[string]bool{"executor": true, "namespace": true, "scaled-job": true, "agent-image": true,
+	"agent-redis-url": true, "redis-secret": true, "agent-config-map": true, "agent-service-account": true,
+	"cache-pvc": true, "max-agents": true}
+
+// groupKubeFlags makes cmd's help list the Kubernetes-only flags under a
+// heading of their own, after the flags everyone uses.
+func groupKubeFlags(cmd *cobra.Command) {
+	cmd.SetUsageFunc(func(c *cobra.Command) error {
+		plain, kube := pflag.NewFlagSet("", pflag.ContinueOnError), pflag.NewFlagSet("", pflag.ContinueOnError)
+		c.LocalFlags().VisitAll(func(fl *pflag.Flag) {
+			if fl.Hidden {
+				return
+			}
+			if g := fl.Annotations["group"]; len(g) == 1 && g[0] == kubeFlagGroup {
+				kube.AddFlag(fl)
+			} else {
+				plain.AddFlag(fl)
+			}
+		})
+		out := c.OutOrStderr()
+		fmt.Fprintf(out, "Usage:\n  %s\n\nFlags:\n%s", c.UseLine(), plain.FlagUsages())
+		if kube.HasFlags() {
+			fmt.Fprintf(out, "\nKubernetes flags (--executor keda|kubernetes; nothing else uses them):\n%s", kube.FlagUsages())
+		}
+		if c.HasAvailableInheritedFlags() {
+			fmt.Fprintf(out, "\nGlobal Flags:\n%s", c.InheritedFlags().FlagUsages())
+		}
+		return nil
+	})
 }
 
 // kubeOptions fills the server's executor, scaler and pod lister from flags.

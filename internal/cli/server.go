@@ -22,7 +22,7 @@ import (
 func addServerFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.String("addr", ":8080", "listen address of the HTTP API")
-	f.String("gitea-url", "", "the Gitea instance (clone URLs of manual triggers)")
+	f.String("gitea-url", "", "the Gitea instance: agents fetch only from its host; commit statuses; clone URLs of manual triggers")
 	f.String("public-url", "", "base URL used in links, e.g. commit status target URLs")
 	f.String("key-prefix", "", "prefix of every Redis key")
 	f.Duration("lease", queue.DefaultLease, "how long a claimed job stays with an agent that stopped heartbeating")
@@ -70,6 +70,7 @@ func newServerCmd() *cobra.Command {
 	}
 	addServerFlags(cmd)
 	cmd.Flags().String("redis-url", "redis://127.0.0.1:6379/0", "redis://[:password@]host:port/db")
+	groupKubeFlags(cmd)
 	return cmd
 }
 

@@ -40,6 +40,8 @@ func newTUICmd() *cobra.Command {
 		},
 	}
 	addClientFlags(cmd)
+	// The dashboard has no machine-readable output.
+	_ = cmd.PersistentFlags().MarkHidden("output")
 	cmd.Flags().String("log-file", "", "where the dashboard logs (default <data-dir>/tui.log)")
 	return cmd
 }

@@ -61,6 +61,7 @@ func newUpCmd() *cobra.Command {
 	cmd.Flags().Lookup("workdir").DefValue = "<data-dir>/work"
 	addCacheFlags(cmd, "")
 	cmd.Flags().Lookup("cache-dir").DefValue = "<data-dir>/cache"
+	groupKubeFlags(cmd)
 	return cmd
 }
 
