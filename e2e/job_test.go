@@ -116,6 +116,14 @@ func TestJobLogsByStepFromLineAndLongLinesWhole(t *testing.T) {
 			t.Fatalf("job %v: the 100 KiB line is not whole", args)
 		}
 	}
+	// Short ids, and the shell completion that offers them.
+	if out, code := raibidJob(t, up, "show", id[len(id)-8:]); code != 0 || !strings.Contains(out, id) {
+		t.Fatalf("job show by short id: %d\n%s", code, out)
+	}
+	comp, _ := exec.Command(binary, "__complete", "job", "show", "--data-dir", up.dataDir, "").Output()
+	if !strings.Contains(string(comp), id[len(id)-8:]+"\tacme/steps main success") {
+		t.Fatalf("completion of job ids:\n%s", comp)
+	}
 	all := apiGet(t, up.url, up.token, "/jobs/"+id+"/logs", nil)
 	lines := strings.Split(all, "\n")
 	from := apiGet(t, up.url, up.token, "/jobs/"+id+"/logs?from=3", nil)

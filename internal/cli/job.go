@@ -113,7 +113,43 @@ func newJobCmd() *cobra.Command {
 	cmd.AddCommand(newJobListCmd(), newJobShowCmd(), newJobLogsCmd(), newJobRunCmd(),
 		newJobActionCmd("cancel", "Cancel a pending or running job", (*client.Client).CancelJob),
 		newJobActionCmd("retry", "Run a finished job again as a new job", (*client.Client).RetryJob))
+	for _, sub := range cmd.Commands() {
+		if strings.HasSuffix(sub.Use, " ID") {
+			sub.ValidArgsFunction = completeJobIDs
+		}
+		if sub.Flags().Lookup("status") != nil {
+			_ = sub.RegisterFlagCompletionFunc("status", completeStatuses)
+		}
+	}
 	return cmd
+}
+
+// completeJobIDs offers the short ids of the newest jobs, described by
+// repository, branch and status (bash and zsh show the description).
+func completeJobIDs(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	c, err := newClient(cmd)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+	defer cancel()
+	page, err := c.ListJobs(ctx, client.Filter{Limit: 50})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	out := make([]string, 0, len(page.Jobs))
+	for _, j := range page.Jobs {
+		out = append(out, fmt.Sprintf("%s\t%s %s %s", j.ID[len(j.ID)-8:], j.Repo, j.Branch, j.Status))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeStatuses offers the job statuses.
+func completeStatuses(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return []string{"pending", "running", "success", "failed", "cancelled", "error"}, cobra.ShellCompDirectiveNoFileComp
 }
 
 func newJobListCmd() *cobra.Command {

@@ -640,7 +640,8 @@ func (m *Model) scale(delta int) tea.Cmd {
 		return nil
 	}
 	m.maxAgents = n
-	m.status = fmt.Sprintf("max agents → %d", n)
+	// The count lives in the running server: say so, it is not saved.
+	m.status = fmt.Sprintf("max agents → %d (until the server restarts; --agents / --max-agents set it for good)", n)
 	return m.sendScale()
 }
 
