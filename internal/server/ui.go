@@ -177,7 +177,9 @@ func (s *Server) listHandler(render func(http.ResponseWriter, *web.ListPage) err
 	}
 }
 
-func (s *Server) handleUIJob(w http.ResponseWriter, r *http.Request) {
+// uiJobID resolves the page's {id} (short ids too), answering a plain-text
+// 404 or, for an ambiguous short id, 400 listing the matches.
+func (s *Server) uiJobID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id, err := s.opts.Store.Resolve(r.Context(), r.PathValue("id"))
 	if err != nil {
 		msg, code := "job not found", http.StatusNotFound
@@ -186,6 +188,14 @@ func (s *Server) handleUIJob(w http.ResponseWriter, r *http.Request) {
 			msg, code = amb.Error(), http.StatusBadRequest
 		}
 		http.Error(w, msg, code)
+		return "", false
+	}
+	return id, true
+}
+
+func (s *Server) handleUIJob(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.uiJobID(w, r)
+	if !ok {
 		return
 	}
 	j, err := s.opts.Store.Get(r.Context(), id)
@@ -287,14 +297,8 @@ func (s *Server) handleUIRetry(w http.ResponseWriter, r *http.Request) {
 // uiJobAction runs a form's action and shows the resulting job (post,
 // redirect, get: a reload does not repeat it).
 func (s *Server) uiJobAction(w http.ResponseWriter, r *http.Request, act func(id string) (*ci.Job, error)) {
-	id, err := s.opts.Store.Resolve(r.Context(), r.PathValue("id"))
-	if err != nil {
-		msg, code := "job not found", http.StatusNotFound
-		var amb *store.AmbiguousError
-		if errors.As(err, &amb) {
-			msg, code = amb.Error(), http.StatusBadRequest
-		}
-		http.Error(w, msg, code)
+	id, ok := s.uiJobID(w, r)
+	if !ok {
 		return
 	}
 	j, err := act(id)

@@ -472,6 +472,16 @@ func (m *Model) searchKey(k tea.KeyPressMsg) tea.Cmd {
 		if !m.log.search(m.input) && m.input != "" {
 			m.status = "no line matches " + strconv.Quote(m.input)
 		}
+	default:
+		m.editInput(k)
+	}
+	return nil
+}
+
+// editInput is what the one-line inputs (filter, log search) share: esc
+// leaves the input, backspace deletes a character, text is typed.
+func (m *Model) editInput(k tea.KeyPressMsg) {
+	switch k.String() {
 	case "esc":
 		m.mode = modeNormal
 	case "backspace":
@@ -479,11 +489,8 @@ func (m *Model) searchKey(k tea.KeyPressMsg) tea.Cmd {
 			m.input = string(r[:len(r)-1])
 		}
 	default:
-		if k.Text != "" {
-			m.input += k.Text
-		}
+		m.input += k.Text
 	}
-	return nil
 }
 
 // retry queues the job again and opens the new job's view.
@@ -511,16 +518,8 @@ func (m *Model) filterKey(k tea.KeyPressMsg) tea.Cmd {
 	case "enter":
 		m.filter, m.mode = strings.TrimSpace(m.input), modeNormal
 		m.cursor = 0
-	case "esc":
-		m.mode = modeNormal
-	case "backspace":
-		if r := []rune(m.input); len(r) > 0 {
-			m.input = string(r[:len(r)-1])
-		}
 	default:
-		if k.Text != "" {
-			m.input += k.Text
-		}
+		m.editInput(k)
 	}
 	return nil
 }
