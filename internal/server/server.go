@@ -172,6 +172,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		loops.Go(func() { s.opts.Queue.RunReaper(bg, s.opts.ReaperInterval, s.log) })
 	}
 	loops.Go(func() { s.countCacheUse(bg) })
+	// Finished jobs leave on schedule, with their index entries.
+	loops.Go(func() { s.opts.Store.RunExpiry(bg, time.Minute, s.log) })
 	if s.opts.Mirrors != nil {
 		loops.Go(func() { s.opts.Mirrors.Run(bg) })
 	}

@@ -42,10 +42,22 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 	if f.Status != "" || f.Repo != "" || f.Branch != "" {
 		batch = 200
 	}
+	// Walk the index of the most selective filter (status, then repository,
+	// then branch): each holds only its jobs, so a page costs about the same
+	// whatever the history; the other filters are checked on the job.
+	index := s.indexKey()
+	switch {
+	case f.Status != "":
+		index = s.statusKey(f.Status)
+	case f.Repo != "":
+		index = s.repoKey(f.Repo)
+	case f.Branch != "":
+		index = s.branchKey(f.Branch)
+	}
 	jobs := make([]*ci.Job, 0, f.Limit)
 	scanned := 0
 	for scanned < maxScan {
-		ids, err := s.rdb.ZRevRangeByLex(ctx, s.indexKey(), &redis.ZRangeBy{
+		ids, err := s.rdb.ZRevRangeByLex(ctx, index, &redis.ZRangeBy{
 			Max: maxBound, Min: "-", Count: batch,
 		}).Result()
 		if err != nil {
@@ -78,11 +90,11 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 			}
 			jobs = append(jobs, j)
 			if len(jobs) == f.Limit {
-				s.dropExpired(ctx, expired)
+				s.dropExpired(ctx, index, expired)
 				return jobs, ids[i], nil
 			}
 		}
-		s.dropExpired(ctx, expired)
+		s.dropExpired(ctx, index, expired)
 		if int64(len(ids)) < batch {
 			return jobs, "", nil
 		}
@@ -91,10 +103,11 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 	return jobs, maxBound[1:], nil
 }
 
-// dropExpired removes index entries whose job hash has expired. Best effort:
-// a failure only means the next List skips them again.
-func (s *Store) dropExpired(ctx context.Context, ids []any) {
+// dropExpired removes index entries whose job hash is gone (Expire did not
+// run, and the safety TTL took it). Best effort: a failure only means the
+// next List skips them again.
+func (s *Store) dropExpired(ctx context.Context, index string, ids []any) {
 	if len(ids) > 0 {
-		s.rdb.ZRem(ctx, s.indexKey(), ids...)
+		s.rdb.ZRem(ctx, index, ids...)
 	}
 }

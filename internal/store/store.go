@@ -82,6 +82,14 @@ func (s *Store) jobKey(id string) string      { return s.opts.Prefix + "job:" + 
 func (s *Store) logKey(id string) string      { return s.opts.Prefix + "job:" + id + ":log" }
 func (s *Store) indexKey() string             { return s.opts.Prefix + "jobs" }
 func (s *Store) shortKey() string             { return s.opts.Prefix + "jobs:short" }
+
+// The filter indexes (ids with score 0, ordered by id = by creation time)
+// and the expiry schedule of finished jobs. Their names are built the same
+// way in the Lua scripts (transition, expire).
+func (s *Store) statusKey(st ci.Status) string { return s.opts.Prefix + "jobs:status:" + string(st) }
+func (s *Store) repoKey(repo string) string    { return s.opts.Prefix + "jobs:repo:" + repo }
+func (s *Store) branchKey(b string) string     { return s.opts.Prefix + "jobs:branch:" + b }
+func (s *Store) expiryKey() string             { return s.opts.Prefix + "jobs:expiry" }
 func (s *Store) agentKey(name string) string  { return s.opts.Prefix + "agent:" + name }
 func (s *Store) agentsKey() string            { return s.opts.Prefix + "agents" }
 func (s *Store) deliveryKey(id string) string { return s.opts.Prefix + "delivery:" + id }

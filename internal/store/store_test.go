@@ -88,8 +88,12 @@ func TestTransitionIsCompareAndSet(t *testing.T) {
 	}
 	// The summary stays 30 days (commit statuses link to it), the log a day.
 	s.AppendLog(ctx, id, ci.LogLine{Text: "an agent's last words, after the end"})
-	if ttl := r.Client().TTL(ctx, "job:"+id).Val(); ttl < 29*24*time.Hour || ttl > 30*24*time.Hour {
-		t.Fatalf("finished job TTL = %v, want 30 days", ttl)
+	due, err := r.Client().ZScore(ctx, "jobs:expiry", id).Result()
+	if left := time.Until(time.UnixMilli(int64(due))); err != nil || left < 29*24*time.Hour || left > 30*24*time.Hour {
+		t.Fatalf("finished job expires in %v (%v), want 30 days", left, err)
+	}
+	if ttl := r.Client().TTL(ctx, "job:"+id).Val(); ttl < 30*24*time.Hour || ttl > 31*24*time.Hour {
+		t.Fatalf("finished job's safety TTL = %v, want 31 days", ttl)
 	}
 	if ttl := r.Client().TTL(ctx, "job:"+id+":log").Val(); ttl < 23*time.Hour || ttl > 24*time.Hour {
 		t.Fatalf("finished log TTL = %v, want 24h", ttl)

@@ -16,7 +16,8 @@ import (
 // to the index and queue it. With appendfsync always, Redis answers only after
 // all of it is on disk, so a 202 means the job and its queue entry exist.
 //
-// KEYS: delivery key, job hash, index, stream, short-id index.
+// KEYS: delivery key, job hash, index, stream, short-id index, and the
+// filter indexes: pending status, repository, branch.
 // ARGV: group, job id, delivery TTL s, has delivery, n hash pairs, pairs..., stream pairs...
 var submitScript = redis.NewScript(`
 if ARGV[4] == '1' then
@@ -33,6 +34,9 @@ for i = 6, 5 + 2 * n do h[#h + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(h))
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
 redis.call('ZADD', KEYS[5], 0, string.sub(ARGV[2], -8) .. ':' .. ARGV[2])
+redis.call('ZADD', KEYS[6], 0, ARGV[2])
+redis.call('ZADD', KEYS[7], 0, ARGV[2])
+redis.call('ZADD', KEYS[8], 0, ARGV[2])
 local e = {}
 for i = 6 + 2 * n, #ARGV do e[#e + 1] = ARGV[i] end
 local sid = redis.call('XADD', KEYS[4], '*', unpack(e))
@@ -100,7 +104,8 @@ func (s *Store) Submit(ctx context.Context, j *ci.Job, deliveryID string) (id st
 		args = append(args, k, v)
 	}
 	res, err := submitScript.Run(ctx, s.rdb,
-		[]string{dkey, s.jobKey(j.ID), s.indexKey(), s.opts.Queue.Stream, s.shortKey()}, args...).Slice()
+		[]string{dkey, s.jobKey(j.ID), s.indexKey(), s.opts.Queue.Stream, s.shortKey(),
+			s.statusKey(ci.StatusPending), s.repoKey(j.Repo), s.branchKey(j.Branch)}, args...).Slice()
 	if err != nil {
 		return "", false, wrap("submit job", err)
 	}

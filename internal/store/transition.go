@@ -16,11 +16,14 @@ import (
 
 // transitionScript changes a job's status only from one of the allowed ones,
 // so two writers (an agent finishing, a user cancelling) cannot overwrite each
-// other's verdict. A final status also starts the expiry of the job's summary
-// (30 days by default) and of its log (24 hours).
+// other's verdict. In the same step it moves the job between the status
+// indexes, and a final status schedules the job's expiry (its summary is
+// kept 30 days by default; Expire removes it and its index entries then)
+// and starts its log's (24 hours).
 //
-// KEYS: job hash, log stream. ARGV: allowed statuses (comma separated), job
-// ttl s, final ('1'/'0'), log ttl s, field/value pairs...
+// KEYS: job hash, log stream, expiry schedule. ARGV: allowed statuses (comma
+// separated), job ttl s, final ('1'/'0'), log ttl s, key prefix, now ms, job
+// id, field/value pairs...
 var transitionScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return -1 end
@@ -28,10 +31,22 @@ local ok = false
 for s in string.gmatch(ARGV[1], '[^,]+') do if s == cur then ok = true end end
 if not ok then return 0 end
 local f = {}
-for i = 5, #ARGV do f[#f + 1] = ARGV[i] end
+local to
+for i = 8, #ARGV, 2 do
+  f[#f + 1] = ARGV[i]
+  f[#f + 1] = ARGV[i + 1]
+  if ARGV[i] == 'status' then to = ARGV[i + 1] end
+end
 if #f > 0 then redis.call('HSET', KEYS[1], unpack(f)) end
+if to and to ~= cur then
+  redis.call('ZREM', ARGV[5] .. 'jobs:status:' .. cur, ARGV[7])
+  redis.call('ZADD', ARGV[5] .. 'jobs:status:' .. to, 0, ARGV[7])
+end
 if ARGV[3] == '1' then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  -- Expire deletes the job on schedule, index entries and all; the key's
+  -- own TTL, a day later, is the safety net should no server run it.
+  redis.call('ZADD', KEYS[3], tonumber(ARGV[6]) + 1000 * tonumber(ARGV[2]), ARGV[7])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]) + 86400)
   redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
 return 1
@@ -83,11 +98,12 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*ci.Job, e
 	if c.To.Final() {
 		final = "1"
 	}
-	args := []any{strings.Join(from, ","), int(s.opts.FinishedTTL.Seconds()), final, int(s.opts.LogTTL.Seconds())}
+	args := []any{strings.Join(from, ","), int(s.opts.FinishedTTL.Seconds()), final, int(s.opts.LogTTL.Seconds()),
+		s.opts.Prefix, s.now().UnixMilli(), id}
 	for k, v := range fields {
 		args = append(args, k, v)
 	}
-	n, err := transitionScript.Run(ctx, s.rdb, []string{s.jobKey(id), s.logKey(id)}, args...).Int()
+	n, err := transitionScript.Run(ctx, s.rdb, []string{s.jobKey(id), s.logKey(id), s.expiryKey()}, args...).Int()
 	if err != nil {
 		return nil, wrap("update job", err)
 	}
@@ -157,8 +173,8 @@ func (s *Store) UpdateSteps(ctx context.Context, id string, steps []ci.Step, whi
 		from[i] = string(st)
 	}
 	b, _ := json.Marshal(steps)
-	n, err := transitionScript.Run(ctx, s.rdb, []string{s.jobKey(id), s.logKey(id)},
-		strings.Join(from, ","), 0, "0", 0, "steps", string(b)).Int()
+	n, err := transitionScript.Run(ctx, s.rdb, []string{s.jobKey(id), s.logKey(id), s.expiryKey()},
+		strings.Join(from, ","), 0, "0", 0, s.opts.Prefix, 0, id, "steps", string(b)).Int()
 	if err != nil {
 		return wrap("update steps", err)
 	}

@@ -1,0 +1,68 @@
+package store
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// expireScript removes the finished jobs whose time has come, in one step
+// each: the hash, the log, and every index entry (main, short ids, status,
+// repository, branch), so no index holds what is gone and a filtered list
+// never walks dead entries.
+//
+// KEYS: expiry schedule. ARGV: key prefix, now ms, how many at most.
+var expireScript = redis.NewScript(`
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do
+  local key = ARGV[1] .. 'job:' .. id
+  local h = redis.call('HMGET', key, 'status', 'repo', 'branch')
+  if h[1] then redis.call('ZREM', ARGV[1] .. 'jobs:status:' .. h[1], id) end
+  if h[2] then redis.call('ZREM', ARGV[1] .. 'jobs:repo:' .. h[2], id) end
+  if h[3] then redis.call('ZREM', ARGV[1] .. 'jobs:branch:' .. h[3], id) end
+  redis.call('ZREM', ARGV[1] .. 'jobs', id)
+  redis.call('ZREM', ARGV[1] .. 'jobs:short', string.sub(id, -8) .. ':' .. id)
+  redis.call('DEL', key, key .. ':log')
+  redis.call('ZREM', KEYS[1], id)
+end
+return #ids
+`)
+
+// expireBatch bounds one script call, so a backlog never blocks Redis long.
+const expireBatch = 500
+
+// Expire removes every finished job whose retention has passed and returns
+// how many went.
+func (s *Store) Expire(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := expireScript.Run(ctx, s.rdb, []string{s.expiryKey()}, s.opts.Prefix, s.now().UnixMilli(), expireBatch).Int()
+		if err != nil {
+			return total, wrap("expire jobs", err)
+		}
+		total += n
+		if n < expireBatch {
+			return total, nil
+		}
+	}
+}
+
+// RunExpiry calls Expire every interval until ctx ends.
+func (s *Store) RunExpiry(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := s.Expire(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("expire jobs", "err", err)
+		} else if n > 0 {
+			log.Debug("jobs expired", "jobs", n)
+		}
+	}
+}
