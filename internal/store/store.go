@@ -78,10 +78,10 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	return &Store{rdb: rdb, opts: opts, now: time.Now}
 }
 
-func (s *Store) jobKey(id string) string      { return s.opts.Prefix + "job:" + id }
-func (s *Store) logKey(id string) string      { return s.opts.Prefix + "job:" + id + ":log" }
-func (s *Store) indexKey() string             { return s.opts.Prefix + "jobs" }
-func (s *Store) shortKey() string             { return s.opts.Prefix + "jobs:short" }
+func (s *Store) jobKey(id string) string { return s.opts.Prefix + "job:" + id }
+func (s *Store) logKey(id string) string { return s.opts.Prefix + "job:" + id + ":log" }
+func (s *Store) indexKey() string        { return s.opts.Prefix + "jobs" }
+func (s *Store) shortKey() string        { return s.opts.Prefix + "jobs:short" }
 
 // The filter indexes (ids with score 0, ordered by id = by creation time)
 // and the expiry schedule of finished jobs. Their names are built the same
@@ -90,10 +90,10 @@ func (s *Store) statusKey(st ci.Status) string { return s.opts.Prefix + "jobs:st
 func (s *Store) repoKey(repo string) string    { return s.opts.Prefix + "jobs:repo:" + repo }
 func (s *Store) branchKey(b string) string     { return s.opts.Prefix + "jobs:branch:" + b }
 func (s *Store) expiryKey() string             { return s.opts.Prefix + "jobs:expiry" }
-func (s *Store) agentKey(name string) string  { return s.opts.Prefix + "agent:" + name }
-func (s *Store) agentsKey() string            { return s.opts.Prefix + "agents" }
-func (s *Store) deliveryKey(id string) string { return s.opts.Prefix + "delivery:" + id }
-func (s *Store) eventsChannel() string        { return s.opts.Prefix + "events" }
+func (s *Store) agentKey(name string) string   { return s.opts.Prefix + "agent:" + name }
+func (s *Store) agentsKey() string             { return s.opts.Prefix + "agents" }
+func (s *Store) deliveryKey(id string) string  { return s.opts.Prefix + "delivery:" + id }
+func (s *Store) eventsChannel() string         { return s.opts.Prefix + "events" }
 
 // wrap turns Redis errors into ci errors callers can branch on.
 func wrap(op string, err error) error {
