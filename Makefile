@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/raibid-labs/raibid-ci/internal/cli.Version=$(VERSION)
 
-.PHONY: help deps build cross run test bench bench-cache fuzz lint
+.PHONY: help deps build cross run test bench bench-cache bench-scale soak fuzz lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -26,6 +26,12 @@ test: deps ## the whole test suite with the race detector, against real redis-se
 
 bench: ## benchmarks that print figures
 	scripts/bench
+
+bench-scale: ## reads and ingest at 10k, 100k and 1M jobs (RAIBID_SCALE=10000,100000 for less)
+	$(GO) test -run '^$$' -bench BenchmarkScale -benchtime 1x -timeout 60m ./internal/server/
+
+soak: ## raibid up under a steady trickle of jobs, RSS sampled (RAIBID_SOAK=30m by default)
+	$(GO) test -run '^$$' -bench BenchmarkSoak -benchtime 1x -timeout 90m ./e2e/
 
 bench-cache: ## build-cache benchmark: a 32-crate offline workspace, cold then warm
 	scripts/bench-cache

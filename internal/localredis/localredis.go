@@ -125,6 +125,9 @@ save ""
 daemonize no
 logfile %q
 requirepass %s
+# A finished job's hash holds its steps as JSON (a few hundred bytes): keep
+# such hashes in the compact listpack encoding, a third of a hashtable's size.
+hash-max-listpack-value 1024
 `, s.port, s.dir, filepath.Join(s.dir, "redis.log"), s.password)
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return "", fmt.Errorf("redis config: %w", err)

@@ -132,6 +132,13 @@ func jobFields(j *ci.Job) map[string]string {
 		"created_at": formatTime(j.CreatedAt), "error": j.Error, "steps": string(steps),
 		"cache_artifacts": strconv.Itoa(j.CacheArtifacts), "cache_fresh": strconv.Itoa(j.CacheFresh),
 	}
+	// Empty and zero fields are left out (jobFromHash reads them as such):
+	// every queued job pays for each field it holds.
+	for k, v := range f {
+		if v == "" || v == "0" || v == "[]" || v == "null" {
+			delete(f, k)
+		}
+	}
 	if j.StartedAt != nil {
 		f["started_at"] = formatTime(*j.StartedAt)
 	}
@@ -157,6 +164,9 @@ func jobFromHash(h map[string]string) *ci.Job {
 	}
 	if h["steps"] != "" {
 		_ = json.Unmarshal([]byte(h["steps"]), &j.Steps)
+	}
+	if j.Steps == nil {
+		j.Steps = []ci.Step{} // the API's steps is a list, empty before any step
 	}
 	if j.Steps == nil {
 		j.Steps = []ci.Step{}
