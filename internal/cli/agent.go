@@ -106,8 +106,9 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 		return nil, &UsageError{fmt.Errorf("--lease %s: must be at least 1s", lease)}
 	}
 	st := store.New(rdb, storeOptions(cmd, prefix))
+	deadMax, _ := f.GetInt64("dead-letters-kept")
 	q := queue.New(rdb, queue.Options{Keys: queue.KeysWithPrefix(prefix), Lease: lease,
-		MaxDeliveries: maxDeliveries, OnDeadLetter: st.EndDeadLetter})
+		MaxDeliveries: maxDeliveries, OnDeadLetter: st.EndDeadLetter, DeadLetterMax: deadMax})
 	token, err := secret(cmd, "gitea-token")
 	if err != nil {
 		return nil, err

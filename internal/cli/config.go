@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
@@ -86,6 +87,7 @@ func (quietLogger) Printf(context.Context, string, ...any) {}
 // addRetentionFlags declares how long finished jobs are kept; the server and
 // the agents both end jobs, so both take them (give both the same values).
 func addRetentionFlags(f *pflag.FlagSet) {
+	f.Int64("dead-letters-kept", queue.DefaultDeadLetterMax, "dead letters kept in ci-jobs:dead (about; older ones are trimmed)")
 	f.Duration("job-retention", store.DefaultFinishedTTL, "how long a finished job's summary is kept (commit status links point at it)")
 	f.Duration("log-retention", store.DefaultLogTTL, "how long a finished job's log is kept (at most --job-retention)")
 }

@@ -107,9 +107,10 @@ func serverConfig(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger) (*ser
 		log.Warn("no API token (RAIBID_API_TOKEN or --api-token-file): the API is open to anyone who can reach it")
 	}
 	st := store.New(rdb, storeOptions(cmd, prefix))
+	deadMax, _ := f.GetInt64("dead-letters-kept")
 	q := queue.New(rdb, queue.Options{
 		Keys: queue.KeysWithPrefix(prefix), Lease: lease, MaxDeliveries: maxDeliveries,
-		OnDeadLetter: st.EndDeadLetter,
+		OnDeadLetter: st.EndDeadLetter, DeadLetterMax: deadMax,
 	})
 	publicURL, _ := f.GetString("public-url")
 	uiPublic, _ := f.GetBool("ui-public")

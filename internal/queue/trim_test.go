@@ -100,3 +100,22 @@ func TestTrimKeepsLagPendingAndUndelivered(t *testing.T) {
 		t.Fatalf("lag at the end %d", lag)
 	}
 }
+
+// The dead-letter stream keeps about DeadLetterMax entries.
+func TestDeadLettersAreBounded(t *testing.T) {
+	r := testutil.StartRedis(t)
+	ctx := context.Background()
+	q := queue.New(r.Client(), queue.Options{MaxDeliveries: 1, DeadLetterMax: 10})
+	for i := range 300 {
+		q.Enqueue(ctx, map[string]string{queue.FieldJobID: fmt.Sprint("job-", i)})
+		d, err := q.Claim(ctx, "agent", 10*time.Millisecond)
+		if err != nil || d == nil {
+			t.Fatalf("claim: %v", err)
+		}
+		q.Retry(ctx, d, "boom")
+	}
+	// MAXLEN ~ trims whole nodes of the stream: about, never far above.
+	if n, _ := r.Client().XLen(ctx, queue.DefaultStream+":dead").Result(); n < 10 || n > 150 {
+		t.Fatalf("dead-letter stream holds %d entries, want about 10", n)
+	}
+}
