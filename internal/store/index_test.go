@@ -62,13 +62,18 @@ func TestFilteredListCostIndependentOfHistory(t *testing.T) {
 		// list's cost.
 		c := redis.NewClient(&redis.Options{Addr: r.Addr, PoolSize: 1})
 		defer c.Close()
-		c.Ping(ctx)
 		c.AddHook(hook)
 		counting := store.New(c, store.Options{})
-		out := map[string]int64{}
-		for name, f := range map[string]store.Filter{
+		filters := map[string]store.Filter{
 			"status": {Status: ci.StatusFailed}, "repo": {Repo: "acme/rare"}, "branch": {Branch: "release"},
-		} {
+		}
+		// A first round loads the scripts and settles the connection: its
+		// one-time commands are not the cost of a page.
+		for _, f := range filters {
+			counting.List(ctx, f)
+		}
+		out := map[string]int64{}
+		for name, f := range filters {
 			before := hook.n.Load()
 			jobs, next, err := counting.List(ctx, f)
 			if err != nil || len(jobs) < 3 || next != "" {
@@ -85,7 +90,7 @@ func TestFilteredListCostIndependentOfHistory(t *testing.T) {
 	rare()
 	big := count()
 	for name := range small {
-		if big[name] != small[name] || big[name] > 4 {
+		if big[name] != small[name] || big[name] > 2 {
 			t.Errorf("%s filter: %d round trips with 1,000 filler jobs, %d with 100,000", name, small[name], big[name])
 		}
 	}
