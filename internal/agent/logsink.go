@@ -36,7 +36,6 @@ type logSink struct {
 	buf  []ci.LogLine
 	// bufBytes counts buf and the batch being stored: what waits for Redis.
 	bufBytes int
-	inFlight int
 	stored   int64 // bytes handed to the head of the log
 	capped   bool
 	tail     tailRing
@@ -50,7 +49,6 @@ type logSink struct {
 	once  sync.Once
 	// abandon ends retries of a batch that cannot be stored (Close's bound).
 	abandon chan struct{}
-	lost    int64 // lines given up after the close deadline
 }
 
 const (
@@ -169,10 +167,8 @@ func (s *logSink) drain() {
 		s.mu.Lock()
 		s.buf = s.buf[n:]
 		s.bufBytes -= size
-		if ok {
+		if ok { // else given up after the close deadline: Redis is gone
 			s.stored += int64(text)
-		} else {
-			s.lost += int64(n)
 		}
 		s.cond.Broadcast()
 		s.mu.Unlock()

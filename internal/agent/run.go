@@ -159,29 +159,17 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 			}
 		}
 	}
-	var wrap func([]string) (string, []string)
-	if sb := a.opts.Sandbox; sb != nil {
-		home, err := a.stepHome(ws, keep)
-		if err == nil {
-			err = a.giveToBuildUser(append([]string{ws, home}, writable...)...)
-		}
-		if err != nil {
-			msg := "sandbox: " + err.Error()
-			sink.Line("pipeline", "system", msg)
-			sink.Flush()
-			a.retry(d, job, msg)
-			return
-		}
-		env = append(env, "HOME="+home)
-		if sb.UID() != os.Geteuid() {
-			// The workspace's git metadata stays the agent's (read-only to
-			// steps); git in a step would otherwise refuse it as "dubious".
-			env = append(env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*")
-		}
-		sjob := sandbox.Job{Dir: ws, Writable: append([]string{home}, writable...),
-			ReadOnly: []string{mirrorDir(mirrors, job.CloneURL), filepath.Join(ws, ".git")}}
-		wrap = func(argv []string) (string, []string) { return sb.Command(argv, sjob) }
-		sink.Line("pipeline", "system", fmt.Sprintf("sandbox: bwrap, own PID namespace, uid %d", sb.UID()))
+	wrap, sandboxEnv, err := a.sandboxFor(job, ws, mirrors, keep, writable)
+	if err != nil {
+		msg := "sandbox: " + err.Error()
+		sink.Line("pipeline", "system", msg)
+		sink.Flush()
+		a.retry(d, job, msg)
+		return
+	}
+	env = append(env, sandboxEnv...)
+	if wrap != nil {
+		sink.Line("pipeline", "system", fmt.Sprintf("sandbox: bwrap, own PID namespace, uid %d", a.opts.Sandbox.UID()))
 	} else {
 		sink.Line("pipeline", "system", "sandbox: off (steps run as the agent's user)")
 	}
@@ -220,6 +208,32 @@ func (a *Agent) pipelineSecrets(ctx context.Context, job *ci.Job, p *pipeline.Pi
 		return nil, fmt.Errorf("pipeline secrets: %w", err)
 	}
 	return vals, nil
+}
+
+// sandboxFor prepares the sandbox of a job's steps: their HOME, the
+// directories they write handed to the build user, and the command-line
+// wrapper with what the steps may see. Without a sandbox it returns nothing.
+func (a *Agent) sandboxFor(job *ci.Job, ws, mirrors string, keep bool, writable []string) (wrap func([]string) (string, []string), env []string, err error) {
+	sb := a.opts.Sandbox
+	if sb == nil {
+		return nil, nil, nil
+	}
+	home, err := a.stepHome(ws, keep)
+	if err == nil {
+		err = a.giveToBuildUser(append([]string{ws, home}, writable...)...)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	env = []string{"HOME=" + home}
+	if sb.UID() != os.Geteuid() {
+		// The workspace's git metadata stays the agent's (read-only to
+		// steps); git in a step would otherwise refuse it as "dubious".
+		env = append(env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*")
+	}
+	sjob := sandbox.Job{Dir: ws, Writable: append([]string{home}, writable...),
+		ReadOnly: []string{mirrorDir(mirrors, job.CloneURL), filepath.Join(ws, ".git")}}
+	return func(argv []string) (string, []string) { return sb.Command(argv, sjob) }, env, nil
 }
 
 // stepHome is the HOME of a sandboxed step: a directory per workspace slot,

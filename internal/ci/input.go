@@ -26,7 +26,7 @@ func ValidCommit(s string) bool {
 // any that begin with '-' (which a tool could read as an option).
 func CheckBranch(b string) error {
 	bad := func(why string) error {
-		return fmt.Errorf("%w: branch %q %s", ErrInvalid, truncate(b, 80), why)
+		return fmt.Errorf("%w: branch %q %s", ErrInvalid, Truncate(b, 80), why)
 	}
 	switch {
 	case b == "":
@@ -115,9 +115,22 @@ func RedactURL(raw string) string {
 	return u.String()
 }
 
-func truncate(s string, n int) string {
+// Truncate shortens s to n bytes and an ellipsis, for messages that quote input.
+func Truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "…"
+	}
+	return s
+}
+
+// FirstLine is the first line of s, or fallback when s is empty: the one line
+// a tool's error output is reduced to.
+func FirstLine(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
 	}
 	return s
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/client"
 )
 
@@ -51,7 +52,7 @@ func runRun(cmd *cobra.Command, args []string) error {
 		c := exec.CommandContext(cmd.Context(), "git", append([]string{"-C", abs}, a...)...)
 		c.Stdout, c.Stderr = &out, &errb
 		if err := c.Run(); err != nil {
-			return "", fmt.Errorf("git %s in %s: %s", a[0], abs, firstLine(strings.TrimSpace(errb.String()), err.Error()))
+			return "", fmt.Errorf("git %s in %s: %s", a[0], abs, ci.FirstLine(strings.TrimSpace(errb.String()), err.Error()))
 		}
 		return strings.TrimSpace(out.String()), nil
 	}
@@ -105,14 +106,4 @@ func runRun(cmd *cobra.Command, args []string) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "job %s: %s %s@%.12s — following (Ctrl-C stops following, not the job)\n", j.ID[len(j.ID)-8:], repo, branch, commit)
 	}
 	return followLogs(cmd.Context(), c, j.ID, "", cmd.OutOrStdout(), asJSON, true)
-}
-
-func firstLine(s, fallback string) string {
-	if s == "" {
-		return fallback
-	}
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }

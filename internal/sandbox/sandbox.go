@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
 
 // Modes of the --sandbox flag.
@@ -97,7 +99,7 @@ func New(opts Options) (*Sandbox, error) {
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%w: the kernel refused bwrap's namespaces (%s); run with --sandbox=off to run builds unsandboxed",
-			ErrUnavailable, firstLine(strings.TrimSpace(string(out)), err.Error()))
+			ErrUnavailable, ci.FirstLine(strings.TrimSpace(string(out)), err.Error()))
 	}
 	return s, nil
 }
@@ -265,14 +267,4 @@ func uniq(ps []string) []string {
 	// Shorter paths first: a bind inside another must come after it.
 	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) < len(out[j]) })
 	return out
-}
-
-func firstLine(s, fallback string) string {
-	if s == "" {
-		return fallback
-	}
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }

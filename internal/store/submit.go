@@ -60,7 +60,7 @@ func EntryFields(j *ci.Job) map[string]string {
 // token). Every way into the queue passes here.
 func CheckInput(j *ci.Job) error {
 	if j.Commit != "" && !ci.ValidCommit(j.Commit) {
-		return fmt.Errorf("%w: commit %q is not a 40 or 64 hex digit object id", ci.ErrInvalid, truncate(j.Commit, 80))
+		return fmt.Errorf("%w: commit %q is not a 40 or 64 hex digit object id", ci.ErrInvalid, ci.Truncate(j.Commit, 80))
 	}
 	if err := ci.CheckBranch(j.Branch); err != nil {
 		return err
@@ -118,11 +118,4 @@ func (s *Store) Submit(ctx context.Context, j *ci.Job, deliveryID string) (id st
 		s.publish(ctx, ci.Event{Type: "job", JobID: id, Status: ci.StatusPending, Time: s.now()})
 	}
 	return id, created, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

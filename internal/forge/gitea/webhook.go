@@ -95,7 +95,7 @@ func ParsePush(body []byte) (Decision, error) {
 		return Decision{Ignored: "branch " + branch + " deleted"}, nil
 	}
 	if !ci.ValidCommit(p.After) {
-		return Decision{}, fmt.Errorf("%w: after %q is not a commit id", ErrMalformed, truncate(p.After, 80))
+		return Decision{}, fmt.Errorf("%w: after %q is not a commit id", ErrMalformed, ci.Truncate(p.After, 80))
 	}
 	if p.Repository.CloneURL == "" {
 		return Decision{}, fmt.Errorf("%w: repository.clone_url is missing", ErrMalformed)
@@ -126,13 +126,6 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 // jsonError says where JSON went wrong without echoing the payload.
