@@ -26,7 +26,7 @@ func ValidCommit(s string) bool {
 // any that begin with '-' (which a tool could read as an option).
 func CheckBranch(b string) error {
 	bad := func(why string) error {
-		return fmt.Errorf("%w: branch %q %s", ErrInvalid, Truncate(b, 80), why)
+		return fmt.Errorf("branch %q %s: %w", Truncate(b, 80), why, ErrInvalid)
 	}
 	switch {
 	case b == "":
@@ -74,7 +74,7 @@ func LocalClonePath(cloneURL string) (path string, ok bool) {
 // agent's decision; this is only the shape.
 func CheckCloneURL(cloneURL string) error {
 	bad := func(why string) error {
-		return fmt.Errorf("%w: clone_url %s", ErrInvalid, why)
+		return fmt.Errorf("clone_url %s: %w", why, ErrInvalid)
 	}
 	if cloneURL == "" {
 		return bad("is empty")

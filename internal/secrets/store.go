@@ -38,7 +38,7 @@ type Scope struct {
 func RepoScope(repo string) (Scope, error) {
 	owner, name, ok := strings.Cut(repo, "/")
 	if !ok || !ownerPattern.MatchString(owner) || !ownerPattern.MatchString(name) {
-		return Scope{}, fmt.Errorf("%w: repository %q is not owner/name", ErrInvalid, repo)
+		return Scope{}, fmt.Errorf("repository %q is not owner/name: %w", repo, ErrInvalid)
 	}
 	return Scope{Repo: repo}, nil
 }
@@ -46,7 +46,7 @@ func RepoScope(repo string) (Scope, error) {
 // OrgScope is the scope of every repository of owner.
 func OrgScope(owner string) (Scope, error) {
 	if !ownerPattern.MatchString(owner) {
-		return Scope{}, fmt.Errorf("%w: owner %q", ErrInvalid, owner)
+		return Scope{}, fmt.Errorf("owner %q is not a user or organisation name: %w", owner, ErrInvalid)
 	}
 	return Scope{Org: owner}, nil
 }
@@ -61,7 +61,7 @@ func (s Scope) String() string {
 // CheckName refuses names that cannot be environment variables.
 func CheckName(name string) error {
 	if !namePattern.MatchString(name) {
-		return fmt.Errorf("%w: secret name %q must be letters, digits and _ (not starting with a digit), at most 128", ErrInvalid, name)
+		return fmt.Errorf("secret name %q must be letters, digits and _ (not starting with a digit), at most 128: %w", name, ErrInvalid)
 	}
 	return nil
 }
@@ -106,7 +106,7 @@ func (s *Store) Set(ctx context.Context, sc Scope, name, value string) (Meta, er
 		return Meta{}, err
 	}
 	if value == "" || len(value) > MaxValue {
-		return Meta{}, fmt.Errorf("%w: value must be 1 to %d bytes", ErrInvalid, MaxValue)
+		return Meta{}, fmt.Errorf("value must be 1 to %d bytes: %w", MaxValue, ErrInvalid)
 	}
 	k, err := s.keys()
 	if err != nil {
@@ -146,7 +146,7 @@ func (s *Store) Delete(ctx context.Context, sc Scope, name string) error {
 		return fmt.Errorf("secrets: delete: %w", err)
 	}
 	if n == 0 {
-		return fmt.Errorf("%w: %s in %s", ErrNotFound, name, sc)
+		return fmt.Errorf("no secret %s in %s: %w", name, sc, ErrNotFound)
 	}
 	return nil
 }
@@ -203,7 +203,7 @@ func (s *Store) ForRepo(ctx context.Context, repo string, names []string) (map[s
 		out[name] = v
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("%w: no secret %s for %s or organisation %s (raibid secret set)", ErrNotFound, strings.Join(missing, ", "), repo, owner)
+		return nil, fmt.Errorf("no secret %s for %s or organisation %s (raibid secret set): %w", strings.Join(missing, ", "), repo, owner, ErrNotFound)
 	}
 	return out, nil
 }

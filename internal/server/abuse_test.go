@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -99,5 +100,25 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	slowBody := rawRequest(t, addr, webhookHead(1000, strings.Repeat("ab", 32))+"{")
 	if code, _ := statusOf(t, slowBody, 5*time.Second); code != http.StatusBadRequest {
 		t.Fatalf("slow body: %d, want 400", code)
+	}
+}
+
+// A signed push whose clone URL or branch git could misread is 400 with one
+// clear line — not 503, which would make Gitea deliver it again forever —
+// and queues nothing.
+func TestSignedWebhookWithHostileInputIs400(t *testing.T) {
+	e := start(t)
+	for _, body := range []string{
+		`{"ref":"refs/heads/main","after":"0123456789abcdef0123456789abcdef01234567","repository":{"full_name":"evil/x","clone_url":"file://--upload-pack=touch /tmp/pwned;"}}`,
+		`{"ref":"refs/heads/--upload-pack=x","after":"0123456789abcdef0123456789abcdef01234567","repository":{"full_name":"evil/x","clone_url":"http://gitea.local:3000/evil/x.git"}}`,
+	} {
+		code, out := e.webhook(hook{body: []byte(body)})
+		msg, _ := out["error"].(string)
+		if code != 400 || msg == "" || strings.Contains(msg, "ci:") {
+			t.Errorf("hostile push: %d %v", code, out)
+		}
+	}
+	if st, _ := e.queue.Stats(context.Background()); st.Lag != 0 {
+		t.Fatalf("hostile pushes queued %d jobs", st.Lag)
 	}
 }

@@ -19,20 +19,23 @@ func (s *Server) storeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ci.ErrNotFound):
 		writeError(w, http.StatusNotFound, "job not found")
 	case errors.Is(err, ci.ErrConflict):
-		writeError(w, http.StatusConflict, conflictMessage(err))
+		writeError(w, http.StatusConflict, userMessage(err))
 	case errors.Is(err, ci.ErrInvalid):
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, userMessage(err))
 	default:
 		s.log.Error("store", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "job store unavailable")
 	}
 }
 
-// conflictMessage keeps the human part of a conflict ("job x is success").
-func conflictMessage(err error) string {
+// userMessage keeps the human part of an error ("job x is success"),
+// without the sentinel a package wrapped at its end (": ci: …").
+func userMessage(err error) string {
 	msg := err.Error()
-	if i := strings.LastIndex(msg, ": ci:"); i > 0 {
-		msg = msg[:i]
+	for _, sentinel := range []string{": ci:", ": secrets:"} {
+		if i := strings.LastIndex(msg, sentinel); i > 0 {
+			msg = msg[:i]
+		}
 	}
 	return msg
 }

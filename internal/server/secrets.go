@@ -48,9 +48,9 @@ func (s *Server) secretScope(w http.ResponseWriter, r *http.Request) (sc secrets
 func (s *Server) secretError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, secrets.ErrInvalid):
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, userMessage(err))
 	case errors.Is(err, secrets.ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
+		writeError(w, http.StatusNotFound, userMessage(err))
 	default:
 		s.log.Error("secrets", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "secret store unavailable")

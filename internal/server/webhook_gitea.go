@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -55,6 +56,13 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 		Author: p.Author, Message: p.Message, Trigger: ci.TriggerPush,
 	}
 	id, created, err := s.opts.Store.Submit(r.Context(), job, r.Header.Get(gitea.HeaderDelivery))
+	if errors.Is(err, ci.ErrInvalid) {
+		// A commit, branch or clone URL raibid will not hand to git: no
+		// redelivery can fix it.
+		result("malformed")
+		writeError(w, http.StatusBadRequest, userMessage(err))
+		return
+	}
 	if err != nil {
 		result("unavailable")
 		s.log.Error("webhook: store job", "repo", p.Repo, "err", err)

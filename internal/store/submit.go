@@ -60,7 +60,7 @@ func EntryFields(j *ci.Job) map[string]string {
 // token). Every way into the queue passes here.
 func CheckInput(j *ci.Job) error {
 	if j.Commit != "" && !ci.ValidCommit(j.Commit) {
-		return fmt.Errorf("%w: commit %q is not a 40 or 64 hex digit object id", ci.ErrInvalid, ci.Truncate(j.Commit, 80))
+		return fmt.Errorf("commit %q is not a 40 or 64 hex digit object id: %w", ci.Truncate(j.Commit, 80), ci.ErrInvalid)
 	}
 	if err := ci.CheckBranch(j.Branch); err != nil {
 		return err
