@@ -43,6 +43,7 @@ fuzz: ## run each fuzz target for 30 s
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/mirror
 	$(GO) test -run '^$$' -fuzz FuzzANSIToHTML -fuzztime 30s ./internal/web
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and the package boundaries (internal/archtest)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
+	$(GO) test -count=1 ./internal/archtest/

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
-	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
@@ -81,7 +80,7 @@ func BenchmarkLogVolume(b *testing.B) {
 		b.ReportMetric(perMillion/1e6, "redis-MB/Mline")
 
 		// Three concurrent downloads of a 250 MB log.
-		st := store.New(r.Client(), store.Options{})
+		st := testutil.NewJobs(r.Client(), 0)
 		big, _, err := st.Submit(ctx, &ci.Job{Repo: "bench/big", CloneURL: "http://gitea.local/bench/big.git", Branch: "main"}, "")
 		if err != nil {
 			b.Fatal(err)
@@ -92,7 +91,7 @@ func BenchmarkLogVolume(b *testing.B) {
 			batch[i] = ci.LogLine{Step: "s", Stream: "stdout", Text: line}
 		}
 		for i := range 250 {
-			if _, err := st.AppendLogBatch(ctx, big, "bench", int64(i+1), batch); err != nil {
+			if _, err := st.Store.AppendLogBatch(ctx, big, "bench", int64(i+1), batch); err != nil {
 				b.Fatal(err)
 			}
 		}

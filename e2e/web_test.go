@@ -15,7 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
-	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
@@ -234,19 +234,19 @@ func BenchmarkJobPage100kFirstPaint(b *testing.B) {
 		"--addr", addr, "--redis-url", r.URL())
 	srv.waitFor("listening", 10*time.Second)
 	base := "http://" + addr
-	st := store.New(r.Client(), store.Options{})
+	st := testutil.NewJobs(r.Client(), 0)
 	id, _, err := st.Submit(context.Background(), &ci.Job{Repo: "acme/huge", Branch: "main", Commit: strings.Repeat("a", 40), Trigger: ci.TriggerManual}, "")
 	if err != nil {
 		b.Fatal(err)
 	}
 	now := time.Now()
-	st.Transition(context.Background(), id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning, At: now})
+	st.Transition(context.Background(), id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning, At: now})
 	for chunk := 0; chunk < 100; chunk++ {
 		lines := make([]ci.LogLine, 1000)
 		for i := range lines {
 			lines[i] = ci.LogLine{Step: "test", Stream: "stdout", Text: fmt.Sprintf("\x1b[32m   Compiling\x1b[0m crate-%06d v0.1.0 (/work/crates/crate-%06d) test result: ok. 12 passed; 0 failed", chunk*1000+i, chunk*1000+i)}
 		}
-		if err := st.AppendLog(context.Background(), id, lines...); err != nil {
+		if err := st.Store.AppendLog(context.Background(), id, lines...); err != nil {
 			b.Fatal(err)
 		}
 	}

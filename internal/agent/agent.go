@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/sandbox"
@@ -28,21 +28,17 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
-// Queue is what an agent needs of the job queue.
-type Queue interface {
-	Claim(ctx context.Context, consumer string, block time.Duration) (*queue.Delivery, error)
-	Heartbeat(ctx context.Context, d *queue.Delivery) error
-	Ack(ctx context.Context, id string) error
-	Release(ctx context.Context, d *queue.Delivery) (string, error)
-	Retry(ctx context.Context, d *queue.Delivery, reason string) (bool, error)
+// Jobs is what an agent needs of the job lifecycle: a claim hands it a
+// *jobs.Run, whose methods are every step it may take on that job
+// (heartbeat, progress, finish, requeue, release).
+type Jobs interface {
+	Claim(ctx context.Context, agent string, block time.Duration, skipped jobs.Skipped) (*jobs.Run, error)
 	Lease() time.Duration
 }
 
-// Store is what an agent needs of the job state.
+// Store is what an agent writes besides its jobs' lifecycle: their logs and
+// its own heartbeat.
 type Store interface {
-	Get(ctx context.Context, id string) (*ci.Job, error)
-	Transition(ctx context.Context, id string, c store.Change) (*ci.Job, error)
-	UpdateSteps(ctx context.Context, id string, steps []ci.Step, while ...ci.Status) error
 	AppendLogBatch(ctx context.Context, jobID, writer string, batch int64, lines []ci.LogLine) (int64, error)
 	AgentHeartbeat(ctx context.Context, a store.Agent, ttl time.Duration) error
 	RemoveAgent(ctx context.Context, name string) error
@@ -60,16 +56,16 @@ type StatusPoster interface {
 }
 
 var (
-	_ Queue        = (*queue.Queue)(nil)
+	_ Jobs         = (*jobs.Lifecycle)(nil)
 	_ Store        = (*store.Store)(nil)
 	_ StatusPoster = (*gitea.Client)(nil)
 	_ SecretSource = (*secrets.Store)(nil)
 )
 
-// Options configure an Agent. Queue, Store and Name are required.
+// Options configure an Agent. Jobs, Store and Name are required.
 type Options struct {
 	Name   string
-	Queue  Queue
+	Jobs   Jobs
 	Store  Store
 	Status StatusPoster // nil: no commit statuses
 	Logger *slog.Logger
@@ -185,7 +181,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			block = min(block, left)
 		}
-		d, err := a.opts.Queue.Claim(ctx, a.opts.Name, block)
+		run, err := a.opts.Jobs.Claim(ctx, a.opts.Name, block, a.skipped)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -194,15 +190,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			sleep(ctx, time.Second)
 			continue
 		}
-		if d == nil {
+		if run == nil {
 			continue
 		}
 		if a.opts.Once && a.opts.ReadyFile != "" {
-			if err := os.WriteFile(a.opts.ReadyFile, []byte(d.JobID()+"\n"), 0o644); err != nil {
+			if err := os.WriteFile(a.opts.ReadyFile, []byte(run.Job.ID+"\n"), 0o644); err != nil {
 				a.log.Warn("ready file", "err", err)
 			}
 		}
-		a.handle(ctx, d)
+		a.handle(ctx, run)
 		if a.opts.Once {
 			return nil
 		}
@@ -301,7 +297,7 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // recordLoop keeps agent:<name> alive for dashboards.
 func (a *Agent) recordLoop(ctx context.Context) {
-	interval := a.opts.Queue.Lease() / 3
+	interval := a.opts.Jobs.Lease() / 3
 	for {
 		a.mu.Lock()
 		cur := a.current
@@ -352,10 +348,7 @@ func final() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
 }
 
-func attemptOf(d *queue.Delivery, job *ci.Job) int {
-	base, err := strconv.Atoi(d.Fields["attempt"])
-	if err != nil || base < 1 {
-		base = max(job.Attempt, 1)
-	}
-	return base + d.Deliveries - 1
+// skipped logs a claimed entry that did not start (see jobs.Skipped).
+func (a *Agent) skipped(d *queue.Delivery, why string) {
+	a.log.Info("queue entry skipped", "job_id", d.JobID(), "entry", d.ID, "why", why)
 }

@@ -19,16 +19,13 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
-	"github.com/raibid-labs/raibid-ci/internal/queue"
-	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 type rig struct {
 	t     *testing.T
 	redis *testutil.Redis
-	store *store.Store
-	queue *queue.Queue
+	*testutil.Jobs
 }
 
 func newRig(t *testing.T, lease time.Duration) *rig {
@@ -36,13 +33,11 @@ func newRig(t *testing.T, lease time.Duration) *rig {
 	testutil.RequireTool(t, "git")
 	r := testutil.StartRedis(t)
 	rdb := r.Client()
-	st := store.New(rdb, store.Options{})
-	q := queue.New(rdb, queue.Options{Lease: lease, MaxDeliveries: 3, OnDeadLetter: st.EndDeadLetter})
-	return &rig{t: t, redis: r, store: st, queue: q}
+	return &rig{t: t, redis: r, Jobs: testutil.NewJobs(rdb, lease)}
 }
 
 func (r *rig) agent(name string, mod func(*agent.Options)) *agent.Agent {
-	o := agent.Options{Name: name, Queue: r.queue, Store: r.store, WorkDir: r.t.TempDir(),
+	o := agent.Options{Name: name, Jobs: r.Lifecycle, Store: r.Store, WorkDir: r.t.TempDir(),
 		Source: agent.Source{AllowLocal: true}, ClaimBlock: 200 * time.Millisecond, Wait: 2 * time.Second}
 	if mod != nil {
 		mod(&o)
@@ -52,7 +47,7 @@ func (r *rig) agent(name string, mod func(*agent.Options)) *agent.Agent {
 
 func (r *rig) submit(cloneURL, commit string) string {
 	r.t.Helper()
-	id, _, err := r.store.Submit(context.Background(), &ci.Job{Repo: "acme/tiny", CloneURL: cloneURL,
+	id, _, err := r.Submit(context.Background(), &ci.Job{Repo: "acme/tiny", CloneURL: cloneURL,
 		Branch: "main", Commit: commit, Trigger: ci.TriggerManual}, "")
 	if err != nil {
 		r.t.Fatal(err)
@@ -62,7 +57,7 @@ func (r *rig) submit(cloneURL, commit string) string {
 
 func (r *rig) job(id string) *ci.Job {
 	r.t.Helper()
-	j, err := r.store.Get(context.Background(), id)
+	j, err := r.Store.Get(context.Background(), id)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -73,7 +68,7 @@ var sgrCodes = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
 func (r *rig) logs(id string) string {
 	r.t.Helper()
-	lines, err := r.store.ReadLogs(context.Background(), id, "", 100000, 0)
+	lines, err := r.Store.ReadLogs(context.Background(), id, "", 100000, 0)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -125,7 +120,7 @@ func TestDefaultRustPipelineSucceeds(t *testing.T) {
 	if logs := r.logs(id); !strings.Contains(logs, "test result: ok") {
 		t.Fatalf("logs lack cargo's test result:\n%s", logs)
 	}
-	if st, _ := r.queue.Stats(context.Background()); st.Pending != 0 || st.Lag != 0 {
+	if st, _ := r.Queue.Stats(context.Background()); st.Pending != 0 || st.Lag != 0 {
 		t.Fatalf("entry not acked: %+v", st)
 	}
 }
@@ -185,7 +180,7 @@ func TestCancelRunningJobStopsItWithinTwoSeconds(t *testing.T) {
 		t.Fatalf("step never started: %s", r.logs(id))
 	}
 	began := time.Now()
-	if _, err := r.store.Cancel(context.Background(), id); err != nil {
+	if _, err := r.Cancel(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
 	for countProcs(t, marker) > 0 && time.Since(began) < 5*time.Second {
@@ -199,7 +194,7 @@ func TestCancelRunningJobStopsItWithinTwoSeconds(t *testing.T) {
 	if j.Status != ci.StatusCancelled || j.Steps[0].Status != ci.StatusCancelled {
 		t.Fatalf("job %s steps %s", j.Status, stepStatuses(j))
 	}
-	if st, _ := r.queue.Stats(context.Background()); st.Pending != 0 {
+	if st, _ := r.Queue.Stats(context.Background()); st.Pending != 0 {
 		t.Fatalf("cancelled job's entry not acked: %+v", st)
 	}
 }
@@ -208,12 +203,12 @@ func TestCancelledQueuedJobIsSkippedAndAcked(t *testing.T) {
 	r := newRig(t, 30*time.Second)
 	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: x, run: 'echo ran'}\n"})
 	id := r.submit(dir, sha)
-	r.store.Cancel(context.Background(), id)
+	r.Cancel(context.Background(), id)
 	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true }))
 	if j := r.job(id); j.Status != ci.StatusCancelled || j.StartedAt != nil || len(j.Steps) != 0 {
 		t.Fatalf("cancelled job ran: %+v", j)
 	}
-	if st, _ := r.queue.Stats(context.Background()); st.Pending != 0 || st.Lag != 0 {
+	if st, _ := r.Queue.Stats(context.Background()); st.Pending != 0 || st.Lag != 0 {
 		t.Fatalf("skipped entry not acked: %+v", st)
 	}
 }
@@ -236,11 +231,11 @@ func TestCloneThatAlwaysFailsBecomesDeadLetter(t *testing.T) {
 	if j.Status != ci.StatusError || !strings.Contains(j.Error, "dead letter") || !strings.Contains(j.Error, "clone failed") {
 		t.Fatalf("job %s %q", j.Status, j.Error)
 	}
-	st, _ := r.queue.Stats(context.Background())
+	st, _ := r.Queue.Stats(context.Background())
 	if st.Dead != 1 || st.Pending != 0 || st.Lag != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	letters, _ := r.queue.DeadLetters(context.Background(), 5)
+	letters, _ := r.Queue.DeadLetters(context.Background(), 5)
 	if len(letters) != 1 || letters[0].Fields["job_id"] != id || letters[0].Fields["deliveries"] != "3" {
 		t.Fatalf("dead letters %+v", letters)
 	}
@@ -309,7 +304,7 @@ func TestShutdownHandsRunningJobBack(t *testing.T) {
 		t.Fatalf("%d step processes outlived the agent", n)
 	}
 	j := r.job(id)
-	st, _ := r.queue.Stats(context.Background())
+	st, _ := r.Queue.Stats(context.Background())
 	if j.Status != ci.StatusPending || j.Agent != "" || st.Lag != 1 || st.Pending != 0 {
 		t.Fatalf("job %s agent %q stats %+v", j.Status, j.Agent, st)
 	}
@@ -380,7 +375,7 @@ func TestCloneByBranchAndByCommitShareOneMirror(t *testing.T) {
 	second := testutil.Commit(t, dir, map[string]string{"version.txt": "v2\n"}, "bump")
 	work := t.TempDir()
 	run := func(commit string) string {
-		id, _, err := r.store.Submit(context.Background(), &ci.Job{Repo: "acme/v", CloneURL: dir, Branch: "main", Commit: commit}, "")
+		id, _, err := r.Submit(context.Background(), &ci.Job{Repo: "acme/v", CloneURL: dir, Branch: "main", Commit: commit}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -511,7 +506,7 @@ func (r *rig) storedLog(id string) []string {
 	var out []string
 	after := ""
 	for {
-		lines, err := r.store.ReadLogs(context.Background(), id, after, 5000, 0)
+		lines, err := r.Store.ReadLogs(context.Background(), id, after, 5000, 0)
 		if err != nil {
 			r.t.Fatal(err)
 		}

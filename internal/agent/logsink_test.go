@@ -60,7 +60,7 @@ func TestLogSinkExactlyOnceWhileRedisStalls(t *testing.T) {
 		WriteTimeout: 150 * time.Millisecond, MaxRetries: 5, MinRetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond})
 	t.Cleanup(func() { impatient.Close() })
 	st := store.New(impatient, store.Options{})
-	id, _, err := store.New(admin, store.Options{}).Submit(ctx, &ci.Job{Repo: "acme/log", CloneURL: "http://gitea.local/acme/log.git", Branch: "main"}, "")
+	id, _, err := testutil.NewJobs(admin, 0).Submit(ctx, &ci.Job{Repo: "acme/log", CloneURL: "http://gitea.local/acme/log.git", Branch: "main"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestLogBatchRetryIsStoredOnce(t *testing.T) {
 	r := testutil.StartRedis(t)
 	ctx := context.Background()
 	st := store.New(r.Client(), store.Options{})
-	id, _, _ := st.Submit(ctx, &ci.Job{Repo: "acme/log", CloneURL: "http://gitea.local/acme/log.git", Branch: "main"}, "")
+	id, _, _ := testutil.NewJobs(r.Client(), 0).Submit(ctx, &ci.Job{Repo: "acme/log", CloneURL: "http://gitea.local/acme/log.git", Branch: "main"}, "")
 	batch := []ci.LogLine{{Step: "s", Stream: "stdout", Text: "a"}, {Step: "s", Stream: "stdout", Text: "b"}}
 	for range 3 {
 		if _, err := st.AppendLogBatch(ctx, id, "w1", 1, batch); err != nil {
@@ -119,7 +119,7 @@ func TestLogSinkCapKeepsHeadMarkerAndTail(t *testing.T) {
 	r := testutil.StartRedis(t)
 	ctx := context.Background()
 	st := store.New(r.Client(), store.Options{})
-	id, _, _ := st.Submit(ctx, &ci.Job{Repo: "acme/log", CloneURL: "http://gitea.local/acme/log.git", Branch: "main"}, "")
+	id, _, _ := testutil.NewJobs(r.Client(), 0).Submit(ctx, &ci.Job{Repo: "acme/log", CloneURL: "http://gitea.local/acme/log.git", Branch: "main"}, "")
 	sink := newLogSink(st, id, "w", 64<<10) // 64 KiB cap, 32 KiB tail
 	const n = 10000
 	for i := range n {

@@ -14,7 +14,7 @@ func TestPoolScalesUpAndDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pool := agent.NewPool(ctx, func(name string) (*agent.Agent, error) { return r.agent(name, nil), nil }, nil)
 	names := func() []string {
-		agents, err := r.store.Agents(context.Background())
+		agents, err := r.Store.Agents(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

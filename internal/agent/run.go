@@ -12,46 +12,17 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
-	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/sandbox"
-	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
-// handle runs one delivery to its end. Every path acks the entry, hands it
-// back, or (lease lost) leaves it to the agent that now holds it.
-func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
-	log := a.log.With("job_id", d.JobID(), "entry", d.ID, "delivery", d.Deliveries)
-	fctx, cancel := final()
-	defer cancel()
-	job, err := a.opts.Store.Get(fctx, d.JobID())
-	if errors.Is(err, ci.ErrNotFound) {
-		log.Warn("job of queue entry not found (expired?); acking")
-		a.ack(d)
-		return
-	}
-	if err != nil {
-		log.Error("read job; leaving the entry for reclaim", "err", err)
-		return
-	}
-	if job.Status.Final() {
-		log.Info("job already " + string(job.Status) + "; skipping")
-		a.ack(d)
-		return
-	}
-	job, err = a.opts.Store.Transition(fctx, job.ID, store.Change{
-		From: []ci.Status{ci.StatusPending, ci.StatusRunning}, To: ci.StatusRunning, Agent: a.opts.Name,
-		Fields: map[string]string{"attempt": strconv.Itoa(attemptOf(d, job)), "error": "", "steps": "[]"},
-	})
-	if errors.Is(err, ci.ErrConflict) {
-		log.Info("job finished meanwhile; skipping")
-		a.ack(d)
-		return
-	}
-	if err != nil {
-		log.Error("mark job running; leaving the entry for reclaim", "err", err)
-		return
-	}
+// handle runs a claimed job to its end. Every path finishes the run,
+// requeues it, hands it back, or (lease lost) leaves it to the agent that
+// now holds it.
+func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
+	d, job := run.Entry, run.Job
+	log := a.log.With("job_id", job.ID, "entry", d.ID, "delivery", d.Deliveries)
 	a.setCurrent(job.ID)
 	defer a.setCurrent("")
 	log.Info("job started", "repo", job.Repo, "commit", job.Commit, "attempt", job.Attempt)
@@ -61,7 +32,7 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 	stopWatch := context.AfterFunc(ctx, func() { interrupt(errShutdown) })
 	defer stopWatch()
 	watchDone := make(chan struct{})
-	go func() { defer close(watchDone); a.watch(jobCtx, d, job.ID, interrupt) }()
+	go func() { defer close(watchDone); a.watch(jobCtx, run, interrupt) }()
 	defer func() { interrupt(nil); <-watchDone }()
 
 	masker := pipeline.NewMasker(a.opts.Secrets...)
@@ -71,7 +42,7 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 	if err != nil {
 		sink.Line("clone", "system", "workspace: "+err.Error())
 		sink.Flush()
-		a.retry(d, job, "workspace: "+err.Error())
+		a.retry(run, "workspace: "+err.Error())
 		return
 	}
 	defer releaseSlot()
@@ -90,31 +61,31 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 	sink.Line("clone", "system", fmt.Sprintf("fetching %s %s@%s", redact(job.CloneURL), job.Branch, shortSHA(job.Commit)))
 	if err := a.opts.Source.clone(jobCtx, mirrors, ws, job.CloneURL, job.Branch, job.Commit, keep, masker); err != nil {
 		if cause := context.Cause(jobCtx); cause != nil {
-			a.interrupted(d, job, cause, nil)
+			a.interrupted(run, cause, nil)
 			return
 		}
 		msg := "clone failed: " + err.Error()
 		sink.Line("clone", "system", msg)
 		sink.Flush()
 		if errors.Is(err, errCloneRefused) {
-			a.finish(d, job, ci.StatusError, msg, nil, nil)
+			a.finish(run, ci.StatusError, msg, nil, nil)
 			return
 		}
-		a.retry(d, job, msg)
+		a.retry(run, msg)
 		return
 	}
 	p, err := pipeline.Load(ws, a.opts.Tools)
 	if err != nil {
 		sink.Line("pipeline", "system", err.Error())
 		sink.Flush()
-		a.finish(d, job, ci.StatusError, err.Error(), nil, nil)
+		a.finish(run, ci.StatusError, err.Error(), nil, nil)
 		return
 	}
 	stepSecrets, err := a.pipelineSecrets(jobCtx, job, p)
 	if err != nil {
 		sink.Line("pipeline", "system", err.Error())
 		sink.Flush()
-		a.finish(d, job, ci.StatusError, err.Error(), nil, nil)
+		a.finish(run, ci.StatusError, err.Error(), nil, nil)
 		return
 	}
 	if len(stepSecrets) > 0 {
@@ -164,7 +135,7 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 		msg := "sandbox: " + err.Error()
 		sink.Line("pipeline", "system", msg)
 		sink.Flush()
-		a.retry(d, job, msg)
+		a.retry(run, msg)
 		return
 	}
 	env = append(env, sandboxEnv...)
@@ -178,17 +149,17 @@ func (a *Agent) handle(ctx context.Context, d *queue.Delivery) {
 		OnStep: func(steps []ci.Step) {
 			sctx, cancel := final()
 			defer cancel()
-			if err := a.opts.Store.UpdateSteps(sctx, job.ID, steps, ci.StatusRunning); err != nil && !errors.Is(err, ci.ErrConflict) {
+			if err := run.Progress(sctx, steps); err != nil && !errors.Is(err, ci.ErrConflict) {
 				log.Warn("record steps", "err", err)
 			}
 		},
 	})
 	sink.Flush()
 	if cause := context.Cause(jobCtx); cause != nil {
-		a.interrupted(d, job, cause, res.Steps)
+		a.interrupted(run, cause, res.Steps)
 		return
 	}
-	a.finish(d, job, res.Status, res.Error, res.Steps, map[string]string{
+	a.finish(run, res.Status, res.Error, res.Steps, map[string]string{
 		"cache_artifacts": strconv.Itoa(res.Cache.Total), "cache_fresh": strconv.Itoa(res.Cache.Fresh)})
 }
 
@@ -278,8 +249,8 @@ func (a *Agent) cargoTarget(ws, repo string) string {
 }
 
 // watch renews the lease and looks for a cancel until jobCtx ends.
-func (a *Agent) watch(jobCtx context.Context, d *queue.Delivery, jobID string, interrupt context.CancelCauseFunc) {
-	beat := time.NewTicker(a.opts.Queue.Lease() / 3)
+func (a *Agent) watch(jobCtx context.Context, run *jobs.Run, interrupt context.CancelCauseFunc) {
+	beat := time.NewTicker(a.opts.Jobs.Lease() / 3)
 	defer beat.Stop()
 	poll := time.NewTicker(a.opts.CancelPoll)
 	defer poll.Stop()
@@ -288,17 +259,16 @@ func (a *Agent) watch(jobCtx context.Context, d *queue.Delivery, jobID string, i
 		case <-jobCtx.Done():
 			return
 		case <-beat.C:
-			err := a.opts.Queue.Heartbeat(jobCtx, d)
-			if errors.Is(err, queue.ErrLeaseLost) {
+			err := run.Heartbeat(jobCtx)
+			if errors.Is(err, jobs.ErrLeaseLost) {
 				interrupt(errLeaseLost)
 				return
 			}
 			if err != nil && jobCtx.Err() == nil {
-				a.log.Warn("lease heartbeat", "job_id", jobID, "err", err)
+				a.log.Warn("lease heartbeat", "job_id", run.Job.ID, "err", err)
 			}
 		case <-poll.C:
-			j, err := a.opts.Store.Get(jobCtx, jobID)
-			if err == nil && j.Status == ci.StatusCancelled {
+			if cancelled, err := run.Cancelled(jobCtx); err == nil && cancelled {
 				interrupt(errJobCancelled)
 				return
 			}
@@ -307,7 +277,8 @@ func (a *Agent) watch(jobCtx context.Context, d *queue.Delivery, jobID string, i
 }
 
 // interrupted ends a run stopped from outside the pipeline.
-func (a *Agent) interrupted(d *queue.Delivery, job *ci.Job, cause error, steps []ci.Step) {
+func (a *Agent) interrupted(run *jobs.Run, cause error, steps []ci.Step) {
+	job := run.Job
 	log := a.log.With("job_id", job.ID)
 	fctx, cancel := final()
 	defer cancel()
@@ -316,46 +287,41 @@ func (a *Agent) interrupted(d *queue.Delivery, job *ci.Job, cause error, steps [
 		// Another agent holds the entry now and will write the verdict.
 		log.Warn("lease lost; abandoning the job to its new holder")
 	case errors.Is(cause, errJobCancelled):
-		if steps != nil {
-			_ = a.opts.Store.UpdateSteps(fctx, job.ID, steps, ci.StatusCancelled)
+		if err := run.EndCancelled(fctx, steps); err != nil {
+			log.Warn("end cancelled job", "err", err)
 		}
 		log.Info("job cancelled")
-		a.ack(d)
 		a.postStatus(job.ID, ci.StatusCancelled, "cancelled", job)
 	case errors.Is(cause, errShutdown):
-		// Back to pending first, then a new entry: the next agent finds a
-		// pending job, not one that looks like it is still running here.
-		if _, err := a.opts.Store.Transition(fctx, job.ID, store.Change{
-			From: []ci.Status{ci.StatusRunning}, To: ci.StatusPending,
-			Fields: map[string]string{"agent": "", "error": "", "steps": "[]"},
-		}); err != nil && !errors.Is(err, ci.ErrConflict) {
-			log.Error("hand back: mark pending", "err", err)
-		}
-		if _, err := a.opts.Queue.Release(fctx, d); err != nil {
-			log.Error("hand back: requeue; the entry will be reclaimed after the lease", "err", err)
+		// Pending again and a new entry, in one step: the next agent finds
+		// a pending job, not one that looks like it is still running here.
+		if err := run.Release(fctx); err != nil {
+			log.Error("hand back; the job will be reaped after the lease", "err", err)
 			return
 		}
 		log.Info("agent stopping: job handed back to the queue")
 	}
 }
 
-// finish records the verdict, acks and reports the commit status.
-func (a *Agent) finish(d *queue.Delivery, job *ci.Job, status ci.Status, errMsg string, steps []ci.Step, fields map[string]string) {
+// finish records the verdict and acks (one step), then reports the commit
+// status.
+func (a *Agent) finish(run *jobs.Run, status ci.Status, errMsg string, steps []ci.Step, fields map[string]string) {
+	job := run.Job
 	fctx, cancel := final()
 	defer cancel()
-	done, err := a.opts.Store.Transition(fctx, job.ID, store.Change{
-		From: []ci.Status{ci.StatusRunning}, To: status, Error: errMsg, Steps: steps, Fields: fields,
-	})
+	done, err := run.Finish(fctx, jobs.Verdict{Status: status, Error: errMsg, Steps: steps, Fields: fields})
 	switch {
-	case errors.Is(err, ci.ErrConflict):
+	case errors.Is(err, ci.ErrConflict), errors.Is(err, ci.ErrNotFound):
 		a.log.Info("job changed status meanwhile; verdict dropped", "job_id", job.ID, "verdict", status)
+	case errors.Is(err, jobs.ErrLeaseLost):
+		a.log.Warn("lease lost; verdict dropped for the job's new holder", "job_id", job.ID, "verdict", status)
+		return
 	case err != nil:
-		// Without the verdict stored, leave the entry for reclaim: another
-		// delivery will run the job again rather than lose it.
+		// Without the verdict stored, the entry stays for the reaper:
+		// another delivery will run the job again rather than lose it.
 		a.log.Error("record verdict", "job_id", job.ID, "err", err)
 		return
 	}
-	a.ack(d)
 	a.log.Info("job finished", "job_id", job.ID, "status", status, "error", errMsg)
 	if done != nil {
 		job = done
@@ -365,18 +331,13 @@ func (a *Agent) finish(d *queue.Delivery, job *ci.Job, status ci.Status, errMsg 
 
 // retry gives the delivery up for a system failure: back to pending and into
 // the queue, or a dead letter when it has been delivered too often.
-func (a *Agent) retry(d *queue.Delivery, job *ci.Job, reason string) {
+func (a *Agent) retry(run *jobs.Run, reason string) {
+	job := run.Job
 	fctx, cancel := final()
 	defer cancel()
-	if _, err := a.opts.Store.Transition(fctx, job.ID, store.Change{
-		From: []ci.Status{ci.StatusRunning}, To: ci.StatusPending,
-		Fields: map[string]string{"agent": "", "error": fmt.Sprintf("attempt %d: %s", job.Attempt, reason)},
-	}); err != nil && !errors.Is(err, ci.ErrConflict) {
-		a.log.Error("retry: mark pending", "job_id", job.ID, "err", err)
-	}
-	dead, err := a.opts.Queue.Retry(fctx, d, reason)
+	dead, err := run.Requeue(fctx, reason)
 	if err != nil {
-		a.log.Error("retry: requeue; the entry will be reclaimed after the lease", "job_id", job.ID, "err", err)
+		a.log.Error("retry: requeue; the job will be reaped after the lease", "job_id", job.ID, "err", err)
 		return
 	}
 	if dead {
@@ -385,14 +346,6 @@ func (a *Agent) retry(d *queue.Delivery, job *ci.Job, reason string) {
 		return
 	}
 	a.log.Warn("system failure; job requeued", "job_id", job.ID, "reason", reason)
-}
-
-func (a *Agent) ack(d *queue.Delivery) {
-	fctx, cancel := final()
-	defer cancel()
-	if err := a.opts.Queue.Ack(fctx, d.ID); err != nil {
-		a.log.Error("ack", "entry", d.ID, "err", err)
-	}
 }
 
 // postStatus reports the verdict to the forge, retrying within a bound; a

@@ -17,11 +17,11 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/agent"
 	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/sandbox"
 	"github.com/raibid-labs/raibid-ci/internal/secrets"
-	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
 // addAgentFlags are shared by `raibid agent` and `raibid up`.
@@ -76,7 +76,7 @@ func newAgentCmd() *cobra.Command {
 	f.String("public-url", "", "the server's base URL, for commit status links")
 	f.String("key-prefix", "", "prefix of every Redis key")
 	f.Duration("lease", queue.DefaultLease, "lease of a claimed job (heartbeats renew it)")
-	f.Int("max-deliveries", queue.DefaultMaxDeliveries, "deliveries of one job before it becomes a dead letter")
+	f.Int("max-deliveries", jobs.DefaultMaxDeliveries, "deliveries of one job before it becomes a dead letter")
 	f.Bool("allow-local-clone", false, "accept local paths as clone URLs")
 	f.StringSlice("mask", nil, "names of environment variables whose values are masked in logs")
 	addSecretFlags(f, "gitea-token")
@@ -92,7 +92,6 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 	f := cmd.Flags()
 	prefix, _ := f.GetString("key-prefix")
 	lease, _ := f.GetDuration("lease")
-	maxDeliveries, _ := f.GetInt("max-deliveries")
 	giteaURL, _ := f.GetString("gitea-url")
 	publicURL, _ := f.GetString("public-url")
 	workdir, _ := f.GetString("workdir")
@@ -105,16 +104,13 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 	if lease < time.Second {
 		return nil, &UsageError{fmt.Errorf("--lease %s: must be at least 1s", lease)}
 	}
-	st := store.New(rdb, storeOptions(cmd, prefix))
-	deadMax, _ := f.GetInt64("dead-letters-kept")
-	q := queue.New(rdb, queue.Options{Keys: queue.KeysWithPrefix(prefix), Lease: lease,
-		MaxDeliveries: maxDeliveries, OnDeadLetter: st.EndDeadLetter, DeadLetterMax: deadMax})
+	st, _, lc := lifecycle(cmd, rdb)
 	token, err := secret(cmd, "gitea-token")
 	if err != nil {
 		return nil, err
 	}
 	opts := agent.Options{
-		Name: name, Queue: q, Store: st, Logger: log, WorkDir: workdir,
+		Name: name, Jobs: lc, Store: st, Logger: log, WorkDir: workdir,
 		Source:    agent.Source{ForgeURL: giteaURL, Token: token, AllowLocal: allowLocal},
 		PublicURL: strings.TrimRight(publicURL, "/"),
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
@@ -87,17 +88,26 @@ func (quietLogger) Printf(context.Context, string, ...any) {}
 // addRetentionFlags declares how long finished jobs are kept; the server and
 // the agents both end jobs, so both take them (give both the same values).
 func addRetentionFlags(f *pflag.FlagSet) {
-	f.Int64("dead-letters-kept", queue.DefaultDeadLetterMax, "dead letters kept in ci-jobs:dead (about; older ones are trimmed)")
+	f.Int64("dead-letters-kept", jobs.DefaultDeadLetterMax, "dead letters kept in ci-jobs:dead (about; older ones are trimmed)")
 	f.Duration("job-retention", store.DefaultFinishedTTL, "how long a finished job's summary is kept (commit status links point at it)")
 	f.Duration("log-retention", store.DefaultLogTTL, "how long a finished job's log is kept (at most --job-retention)")
 }
 
-// storeOptions are the store's settings from the flags.
-func storeOptions(cmd *cobra.Command, prefix string) store.Options {
+// lifecycle builds the store, the queue and the job lifecycle on rdb from
+// the flags the server and the agents share (key prefix, lease, deliveries,
+// retention).
+func lifecycle(cmd *cobra.Command, rdb redis.UniversalClient) (*store.Store, *queue.Queue, *jobs.Lifecycle) {
+	f := cmd.Flags()
+	prefix, _ := f.GetString("key-prefix")
+	lease, _ := f.GetDuration("lease")
+	maxDeliveries, _ := f.GetInt("max-deliveries")
+	deadMax, _ := f.GetInt64("dead-letters-kept")
 	o := store.Options{Prefix: prefix}
-	if cmd.Flags().Lookup("job-retention") != nil {
-		o.FinishedTTL, _ = cmd.Flags().GetDuration("job-retention")
-		o.LogTTL, _ = cmd.Flags().GetDuration("log-retention")
+	if f.Lookup("job-retention") != nil {
+		o.FinishedTTL, _ = f.GetDuration("job-retention")
+		o.LogTTL, _ = f.GetDuration("log-retention")
 	}
-	return o
+	st := store.New(rdb, o)
+	q := queue.New(rdb, queue.Options{Keys: queue.KeysWithPrefix(prefix), Lease: lease})
+	return st, q, jobs.New(st, q, jobs.Options{MaxDeliveries: maxDeliveries, DeadLetterMax: deadMax})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/secrets"
@@ -26,7 +27,7 @@ func addServerFlags(cmd *cobra.Command) {
 	f.String("public-url", "", "base URL used in links, e.g. commit status target URLs")
 	f.String("key-prefix", "", "prefix of every Redis key")
 	f.Duration("lease", queue.DefaultLease, "how long a claimed job stays with an agent that stopped heartbeating")
-	f.Int("max-deliveries", queue.DefaultMaxDeliveries, "deliveries of one job before it becomes a dead letter")
+	f.Int("max-deliveries", jobs.DefaultMaxDeliveries, "deliveries of one job before it becomes a dead letter")
 	f.Bool("ui-public", false, "let anyone who can reach the server read the web pages (/ui/); cancel and retry still need the token")
 	f.String("mirrors", "", "mirrors file (mirrors.yaml): serve /webhook/github-sync and /mirrors, create new org repositories' mirrors")
 	f.Duration("mirror-rescan", mirror.DefaultRescan, "how often org entries of the mirrors file are re-listed for new repositories")
@@ -87,7 +88,6 @@ func serverConfig(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger) (*ser
 	addr, _ := f.GetString("addr")
 	prefix, _ := f.GetString("key-prefix")
 	lease, _ := f.GetDuration("lease")
-	maxDeliveries, _ := f.GetInt("max-deliveries")
 	giteaURL, _ := f.GetString("gitea-url")
 	if lease < time.Second {
 		return nil, &UsageError{fmt.Errorf("--lease %s: must be at least 1s", lease)}
@@ -106,16 +106,11 @@ func serverConfig(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger) (*ser
 	if apiToken == "" {
 		log.Warn("no API token (RAIBID_API_TOKEN or --api-token-file): the API is open to anyone who can reach it")
 	}
-	st := store.New(rdb, storeOptions(cmd, prefix))
-	deadMax, _ := f.GetInt64("dead-letters-kept")
-	q := queue.New(rdb, queue.Options{
-		Keys: queue.KeysWithPrefix(prefix), Lease: lease, MaxDeliveries: maxDeliveries,
-		OnDeadLetter: st.EndDeadLetter, DeadLetterMax: deadMax,
-	})
+	st, q, lc := lifecycle(cmd, rdb)
 	publicURL, _ := f.GetString("public-url")
 	uiPublic, _ := f.GetBool("ui-public")
 	opts := server.Options{
-		Store: st, Queue: q, Logger: log, WebhookSecret: webhookSecret, APIToken: apiToken,
+		Store: st, Queue: q, Jobs: lc, Logger: log, WebhookSecret: webhookSecret, APIToken: apiToken,
 		GiteaURL: giteaURL, Version: Version, PublicURL: publicURL, UIPublic: uiPublic,
 	}
 	opts.HeaderTimeout, _ = f.GetDuration("header-timeout")

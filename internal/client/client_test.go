@@ -12,7 +12,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/client"
-	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
@@ -20,6 +20,7 @@ import (
 
 type rig struct {
 	store *store.Store
+	jobs  *jobs.Lifecycle
 	url   string
 }
 
@@ -28,15 +29,16 @@ func newRig(t *testing.T, wrap func(http.Handler) http.Handler) *rig {
 	t.Helper()
 	r := testutil.StartRedis(t)
 	rdb := r.Client()
-	st := store.New(rdb, store.Options{})
-	srv := server.New(server.Options{Store: st, Queue: queue.New(rdb, queue.Options{}), APIToken: "tok", ReaperInterval: -1})
+	jb := testutil.NewJobs(rdb, 0)
+	st := jb.Store
+	srv := server.New(server.Options{Store: st, Queue: jb.Queue, Jobs: jb.Lifecycle, APIToken: "tok", ReaperInterval: -1})
 	h := srv.Handler()
 	if wrap != nil {
 		h = wrap(h)
 	}
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
-	return &rig{store: st, url: ts.URL}
+	return &rig{store: st, jobs: jb.Lifecycle, url: ts.URL}
 }
 
 func TestJobsRoundTrip(t *testing.T) {
@@ -89,15 +91,15 @@ func TestFollowLogsResumesAfterDroppedConnection(t *testing.T) {
 		})
 	})
 	ctx := context.Background()
-	id, _, _ := r.store.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/x", Branch: "main"}, "")
-	r.store.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning})
+	id, _, _ := r.jobs.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/x", Branch: "main"}, "")
+	r.jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning})
 	for i := 1; i <= 3; i++ {
 		r.store.AppendLog(ctx, id, ci.LogLine{Step: "s", Stream: "stdout", Text: "line " + string(rune('0'+i))})
 	}
 	go func() {
 		time.Sleep(300 * time.Millisecond)
 		r.store.AppendLog(ctx, id, ci.LogLine{Step: "s", Stream: "stdout", Text: "line 4"})
-		r.store.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusFailed})
+		r.jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusFailed})
 	}()
 	var mu sync.Mutex
 	var got []string
@@ -148,7 +150,7 @@ func TestFollowEventsReportsConnection(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("never connected")
 	}
-	id, _, _ := r.store.Submit(context.Background(), &ci.Job{Repo: "a/b", CloneURL: "/x", Branch: "main"}, "")
+	id, _, _ := r.jobs.Submit(context.Background(), &ci.Job{Repo: "a/b", CloneURL: "/x", Branch: "main"}, "")
 	deadline := time.After(5 * time.Second)
 	for {
 		select {

@@ -14,9 +14,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/localredis"
-	"github.com/raibid-labs/raibid-ci/internal/queue"
-	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 func client(t *testing.T, url string) *redis.Client {
@@ -42,28 +42,27 @@ func TestInProcessFallbackRunsQueueAndStore(t *testing.T) {
 		t.Fatal("in-process fallback claims to be durable")
 	}
 	rdb := client(t, inst.URL)
-	s := store.New(rdb, store.Options{})
-	q := queue.New(rdb, queue.Options{})
+	jb := testutil.NewJobs(rdb, 0)
 	ctx := context.Background()
-	id, created, err := s.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/src", Branch: "main"}, "d1")
+	id, created, err := jb.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/src", Branch: "main"}, "d1")
 	if err != nil || !created {
 		t.Fatalf("submit: %v", err)
 	}
-	if again, created, _ := s.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/src", Branch: "main"}, "d1"); created || again != id {
+	if again, created, _ := jb.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/src", Branch: "main"}, "d1"); created || again != id {
 		t.Fatalf("dedupe failed on the fallback")
 	}
-	d, err := q.Claim(ctx, "a1", 10*time.Millisecond)
-	if err != nil || d == nil || d.JobID() != id {
-		t.Fatalf("claim: %+v %v", d, err)
+	run, err := jb.Claim(ctx, "a1", 10*time.Millisecond, nil)
+	if err != nil || run == nil || run.Job.ID != id || run.Job.Status != ci.StatusRunning {
+		t.Fatalf("claim: %+v %v", run, err)
 	}
-	if err := q.Heartbeat(ctx, d); err != nil {
+	if err := run.Heartbeat(ctx); err != nil {
 		t.Fatalf("heartbeat: %v", err)
 	}
-	if _, err := s.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning}); err != nil {
-		t.Fatalf("transition: %v", err)
-	}
-	if st, err := q.Stats(ctx); err != nil || st.Pending != 1 {
+	if st, err := jb.Queue.Stats(ctx); err != nil || st.Pending != 1 {
 		t.Fatalf("stats %+v %v", st, err)
+	}
+	if _, err := run.Finish(ctx, jobs.Verdict{Status: ci.StatusSuccess}); err != nil {
+		t.Fatalf("finish: %v", err)
 	}
 }
 

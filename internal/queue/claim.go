@@ -9,19 +9,25 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// ReaperConsumer is the consumer name the server's reaper claims entries as.
+const ReaperConsumer = "raibid-reaper"
+
 // Claim hands the consumer one entry: first an entry whose holder stopped
 // heartbeating for longer than the lease, else a new one, waiting up to block
 // for it with XREADGROUP BLOCK (Redis wakes the reader the moment an entry is
 // added, so there is no polling tick). It returns nil, nil when nothing came.
-// Entries delivered more than MaxDeliveries times become dead letters on the
-// way and are never returned.
+// Deliveries counts every delivery of the job so far; whether that is too
+// many is the caller's decision (internal/jobs dead-letters it).
 func (q *Queue) Claim(ctx context.Context, consumer string, block time.Duration) (*Delivery, error) {
 	if err := q.EnsureGroup(ctx); err != nil {
 		return nil, err
 	}
-	d, err := q.reclaimOne(ctx, consumer)
-	if err != nil || d != nil {
-		return d, err
+	idle, err := q.idle(ctx, consumer, "0-0", 1)
+	if err != nil || len(idle) > 0 {
+		if len(idle) > 0 {
+			return idle[0], nil
+		}
+		return nil, err
 	}
 	if block <= 0 {
 		block = time.Millisecond // XREADGROUP BLOCK 0 would wait forever
@@ -51,61 +57,53 @@ func (q *Queue) Claim(ctx context.Context, consumer string, block time.Duration)
 		m := res[0].Messages[0]
 		d := &Delivery{ID: m.ID, Fields: toStrings(m.Values), Consumer: consumer}
 		d.Deliveries = d.prior() + 1
-		if d.Deliveries > q.opts.MaxDeliveries {
-			reason := fmt.Sprintf("delivered %d times, more than the limit of %d", d.Deliveries, q.opts.MaxDeliveries)
-			if err := q.deadLetter(ctx, d, reason); err != nil {
-				return nil, err
-			}
-			return nil, nil
-		}
 		return d, nil
 	}
 }
 
-// reclaimOne takes over, for consumer, one entry idle past the lease. Each
-// XAUTOCLAIM counts as a delivery in Redis; the count is read back with
-// XPENDING to decide whether the entry has been tried too often.
-func (q *Queue) reclaimOne(ctx context.Context, consumer string) (*Delivery, error) {
-	start := "0-0"
-	for range 100 { // bounded: each round dead-letters one entry or ends
+// Abandoned takes over, as the reaper, up to max entries whose holder
+// stopped heartbeating for longer than the lease. The reaper's own
+// XAUTOCLAIM is not counted as a delivery: it runs nothing.
+func (q *Queue) Abandoned(ctx context.Context, max int) ([]*Delivery, error) {
+	out, err := q.idle(ctx, ReaperConsumer, "0-0", max)
+	for _, d := range out {
+		d.Deliveries--
+	}
+	return out, err
+}
+
+// idle takes over, for consumer, up to max entries idle past the lease,
+// scanning the pending list from start. Each XAUTOCLAIM counts as a delivery
+// in Redis; the count is read back with XPENDING.
+func (q *Queue) idle(ctx context.Context, consumer, start string, max int) ([]*Delivery, error) {
+	var out []*Delivery
+	for range 1000 { // bounded per call; callers call again
 		msgs, next, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 			Stream: q.opts.Keys.Stream, Group: q.opts.Keys.Group, Consumer: consumer,
-			MinIdle: q.opts.Lease, Start: start, Count: 1,
+			MinIdle: q.opts.Lease, Start: start, Count: int64(max - len(out)),
 		}).Result()
 		if err != nil {
-			if isNoGroup(err) {
+			if isNoGroup(err) || isNoSuchKey(err) {
 				q.groupReady.Store(false)
-				return nil, nil
+				return out, nil
 			}
-			return nil, fmt.Errorf("reclaim: %w", err)
+			return out, fmt.Errorf("reclaim: %w", err)
 		}
-		if len(msgs) == 0 {
-			if next == "0-0" || next == "" {
-				return nil, nil
+		for _, m := range msgs {
+			count, err := q.deliveryCount(ctx, m.ID)
+			if err != nil {
+				return out, err
 			}
-			start = next
-			continue
+			d := &Delivery{ID: m.ID, Fields: toStrings(m.Values), Consumer: consumer, Reclaimed: true}
+			d.Deliveries = d.prior() + count
+			out = append(out, d)
 		}
-		m := msgs[0]
-		count, err := q.deliveryCount(ctx, m.ID)
-		if err != nil {
-			return nil, err
-		}
-		d := &Delivery{ID: m.ID, Fields: toStrings(m.Values), Consumer: consumer}
-		d.Deliveries = d.prior() + count
-		if d.Deliveries <= q.opts.MaxDeliveries {
-			return d, nil
-		}
-		reason := fmt.Sprintf("delivered %d times without finishing (limit %d); the last holder stopped heartbeating", d.Deliveries-1, q.opts.MaxDeliveries)
-		if err := q.deadLetter(ctx, d, reason); err != nil {
-			return nil, err
+		if len(out) >= max || next == "0-0" || next == "" {
+			return out, nil
 		}
 		start = next
-		if next == "0-0" {
-			start = "0-0"
-		}
 	}
-	return nil, nil
+	return out, nil
 }
 
 // deliveryCount is Redis's delivery counter of a pending entry.

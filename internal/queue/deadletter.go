@@ -3,35 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
-	"strconv"
-
-	"github.com/redis/go-redis/v9"
 )
-
-// deadLetter tells OnDeadLetter first (so the job's state ends in error even
-// if we crash next), then moves the entry to the dead-letter stream and acks
-// it in one MULTI.
-func (q *Queue) deadLetter(ctx context.Context, d *Delivery, reason string) error {
-	if q.opts.OnDeadLetter != nil {
-		if err := q.opts.OnDeadLetter(ctx, d, reason); err != nil {
-			return fmt.Errorf("dead letter %s: %w", d.ID, err)
-		}
-	}
-	fields := copyFields(d.Fields)
-	fields[FieldReason] = reason
-	fields[FieldOriginalID] = d.ID
-	fields["deliveries"] = strconv.Itoa(d.Deliveries)
-	_, err := q.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		// The dead-letter stream keeps the last DeadLetterMax entries.
-		p.XAdd(ctx, &redis.XAddArgs{Stream: q.opts.Keys.Dead, Values: fields, MaxLen: q.opts.DeadLetterMax, Approx: true})
-		p.XAck(ctx, q.opts.Keys.Stream, q.opts.Keys.Group, d.ID)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("dead letter %s: %w", d.ID, err)
-	}
-	return nil
-}
 
 // DeadLetter is an entry of the dead-letter stream.
 type DeadLetter struct {

@@ -76,11 +76,13 @@ func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
 }
 
-// queued is called once a job is in the queue: counted, and with an
-// executor, given an agent (in the background: a slow API server must not
-// slow the webhook answer).
-func (s *Server) queued(j *ci.Job, trigger string) {
-	s.metrics.enqueued.WithLabelValues(trigger).Inc()
+// queued is the lifecycle's submit hook: every job queued, whichever way
+// (webhook, POST /jobs, retry from the API or the web page), is counted,
+// gets a pending commit status, and with an executor an agent — both in the
+// background: a slow forge or API server must not slow the answer.
+func (s *Server) queued(_ context.Context, j *ci.Job) {
+	s.metrics.enqueued.WithLabelValues(j.Trigger).Inc()
+	s.postPending(j.ID, j.Repo, j.Commit)
 	if s.opts.Executor == nil {
 		return
 	}

@@ -132,13 +132,11 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 		req.CloneURL = strings.TrimRight(s.opts.GiteaURL, "/") + "/" + req.Repo + ".git"
 	}
 	job := &ci.Job{Repo: req.Repo, CloneURL: req.CloneURL, Branch: req.Branch, Commit: req.Commit, Trigger: ci.TriggerManual}
-	id, _, err := s.opts.Store.Submit(r.Context(), job, "")
+	id, _, err := s.opts.Jobs.Submit(r.Context(), job, "")
 	if err != nil {
 		s.storeError(w, err)
 		return
 	}
-	job.ID = id
-	s.queued(job, ci.TriggerManual)
 	j, err := s.opts.Store.Get(r.Context(), id)
 	if err != nil {
 		s.storeError(w, err)
@@ -152,7 +150,7 @@ func (s *Server) handleCancelJob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	j, err := s.opts.Store.Cancel(r.Context(), id)
+	j, err := s.opts.Jobs.Cancel(r.Context(), id)
 	if err != nil {
 		s.storeError(w, err)
 		return
@@ -165,12 +163,11 @@ func (s *Server) handleRetryJob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	j, err := s.opts.Store.Retry(r.Context(), id)
+	j, err := s.opts.Jobs.Retry(r.Context(), id)
 	if err != nil {
 		s.storeError(w, err)
 		return
 	}
-	s.queued(j, ci.TriggerRetry)
 	writeJSON(w, http.StatusCreated, j)
 }
 

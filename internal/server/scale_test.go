@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
-	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
@@ -39,9 +39,9 @@ func BenchmarkScale(b *testing.B) {
 		r := testutil.StartRedis(b)
 		rdb := r.Client()
 		ctx := context.Background()
-		st := store.New(rdb, store.Options{})
-		q := queue.New(rdb, queue.Options{})
-		srv := server.New(server.Options{Store: st, Queue: q, APIToken: "tok", ReaperInterval: -1, UIPublic: true})
+		jb := testutil.NewJobs(rdb, 0)
+		st, q := jb.Store, jb.Queue
+		srv := server.New(server.Options{Store: st, Queue: q, Jobs: jb.Lifecycle, APIToken: "tok", ReaperInterval: -1, UIPublic: true})
 		l, _ := net.Listen("tcp", "127.0.0.1:0")
 		sctx, stop := context.WithCancel(ctx)
 		go srv.Serve(sctx, l)
@@ -69,7 +69,7 @@ func BenchmarkScale(b *testing.B) {
 					for i := range work {
 						j := &ci.Job{Repo: fmt.Sprintf("acme/repo-%03d", i%500), CloneURL: "http://gitea.local/acme/x.git",
 							Branch: fmt.Sprintf("b%d", i%50), Commit: "0123456789abcdef0123456789abcdef01234567", Author: "ann", Message: "fix", Trigger: ci.TriggerPush}
-						id, _, err := st.Submit(ctx, j, "")
+						id, _, err := jb.Submit(ctx, j, "")
 						if err == nil && i%100 == 0 {
 							mu.Lock()
 							ids = append(ids, id)
@@ -114,8 +114,8 @@ func BenchmarkScale(b *testing.B) {
 			// Finish a sample to measure a finished job's bytes.
 			before = used()
 			for _, id := range ids {
-				st.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning, Agent: "agent-001"})
-				st.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusFailed, Error: "step test failed with exit code 101",
+				jb.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning, Agent: "agent-001"})
+				jb.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusFailed, Error: "step test failed with exit code 101",
 					Steps: []ci.Step{{Name: "check", Status: ci.StatusSuccess}, {Name: "test", Status: ci.StatusFailed}}})
 			}
 			perFinished := float64(used()-before)/float64(len(ids)) + perQueued

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/secrets"
@@ -29,10 +30,11 @@ const DefaultMaxBody = 25 << 20
 // ShutdownTimeout is how long in-flight requests get to finish on SIGTERM.
 const ShutdownTimeout = 10 * time.Second
 
-// Options configure a Server. Store and Queue are required.
+// Options configure a Server. Store, Queue and Jobs are required.
 type Options struct {
 	Store  *store.Store
 	Queue  *queue.Queue
+	Jobs   *jobs.Lifecycle
 	Logger *slog.Logger
 	// WebhookSecret signs forge webhooks; with none set every webhook is 401.
 	WebhookSecret string
@@ -136,6 +138,9 @@ func New(opts Options) *Server {
 		bodies: &bodyBudget{left: opts.BodyBytesInFlight}}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.metrics = newMetrics(opts.Registry, opts.Queue)
+	if opts.Jobs != nil { // nil only in tests that read the route table
+		opts.Jobs.OnSubmit(s.queued)
+	}
 	if opts.Mirrors != nil {
 		opts.Mirrors.SetObserver(s.metrics.observeMirror)
 	}
@@ -169,11 +174,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	bg, stopBackground := context.WithCancel(context.Background())
 	var loops sync.WaitGroup
 	if s.opts.ReaperInterval >= 0 {
-		loops.Go(func() { s.opts.Queue.RunReaper(bg, s.opts.ReaperInterval, s.log) })
+		loops.Go(func() { s.opts.Jobs.RunReaper(bg, s.opts.ReaperInterval, s.log) })
 	}
 	loops.Go(func() { s.countCacheUse(bg) })
 	// Finished jobs leave on schedule, with their index entries.
-	loops.Go(func() { s.opts.Store.RunExpiry(bg, time.Minute, s.log) })
+	loops.Go(func() { s.opts.Jobs.RunExpiry(bg, time.Minute, s.log) })
 	if s.opts.Mirrors != nil {
 		loops.Go(func() { s.opts.Mirrors.Run(bg) })
 	}

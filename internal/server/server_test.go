@@ -16,6 +16,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/store"
@@ -33,6 +34,7 @@ type env struct {
 	redis *testutil.Redis
 	store *store.Store
 	queue *queue.Queue
+	jobs  *jobs.Lifecycle
 }
 
 // start runs a real server on a loopback port against a real redis-server.
@@ -51,9 +53,9 @@ func startWith(t *testing.T, with func(*server.Options), extra ...string) *env {
 func startOn(t *testing.T, r *testutil.Redis, with func(*server.Options)) *env {
 	t.Helper()
 	rdb := r.Client()
-	st := store.New(rdb, store.Options{})
-	q := queue.New(rdb, queue.Options{})
-	opts := server.Options{Store: st, Queue: q, WebhookSecret: secret, APIToken: token,
+	jb := testutil.NewJobs(rdb, 0)
+	st, q := jb.Store, jb.Queue
+	opts := server.Options{Store: st, Queue: q, Jobs: jb.Lifecycle, WebhookSecret: secret, APIToken: token,
 		GiteaURL: "http://gitea.local:3000", ReaperInterval: -1}
 	if with != nil {
 		with(&opts)
@@ -67,7 +69,7 @@ func startOn(t *testing.T, r *testutil.Redis, with func(*server.Options)) *env {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &env{t: t, url: "http://" + l.Addr().String(), redis: r, store: st, queue: q}
+	return &env{t: t, url: "http://" + l.Addr().String(), redis: r, store: st, queue: q, jobs: jb.Lifecycle}
 }
 
 func fixture(t testing.TB, name string) []byte {
@@ -410,8 +412,8 @@ func (e *env) stream(path, lastID string) *http.Response {
 func TestLogsTextAndResumableSSE(t *testing.T) {
 	e := start(t)
 	ctx := context.Background()
-	id, _, _ := e.store.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/tmp/x", Branch: "main"}, "")
-	e.store.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning})
+	id, _, _ := e.jobs.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/tmp/x", Branch: "main"}, "")
+	e.jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning})
 	e.store.AppendLog(ctx, id, ci.LogLine{Step: "build", Stream: "stdout", Text: "line 1"}, ci.LogLine{Step: "build", Stream: "stdout", Text: "line 2"})
 
 	resp := e.stream("/jobs/"+id+"/logs/stream", "")
@@ -426,7 +428,7 @@ func TestLogsTextAndResumableSSE(t *testing.T) {
 
 	// Lines written while the client was away, then the job ends.
 	e.store.AppendLog(ctx, id, ci.LogLine{Step: "test", Stream: "stdout", Text: "line 3"})
-	e.store.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusSuccess})
+	e.jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusSuccess})
 	resumed := readEvents(t, e.stream("/jobs/"+id+"/logs/stream", first[0].id).Body, func(ev sseEvent) bool { return ev.name == "end" })
 	if len(resumed) != 3 || !strings.Contains(resumed[0].data, "line 2") || !strings.Contains(resumed[1].data, "line 3") ||
 		resumed[2].name != "end" || !strings.Contains(resumed[2].data, "success") {
@@ -483,10 +485,10 @@ func TestMetricsExposeWebhooksAndQueue(t *testing.T) {
 func TestBuildCacheCounters(t *testing.T) {
 	e := start(t)
 	ctx := context.Background()
-	id, _, _ := e.store.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/x", Branch: "main"}, "")
-	e.store.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning})
+	id, _, _ := e.jobs.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/x", Branch: "main"}, "")
+	e.jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning})
 	time.Sleep(300 * time.Millisecond) // the server's subscription is up
-	e.store.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusSuccess,
+	e.jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusSuccess,
 		Fields: map[string]string{"cache_artifacts": "10", "cache_fresh": "9"}})
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/server"
-	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
@@ -18,7 +16,8 @@ import (
 func TestShutdownEndsStreamsAndDrains(t *testing.T) {
 	r := testutil.StartRedis(t)
 	rdb := r.Client()
-	srv := server.New(server.Options{Store: store.New(rdb, store.Options{}), Queue: queue.New(rdb, queue.Options{}), ReaperInterval: -1})
+	jb := testutil.NewJobs(rdb, 0)
+	srv := server.New(server.Options{Store: jb.Store, Queue: jb.Queue, Jobs: jb.Lifecycle, ReaperInterval: -1})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -2,15 +2,14 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
-	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/server"
-	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
@@ -33,8 +32,9 @@ func (s *statusRecorder) PostStatus(_ context.Context, repo, sha string, st gite
 func TestQueuedPushPostsPendingStatus(t *testing.T) {
 	r := testutil.StartRedis(t)
 	rdb := r.Client()
+	jb := testutil.NewJobs(rdb, 0)
 	rec := &statusRecorder{ch: make(chan struct{}, 4)}
-	srv := server.New(server.Options{Store: store.New(rdb, store.Options{}), Queue: queue.New(rdb, queue.Options{}),
+	srv := server.New(server.Options{Store: jb.Store, Queue: jb.Queue, Jobs: jb.Lifecycle,
 		WebhookSecret: secret, Status: rec, PublicURL: "http://ci.local/", ReaperInterval: -1})
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,5 +60,44 @@ func TestQueuedPushPostsPendingStatus(t *testing.T) {
 	case <-rec.ch:
 		t.Fatal("status posted for an ignored tag push")
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// Every way a job is queued — POST /jobs, a retry from the API — posts
+// "pending" too: the lifecycle's submit hook, not each handler, posts it.
+func TestManualAndRetriedJobsPostPendingStatus(t *testing.T) {
+	rec := &statusRecorder{ch: make(chan struct{}, 4)}
+	e := startWith(t, func(o *server.Options) { o.Status = rec; o.PublicURL = "http://ci.local/" })
+	wait := func(what string) string {
+		t.Helper()
+		select {
+		case <-rec.ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no pending status posted for %s", what)
+		}
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return rec.got[len(rec.got)-1]
+	}
+	const sha = "0123456789abcdef0123456789abcdef01234567"
+	resp, body := e.do("POST", "/jobs", `{"repo":"acme/widget","branch":"main","commit":"`+sha+`"}`, token)
+	if resp.StatusCode != 201 {
+		t.Fatalf("POST /jobs %d %s", resp.StatusCode, body)
+	}
+	var j struct{ ID string }
+	json.Unmarshal(body, &j)
+	if got := wait("POST /jobs"); got != "acme/widget@"+sha+" pending raibid-ci http://ci.local/ui/jobs/"+j.ID {
+		t.Fatalf("status %q", got)
+	}
+	if _, err := e.jobs.Cancel(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = e.do("POST", "/jobs/"+j.ID+"/retry", "", token)
+	if resp.StatusCode != 201 {
+		t.Fatalf("retry %d %s", resp.StatusCode, body)
+	}
+	json.Unmarshal(body, &j)
+	if got := wait("a retry"); got != "acme/widget@"+sha+" pending raibid-ci http://ci.local/ui/jobs/"+j.ID {
+		t.Fatalf("status %q", got)
 	}
 }

@@ -7,16 +7,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/server"
-	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 func TestScaleAndSystemEndpoints(t *testing.T) {
 	r := testutil.StartRedis(t)
 	rdb := r.Client()
-	opts := server.Options{Store: store.New(rdb, store.Options{}), Queue: queue.New(rdb, queue.Options{}), ReaperInterval: -1, Version: "v9"}
+	jb := testutil.NewJobs(rdb, 0)
+	opts := server.Options{Store: jb.Store, Queue: jb.Queue, Jobs: jb.Lifecycle, ReaperInterval: -1, Version: "v9"}
 	plain := httptest.NewServer(server.New(opts).Handler())
 	defer plain.Close()
 	req := func(base, method, path, body string) (int, string) {

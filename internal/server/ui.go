@@ -281,17 +281,11 @@ func (s *Server) handleUIJobStream(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleUICancel(w http.ResponseWriter, r *http.Request) {
-	s.uiJobAction(w, r, func(id string) (*ci.Job, error) { return s.opts.Store.Cancel(r.Context(), id) })
+	s.uiJobAction(w, r, func(id string) (*ci.Job, error) { return s.opts.Jobs.Cancel(r.Context(), id) })
 }
 
 func (s *Server) handleUIRetry(w http.ResponseWriter, r *http.Request) {
-	s.uiJobAction(w, r, func(id string) (*ci.Job, error) {
-		j, err := s.opts.Store.Retry(r.Context(), id)
-		if err == nil {
-			s.queued(j, ci.TriggerRetry)
-		}
-		return j, err
-	})
+	s.uiJobAction(w, r, func(id string) (*ci.Job, error) { return s.opts.Jobs.Retry(r.Context(), id) })
 }
 
 // uiJobAction runs a form's action and shows the resulting job (post,

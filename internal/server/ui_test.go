@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/server"
-	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
 // browser is an HTTP client with a cookie jar that does not follow redirects,
@@ -81,13 +81,13 @@ var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
 func (e *env) runningJob(t *testing.T, message string) string {
 	t.Helper()
 	ctx := context.Background()
-	id, _, err := e.store.Submit(ctx, &ci.Job{Repo: "acme/widget", Branch: "main", Commit: "bffeb74224043ba2feb48d137756c8a9331c449a",
+	id, _, err := e.jobs.Submit(ctx, &ci.Job{Repo: "acme/widget", Branch: "main", Commit: "bffeb74224043ba2feb48d137756c8a9331c449a",
 		Author: "Ann <ann@example.com>", Message: message, CloneURL: "http://gitea.local:3000/acme/widget.git", Trigger: ci.TriggerPush}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if _, err := e.store.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning, At: now, Agent: "local-1",
+	if _, err := e.jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning, At: now, Agent: "local-1",
 		Steps: []ci.Step{{Name: "check", Status: ci.StatusRunning, StartedAt: &now}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestUIStreamSendsEscapedLinesSummaryAndEnd(t *testing.T) {
 	defer resp.Body.Close()
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		e.store.Cancel(ctx, id)
+		e.jobs.Cancel(ctx, id)
 	}()
 	events := readEvents(t, resp.Body, func(ev sseEvent) bool { return ev.name == "end" })
 	var names []string
@@ -320,7 +320,7 @@ func TestUIJobWithExpiredLog(t *testing.T) {
 	id := e.runningJob(t, "x")
 	ctx := context.Background()
 	e.store.AppendLog(ctx, id, ci.LogLine{Step: "s", Stream: "stdout", Text: "gone soon"})
-	e.store.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusSuccess, At: time.Now().Add(-25 * time.Hour)})
+	e.jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusSuccess, At: time.Now().Add(-25 * time.Hour)})
 	e.redis.Client().Del(ctx, "job:"+id+":log") // as the log's 24 h TTL would
 	b := newBrowser(t, e)
 	b.login()

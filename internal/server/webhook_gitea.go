@@ -55,7 +55,7 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 		Repo: p.Repo, CloneURL: p.CloneURL, Branch: p.Branch, Commit: p.Commit,
 		Author: p.Author, Message: p.Message, Trigger: ci.TriggerPush,
 	}
-	id, created, err := s.opts.Store.Submit(r.Context(), job, r.Header.Get(gitea.HeaderDelivery))
+	id, created, err := s.opts.Jobs.Submit(r.Context(), job, r.Header.Get(gitea.HeaderDelivery))
 	if errors.Is(err, ci.ErrInvalid) {
 		// A commit, branch or clone URL raibid will not hand to git: no
 		// redelivery can fix it.
@@ -76,10 +76,7 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	result("accepted")
-	job.ID = id
-	s.queued(job, ci.TriggerPush)
 	s.log.Info("job queued", "job_id", id, "repo", p.Repo, "branch", p.Branch, "commit", p.Commit)
-	s.postPending(id, p.Repo, p.Commit)
 	writeJSON(w, http.StatusAccepted, map[string]string{"job_id": id})
 }
 
@@ -87,7 +84,7 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 // webhook answer must not wait for the forge, and a forge outage is retried
 // by the client and then only logged.
 func (s *Server) postPending(jobID, repo, commit string) {
-	if s.opts.Status == nil {
+	if s.opts.Status == nil || commit == "" {
 		return
 	}
 	target := ci.PageURL(s.opts.PublicURL, jobID)

@@ -27,26 +27,26 @@ func (s *Store) AgentHeartbeat(ctx context.Context, a Agent, ttl time.Duration) 
 	if a.LastSeen.IsZero() {
 		a.LastSeen = s.now()
 	}
-	key := s.agentKey(a.Name)
+	key := s.keys.Agent(a.Name)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, key, "name", a.Name, "status", a.Status, "current_job", a.CurrentJob,
-			"started_at", formatTime(a.StartedAt), "last_seen", formatTime(a.LastSeen), "host", a.Host, "sandbox", a.Sandbox)
+			"started_at", FormatTime(a.StartedAt), "last_seen", FormatTime(a.LastSeen), "host", a.Host, "sandbox", a.Sandbox)
 		p.PExpire(ctx, key, ttl)
 		// The index of live agents, scored by when the record expires.
-		p.ZAdd(ctx, s.agentsKey(), redis.Z{Score: float64(a.LastSeen.Add(ttl).UnixMilli()), Member: a.Name})
+		p.ZAdd(ctx, s.keys.Agents(), redis.Z{Score: float64(a.LastSeen.Add(ttl).UnixMilli()), Member: a.Name})
 		return nil
 	})
-	return wrap("agent heartbeat", err)
+	return Wrap("agent heartbeat", err)
 }
 
 // RemoveAgent deletes an agent's record (on clean exit).
 func (s *Store) RemoveAgent(ctx context.Context, name string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.agentKey(name))
-		p.ZRem(ctx, s.agentsKey(), name)
+		p.Del(ctx, s.keys.Agent(name))
+		p.ZRem(ctx, s.keys.Agents(), name)
 		return nil
 	})
-	return wrap("remove agent", err)
+	return Wrap("remove agent", err)
 }
 
 // Agents lists live agents from the agents index: its cost grows with the
@@ -54,16 +54,16 @@ func (s *Store) RemoveAgent(ctx context.Context, name string) error {
 // expired are dropped from the index on the way.
 func (s *Store) Agents(ctx context.Context) ([]Agent, error) {
 	now := strconv.FormatInt(s.now().UnixMilli(), 10)
-	if err := s.rdb.ZRemRangeByScore(ctx, s.agentsKey(), "-inf", "("+now).Err(); err != nil {
-		return nil, wrap("list agents", err)
+	if err := s.rdb.ZRemRangeByScore(ctx, s.keys.Agents(), "-inf", "("+now).Err(); err != nil {
+		return nil, Wrap("list agents", err)
 	}
-	names, err := s.rdb.ZRange(ctx, s.agentsKey(), 0, -1).Result()
+	names, err := s.rdb.ZRange(ctx, s.keys.Agents(), 0, -1).Result()
 	if err != nil {
-		return nil, wrap("list agents", err)
+		return nil, Wrap("list agents", err)
 	}
 	keys := make([]string, len(names))
 	for i, n := range names {
-		keys[i] = s.agentKey(n)
+		keys[i] = s.keys.Agent(n)
 	}
 	out := make([]Agent, 0, len(keys))
 	if len(keys) == 0 {
@@ -75,7 +75,7 @@ func (s *Store) Agents(ctx context.Context) ([]Agent, error) {
 		cmds[i] = p.HGetAll(ctx, k)
 	}
 	if _, err := p.Exec(ctx); err != nil {
-		return nil, wrap("list agents", err)
+		return nil, Wrap("list agents", err)
 	}
 	for _, c := range cmds {
 		h := c.Val()

@@ -5,11 +5,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
@@ -30,7 +30,7 @@ func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 func TestFilteredListCostIndependentOfHistory(t *testing.T) {
 	r := testutil.StartRedis(t)
 	ctx := context.Background()
-	st := store.New(r.Client(), store.Options{})
+	st := testutil.NewJobs(r.Client(), 0)
 	submit := func(repo string, n int) {
 		var wg sync.WaitGroup
 		work := make(chan int)
@@ -52,8 +52,8 @@ func TestFilteredListCostIndependentOfHistory(t *testing.T) {
 	rare := func() {
 		for range 3 {
 			id, _, _ := st.Submit(ctx, push("acme/rare", "release"), "")
-			st.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning})
-			st.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusFailed})
+			st.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning})
+			st.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusFailed})
 		}
 	}
 	count := func() map[string]int64 {
@@ -95,43 +95,4 @@ func TestFilteredListCostIndependentOfHistory(t *testing.T) {
 		}
 	}
 	t.Logf("round trips per filtered page: %v", big)
-}
-
-// Expire removes a finished job on schedule — its hash, its log and every
-// index entry — so nothing dead stays in an index.
-func TestExpireRemovesJobsAndTheirIndexEntries(t *testing.T) {
-	r := testutil.StartRedis(t)
-	ctx := context.Background()
-	st := store.New(r.Client(), store.Options{FinishedTTL: time.Second, LogTTL: time.Second})
-	id, _, _ := st.Submit(ctx, push("acme/old", "main"), "")
-	keep, _, _ := st.Submit(ctx, push("acme/old", "main"), "")
-	st.AppendLog(ctx, id, ci.LogLine{Text: "x"})
-	st.Transition(ctx, id, store.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusCancelled})
-	time.Sleep(1100 * time.Millisecond)
-	if n, err := st.Expire(ctx); err != nil || n != 1 {
-		t.Fatalf("expired %d, %v", n, err)
-	}
-	keys, _ := r.Client().Keys(ctx, "*").Result()
-	for _, k := range keys {
-		typ, _ := r.Client().Type(ctx, k).Result()
-		var has bool
-		switch typ {
-		case "zset":
-			members, _ := r.Client().ZRange(ctx, k, 0, -1).Result()
-			for _, m := range members {
-				has = has || m == id || m == id[len(id)-8:]+":"+id
-			}
-		case "hash", "stream":
-			has = k == "job:"+id || k == "job:"+id+":log"
-		}
-		if has {
-			t.Errorf("%s still holds the expired job", k)
-		}
-	}
-	if _, err := st.Get(ctx, keep); err != nil {
-		t.Fatalf("the pending job went too: %v", err)
-	}
-	if jobs, _, _ := st.List(ctx, store.Filter{Repo: "acme/old"}); len(jobs) != 1 || jobs[0].ID != keep {
-		t.Fatalf("list after expiry: %v", jobs)
-	}
 }

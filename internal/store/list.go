@@ -45,14 +45,14 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 	// Walk the index of the most selective filter (status, then repository,
 	// then branch): each holds only its jobs, so a page costs about the same
 	// whatever the history; the other filters are checked on the job.
-	index := s.indexKey()
+	index := s.keys.Index()
 	switch {
 	case f.Status != "":
-		index = s.statusKey(f.Status)
+		index = s.keys.Status(f.Status)
 	case f.Repo != "":
-		index = s.repoKey(f.Repo)
+		index = s.keys.Repo(f.Repo)
 	case f.Branch != "":
-		index = s.branchKey(f.Branch)
+		index = s.keys.Branch(f.Branch)
 	}
 	jobs := make([]*ci.Job, 0, f.Limit)
 	scanned := 0
@@ -61,7 +61,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 			Max: maxBound, Min: "-", Count: batch,
 		}).Result()
 		if err != nil {
-			return nil, "", wrap("list jobs", err)
+			return nil, "", Wrap("list jobs", err)
 		}
 		if len(ids) == 0 {
 			return jobs, "", nil
@@ -69,10 +69,10 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 		p := s.rdb.Pipeline()
 		cmds := make([]*redis.MapStringStringCmd, len(ids))
 		for i, id := range ids {
-			cmds[i] = p.HGetAll(ctx, s.jobKey(id))
+			cmds[i] = p.HGetAll(ctx, s.keys.Job(id))
 		}
 		if _, err := p.Exec(ctx); err != nil {
-			return nil, "", wrap("list jobs", err)
+			return nil, "", Wrap("list jobs", err)
 		}
 		var expired []any
 		for i, c := range cmds {
@@ -83,7 +83,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 				expired = append(expired, ids[i])
 				continue
 			}
-			j := jobFromHash(h)
+			j := JobFromHash(h)
 			if (f.Status != "" && j.Status != f.Status) || (f.Repo != "" && j.Repo != f.Repo) ||
 				(f.Branch != "" && j.Branch != f.Branch) {
 				continue

@@ -87,11 +87,11 @@ func (s *Store) AppendLogBatch(ctx context.Context, jobID, writer string, batch 
 		if l.Cont {
 			cont = "1"
 		}
-		args = append(args, l.Step, l.Stream, formatTime(l.Time), l.Text, cont)
+		args = append(args, l.Step, l.Stream, FormatTime(l.Time), l.Text, cont)
 	}
-	res, err := appendLogScript.Run(ctx, s.rdb, []string{s.jobKey(jobID), s.logKey(jobID)}, args...).Int64Slice()
+	res, err := appendLogScript.Run(ctx, s.rdb, []string{s.keys.Job(jobID), s.keys.Log(jobID)}, args...).Int64Slice()
 	if err != nil {
-		return 0, wrap("append log", err)
+		return 0, Wrap("append log", err)
 	}
 	if res[0] == -1 {
 		return 0, fmt.Errorf("append log of job %s: %w", jobID, ci.ErrNotFound)
@@ -115,22 +115,22 @@ func (s *Store) ReadLogs(ctx context.Context, jobID, after string, count int64, 
 	var msgs []redis.XMessage
 	if block > 0 {
 		res, err := s.rdb.XRead(ctx, &redis.XReadArgs{
-			Streams: []string{s.logKey(jobID), after}, Count: count, Block: block,
+			Streams: []string{s.keys.Log(jobID), after}, Count: count, Block: block,
 		}).Result()
 		if errors.Is(err, redis.Nil) {
 			return nil, nil
 		}
 		if err != nil {
-			return nil, wrap("read log", err)
+			return nil, Wrap("read log", err)
 		}
 		if len(res) > 0 {
 			msgs = res[0].Messages
 		}
 	} else {
 		var err error
-		msgs, err = s.rdb.XRangeN(ctx, s.logKey(jobID), "("+after, "+", count).Result()
+		msgs, err = s.rdb.XRangeN(ctx, s.keys.Log(jobID), "("+after, "+", count).Result()
 		if err != nil {
-			return nil, wrap("read log", err)
+			return nil, Wrap("read log", err)
 		}
 	}
 	out := make([]ci.LogLine, 0, len(msgs))
@@ -156,9 +156,9 @@ func (s *Store) ReadLogsBefore(ctx context.Context, jobID, before string, count 
 	if before != "" {
 		end = "(" + before
 	}
-	msgs, err := s.rdb.XRevRangeN(ctx, s.logKey(jobID), end, "-", count).Result()
+	msgs, err := s.rdb.XRevRangeN(ctx, s.keys.Log(jobID), end, "-", count).Result()
 	if err != nil {
-		return nil, wrap("read log", err)
+		return nil, Wrap("read log", err)
 	}
 	out := make([]ci.LogLine, len(msgs))
 	for i, m := range msgs {
@@ -169,8 +169,8 @@ func (s *Store) ReadLogsBefore(ctx context.Context, jobID, before string, count 
 
 // LogLength is the number of lines in a job's log.
 func (s *Store) LogLength(ctx context.Context, jobID string) (int64, error) {
-	n, err := s.rdb.XLen(ctx, s.logKey(jobID)).Result()
-	return n, wrap("log length", err)
+	n, err := s.rdb.XLen(ctx, s.keys.Log(jobID)).Result()
+	return n, Wrap("log length", err)
 }
 
 func logLine(m redis.XMessage) ci.LogLine {

@@ -48,13 +48,13 @@ func (s *Store) Resolve(ctx context.Context, short string) (string, error) {
 		return short, nil
 	}
 	p := s.rdb.Pipeline()
-	byPrefix := p.ZRangeByLex(ctx, s.indexKey(), &redis.ZRangeBy{Min: "[" + short, Max: "(" + short + "\xff", Count: maxMatches + 1})
+	byPrefix := p.ZRangeByLex(ctx, s.keys.Index(), &redis.ZRangeBy{Min: "[" + short, Max: "(" + short + "\xff", Count: maxMatches + 1})
 	var byTail *redis.StringSliceCmd
 	if len(short) <= 8 {
-		byTail = p.ZRangeByLex(ctx, s.shortKey(), &redis.ZRangeBy{Min: "[" + short, Max: "(" + short + "\xff", Count: maxMatches + 1})
+		byTail = p.ZRangeByLex(ctx, s.keys.Short(), &redis.ZRangeBy{Min: "[" + short, Max: "(" + short + "\xff", Count: maxMatches + 1})
 	}
 	if _, err := p.Exec(ctx); err != nil && err != redis.Nil {
-		return "", wrap("resolve job id", err)
+		return "", Wrap("resolve job id", err)
 	}
 	seen := map[string]bool{}
 	var ids []string
@@ -77,16 +77,16 @@ func (s *Store) Resolve(ctx context.Context, short string) (string, error) {
 	// Index entries of jobs that expired are dropped here.
 	var live []string
 	for _, id := range ids {
-		n, err := s.rdb.Exists(ctx, s.jobKey(id)).Result()
+		n, err := s.rdb.Exists(ctx, s.keys.Job(id)).Result()
 		if err != nil {
-			return "", wrap("resolve job id", err)
+			return "", Wrap("resolve job id", err)
 		}
 		if n == 1 {
 			live = append(live, id)
 			continue
 		}
-		s.rdb.ZRem(ctx, s.indexKey(), id)
-		s.rdb.ZRem(ctx, s.shortKey(), id[len(id)-8:]+":"+id)
+		s.rdb.ZRem(ctx, s.keys.Index(), id)
+		s.rdb.ZRem(ctx, s.keys.Short(), id[len(id)-8:]+":"+id)
 	}
 	switch len(live) {
 	case 0:

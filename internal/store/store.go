@@ -1,11 +1,11 @@
-// Package store keeps raibid's state in Redis: job hashes (job:<id>), the jobs
-// index, log streams (job:<id>:log), agent heartbeats (agent:<name>), webhook
-// delivery dedupe and the event channel dashboards follow.
+// Package store reads raibid's state in Redis and keeps what is not a job's
+// lifecycle: job hashes and their indexes (read: get, list, resolve a short
+// id), log streams (job:<id>:log), agent heartbeats (agent:<name>), web
+// sessions and the event channel dashboards follow.
 //
-// It owns the atomic submission of a job (hash, index, dedupe and queue entry
-// in one script) because "a push that got 202 has its job and its queue entry"
-// must hold even when Redis dies between two commands. It does not claim or ack
-// queue entries: that is internal/queue.
+// It names every key (keys.go) and holds the hash form of a job, which
+// internal/jobs writes: a job's status, indexes and queue entry change only
+// there, in one script per lifecycle step.
 package store
 
 import (
@@ -19,7 +19,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
-	"github.com/raibid-labs/raibid-ci/internal/queue"
 )
 
 // DefaultFinishedTTL is how long a finished job's summary is kept (what the
@@ -36,14 +35,10 @@ const DefaultMaxLogBytes = 1 << 30
 type Options struct {
 	// Prefix goes in front of every key (default none).
 	Prefix string
-	// Queue names the stream that Submit adds entries to.
-	Queue queue.Keys
 	// FinishedTTL is how long a job's summary lives after it finishes.
 	FinishedTTL time.Duration
 	// LogTTL is how long its log lives after it finishes (at most FinishedTTL).
 	LogTTL time.Duration
-	// DeliveryTTL is how long a webhook delivery id is remembered.
-	DeliveryTTL time.Duration
 	// MaxLogBytes is the server-wide maximum of one job's log text: lines
 	// past it are counted, not stored (default 1 GiB). Agents cap their
 	// jobs' logs lower (--max-log-bytes) and keep the tail.
@@ -54,14 +49,12 @@ type Options struct {
 type Store struct {
 	rdb  redis.UniversalClient
 	opts Options
+	keys Keys
 	now  func() time.Time
 }
 
 // New returns a Store on rdb.
 func New(rdb redis.UniversalClient, opts Options) *Store {
-	if opts.Queue == (queue.Keys{}) {
-		opts.Queue = queue.KeysWithPrefix(opts.Prefix)
-	}
 	if opts.FinishedTTL <= 0 {
 		opts.FinishedTTL = DefaultFinishedTTL
 	}
@@ -69,34 +62,15 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		opts.LogTTL = DefaultLogTTL
 	}
 	opts.LogTTL = min(opts.LogTTL, opts.FinishedTTL)
-	if opts.DeliveryTTL <= 0 {
-		opts.DeliveryTTL = 24 * time.Hour
-	}
 	if opts.MaxLogBytes <= 0 {
 		opts.MaxLogBytes = DefaultMaxLogBytes
 	}
-	return &Store{rdb: rdb, opts: opts, now: time.Now}
+	return &Store{rdb: rdb, opts: opts, keys: Keys{opts.Prefix}, now: time.Now}
 }
 
-func (s *Store) jobKey(id string) string { return s.opts.Prefix + "job:" + id }
-func (s *Store) logKey(id string) string { return s.opts.Prefix + "job:" + id + ":log" }
-func (s *Store) indexKey() string        { return s.opts.Prefix + "jobs" }
-func (s *Store) shortKey() string        { return s.opts.Prefix + "jobs:short" }
-
-// The filter indexes (ids with score 0, ordered by id = by creation time)
-// and the expiry schedule of finished jobs. Their names are built the same
-// way in the Lua scripts (transition, expire).
-func (s *Store) statusKey(st ci.Status) string { return s.opts.Prefix + "jobs:status:" + string(st) }
-func (s *Store) repoKey(repo string) string    { return s.opts.Prefix + "jobs:repo:" + repo }
-func (s *Store) branchKey(b string) string     { return s.opts.Prefix + "jobs:branch:" + b }
-func (s *Store) expiryKey() string             { return s.opts.Prefix + "jobs:expiry" }
-func (s *Store) agentKey(name string) string   { return s.opts.Prefix + "agent:" + name }
-func (s *Store) agentsKey() string             { return s.opts.Prefix + "agents" }
-func (s *Store) deliveryKey(id string) string  { return s.opts.Prefix + "delivery:" + id }
-func (s *Store) eventsChannel() string         { return s.opts.Prefix + "events" }
-
-// wrap turns Redis errors into ci errors callers can branch on.
-func wrap(op string, err error) error {
+// Wrap turns a Redis error into a ci error callers can branch on:
+// ci.ErrUnavailable unless it already is a ci error.
+func Wrap(op string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -108,7 +82,7 @@ func wrap(op string, err error) error {
 
 const timeLayout = time.RFC3339Nano
 
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+func FormatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
 func parseTime(s string) *time.Time {
 	if s == "" {
@@ -121,15 +95,15 @@ func parseTime(s string) *time.Time {
 	return &t
 }
 
-// jobFields is the hash form of a job.
-func jobFields(j *ci.Job) map[string]string {
+// JobFields is the hash form of a job.
+func JobFields(j *ci.Job) map[string]string {
 	steps, _ := json.Marshal(j.Steps)
 	f := map[string]string{
 		"id": j.ID, "repo": j.Repo, "clone_url": j.CloneURL, "branch": j.Branch,
 		"commit": j.Commit, "author": j.Author, "message": j.Message,
 		"status": string(j.Status), "attempt": strconv.Itoa(j.Attempt),
 		"retry_of": j.RetryOf, "agent": j.Agent, "trigger": j.Trigger,
-		"created_at": formatTime(j.CreatedAt), "error": j.Error, "steps": string(steps),
+		"created_at": FormatTime(j.CreatedAt), "error": j.Error, "steps": string(steps),
 		"cache_artifacts": strconv.Itoa(j.CacheArtifacts), "cache_fresh": strconv.Itoa(j.CacheFresh),
 	}
 	// Empty and zero fields are left out (jobFromHash reads them as such):
@@ -140,15 +114,16 @@ func jobFields(j *ci.Job) map[string]string {
 		}
 	}
 	if j.StartedAt != nil {
-		f["started_at"] = formatTime(*j.StartedAt)
+		f["started_at"] = FormatTime(*j.StartedAt)
 	}
 	if j.FinishedAt != nil {
-		f["finished_at"] = formatTime(*j.FinishedAt)
+		f["finished_at"] = FormatTime(*j.FinishedAt)
 	}
 	return f
 }
 
-func jobFromHash(h map[string]string) *ci.Job {
+// JobFromHash reads a job from its hash form.
+func JobFromHash(h map[string]string) *ci.Job {
 	j := &ci.Job{
 		ID: h["id"], Repo: h["repo"], CloneURL: ci.RedactURL(h["clone_url"]), Branch: h["branch"],
 		Commit: h["commit"], Author: h["author"], Message: h["message"],
@@ -168,27 +143,24 @@ func jobFromHash(h map[string]string) *ci.Job {
 	if j.Steps == nil {
 		j.Steps = []ci.Step{} // the API's steps is a list, empty before any step
 	}
-	if j.Steps == nil {
-		j.Steps = []ci.Step{}
-	}
 	return j
 }
 
 // Get returns one job, or ci.ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (*ci.Job, error) {
-	h, err := s.rdb.HGetAll(ctx, s.jobKey(id)).Result()
+	h, err := s.rdb.HGetAll(ctx, s.keys.Job(id)).Result()
 	if err != nil {
-		return nil, wrap("get job", err)
+		return nil, Wrap("get job", err)
 	}
 	if len(h) == 0 {
 		return nil, fmt.Errorf("job %s: %w", id, ci.ErrNotFound)
 	}
-	return jobFromHash(h), nil
+	return JobFromHash(h), nil
 }
 
 // Ping checks that Redis answers.
 func (s *Store) Ping(ctx context.Context) error {
-	return wrap("ping", s.rdb.Ping(ctx).Err())
+	return Wrap("ping", s.rdb.Ping(ctx).Err())
 }
 
 // RevokeSession records a logged-out web session until it would have
@@ -197,7 +169,7 @@ func (s *Store) RevokeSession(ctx context.Context, id string, ttl time.Duration)
 	if ttl <= 0 {
 		return nil
 	}
-	return wrap("revoke session", s.rdb.Set(ctx, s.opts.Prefix+"session:revoked:"+id, "1", ttl).Err())
+	return Wrap("revoke session", s.rdb.Set(ctx, s.opts.Prefix+"session:revoked:"+id, "1", ttl).Err())
 }
 
 // SessionRevoked reports whether a web session was logged out. When Redis
@@ -207,6 +179,15 @@ func (s *Store) SessionRevoked(ctx context.Context, id string) bool {
 	n, err := s.rdb.Exists(ctx, s.opts.Prefix+"session:revoked:"+id).Result()
 	return err != nil || n > 0
 }
+
+// Client is the Redis client the store uses.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// Keys names the store's Redis keys.
+func (s *Store) Keys() Keys { return s.keys }
+
+// Now is the store's clock.
+func (s *Store) Now() time.Time { return s.now() }
 
 // LogTTL is how long a finished job's log is kept.
 func (s *Store) LogTTL() time.Duration { return s.opts.LogTTL }

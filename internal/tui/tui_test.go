@@ -19,8 +19,8 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/client"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
-	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
@@ -38,6 +38,7 @@ var base = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
 type rig struct {
 	store  *store.Store
+	jobs   *jobs.Lifecycle
 	client *client.Client
 	scaler *testutil.Scaler
 	gitea  *fakeforge.Gitea
@@ -49,7 +50,8 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	r := testutil.StartRedis(t)
 	rdb := r.Client()
-	st := store.New(rdb, store.Options{})
+	jb := testutil.NewJobs(rdb, 0)
+	st := jb.Store
 	sc := &testutil.Scaler{N: 2}
 	// Mirrors come from a fake Gitea (none can run here); the service's
 	// rescan loop is not started, so only what the dashboard asks happens.
@@ -62,14 +64,14 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	mirrors := mirror.NewService(mirror.ServiceOptions{Config: cfg, Gitea: gitea.NewClient(gt.URL, "", nil)})
-	srv := server.New(server.Options{Store: st, Queue: queue.New(rdb, queue.Options{}), ReaperInterval: -1,
+	srv := server.New(server.Options{Store: st, Queue: jb.Queue, Jobs: jb.Lifecycle, ReaperInterval: -1,
 		Version: "test", Scaler: sc, GiteaURL: "http://gitea.local:3000", Mirrors: mirrors,
 		HostStats: func() server.HostStats {
 			return server.HostStats{CPUPercent: 37, CPUs: 20, MemTotal: 128 << 30, MemUsed: 42 << 30, Load1: 3.5}
 		}})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { ts.CloseClientConnections(); ts.Close() })
-	rg := &rig{store: st, client: client.New(ts.URL, ""), scaler: sc, gitea: gt}
+	rg := &rig{store: st, jobs: jb.Lifecycle, client: client.New(ts.URL, ""), scaler: sc, gitea: gt}
 	rg.seed(t)
 	return rg
 }
@@ -81,13 +83,13 @@ func (r *rig) seed(t *testing.T) {
 	add := func(id, repo, branch string, created int) {
 		j := &ci.Job{ID: id, Repo: repo, CloneURL: "http://gitea.local:3000/" + repo + ".git", Branch: branch,
 			Commit: "bffeb74224043ba2feb48d137756c8a9331c449a", Author: "ann", Message: "fix", CreatedAt: at(created)}
-		if _, _, err := r.store.Submit(ctx, j, ""); err != nil {
+		if _, _, err := r.jobs.Submit(ctx, j, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
 	move := func(id string, to ci.Status, sec int, agent, errMsg string, steps []ci.Step) {
 		from := []ci.Status{ci.StatusPending, ci.StatusRunning}
-		if _, err := r.store.Transition(ctx, id, store.Change{From: from, To: to, At: at(sec), Agent: agent, Error: errMsg, Steps: steps}); err != nil {
+		if _, err := r.jobs.Transition(ctx, id, jobs.Change{From: from, To: to, At: at(sec), Agent: agent, Error: errMsg, Steps: steps}); err != nil {
 			t.Fatal(err)
 		}
 	}

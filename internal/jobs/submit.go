@@ -1,4 +1,4 @@
-package store
+package jobs
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
 // submitScript makes a job durable in one atomic step: dedupe on the webhook
@@ -72,15 +73,15 @@ func CheckInput(j *ci.Job) error {
 	return nil
 }
 
-// Submit stores a new pending job and queues it, atomically. With a non-empty
-// deliveryID, a delivery seen before returns the first job's id and created
-// false, and nothing is written.
-func (s *Store) Submit(ctx context.Context, j *ci.Job, deliveryID string) (id string, created bool, err error) {
+// Submit stores a new pending job and queues it, atomically, then runs the
+// submit hooks. With a non-empty deliveryID, a delivery seen before returns
+// the first job's id and created false, and nothing is written.
+func (l *Lifecycle) Submit(ctx context.Context, j *ci.Job, deliveryID string) (id string, created bool, err error) {
 	if j.ID == "" {
-		j.ID = ci.NewID(s.now())
+		j.ID = ci.NewID(l.store.Now())
 	}
 	if j.CreatedAt.IsZero() {
-		j.CreatedAt = s.now()
+		j.CreatedAt = l.store.Now()
 	}
 	if j.Attempt == 0 {
 		j.Attempt = 1
@@ -89,25 +90,25 @@ func (s *Store) Submit(ctx context.Context, j *ci.Job, deliveryID string) (id st
 		return "", false, err
 	}
 	j.Status = ci.StatusPending
-	hash := jobFields(j)
+	hash := store.JobFields(j)
 	entry := EntryFields(j)
 	has := "0"
-	dkey := s.deliveryKey("-")
+	dkey := l.keys.Delivery("-")
 	if deliveryID != "" {
-		has, dkey = "1", s.deliveryKey(deliveryID)
+		has, dkey = "1", l.keys.Delivery(deliveryID)
 	}
-	args := []any{s.opts.Queue.Group, j.ID, int(s.opts.DeliveryTTL.Seconds()), has, len(hash)}
+	args := []any{l.qkeys.Group, j.ID, int(l.opts.DeliveryTTL.Seconds()), has, len(hash)}
 	for k, v := range hash {
 		args = append(args, k, v)
 	}
 	for k, v := range entry {
 		args = append(args, k, v)
 	}
-	res, err := submitScript.Run(ctx, s.rdb,
-		[]string{dkey, s.jobKey(j.ID), s.indexKey(), s.opts.Queue.Stream, s.shortKey(),
-			s.statusKey(ci.StatusPending), s.repoKey(j.Repo), s.branchKey(j.Branch)}, args...).Slice()
+	res, err := submitScript.Run(ctx, l.rdb,
+		[]string{dkey, l.keys.Job(j.ID), l.keys.Index(), l.qkeys.Stream, l.keys.Short(),
+			l.keys.Status(ci.StatusPending), l.keys.Repo(j.Repo), l.keys.Branch(j.Branch)}, args...).Slice()
 	if err != nil {
-		return "", false, wrap("submit job", err)
+		return "", false, store.Wrap("submit job", err)
 	}
 	if len(res) != 2 {
 		return "", false, fmt.Errorf("submit job: unexpected reply %v", res)
@@ -115,7 +116,7 @@ func (s *Store) Submit(ctx context.Context, j *ci.Job, deliveryID string) (id st
 	id, _ = res[0].(string)
 	created = res[1] == int64(1)
 	if created {
-		s.publish(ctx, ci.Event{Type: "job", JobID: id, Status: ci.StatusPending, Time: s.now()})
+		l.submitted(ctx, j)
 	}
 	return id, created, nil
 }

@@ -1,4 +1,4 @@
-package queue_test
+package jobs_test
 
 import (
 	"context"
@@ -8,7 +8,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
@@ -31,27 +34,35 @@ func TestTrimKeepsLagPendingAndUndelivered(t *testing.T) {
 	r := testutil.StartRedis(t)
 	rdb := r.Client()
 	ctx := context.Background()
-	q := queue.New(rdb, queue.Options{Lease: time.Minute, MaxDeliveries: 1})
-	for i := range 10 {
-		if _, err := q.Enqueue(ctx, map[string]string{queue.FieldJobID: fmt.Sprint("job-", i)}); err != nil {
+	q := queue.New(rdb, queue.Options{Lease: time.Minute})
+	st := store.New(rdb, store.Options{})
+	l := jobs.New(st, q, jobs.Options{MaxDeliveries: 1})
+	name := map[string]string{} // job id → job-<n>
+	submit := func(n string) {
+		id, _, err := l.Submit(ctx, push("acme/"+n, "main"), "")
+		if err != nil {
 			t.Fatal(err)
 		}
+		name[id] = n
 	}
-	var held []*queue.Delivery
+	for i := range 10 {
+		submit(fmt.Sprint("job-", i))
+	}
+	var held []*jobs.Run
 	for i := range 6 {
-		d, err := q.Claim(ctx, "agent", 10*time.Millisecond)
-		if err != nil || d == nil {
+		run, err := l.Claim(ctx, "agent", 10*time.Millisecond, nil)
+		if err != nil || run == nil {
 			t.Fatalf("claim %d: %v", i, err)
 		}
 		switch i {
 		case 0, 1, 3:
-			q.Ack(ctx, d.ID) // done
+			run.Finish(ctx, jobs.Verdict{Status: ci.StatusSuccess}) // done
 		case 4:
-			if dead, err := q.Retry(ctx, d, "boom"); err != nil || !dead { // MaxDeliveries 1: dead letter
-				t.Fatalf("retry: %v %v", dead, err)
+			if dead, err := run.Requeue(ctx, "boom"); err != nil || !dead { // MaxDeliveries 1: dead letter
+				t.Fatalf("requeue: %v %v", dead, err)
 			}
 		default:
-			held = append(held, d) // 2 and 5 stay pending
+			held = append(held, run) // 2 and 5 stay pending
 		}
 	}
 	lag, pending, last := groupLag(t, rdb)
@@ -70,8 +81,8 @@ func TestTrimKeepsLagPendingAndUndelivered(t *testing.T) {
 		t.Fatalf("after trim: lag %d→%d, pending %d→%d, last %s→%s", lag, lag2, pending, pending2, last, last2)
 	}
 	// The held entries finish; everything delivered can now go.
-	for _, d := range held {
-		q.Ack(ctx, d.ID)
+	for _, run := range held {
+		run.Finish(ctx, jobs.Verdict{Status: ci.StatusSuccess})
 	}
 	if n, _ := q.Trim(ctx); n != 4 {
 		t.Fatalf("second trim removed %d, want 4 (job-2 to job-5)", n)
@@ -83,15 +94,15 @@ func TestTrimKeepsLagPendingAndUndelivered(t *testing.T) {
 		t.Fatalf("stream length %d, want the 4 undelivered", l)
 	}
 	// Queued after the trims: claimed in order, after the older ones.
-	q.Enqueue(ctx, map[string]string{queue.FieldJobID: "job-late"})
+	submit("job-late")
 	var got []string
 	for range 5 {
-		d, err := q.Claim(ctx, "agent", 10*time.Millisecond)
-		if err != nil || d == nil {
+		run, err := l.Claim(ctx, "agent", 10*time.Millisecond, nil)
+		if err != nil || run == nil {
 			t.Fatalf("claim after trim: %v", err)
 		}
-		got = append(got, d.JobID())
-		q.Ack(ctx, d.ID)
+		got = append(got, name[run.Job.ID])
+		run.Finish(ctx, jobs.Verdict{Status: ci.StatusSuccess})
 	}
 	if fmt.Sprint(got) != "[job-6 job-7 job-8 job-9 job-late]" {
 		t.Fatalf("claimed %v", got)
@@ -105,14 +116,15 @@ func TestTrimKeepsLagPendingAndUndelivered(t *testing.T) {
 func TestDeadLettersAreBounded(t *testing.T) {
 	r := testutil.StartRedis(t)
 	ctx := context.Background()
-	q := queue.New(r.Client(), queue.Options{MaxDeliveries: 1, DeadLetterMax: 10})
-	for i := range 300 {
-		q.Enqueue(ctx, map[string]string{queue.FieldJobID: fmt.Sprint("job-", i)})
-		d, err := q.Claim(ctx, "agent", 10*time.Millisecond)
-		if err != nil || d == nil {
+	st := store.New(r.Client(), store.Options{})
+	l := jobs.New(st, queue.New(r.Client(), queue.Options{}), jobs.Options{MaxDeliveries: 1, DeadLetterMax: 10})
+	for range 300 {
+		l.Submit(ctx, push("acme/doomed", "main"), "")
+		run, err := l.Claim(ctx, "agent", 10*time.Millisecond, nil)
+		if err != nil || run == nil {
 			t.Fatalf("claim: %v", err)
 		}
-		q.Retry(ctx, d, "boom")
+		run.Requeue(ctx, "boom")
 	}
 	// MAXLEN ~ trims whole nodes of the stream: about, never far above.
 	if n, _ := r.Client().XLen(ctx, queue.DefaultStream+":dead").Result(); n < 10 || n > 150 {

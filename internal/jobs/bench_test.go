@@ -1,4 +1,4 @@
-package queue_test
+package jobs_test
 
 import (
 	"context"
@@ -7,19 +7,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
-// BenchmarkEnqueueToClaim: an idle consumer is blocked in XREADGROUP; the
-// time from the start of Enqueue to the consumer holding the delivery is the
-// dispatch latency (polling queues take 0.5–5 s here).
+// BenchmarkEnqueueToClaim: an idle agent is blocked in XREADGROUP; the
+// time from the start of Submit to the agent holding the job, marked
+// running, is the dispatch latency (polling queues take 0.5–5 s here).
 func BenchmarkEnqueueToClaim(b *testing.B) {
 	r := testutil.StartRedis(b)
-	producer := queue.New(r.Client(), queue.Options{})
-	consumer := queue.New(r.Client(), queue.Options{})
+	st := store.New(r.Client(), store.Options{})
+	producer := jobs.New(st, queue.New(r.Client(), queue.Options{}), jobs.Options{})
+	consumer := jobs.New(st, queue.New(r.Client(), queue.Options{}), jobs.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := producer.EnsureGroup(ctx); err != nil {
+	if err := queue.New(r.Client(), queue.Options{}).EnsureGroup(ctx); err != nil {
 		b.Fatal(err)
 	}
 	claimed := make(chan time.Time, 1)
@@ -27,16 +31,16 @@ func BenchmarkEnqueueToClaim(b *testing.B) {
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
-			d, err := consumer.Claim(ctx, "bench", 100*time.Millisecond)
+			run, err := consumer.Claim(ctx, "bench", 100*time.Millisecond, nil)
 			if err != nil {
 				if ctx.Err() == nil {
 					b.Error(err)
 				}
 				return
 			}
-			if d != nil {
+			if run != nil {
 				now := time.Now()
-				consumer.Ack(ctx, d.ID)
+				run.Finish(ctx, jobs.Verdict{Status: ci.StatusSuccess})
 				claimed <- now
 			}
 		}
@@ -46,7 +50,7 @@ func BenchmarkEnqueueToClaim(b *testing.B) {
 	for i := range b.N {
 		time.Sleep(200 * time.Microsecond) // let the consumer block again
 		t0 := time.Now()
-		if _, err := producer.Enqueue(ctx, map[string]string{"job_id": strconv.Itoa(i)}); err != nil {
+		if _, _, err := producer.Submit(ctx, push("bench/"+strconv.Itoa(i), "main"), ""); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, (<-claimed).Sub(t0))

@@ -1,4 +1,4 @@
-package store
+package jobs
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
 // expireScript removes the finished jobs whose time has come, in one step
@@ -35,12 +37,12 @@ const expireBatch = 500
 
 // Expire removes every finished job whose retention has passed and returns
 // how many went.
-func (s *Store) Expire(ctx context.Context) (int, error) {
+func (l *Lifecycle) Expire(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		n, err := expireScript.Run(ctx, s.rdb, []string{s.expiryKey()}, s.opts.Prefix, s.now().UnixMilli(), expireBatch).Int()
+		n, err := expireScript.Run(ctx, l.rdb, []string{l.keys.Expiry()}, l.keys.Prefix(), l.store.Now().UnixMilli(), expireBatch).Int()
 		if err != nil {
-			return total, wrap("expire jobs", err)
+			return total, store.Wrap("expire jobs", err)
 		}
 		total += n
 		if n < expireBatch {
@@ -50,7 +52,18 @@ func (s *Store) Expire(ctx context.Context) (int, error) {
 }
 
 // RunExpiry calls Expire every interval until ctx ends.
-func (s *Store) RunExpiry(ctx context.Context, interval time.Duration, log *slog.Logger) {
+func (l *Lifecycle) RunExpiry(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	every(ctx, interval, func() {
+		if n, err := l.Expire(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("expire jobs", "err", err)
+		} else if n > 0 {
+			log.Debug("jobs expired", "jobs", n)
+		}
+	})
+}
+
+// every calls fn each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -59,10 +72,6 @@ func (s *Store) RunExpiry(ctx context.Context, interval time.Duration, log *slog
 			return
 		case <-t.C:
 		}
-		if n, err := s.Expire(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("expire jobs", "err", err)
-		} else if n > 0 {
-			log.Debug("jobs expired", "jobs", n)
-		}
+		fn()
 	}
 }
