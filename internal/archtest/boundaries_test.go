@@ -21,10 +21,10 @@ var floors = map[string]int{
 	// 1: one concern over the leaves.
 	"internal/store": 1, "internal/forge/gitea": 1, "internal/forge/github": 1,
 	"internal/pipeline": 1, "internal/sandbox": 1, "internal/kube": 1, "internal/web": 1,
-	"internal/client": 1,
+	"internal/api": 1,
 	// 2: what joins two concerns: the job lifecycle (hash + queue entry),
-	// mirroring (GitHub + Gitea).
-	"internal/jobs": 2, "internal/mirror": 2,
+	// mirroring (GitHub + Gitea), the HTTP client (transport + API types).
+	"internal/jobs": 2, "internal/mirror": 2, "internal/client": 2,
 	// 3: the three runtimes.
 	"internal/agent": 3, "internal/server": 3, "internal/tui": 3,
 	// 4: flags → config → run; 5: main.
@@ -37,6 +37,8 @@ var forbidden = []struct{ from, to, why string }{
 	{"internal/tui", "internal/store", "the dashboard reads the HTTP API (internal/client), never Redis"},
 	{"internal/tui", "internal/queue", "the dashboard reads the HTTP API (internal/client), never Redis"},
 	{"internal/tui", "internal/jobs", "the dashboard reads the HTTP API (internal/client), never Redis"},
+	{"internal/api", "internal/store", "API types are the wire format, built from the domain by the server"},
+	{"internal/api", "internal/queue", "API types are the wire format, built from the domain by the server"},
 	{"internal/store", "internal/queue", "a job's hash and its entry change together only in internal/jobs"},
 	{"internal/queue", "internal/store", "a job's hash and its entry change together only in internal/jobs"},
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/client"
 )
@@ -136,7 +137,7 @@ func completeJobIDs(cmd *cobra.Command, args []string, _ string) ([]string, cobr
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
 	defer cancel()
-	page, err := c.ListJobs(ctx, client.Filter{Limit: 50})
+	page, err := c.ListJobs(ctx, api.JobFilter{Limit: 50})
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -168,7 +169,7 @@ func newJobListCmd() *cobra.Command {
 			branch, _ := f.GetString("branch")
 			limit, _ := f.GetInt("limit")
 			cursor, _ := f.GetString("cursor")
-			page, err := c.ListJobs(cmd.Context(), client.Filter{Status: ci.Status(status), Repo: repo, Branch: branch, Limit: limit, Cursor: cursor})
+			page, err := c.ListJobs(cmd.Context(), api.JobFilter{Status: ci.Status(status), Repo: repo, Branch: branch, Limit: limit, Cursor: cursor})
 			if err != nil {
 				return err
 			}
@@ -356,7 +357,7 @@ func newJobRunCmd() *cobra.Command {
 				return err
 			}
 			f := cmd.Flags()
-			var n client.NewJob
+			var n api.NewJob
 			n.Repo, _ = f.GetString("repo")
 			n.Branch, _ = f.GetString("branch")
 			n.Commit, _ = f.GetString("commit")

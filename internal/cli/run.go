@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
-	"github.com/raibid-labs/raibid-ci/internal/client"
 )
 
 // newRunCmd is `raibid run [DIR]`: a developer's own loop before pushing —
@@ -91,7 +91,7 @@ func runRun(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	j, err := c.CreateJob(cmd.Context(), client.NewJob{Repo: repo, Branch: branch, Commit: commit, CloneURL: top})
+	j, err := c.CreateJob(cmd.Context(), api.NewJob{Repo: repo, Branch: branch, Commit: commit, CloneURL: top})
 	if err != nil {
 		return err
 	}

@@ -12,10 +12,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
 
@@ -136,9 +136,7 @@ func checkStatus(resp *http.Response) error {
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
-	var e struct {
-		Error string `json:"error"`
-	}
+	var e api.Error
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if json.Unmarshal(b, &e) != nil || e.Error == "" {
 		e.Error = strings.TrimSpace(string(b))
@@ -149,44 +147,13 @@ func checkStatus(resp *http.Response) error {
 	return &APIError{Status: resp.StatusCode, Message: e.Error}
 }
 
-// Filter selects jobs for ListJobs.
-type Filter struct {
-	Status ci.Status
-	Repo   string
-	Branch string
-	Limit  int
-	Cursor string
-}
-
-// Page is one page of jobs.
-type Page struct {
-	Jobs       []ci.Job `json:"jobs"`
-	NextCursor string   `json:"next_cursor"`
-}
-
 // ListJobs lists jobs, newest first.
-func (c *Client) ListJobs(ctx context.Context, f Filter) (*Page, error) {
-	q := url.Values{}
-	if f.Status != "" {
-		q.Set("status", string(f.Status))
-	}
-	if f.Repo != "" {
-		q.Set("repo", f.Repo)
-	}
-	if f.Branch != "" {
-		q.Set("branch", f.Branch)
-	}
-	if f.Limit > 0 {
-		q.Set("limit", strconv.Itoa(f.Limit))
-	}
-	if f.Cursor != "" {
-		q.Set("cursor", f.Cursor)
-	}
+func (c *Client) ListJobs(ctx context.Context, f api.JobFilter) (*api.JobPage, error) {
 	path := "/jobs"
-	if len(q) > 0 {
+	if q := f.Query(); len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var p Page
+	var p api.JobPage
 	return &p, c.do(ctx, "GET", path, nil, &p)
 }
 
@@ -196,16 +163,8 @@ func (c *Client) GetJob(ctx context.Context, id string) (*ci.Job, error) {
 	return &j, c.do(ctx, "GET", "/jobs/"+url.PathEscape(id), nil, &j)
 }
 
-// NewJob is a manual trigger.
-type NewJob struct {
-	Repo     string `json:"repo"`
-	Branch   string `json:"branch"`
-	Commit   string `json:"commit,omitempty"`
-	CloneURL string `json:"clone_url,omitempty"`
-}
-
 // CreateJob starts a job by hand.
-func (c *Client) CreateJob(ctx context.Context, n NewJob) (*ci.Job, error) {
+func (c *Client) CreateJob(ctx context.Context, n api.NewJob) (*ci.Job, error) {
 	var j ci.Job
 	return &j, c.do(ctx, "POST", "/jobs", n, &j)
 }
@@ -222,40 +181,15 @@ func (c *Client) RetryJob(ctx context.Context, id string) (*ci.Job, error) {
 	return &j, c.do(ctx, "POST", "/jobs/"+url.PathEscape(id)+"/retry", nil, &j)
 }
 
-// Agent is an agent as GET /agents returns it.
-type Agent struct {
-	Name       string    `json:"name"`
-	Status     string    `json:"status"`
-	CurrentJob string    `json:"current_job,omitempty"`
-	StartedAt  time.Time `json:"started_at"`
-	LastSeen   time.Time `json:"last_seen"`
-	Host       string    `json:"host,omitempty"`
-	// Phase is the agent pod's phase when agents run on Kubernetes.
-	Phase string `json:"phase,omitempty"`
-	// Sandbox is "bwrap", or "off" for an agent whose steps run unsandboxed.
-	Sandbox string `json:"sandbox,omitempty"`
-}
-
 // Agents lists live agents.
-func (c *Client) Agents(ctx context.Context) ([]Agent, error) {
-	var out struct {
-		Agents []Agent `json:"agents"`
-	}
+func (c *Client) Agents(ctx context.Context) ([]api.Agent, error) {
+	var out api.AgentList
 	return out.Agents, c.do(ctx, "GET", "/agents", nil, &out)
 }
 
-// QueueStats are the queue's figures.
-type QueueStats struct {
-	Length    int64 `json:"length"`
-	Lag       int64 `json:"lag"`
-	Pending   int64 `json:"pending"`
-	Dead      int64 `json:"dead"`
-	Consumers int64 `json:"consumers"`
-}
-
 // Queue returns the queue's figures.
-func (c *Client) Queue(ctx context.Context) (*QueueStats, error) {
-	var q QueueStats
+func (c *Client) Queue(ctx context.Context) (*api.QueueStats, error) {
+	var q api.QueueStats
 	return &q, c.do(ctx, "GET", "/queue", nil, &q)
 }
 
@@ -281,62 +215,33 @@ func (c *Client) Logs(ctx context.Context, id, step string, w io.Writer) error {
 	return err
 }
 
-// Host are the server host's figures.
-type Host struct {
-	CPUPercent float64 `json:"cpu_percent"`
-	CPUs       int     `json:"cpus"`
-	MemTotal   uint64  `json:"mem_total_bytes"`
-	MemUsed    uint64  `json:"mem_used_bytes"`
-	Load1      float64 `json:"load1"`
-}
-
-// System is the server's version, start time and host figures.
-type System struct {
-	Version   string    `json:"version"`
-	StartedAt time.Time `json:"started_at"`
-	Host      Host      `json:"host"`
-}
-
 // System returns the server's system figures.
-func (c *Client) System(ctx context.Context) (*System, error) {
-	var s System
+func (c *Client) System(ctx context.Context) (*api.System, error) {
+	var s api.System
 	return &s, c.do(ctx, "GET", "/system", nil, &s)
 }
 
 // MaxAgents returns the maximum number of agents the server manages.
 func (c *Client) MaxAgents(ctx context.Context) (int, error) {
-	var out struct {
-		MaxAgents int `json:"max_agents"`
+	var out api.Scale
+	if err := c.do(ctx, "GET", "/scale", nil, &out); err != nil || out.MaxAgents == nil {
+		return 0, err
 	}
-	return out.MaxAgents, c.do(ctx, "GET", "/scale", nil, &out)
+	return *out.MaxAgents, nil
 }
 
 // SetMaxAgents changes the maximum number of agents.
 func (c *Client) SetMaxAgents(ctx context.Context, n int) (int, error) {
-	var out struct {
-		MaxAgents int `json:"max_agents"`
+	var out api.Scale
+	if err := c.do(ctx, "PUT", "/scale", api.Scale{MaxAgents: &n}, &out); err != nil || out.MaxAgents == nil {
+		return 0, err
 	}
-	return out.MaxAgents, c.do(ctx, "PUT", "/scale", map[string]int{"max_agents": n}, &out)
-}
-
-// Mirror is one GitHub → Gitea mirror as GET /mirrors reports it.
-type Mirror struct {
-	Target        string    `json:"target"`
-	Source        string    `json:"source"`
-	LastSync      time.Time `json:"last_sync"`
-	Interval      string    `json:"interval"`
-	Stale         bool      `json:"stale"`
-	Missing       bool      `json:"missing"`
-	LastTriggered time.Time `json:"last_triggered"`
-	LastError     string    `json:"last_error"`
+	return *out.MaxAgents, nil
 }
 
 // Mirrors is GET /mirrors: enabled is false when the server has no mirrors file.
-func (c *Client) Mirrors(ctx context.Context) (enabled bool, mirrors []Mirror, err error) {
-	var out struct {
-		Enabled bool     `json:"enabled"`
-		Mirrors []Mirror `json:"mirrors"`
-	}
+func (c *Client) Mirrors(ctx context.Context) (enabled bool, mirrors []api.Mirror, err error) {
+	var out api.MirrorList
 	err = c.do(ctx, "GET", "/mirrors", nil, &out)
 	return out.Enabled, out.Mirrors, err
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/client"
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
@@ -45,7 +46,7 @@ func TestJobsRoundTrip(t *testing.T) {
 	r := newRig(t, nil)
 	c := client.New(r.url, "tok")
 	ctx := context.Background()
-	j, err := c.CreateJob(ctx, client.NewJob{Repo: "acme/w", Branch: "main", CloneURL: "/src/w"})
+	j, err := c.CreateJob(ctx, api.NewJob{Repo: "acme/w", Branch: "main", CloneURL: "/src/w"})
 	if err != nil || j.Status != ci.StatusPending {
 		t.Fatalf("create %+v %v", j, err)
 	}
@@ -53,7 +54,7 @@ func TestJobsRoundTrip(t *testing.T) {
 	if err != nil || got.Repo != "acme/w" {
 		t.Fatalf("get %+v %v", got, err)
 	}
-	page, err := c.ListJobs(ctx, client.Filter{Status: ci.StatusPending})
+	page, err := c.ListJobs(ctx, api.JobFilter{Status: ci.StatusPending})
 	if err != nil || len(page.Jobs) != 1 {
 		t.Fatalf("list %+v %v", page, err)
 	}
@@ -71,7 +72,7 @@ func TestJobsRoundTrip(t *testing.T) {
 	if _, err := c.GetJob(ctx, "00000000000000000000"); !client.IsNotFound(err) {
 		t.Fatalf("missing job: %v", err)
 	}
-	_, err = client.New(r.url, "wrong").ListJobs(ctx, client.Filter{})
+	_, err = client.New(r.url, "wrong").ListJobs(ctx, api.JobFilter{})
 	if err == nil || !strings.Contains(err.Error(), "bearer token") || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("bad token: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/kube"
 	"github.com/raibid-labs/raibid-ci/internal/store"
@@ -26,11 +27,11 @@ type PodLister interface {
 	AgentPods(ctx context.Context) ([]kube.Pod, error)
 }
 
-// agentView is one row of GET /agents: the agent's own heartbeat, and in
-// Kubernetes mode its pod's phase.
-type agentView struct {
-	store.Agent
-	Phase string `json:"phase,omitempty"`
+// agentRow is a to GET /agents's row, with its pod's phase in Kubernetes
+// mode.
+func agentRow(a store.Agent, phase string) api.Agent {
+	return api.Agent{Name: a.Name, Status: a.Status, CurrentJob: a.CurrentJob, StartedAt: a.StartedAt,
+		LastSeen: a.LastSeen, Host: a.Host, Sandbox: a.Sandbox, Phase: phase}
 }
 
 func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
@@ -39,12 +40,12 @@ func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	out := make([]agentView, 0, len(agents))
+	out := api.AgentList{Agents: make([]api.Agent, 0, len(agents))}
 	if s.opts.Pods == nil {
 		for _, a := range agents {
-			out = append(out, agentView{Agent: a})
+			out.Agents = append(out.Agents, agentRow(a, ""))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+		writeJSON(w, http.StatusOK, out)
 		return
 	}
 	pods, err := s.opts.Pods.AgentPods(r.Context())
@@ -66,14 +67,14 @@ func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {
 		if a.Host == "" {
 			a.Host = p.Node
 		}
-		out = append(out, agentView{Agent: a, Phase: p.Phase})
+		out.Agents = append(out.Agents, agentRow(a, p.Phase))
 	}
 	for _, a := range agents { // agents outside the cluster, still heartbeating
 		if _, left := byName[a.Name]; left {
-			out = append(out, agentView{Agent: a})
+			out.Agents = append(out.Agents, agentRow(a, ""))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+	writeJSON(w, http.StatusOK, out)
 }
 
 // queued is the lifecycle's submit hook: every job queued, whichever way

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
@@ -82,7 +83,11 @@ func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs, "next_cursor": next})
+	page := api.JobPage{Jobs: make([]ci.Job, len(jobs)), NextCursor: next}
+	for i, j := range jobs {
+		page.Jobs[i] = *j
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
@@ -98,18 +103,10 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, j)
 }
 
-// createJobRequest is the body of POST /jobs.
-type createJobRequest struct {
-	Repo     string `json:"repo"`
-	CloneURL string `json:"clone_url"`
-	Branch   string `json:"branch"`
-	Commit   string `json:"commit"`
-}
-
 var repoPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 
 func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
-	var req createJobRequest
+	var req api.NewJob
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -177,5 +174,5 @@ func (s *Server) handleQueue(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, api.QueueStats(st))
 }

@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/forge/github"
-	"github.com/raibid-labs/raibid-ci/internal/mirror"
 )
 
 // mirrorStatusTimeout bounds GET /mirrors' calls to Gitea.
@@ -67,15 +67,9 @@ func (s *Server) handleGitHubSyncWebhook(w http.ResponseWriter, r *http.Request)
 	writeJSON(w, http.StatusAccepted, map[string]string{"mirror": target, "source": push.Repo})
 }
 
-// mirrorsResponse is GET /mirrors.
-type mirrorsResponse struct {
-	Enabled bool            `json:"enabled"`
-	Mirrors []mirror.Mirror `json:"mirrors"`
-}
-
 func (s *Server) handleListMirrors(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Mirrors == nil {
-		writeJSON(w, http.StatusOK, mirrorsResponse{Mirrors: []mirror.Mirror{}})
+		writeJSON(w, http.StatusOK, api.MirrorList{Mirrors: []api.Mirror{}})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), mirrorStatusTimeout)
@@ -85,15 +79,14 @@ func (s *Server) handleListMirrors(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, "gitea: "+err.Error())
 		return
 	}
+	out := api.MirrorList{Enabled: true, Mirrors: make([]api.Mirror, 0, len(list))}
 	for _, m := range list {
 		if !m.LastSync.IsZero() {
 			s.metrics.mirrorLastSync.WithLabelValues(m.Target).Set(float64(m.LastSync.UnixMilli()) / 1000)
 		}
+		out.Mirrors = append(out.Mirrors, api.Mirror(m))
 	}
-	if list == nil {
-		list = []mirror.Mirror{}
-	}
-	writeJSON(w, http.StatusOK, mirrorsResponse{Enabled: true, Mirrors: list})
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleSyncMirror(w http.ResponseWriter, r *http.Request) {

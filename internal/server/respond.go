@@ -3,6 +3,8 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/raibid-labs/raibid-ci/internal/api"
 )
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -14,5 +16,5 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // writeError answers {"error": msg}: one line a user can act on.
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
+	writeJSON(w, code, api.Error{Error: msg})
 }

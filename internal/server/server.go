@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
@@ -82,7 +83,7 @@ type Options struct {
 	Secrets        *secrets.Store
 	SecretsKeyFile string
 	// HostStats reads the host's figures for GET /system (default /proc).
-	HostStats func() HostStats
+	HostStats func() api.Host
 }
 
 // StatusPoster reports commit statuses to the forge.

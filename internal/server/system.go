@@ -10,25 +10,9 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/api"
 )
-
-// HostStats are the figures of the machine the server runs on, for the
-// dashboard's header.
-type HostStats struct {
-	CPUPercent float64 `json:"cpu_percent"`
-	CPUs       int     `json:"cpus"`
-	MemTotal   uint64  `json:"mem_total_bytes"`
-	MemUsed    uint64  `json:"mem_used_bytes"`
-	Load1      float64 `json:"load1"`
-}
-
-// System is the answer of GET /system.
-type System struct {
-	Version   string    `json:"version"`
-	StartedAt time.Time `json:"started_at"`
-	Host      HostStats `json:"host"`
-}
 
 // hostSampler reads /proc; CPU use is measured between two calls (the first
 // call measures since boot).
@@ -37,8 +21,8 @@ type hostSampler struct {
 	idle, busy uint64
 }
 
-func (h *hostSampler) sample() HostStats {
-	st := HostStats{CPUs: runtime.NumCPU()}
+func (h *hostSampler) sample() api.Host {
+	st := api.Host{CPUs: runtime.NumCPU()}
 	if idle, busy, err := readCPU(); err == nil {
 		h.mu.Lock()
 		di, db := idle-h.idle, busy-h.busy
@@ -101,7 +85,7 @@ func readMem() (total, used uint64) {
 }
 
 func (s *Server) handleSystem(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, System{Version: s.opts.Version, StartedAt: s.started, Host: s.opts.HostStats()})
+	writeJSON(w, http.StatusOK, api.System{Version: s.opts.Version, StartedAt: s.started, Host: s.opts.HostStats()})
 }
 
 // Scaler changes how many agents may run: the local pool of `raibid up`, or
@@ -124,7 +108,7 @@ func (s *Server) handleGetScale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "scaler: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"max_agents": n})
+	writeJSON(w, http.StatusOK, api.Scale{MaxAgents: &n})
 }
 
 func (s *Server) handleSetScale(w http.ResponseWriter, r *http.Request) {
@@ -132,9 +116,7 @@ func (s *Server) handleSetScale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, "this server does not manage agents (run agents yourself or use raibid up)")
 		return
 	}
-	var req struct {
-		MaxAgents *int `json:"max_agents"`
-	}
+	var req api.Scale
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil || req.MaxAgents == nil {
@@ -150,5 +132,5 @@ func (s *Server) handleSetScale(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("agents scaled", "max_agents", *req.MaxAgents)
-	writeJSON(w, http.StatusOK, map[string]int{"max_agents": *req.MaxAgents})
+	writeJSON(w, http.StatusOK, req)
 }

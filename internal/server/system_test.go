@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
@@ -53,7 +54,7 @@ func TestScaleAndSystemEndpoints(t *testing.T) {
 		t.Fatalf("bad input changed the scale to %d", sc.N)
 	}
 	code, body := req(srv.URL, "GET", "/system", "")
-	var sys server.System
+	var sys api.System
 	if code != 200 || json.Unmarshal([]byte(body), &sys) != nil || sys.Version != "v9" || sys.Host.CPUs < 1 || sys.Host.MemTotal == 0 || sys.Host.MemUsed == 0 {
 		t.Fatalf("system %d %s", code, body)
 	}

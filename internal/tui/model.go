@@ -12,8 +12,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
-	"github.com/raibid-labs/raibid-ci/internal/client"
 )
 
 type tab int
@@ -75,9 +75,9 @@ type Model struct {
 	tab    tab
 	mode   mode
 	jobs   []ci.Job
-	agents []client.Agent
-	queue  client.QueueStats
-	system *client.System
+	agents []api.Agent
+	queue  api.QueueStats
+	system *api.System
 	// maxAgents is -1 until known, -2 when the server cannot scale.
 	maxAgents int
 	// scaling: one PUT /scale at a time, so the last key press wins.
@@ -88,7 +88,7 @@ type Model struct {
 	input   string // the filter being typed
 
 	// Mirrors tab: fetched when the tab opens and every mirrorsEvery on it.
-	mirrors        []client.Mirror
+	mirrors        []api.Mirror
 	mirrorsEnabled bool
 	mirrorsLoaded  bool
 	mirrorsErr     string
@@ -128,7 +128,7 @@ func (m *Model) Init() tea.Cmd {
 	go followEvents(m.ctx, m.src, m.in)
 	m.fetching = true
 	m.lastFetch = m.opts.Now()
-	return tea.Batch(m.in.wait(), fetchJobs(m.ctx, m.src, client.Filter{Limit: jobsFetchLimit}),
+	return tea.Batch(m.in.wait(), fetchJobs(m.ctx, m.src, api.JobFilter{Limit: jobsFetchLimit}),
 		fetchAgents(m.ctx, m.src), fetchSystem(m.ctx, m.src), fetchScale(m.ctx, m.src), fetchQueue(m.ctx, m.src), tick())
 }
 
@@ -170,7 +170,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return tea.Batch(cmds...)
 	case queueMsg:
-		m.queue = client.QueueStats(msg)
+		m.queue = api.QueueStats(msg)
 		return nil
 	case connMsg:
 		m.connected = msg.Connected
@@ -289,7 +289,7 @@ func (m *Model) refetch() tea.Cmd {
 	m.refetchDue = false
 	m.fetching = true
 	m.lastFetch = m.opts.Now()
-	return fetchJobs(m.ctx, m.src, client.Filter{Limit: jobsFetchLimit})
+	return fetchJobs(m.ctx, m.src, api.JobFilter{Limit: jobsFetchLimit})
 }
 
 func (m *Model) scheduleRefetch() tea.Cmd {
@@ -604,12 +604,12 @@ func (m *Model) newJobKey(k tea.KeyPressMsg) tea.Cmd {
 // owner/name (a repository seen in earlier jobs is cloned from where they
 // were; others from the server's Gitea) or a local path, which raibid up
 // builds directly.
-func (m *Model) newJobRequest() (client.NewJob, error) {
+func (m *Model) newJobRequest() (api.NewJob, error) {
 	repo, branch := strings.TrimSpace(m.newRepo), strings.TrimSpace(m.newBranch)
 	if repo == "" || branch == "" {
-		return client.NewJob{}, fmt.Errorf("repo and branch are both needed")
+		return api.NewJob{}, fmt.Errorf("repo and branch are both needed")
 	}
-	n := client.NewJob{Repo: repo, Branch: branch}
+	n := api.NewJob{Repo: repo, Branch: branch}
 	if strings.HasPrefix(repo, "/") {
 		path := filepath.Clean(repo)
 		name := strings.Trim(regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(filepath.Base(path), "-"), "-.")

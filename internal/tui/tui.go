@@ -11,25 +11,26 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/client"
 )
 
 // Source is what the dashboard needs of the server; *client.Client is it.
 type Source interface {
-	ListJobs(ctx context.Context, f client.Filter) (*client.Page, error)
+	ListJobs(ctx context.Context, f api.JobFilter) (*api.JobPage, error)
 	GetJob(ctx context.Context, id string) (*ci.Job, error)
-	Agents(ctx context.Context) ([]client.Agent, error)
-	Queue(ctx context.Context) (*client.QueueStats, error)
-	System(ctx context.Context) (*client.System, error)
+	Agents(ctx context.Context) ([]api.Agent, error)
+	Queue(ctx context.Context) (*api.QueueStats, error)
+	System(ctx context.Context) (*api.System, error)
 	CancelJob(ctx context.Context, id string) (*ci.Job, error)
 	RetryJob(ctx context.Context, id string) (*ci.Job, error)
-	CreateJob(ctx context.Context, n client.NewJob) (*ci.Job, error)
+	CreateJob(ctx context.Context, n api.NewJob) (*ci.Job, error)
 	MaxAgents(ctx context.Context) (int, error)
 	SetMaxAgents(ctx context.Context, n int) (int, error)
 	FollowEvents(ctx context.Context, fn func(client.Event), state func(client.ConnState)) error
 	FollowLogs(ctx context.Context, id string, fn func(ci.LogLine)) (ci.Status, error)
-	Mirrors(ctx context.Context) (bool, []client.Mirror, error)
+	Mirrors(ctx context.Context) (bool, []api.Mirror, error)
 	SyncMirror(ctx context.Context, target string) error
 }
 
@@ -43,11 +44,11 @@ type (
 		err  error
 	}
 	agentsMsg struct {
-		agents []client.Agent
+		agents []api.Agent
 		err    error
 	}
 	systemMsg struct {
-		sys *client.System
+		sys *api.System
 		err error
 	}
 	scaleMsg struct {
@@ -56,7 +57,7 @@ type (
 	}
 	// scaledMsg answers our own PUT /scale.
 	scaledMsg   scaleMsg
-	queueMsg    client.QueueStats
+	queueMsg    api.QueueStats
 	connMsg     client.ConnState
 	jobEventMsg struct{}
 	detailMsg   struct {
@@ -73,7 +74,7 @@ type (
 	}
 	mirrorsMsg struct {
 		enabled bool
-		mirrors []client.Mirror
+		mirrors []api.Mirror
 		err     error
 	}
 	// mirrorSyncedMsg answers a sync asked for from the Mirrors tab.
@@ -114,7 +115,7 @@ func followEvents(ctx context.Context, src Source, in inbox) {
 		case "job":
 			in.send(jobEventMsg{})
 		case "queue":
-			var q client.QueueStats
+			var q api.QueueStats
 			if json.Unmarshal(ev.Data, &q) == nil {
 				in.send(queueMsg(q))
 			}
@@ -130,7 +131,7 @@ func followEvents(ctx context.Context, src Source, in inbox) {
 
 const fetchTimeout = 10 * time.Second
 
-func fetchJobs(ctx context.Context, src Source, f client.Filter) tea.Cmd {
+func fetchJobs(ctx context.Context, src Source, f api.JobFilter) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()

@@ -16,6 +16,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/client"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
@@ -66,8 +67,8 @@ func newRig(t *testing.T) *rig {
 	mirrors := mirror.NewService(mirror.ServiceOptions{Config: cfg, Gitea: gitea.NewClient(gt.URL, "", nil)})
 	srv := server.New(server.Options{Store: st, Queue: jb.Queue, Jobs: jb.Lifecycle, ReaperInterval: -1,
 		Version: "test", Scaler: sc, GiteaURL: "http://gitea.local:3000", Mirrors: mirrors,
-		HostStats: func() server.HostStats {
-			return server.HostStats{CPUPercent: 37, CPUs: 20, MemTotal: 128 << 30, MemUsed: 42 << 30, Load1: 3.5}
+		HostStats: func() api.Host {
+			return api.Host{CPUPercent: 37, CPUs: 20, MemTotal: 128 << 30, MemUsed: 42 << 30, Load1: 3.5}
 		}})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { ts.CloseClientConnections(); ts.Close() })
@@ -272,7 +273,7 @@ func TestCancelAsksForConfirmation(t *testing.T) {
 	r := newRig(t)
 	m := r.model(t)
 	m.width, m.height = 80, 24
-	page, err := r.client.ListJobs(context.Background(), client.Filter{Limit: jobsFetchLimit})
+	page, err := r.client.ListJobs(context.Background(), api.JobFilter{Limit: jobsFetchLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,10 +317,10 @@ func TestNewJobPrompt(t *testing.T) {
 	}
 	tm.Type("release")
 	tm.Send(key("enter"))
-	var page *client.Page
+	var page *api.JobPage
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		page, _ = r.client.ListJobs(context.Background(), client.Filter{Repo: "acme/new"})
+		page, _ = r.client.ListJobs(context.Background(), api.JobFilter{Repo: "acme/new"})
 		if page != nil && len(page.Jobs) > 0 {
 			break
 		}
@@ -382,7 +383,7 @@ func TestMirrorsTabSyncsSelectedMirror(t *testing.T) {
 // On Kubernetes the Agents tab says which pod phase an agent is in.
 func TestAgentsTabShowsPodPhase(t *testing.T) {
 	m := New(t.Context(), nil, Options{Now: func() time.Time { return at(90) }})
-	m.agents = []client.Agent{{Name: "raibid-agent-x1", Status: "busy", CurrentJob: "019aa0000003cccc0003", Host: "spark", Phase: "running", StartedAt: at(30)},
+	m.agents = []api.Agent{{Name: "raibid-agent-x1", Status: "busy", CurrentJob: "019aa0000003cccc0003", Host: "spark", Phase: "running", StartedAt: at(30)},
 		{Name: "local-1", Status: "idle", Host: "box", StartedAt: at(0)}}
 	out := ansi.Strip(strings.Join(m.agentLines(120, 5, true), "\n"))
 	if !strings.Contains(out, "pod running on spark, up 1m0s") || !strings.Contains(out, "host box, up 1m30s") {
@@ -393,7 +394,7 @@ func TestAgentsTabShowsPodPhase(t *testing.T) {
 // An agent running with --sandbox=off is marked, in the panel and the tab.
 func TestAgentsShowUnsandboxed(t *testing.T) {
 	m := New(t.Context(), nil, Options{Now: func() time.Time { return at(90) }})
-	m.agents = []client.Agent{{Name: "risky", Status: "idle", Sandbox: "off"}, {Name: "safe", Status: "idle", Sandbox: "bwrap"}}
+	m.agents = []api.Agent{{Name: "risky", Status: "idle", Sandbox: "off"}, {Name: "safe", Status: "idle", Sandbox: "bwrap"}}
 	for _, full := range []bool{false, true} {
 		lines := m.agentLines(120, 5, full)
 		if !strings.Contains(ansi.Strip(lines[1]), "unsandboxed") || strings.Contains(ansi.Strip(lines[2]), "unsandboxed") {

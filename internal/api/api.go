@@ -1,0 +1,138 @@
+// Package api holds the wire types of raibid's HTTP API: what the server
+// writes and the client reads, defined once. A job is ci.Job itself. The
+// server builds these from its domain types (store.Agent, queue.Stats,
+// mirror.Mirror); the client, the dashboard and `raibid job` read them.
+// It imports nothing of ours but the domain.
+package api
+
+import (
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+)
+
+// JobFilter selects jobs for GET /jobs, as query parameters.
+type JobFilter struct {
+	Status ci.Status
+	Repo   string
+	Branch string
+	// Limit is the page size (server default 50, at most 500).
+	Limit int
+	// Cursor is the NextCursor of the previous page.
+	Cursor string
+}
+
+// Query is f as GET /jobs's query string.
+func (f JobFilter) Query() url.Values {
+	q := url.Values{}
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	set("status", string(f.Status))
+	set("repo", f.Repo)
+	set("branch", f.Branch)
+	set("cursor", f.Cursor)
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	return q
+}
+
+// JobPage is GET /jobs: one page of jobs, newest first.
+type JobPage struct {
+	Jobs       []ci.Job `json:"jobs"`
+	NextCursor string   `json:"next_cursor"`
+}
+
+// NewJob is the body of POST /jobs: a manual trigger.
+type NewJob struct {
+	Repo     string `json:"repo"`
+	Branch   string `json:"branch"`
+	Commit   string `json:"commit,omitempty"`
+	CloneURL string `json:"clone_url,omitempty"`
+}
+
+// Agent is one row of GET /agents: the agent's own heartbeat, and in
+// Kubernetes mode its pod's phase.
+type Agent struct {
+	Name       string    `json:"name"`
+	Status     string    `json:"status"` // idle or busy (or a pod phase)
+	CurrentJob string    `json:"current_job,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	LastSeen   time.Time `json:"last_seen"`
+	Host       string    `json:"host,omitempty"`
+	// Sandbox is "bwrap", or "off" for an agent whose steps run unsandboxed.
+	Sandbox string `json:"sandbox,omitempty"`
+	// Phase is the agent pod's phase when agents run on Kubernetes.
+	Phase string `json:"phase,omitempty"`
+}
+
+// AgentList is GET /agents.
+type AgentList struct {
+	Agents []Agent `json:"agents"`
+}
+
+// QueueStats is GET /queue: the stream's figures.
+type QueueStats struct {
+	// Length is the number of entries in the stream (acked ones not yet
+	// trimmed included).
+	Length int64 `json:"length"`
+	// Lag is the number of entries not yet delivered: what KEDA scales on;
+	// -1 when Redis cannot tell.
+	Lag int64 `json:"lag"`
+	// Pending is the number of delivered, unacked entries (running jobs).
+	Pending   int64 `json:"pending"`
+	Dead      int64 `json:"dead"`
+	Consumers int64 `json:"consumers"`
+}
+
+// Host are the figures of the machine the server runs on.
+type Host struct {
+	CPUPercent float64 `json:"cpu_percent"`
+	CPUs       int     `json:"cpus"`
+	MemTotal   uint64  `json:"mem_total_bytes"`
+	MemUsed    uint64  `json:"mem_used_bytes"`
+	Load1      float64 `json:"load1"`
+}
+
+// System is GET /system.
+type System struct {
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	Host      Host      `json:"host"`
+}
+
+// Scale is GET and PUT /scale. In a PUT, MaxAgents is required.
+type Scale struct {
+	MaxAgents *int `json:"max_agents"`
+}
+
+// Mirror is one GitHub → Gitea pull mirror as GET /mirrors reports it.
+type Mirror struct {
+	Target   string    `json:"target"` // owner/name in Gitea
+	Source   string    `json:"source"` // the original URL
+	LastSync time.Time `json:"last_sync,omitzero"`
+	Interval string    `json:"interval,omitempty"`
+	Stale    bool      `json:"stale"`
+	// Missing: the file names this single mirror but Gitea has no such repository.
+	Missing bool `json:"missing,omitempty"`
+	// LastTriggered is the server's last mirror-sync trigger of the repository.
+	LastTriggered time.Time `json:"last_triggered,omitzero"`
+	LastError     string    `json:"last_error,omitempty"`
+}
+
+// MirrorList is GET /mirrors; Enabled is false when the server has no
+// mirrors file.
+type MirrorList struct {
+	Enabled bool     `json:"enabled"`
+	Mirrors []Mirror `json:"mirrors"`
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+}
