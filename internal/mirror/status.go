@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 )
 
@@ -14,19 +15,8 @@ import (
 const StaleAfter = 24 * time.Hour
 
 // Mirror is one pull mirror in Gitea as `raibid mirror list` and GET /mirrors
-// show it.
-type Mirror struct {
-	Target   string    `json:"target"` // owner/name in Gitea
-	Source   string    `json:"source"` // the original URL
-	LastSync time.Time `json:"last_sync,omitzero"`
-	Interval string    `json:"interval,omitempty"`
-	Stale    bool      `json:"stale"`
-	// Missing: the file names this single mirror but Gitea has no such repository.
-	Missing bool `json:"missing,omitempty"`
-	// Set by the server: its last mirror-sync trigger of this repository.
-	LastTriggered time.Time `json:"last_triggered,omitzero"`
-	LastError     string    `json:"last_error,omitempty"`
-}
+// show it: the API's type, so the two never drift apart.
+type Mirror = api.Mirror
 
 // List reads the mirrors of cfg from Gitea: every pull mirror under the
 // owners that org entries mirror into, and each single entry's target. A

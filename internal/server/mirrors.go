@@ -84,7 +84,7 @@ func (s *Server) handleListMirrors(w http.ResponseWriter, r *http.Request) {
 		if !m.LastSync.IsZero() {
 			s.metrics.mirrorLastSync.WithLabelValues(m.Target).Set(float64(m.LastSync.UnixMilli()) / 1000)
 		}
-		out.Mirrors = append(out.Mirrors, api.Mirror(m))
+		out.Mirrors = append(out.Mirrors, m)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
