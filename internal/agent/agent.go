@@ -11,9 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -71,7 +68,7 @@ type Options struct {
 	Logger *slog.Logger
 	// WorkDir holds one directory per running job (default os.TempDir()/raibid-work).
 	WorkDir string
-	Source  Source
+	Repos   Repos
 	// Tools says which optional tools the default Rust pipeline may use; it
 	// is called at most once, when the first Rust pipeline needs it (finding
 	// out runs cargo three times, which would double the agent's start time).
@@ -118,8 +115,10 @@ type Agent struct {
 	opts    Options
 	log     *slog.Logger
 	started time.Time
-	mu      sync.Mutex
-	current string
+	// toolchains prepare each job's language-specific caches.
+	toolchains []toolchain
+	mu         sync.Mutex
+	current    string
 }
 
 // New returns an agent.
@@ -143,10 +142,12 @@ func New(opts Options) *Agent {
 		opts.Tools = func() pipeline.Tools { return pipeline.Tools{} }
 	}
 	opts.Tools = sync.OnceValue(opts.Tools)
-	if opts.Source.Token != "" {
-		opts.Secrets = append(opts.Secrets, opts.Source.Token)
+	if opts.Repos.Token != "" {
+		opts.Secrets = append(opts.Secrets, opts.Repos.Token)
 	}
-	return &Agent{opts: opts, log: opts.Logger.With("agent", opts.Name), started: time.Now()}
+	a := &Agent{opts: opts, log: opts.Logger.With("agent", opts.Name), started: time.Now()}
+	a.toolchains = []toolchain{rustBuild{a}}
+	return a
 }
 
 // Run claims and runs jobs until ctx ends (or, in Once mode, after one job or
@@ -223,70 +224,6 @@ func (a *Agent) pruneLoop(ctx context.Context) {
 		}
 	}
 }
-
-// rustToolchain names the toolchain target directories are keyed by.
-var rustToolchain = sync.OnceValue(func() string {
-	out, err := exec.Command("rustc", "--version").Output()
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(out))
-})
-
-// userCargoHome is the agent's own cargo home, whose settings jobs keep.
-func userCargoHome() string {
-	if h := os.Getenv("CARGO_HOME"); h != "" {
-		return h
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".cargo")
-	}
-	return ""
-}
-
-// sccacheStart serialises server starts of the agents in one process: many
-// rustc wrappers racing to start one server time out under load (seen in CI).
-var sccacheStart sync.Mutex
-
-// sccacheServer makes sure the cache root's sccache server runs before a job's
-// steps: started by the agent, once, it outlives the steps (a server started
-// by cargo inside a step would be killed with the step's process group).
-// `--show-stats` connects to the server and starts it when none answers.
-func sccacheServer(ctx context.Context, wrapper string, env []string) error {
-	sccacheStart.Lock()
-	defer sccacheStart.Unlock()
-	var err error
-	for attempt := range 2 {
-		if attempt > 0 {
-			time.Sleep(time.Second)
-		}
-		cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		cmd := exec.CommandContext(cctx, wrapper, "--show-stats")
-		cmd.Env = pipeline.StepEnv(nil, env)
-		var out []byte
-		out, err = cmd.CombinedOutput()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(lastLine(string(out))))
-	}
-	return err
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		return s[i+1:]
-	}
-	return s
-}
-
-// sccachePath is sccache on PATH, or "" when it is not installed.
-var sccachePath = sync.OnceValue(func() string {
-	p, _ := exec.LookPath("sccache")
-	return p
-})
 
 func sleep(ctx context.Context, d time.Duration) {
 	select {

@@ -38,7 +38,7 @@ func newRig(t *testing.T, lease time.Duration) *rig {
 
 func (r *rig) agent(name string, mod func(*agent.Options)) *agent.Agent {
 	o := agent.Options{Name: name, Jobs: r.Lifecycle, Store: r.Store, WorkDir: r.t.TempDir(),
-		Source: agent.Source{AllowLocal: true}, ClaimBlock: 200 * time.Millisecond, Wait: 2 * time.Second}
+		Repos: agent.Repos{AllowLocal: true}, ClaimBlock: 200 * time.Millisecond, Wait: 2 * time.Second}
 	if mod != nil {
 		mod(&o)
 	}
@@ -246,7 +246,7 @@ func TestCloneURLOutsideForgeIsRefused(t *testing.T) {
 	id := r.submit("https://evil.example.com/acme/tiny.git", "bffeb74224043ba2feb48d137756c8a9331c449a")
 	r.runOnce(r.agent("a1", func(o *agent.Options) {
 		o.Once = true
-		o.Source = agent.Source{ForgeURL: "http://gitea.local:3000", Token: "tok-never-shown"}
+		o.Repos = agent.Repos{ForgeURL: "http://gitea.local:3000", Token: "tok-never-shown"}
 	}))
 	j := r.job(id)
 	if j.Status != ci.StatusError || !strings.Contains(j.Error, "evil.example.com is not the configured forge gitea.local:3000") {

@@ -38,7 +38,7 @@ func TestHostileCloneInputsRunNothing(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			src := Source{AllowLocal: true}
+			src := Repos{AllowLocal: true}
 			err := src.clone(context.Background(), filepath.Join(tmp, "mirrors"), filepath.Join(tmp, "ws-"+strings.ReplaceAll(c.name, " ", "-")),
 				c.cloneURL, c.branch, c.commit, false, nil)
 			if err == nil {
@@ -53,7 +53,7 @@ func TestHostileCloneInputsRunNothing(t *testing.T) {
 		})
 	}
 	// The same source still clones an honest request.
-	src := Source{AllowLocal: true}
+	src := Repos{AllowLocal: true}
 	if err := src.clone(context.Background(), filepath.Join(tmp, "mirrors"), filepath.Join(tmp, "ws-ok"), "file://"+repo, "main", commit, false, nil); err != nil {
 		t.Fatalf("honest clone: %v", err)
 	}
@@ -62,13 +62,13 @@ func TestHostileCloneInputsRunNothing(t *testing.T) {
 // TestLocalCloneNeedsExistingDirectory: with local clones allowed, a path
 // that is not a directory is refused before git runs.
 func TestLocalCloneNeedsExistingDirectory(t *testing.T) {
-	src := Source{AllowLocal: true}
+	src := Repos{AllowLocal: true}
 	for _, p := range []string{"/nonexistent/raibid/repo", "/etc/hostname"} {
 		if err := src.check(p); !errors.Is(err, errCloneRefused) {
 			t.Errorf("check(%q) = %v, want refused", p, err)
 		}
 	}
-	if err := (Source{}).check(t.TempDir()); !errors.Is(err, errCloneRefused) {
+	if err := (Repos{}).check(t.TempDir()); !errors.Is(err, errCloneRefused) {
 		t.Errorf("local clone without AllowLocal accepted: %v", err)
 	}
 }

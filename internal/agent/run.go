@@ -59,7 +59,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
 
 	sink.Line("clone", "system", fmt.Sprintf("attempt %d on agent %s", job.Attempt, a.opts.Name))
 	sink.Line("clone", "system", fmt.Sprintf("fetching %s %s@%s", redact(job.CloneURL), job.Branch, shortSHA(job.Commit)))
-	if err := a.opts.Source.clone(jobCtx, mirrors, ws, job.CloneURL, job.Branch, job.Commit, keep, masker); err != nil {
+	if err := a.opts.Repos.clone(jobCtx, mirrors, ws, job.CloneURL, job.Branch, job.Commit, keep, masker); err != nil {
 		if cause := context.Cause(jobCtx); cause != nil {
 			a.interrupted(run, cause, nil)
 			return
@@ -96,41 +96,14 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
 		masker = pipeline.NewMasker(vals...)
 		sink.Line("pipeline", "system", fmt.Sprintf("secrets: %s (masked in this log)", strings.Join(p.SecretNames(), ", ")))
 	}
-	sink.Line("pipeline", "system", fmt.Sprintf("running %s of the %s", ci.Plural(len(p.Steps), "step"), p.Source))
+	sink.Line("pipeline", "system", fmt.Sprintf("running %s of the %s", ci.Plural(len(p.Steps), "step"), p.Origin))
 	env := append(jobEnv(job), a.opts.Env...)
-	var writable []string // what steps may write besides the workspace
-	if target := a.cargoTarget(ws, job.Repo); target != "" {
-		env = append(env, "CARGO_TARGET_DIR="+target)
-		writable = append(writable, target)
-		sink.Line("pipeline", "system", "cargo target dir (kept between jobs): "+target)
-		if home, err := a.opts.Cache.CargoHome(userCargoHome()); err == nil {
-			env = append(env, "CARGO_HOME="+home)
-			writable = append(writable, home)
-			sink.Line("pipeline", "system", "cargo home (shared by all jobs): "+home)
-		} else {
-			a.log.Warn("build cache", "err", err)
-		}
-		// sccache's server runs compilers for any client that asks, outside
-		// any one step: it cannot live in a step's sandbox, so sandboxed
-		// agents build without it (the target dir cache still applies).
-		if wrapper := sccachePath(); wrapper != "" && a.opts.Sandbox == nil {
-			// sccache shares compiled crates across repositories too; its
-			// store lives in the cache root, so pruning and the PVC cover it.
-			// sccache runs one server per port; a port of this cache root's
-			// own keeps another root's server from taking our compilations.
-			scc := []string{"SCCACHE_DIR=" + filepath.Join(a.opts.Cache.Root, "sccache"),
-				"SCCACHE_SERVER_PORT=" + strconv.Itoa(a.opts.Cache.Port()), "SCCACHE_STARTUP_TIMEOUT=60"}
-			if err := sccacheServer(jobCtx, wrapper, scc); err != nil {
-				// A build without sccache is slower; a build that fails
-				// because a cache could not start is wrong.
-				sink.Line("pipeline", "system", "sccache unavailable, building without it: "+err.Error())
-			} else {
-				env = append(append(env, "RUSTC_WRAPPER="+wrapper), scc...)
-				sink.Line("pipeline", "system", "sccache: "+wrapper)
-			}
-		}
+	build := a.prepareBuild(jobCtx, job, ws)
+	for _, note := range build.Notes {
+		sink.Line("pipeline", "system", note)
 	}
-	wrap, sandboxEnv, err := a.sandboxFor(job, ws, mirrors, keep, writable)
+	env = append(env, build.Env...)
+	wrap, sandboxEnv, err := a.sandboxFor(job, ws, mirrors, keep, build.Writable)
 	if err != nil {
 		msg := "sandbox: " + err.Error()
 		sink.Line("pipeline", "system", msg)
@@ -159,8 +132,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
 		a.interrupted(run, cause, res.Steps)
 		return
 	}
-	a.finish(run, res.Status, res.Error, res.Steps, map[string]string{
-		"cache_artifacts": strconv.Itoa(res.Cache.Total), "cache_fresh": strconv.Itoa(res.Cache.Fresh)})
+	a.finish(run, res.Status, res.Error, res.Steps, build.stats(res))
 }
 
 // pipelineSecrets reads the values of the secrets the pipeline's steps name.
@@ -228,24 +200,6 @@ func (a *Agent) giveToBuildUser(dirs ...string) error {
 		}
 	}
 	return nil
-}
-
-// cargoTarget is the cached target directory for a Rust repository, or ""
-// when there is no cache or no Cargo.toml. The pipeline's own env may still
-// set CARGO_TARGET_DIR: it comes later and wins.
-func (a *Agent) cargoTarget(ws, repo string) string {
-	if a.opts.Cache == nil {
-		return ""
-	}
-	if _, err := os.Stat(filepath.Join(ws, "Cargo.toml")); err != nil {
-		return ""
-	}
-	dir, err := a.opts.Cache.TargetDir(repo, rustToolchain())
-	if err != nil {
-		a.log.Warn("build cache", "err", err)
-		return ""
-	}
-	return dir
 }
 
 // watch renews the lease and looks for a cancel until jobCtx ends.

@@ -23,8 +23,8 @@ import (
 // help, so the job ends in error at once.
 var errCloneRefused = errors.New("clone refused")
 
-// Source says which repositories agents may fetch.
-type Source struct {
+// Repos says which repositories agents may fetch, and fetches them.
+type Repos struct {
 	// ForgeURL is the Gitea base URL; clone URLs must be on its host.
 	ForgeURL string
 	// Token authenticates fetches from the forge (sent as an HTTP header
@@ -37,7 +37,7 @@ type Source struct {
 // check refuses clone URLs outside the configured forge, and anything git
 // could read as an option or an odd transport (see ci.CheckCloneURL). Local
 // paths are allowed only with AllowLocal and only to an existing directory.
-func (s Source) check(cloneURL string) error {
+func (s Repos) check(cloneURL string) error {
 	if err := ci.CheckCloneURL(cloneURL); err != nil {
 		return fmt.Errorf("%w: %v", errCloneRefused, err)
 	}
@@ -85,7 +85,7 @@ func redact(raw string) string { return ci.RedactURL(raw) }
 
 // gitEnv gives git the forge token as an extra HTTP header through
 // GIT_CONFIG_* variables, scoped to the forge's URL, and forbids prompts.
-func (s Source) gitEnv() []string {
+func (s Repos) gitEnv() []string {
 	// Only the transports a clone URL may name: never ext:: or fd::, even
 	// if a repository's config or a submodule asks for them.
 	allow := "http:https"
@@ -108,7 +108,7 @@ func (s Source) gitEnv() []string {
 // processes share it.
 // With keep, a worktree already in dir (the slot's last job) is reset to
 // commit instead of made anew.
-func (s Source) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit string, keep bool, masker *pipeline.Masker) error {
+func (s Repos) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit string, keep bool, masker *pipeline.Masker) error {
 	if err := s.check(cloneURL); err != nil {
 		return err
 	}
@@ -200,7 +200,7 @@ func mirrorDir(mirrors, cloneURL string) string {
 // The worktree was a build's to write, so its .git file is not trusted: git
 // is pointed at the mirror's record of the worktree explicitly, and a record
 // that does not point back at dir is refused.
-func (s Source) reset(ctx context.Context, mirror, dir, commit string, fetch func(string) error, masker *pipeline.Masker, cloneURL string) error {
+func (s Repos) reset(ctx context.Context, mirror, dir, commit string, fetch func(string) error, masker *pipeline.Masker, cloneURL string) error {
 	gitDir := filepath.Join(mirror, "worktrees", filepath.Base(dir))
 	back, err := os.ReadFile(filepath.Join(gitDir, "gitdir"))
 	if err != nil || filepath.Clean(strings.TrimSpace(string(back))) != filepath.Join(dir, ".git") {

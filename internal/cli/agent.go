@@ -111,7 +111,7 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 	}
 	opts := agent.Options{
 		Name: name, Jobs: lc, Store: st, Logger: log, WorkDir: workdir,
-		Source:    agent.Source{ForgeURL: giteaURL, Token: token, AllowLocal: allowLocal},
+		Repos:     agent.Repos{ForgeURL: giteaURL, Token: token, AllowLocal: allowLocal},
 		PublicURL: strings.TrimRight(publicURL, "/"),
 	}
 	c, age, size, err := cacheFromFlags(cmd)

@@ -79,8 +79,8 @@ type Pipeline struct {
 	Timeout time.Duration
 	Env     map[string]string
 	Image   string
-	// Source says where it came from: ".raibid.yml" or "default Rust pipeline".
-	Source string
+	// Origin says where it came from: ".raibid.yml" or "default Rust pipeline".
+	Origin string
 }
 
 // ParseError is a problem in .raibid.yml: file, line and field.
@@ -142,7 +142,7 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 		return nil, err
 	}
 	root := f.Root
-	p := &Pipeline{Timeout: DefaultTimeout, Source: file}
+	p := &Pipeline{Timeout: DefaultTimeout, Origin: file}
 	var stepsNode *yaml.Node
 	err = f.Fields(root, "", func(key, val *yaml.Node, field string) error {
 		switch key.Value {

@@ -113,7 +113,7 @@ func TestLoadChoosesPipeline(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, ".raibid.yml"), []byte("steps:\n  - {name: only, run: 'true'}\n"), 0o644)
 	p, _ = pipeline.Load(dir, noTools)
-	if len(p.Steps) != 1 || p.Source != ".raibid.yml" {
+	if len(p.Steps) != 1 || p.Origin != ".raibid.yml" {
 		t.Fatalf(".raibid.yml wins over Cargo.toml: %+v", p)
 	}
 }

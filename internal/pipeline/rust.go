@@ -36,7 +36,7 @@ func DetectTools() Tools {
 // reason, so the job view still shows the whole pipeline.
 func RustPipeline(dir string, t Tools) *Pipeline {
 	// Colours in the log: the web page and the dashboard render them.
-	p := &Pipeline{Timeout: DefaultTimeout, Source: "default Rust pipeline", Env: map[string]string{"CARGO_TERM_COLOR": "always"}}
+	p := &Pipeline{Timeout: DefaultTimeout, Origin: "default Rust pipeline", Env: map[string]string{"CARGO_TERM_COLOR": "always"}}
 	p.Steps = []Step{
 		{Name: "check", Run: "cargo check --all-targets " + cargoJSON, CargoJSON: true},
 		{Name: "build", Run: "cargo build --release " + cargoJSON, CargoJSON: true},

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -88,13 +87,13 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 // missed. When the job has finished and every line is sent, an "end" event
 // carries the final status and the stream closes.
 func (s *Server) handleLogStream(w http.ResponseWriter, r *http.Request) {
-	s.streamLog(w, r, logSink{
+	s.streamLog(w, r, logPresenter{
 		line: func(sse *sseWriter, l ci.LogLine) error { return sse.event(l.ID, "log", l) },
 	})
 }
 
-// logSink says how a log stream presents lines and job changes.
-type logSink struct {
+// logPresenter says how a log stream presents lines and job changes.
+type logPresenter struct {
 	line func(*sseWriter, ci.LogLine) error
 	// job, when set, is called with the job at the start and whenever its
 	// status or steps changed, and once more at the end.
@@ -102,7 +101,7 @@ type logSink struct {
 }
 
 // streamLog is the log-following loop behind the API's and the pages' streams.
-func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, sink logSink) {
+func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, sink logPresenter) {
 	id, ok := s.existingJob(w, r)
 	if !ok {
 		return
@@ -183,69 +182,4 @@ func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, sink logSink)
 			lastPing = time.Now()
 		}
 	}
-}
-
-// handleEvents streams job changes (event "job") and queue figures when they
-// change (event "queue", checked every second) until the client leaves.
-func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := mergeDone(r.Context(), s.streams)
-	defer cancel()
-	events, err := s.opts.Store.Subscribe(ctx)
-	if err != nil {
-		s.storeError(w, err)
-		return
-	}
-	sse, ok := startSSE(w)
-	if !ok {
-		return
-	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	lastPing := time.Now()
-	var lastStats string
-	sendStats := func() error {
-		st, err := s.opts.Queue.Stats(ctx)
-		if err != nil {
-			return nil // Redis hiccup: the next tick tries again
-		}
-		key := fmt.Sprintf("%+v", st)
-		if key == lastStats {
-			return nil
-		}
-		lastStats = key
-		return sse.event("", "queue", st)
-	}
-	if sendStats() != nil {
-		return
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			if sse.event("", ev.Type, ev) != nil {
-				return
-			}
-		case <-tick.C:
-			if sendStats() != nil {
-				return
-			}
-			if time.Since(lastPing) >= keepAlive {
-				if sse.ping() != nil {
-					return
-				}
-				lastPing = time.Now()
-			}
-		}
-	}
-}
-
-// mergeDone returns a context that ends when either a or b does.
-func mergeDone(a, b context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(a)
-	stop := context.AfterFunc(b, cancel)
-	return ctx, func() { stop(); cancel() }
 }

@@ -266,7 +266,7 @@ type uiLine struct {
 // changes ("summary"), then "end".
 func (s *Server) handleUIJobStream(w http.ResponseWriter, r *http.Request) {
 	v := viewerOf(r)
-	s.streamLog(w, r, logSink{
+	s.streamLog(w, r, logPresenter{
 		line: func(sse *sseWriter, l ci.LogLine) error {
 			return sse.event(l.ID, "line", uiLine{Step: l.Step, N: l.N, Cont: l.Cont, HTML: string(web.ANSIToHTML(l.Text))})
 		},

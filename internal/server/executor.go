@@ -1,0 +1,73 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+)
+
+// Executor starts agents for queued jobs: the Kubernetes executor.
+type Executor interface {
+	// Launch starts capacity for one queued job.
+	Launch(ctx context.Context, j *ci.Job) error
+	// Reconcile covers queued entries nothing was launched for, up to max.
+	Reconcile(ctx context.Context, lag int64, max int) error
+	// WatchFailures reports agents that failed outside raibid's control.
+	WatchFailures(ctx context.Context, fn func(jobID, reason string))
+}
+
+// queued is the lifecycle's submit hook: every job queued, whichever way
+// (webhook, POST /jobs, retry from the API or the web page), is counted,
+// gets a pending commit status, and with an executor an agent — both in the
+// background: a slow forge or API server must not slow the answer.
+func (s *Server) queued(_ context.Context, j *ci.Job) {
+	s.metrics.enqueued.WithLabelValues(j.Trigger).Inc()
+	s.postPending(j.ID, j.Repo, j.Commit)
+	if s.opts.Executor == nil {
+		return
+	}
+	job := *j
+	s.background.Go(func() {
+		ctx, cancel := context.WithTimeout(s.streams, 30*time.Second)
+		defer cancel()
+		if err := s.opts.Executor.Launch(ctx, &job); err != nil {
+			s.log.Error("kubernetes executor: launch", "job_id", job.ID, "err", err)
+		}
+	})
+}
+
+// runExecutor reconciles lag the launches did not cover and records agent
+// failures on their jobs, until ctx ends.
+func (s *Server) runExecutor(ctx context.Context) {
+	go s.opts.Executor.WatchFailures(ctx, func(jobID, reason string) {
+		s.log.Warn("agent failed outside raibid", "job_id", jobID, "reason", reason)
+		if jobID == "" {
+			return
+		}
+		_ = s.opts.Store.AppendLog(ctx, jobID, ci.LogLine{Step: "kubernetes", Stream: "stderr", Text: reason})
+	})
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := s.opts.Queue.Stats(ctx)
+		if err != nil {
+			continue
+		}
+		limit := 6
+		if s.opts.Scaler != nil {
+			if n, err := s.opts.Scaler.MaxAgents(ctx); err == nil {
+				limit = n
+			}
+		}
+		if err := s.opts.Executor.Reconcile(ctx, st.Lag, limit); err != nil && ctx.Err() == nil {
+			s.log.Warn("kubernetes executor: reconcile", "err", strings.TrimSpace(err.Error()))
+		}
+	}
+}
