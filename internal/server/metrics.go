@@ -86,31 +86,3 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }
-
-// countCacheUse adds every finished job's cargo artifacts to the cache
-// counters. Agents may run in other processes, so the server learns of
-// verdicts the way dashboards do: from the job events.
-func (s *Server) countCacheUse(ctx context.Context) {
-	for ctx.Err() == nil {
-		events, err := s.opts.Store.Subscribe(ctx)
-		if err != nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-				continue
-			}
-		}
-		for ev := range events {
-			if ev.Type != "job" || !ev.Status.Final() {
-				continue
-			}
-			j, err := s.opts.Store.Get(ctx, ev.JobID)
-			if err != nil || j.CacheArtifacts == 0 {
-				continue
-			}
-			s.metrics.cacheArtifacts.WithLabelValues("true").Add(float64(j.CacheFresh))
-			s.metrics.cacheArtifacts.WithLabelValues("false").Add(float64(j.CacheArtifacts - j.CacheFresh))
-		}
-	}
-}

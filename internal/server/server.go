@@ -158,7 +158,8 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve answers on l until ctx ends, then shuts down in this order: stop
 // accepting and end SSE streams, let in-flight requests finish (at most
-// ShutdownTimeout), then stop the reaper and the cache counters.
+// ShutdownTimeout), wait for the work they started (executor launches),
+// then stop the control loops (see loops.go).
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := &http.Server{
 		Handler: s.handler,
@@ -170,23 +171,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	// Background loops (the reaper, the cache counters) outlive the HTTP
-	// drain and stop last.
-	bg, stopBackground := context.WithCancel(context.Background())
-	var loops sync.WaitGroup
-	if s.opts.ReaperInterval >= 0 {
-		loops.Go(func() { s.opts.Jobs.RunReaper(bg, s.opts.ReaperInterval, s.log) })
-	}
-	loops.Go(func() { s.countCacheUse(bg) })
-	// Finished jobs leave on schedule, with their index entries.
-	loops.Go(func() { s.opts.Jobs.RunExpiry(bg, time.Minute, s.log) })
-	if s.opts.Mirrors != nil {
-		loops.Go(func() { s.opts.Mirrors.Run(bg) })
-	}
-	if s.opts.Executor != nil {
-		loops.Go(func() { s.runExecutor(bg) })
-	}
-	defer func() { s.background.Wait(); stopBackground(); loops.Wait() }()
+	stopLoops := s.startLoops()
+	defer func() { s.background.Wait(); stopLoops() }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()

@@ -1,0 +1,69 @@
+package server
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// A controlLoop is background work the server runs beside the HTTP
+// handlers, each in its own file or package: it runs until its context
+// ends and returns promptly then.
+type controlLoop struct {
+	name string
+	run  func(ctx context.Context)
+}
+
+// controlLoops are the server's loops in the order they start:
+//  1. reaper (internal/jobs reap.go): abandoned entries back into the
+//     queue, then the acked ones trimmed — first, so a restarted server
+//     hands on what its agents dropped;
+//  2. expiry (internal/jobs expire.go): finished jobs removed on schedule;
+//  3. cache counter (cache_counter.go): cache figures from job events;
+//  4. mirror rescan (internal/mirror), when mirroring is configured;
+//  5. executor reconcile (executor.go), on Kubernetes.
+//
+// They stop in the reverse order, after the HTTP drain: the executor
+// launches nothing more before the reaper, the last to stop, lets go of
+// the queue.
+func (s *Server) controlLoops() []controlLoop {
+	var out []controlLoop
+	if s.opts.ReaperInterval >= 0 {
+		out = append(out, controlLoop{"reaper", func(ctx context.Context) { s.opts.Jobs.RunReaper(ctx, s.opts.ReaperInterval, s.log) }})
+	}
+	out = append(out,
+		controlLoop{"expiry", func(ctx context.Context) { s.opts.Jobs.RunExpiry(ctx, time.Minute, s.log) }},
+		controlLoop{"cache counter", s.countCacheUse})
+	if s.opts.Mirrors != nil {
+		out = append(out, controlLoop{"mirror rescan", s.opts.Mirrors.Run})
+	}
+	if s.opts.Executor != nil {
+		out = append(out, controlLoop{"executor", s.runExecutor})
+	}
+	return out
+}
+
+// startLoops starts the control loops and returns the function that stops
+// them, one at a time in reverse order, each waited for.
+func (s *Server) startLoops() (stop func()) {
+	type running struct {
+		name   string
+		cancel context.CancelFunc
+		done   *sync.WaitGroup
+	}
+	var started []running
+	for _, l := range s.controlLoops() {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := &sync.WaitGroup{}
+		done.Go(func() { l.run(ctx) })
+		started = append(started, running{l.name, cancel, done})
+	}
+	return func() {
+		for _, r := range slices.Backward(started) {
+			r.cancel()
+			r.done.Wait()
+			s.log.Debug("control loop stopped", "loop", r.name)
+		}
+	}
+}
