@@ -7,19 +7,14 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/raibid-labs/raibid-ci/internal/agent"
-	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
-	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
-	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/sandbox"
 	"github.com/raibid-labs/raibid-ci/internal/secrets"
 )
@@ -47,19 +42,20 @@ func newAgentCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			f := cmd.Flags()
-			redisURL, _ := f.GetString("redis-url")
-			rdb, err := connectRedis(cmd.Context(), redisURL, 10)
+			cfg, err := agentConfigFromFlags(cmd)
+			if err != nil {
+				return err
+			}
+			rdb, err := connectRedis(cmd.Context(), cfg.RedisURL, 10)
 			if err != nil {
 				return err
 			}
 			defer rdb.Close()
-			name, _ := f.GetString("name")
-			if name == "" {
+			if cfg.Name == "" {
 				host, _ := os.Hostname()
-				name = fmt.Sprintf("%s-%d", host, os.Getpid())
+				cfg.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
 			}
-			a, err := buildAgent(cmd, rdb, log, name, false)
+			a, err := newAgent(cfg, rdb, log)
 			if err != nil {
 				return err
 			}
@@ -74,76 +70,45 @@ func newAgentCmd() *cobra.Command {
 	f.String("ready-file", "/tmp/claimed", "with --once: touched after a job is claimed (readiness probe)")
 	f.String("gitea-url", "", "the Gitea instance: clone URLs must be on its host; commit statuses go there")
 	f.String("public-url", "", "the server's base URL, for commit status links")
-	f.String("key-prefix", "", "prefix of every Redis key")
-	f.Duration("lease", queue.DefaultLease, "lease of a claimed job (heartbeats renew it)")
-	f.Int("max-deliveries", jobs.DefaultMaxDeliveries, "deliveries of one job before it becomes a dead letter")
 	f.Bool("allow-local-clone", false, "accept local paths as clone URLs")
 	f.StringSlice("mask", nil, "names of environment variables whose values are masked in logs")
 	addSecretFlags(f, "gitea-token")
-	addRetentionFlags(f)
+	addJobsFlags(f, "lease of a claimed job (heartbeats renew it)")
 	f.String("secrets-key-file", "", "key of the pipeline secrets (the server's file); needed for jobs whose steps name secrets")
 	addAgentFlags(cmd, filepath.Join(os.TempDir(), "raibid-work"))
 	addCacheFlags(cmd, defaultCacheDir())
 	return cmd
 }
 
-// buildAgent makes an agent from the flags both `agent` and `up` have.
-func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name string, local bool) (*agent.Agent, error) {
-	f := cmd.Flags()
-	prefix, _ := f.GetString("key-prefix")
-	lease, _ := f.GetDuration("lease")
-	giteaURL, _ := f.GetString("gitea-url")
-	publicURL, _ := f.GetString("public-url")
-	workdir, _ := f.GetString("workdir")
-	registry, _ := f.GetString("registry")
-	allowLocal := local
-	if f.Lookup("allow-local-clone") != nil {
-		allowLocal, _ = f.GetBool("allow-local-clone")
-		allowLocal = allowLocal || local
-	}
-	if lease < time.Second {
-		return nil, &UsageError{fmt.Errorf("--lease %s: must be at least 1s", lease)}
-	}
-	st, _, lc := lifecycle(cmd, rdb)
-	token, err := secret(cmd, "gitea-token")
-	if err != nil {
-		return nil, err
-	}
+// newAgent builds an agent from cfg.
+func newAgent(cfg AgentConfig, rdb *redis.Client, log *slog.Logger) (*agent.Agent, error) {
+	st, _, lc := cfg.Jobs.open(rdb)
+	c := cfg.Cache.open()
 	opts := agent.Options{
-		Name: name, Jobs: lc, Store: st, Logger: log, WorkDir: workdir,
-		Repos:     agent.Repos{ForgeURL: giteaURL, Token: token, AllowLocal: allowLocal},
-		PublicURL: strings.TrimRight(publicURL, "/"),
+		Name: cfg.Name, Jobs: lc, Store: st, Logger: log, WorkDir: cfg.WorkDir,
+		Repos:     agent.Repos{ForgeURL: cfg.GiteaURL, Token: cfg.GiteaToken.Reveal(), AllowLocal: cfg.AllowLocalClone},
+		PublicURL: cfg.PublicURL, Cache: c, CacheMaxAge: cfg.Cache.MaxAge, CacheMaxSize: cfg.Cache.MaxSize,
+		PassEnv: cfg.PassEnv, MaxLogBytes: cfg.MaxLogBytes,
+		Once: cfg.Once, Wait: cfg.Wait, ReadyFile: cfg.ReadyFile,
 	}
-	c, age, size, err := cacheFromFlags(cmd)
-	if err != nil {
-		return nil, err
-	}
-	opts.Cache, opts.CacheMaxAge, opts.CacheMaxSize = c, age, size
 	opts.Tools = func() pipeline.Tools {
 		t := pipeline.DetectTools()
-		t.Registry = registry
+		t.Registry = cfg.Registry
 		return t
 	}
-	if giteaURL != "" && token != "" {
-		opts.Status = gitea.NewClient(giteaURL, token, log)
+	if cfg.GiteaURL != "" && cfg.GiteaToken != "" {
+		opts.Status = gitea.NewClient(cfg.GiteaURL, cfg.GiteaToken.Reveal(), log)
 	}
-	if f.Lookup("mask") != nil {
-		names, _ := f.GetStringSlice("mask")
-		for _, n := range names {
-			if v := os.Getenv(n); v != "" {
-				opts.Secrets = append(opts.Secrets, v)
-			}
+	for _, n := range cfg.Mask {
+		if v := os.Getenv(n); v != "" {
+			opts.Secrets = append(opts.Secrets, v)
 		}
 	}
-	opts.PassEnv, _ = f.GetStringSlice("pass-env")
-	maxLog, _ := f.GetString("max-log-bytes")
-	if opts.MaxLogBytes, err = cache.ParseSize(maxLog); err != nil || opts.MaxLogBytes < 2<<20 {
-		return nil, &UsageError{fmt.Errorf("--max-log-bytes %q: a size of at least 2MiB", maxLog)}
+	if cfg.SecretsKeyFile != "" {
+		opts.PipelineSecrets = secrets.NewStore(rdb, cfg.Jobs.KeyPrefix, secrets.FileKeys(cfg.SecretsKeyFile))
 	}
-	if keyFile, _ := f.GetString("secrets-key-file"); keyFile != "" {
-		opts.PipelineSecrets = secrets.NewStore(rdb, prefix, secrets.FileKeys(keyFile))
-	}
-	if opts.Sandbox, err = sandboxFromFlags(cmd, workdir, c, log); err != nil {
+	var err error
+	if opts.Sandbox, err = newSandbox(cfg, log); err != nil {
 		return nil, err
 	}
 	if rh := rustupHome(); opts.Sandbox != nil && rh != "" && os.Getenv("RUSTUP_HOME") == "" {
@@ -151,45 +116,24 @@ func buildAgent(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger, name st
 		// the agent's toolchains.
 		opts.Env = append(opts.Env, "RUSTUP_HOME="+rh)
 	}
-	if f.Lookup("once") != nil {
-		opts.Once, _ = f.GetBool("once")
-		opts.Wait, _ = f.GetDuration("wait")
-		opts.ReadyFile, _ = f.GetString("ready-file")
-	}
 	return agent.New(opts), nil
 }
 
-// sandboxFromFlags builds the step sandbox, or nil with --sandbox=off. It
-// hides from steps everything of the agent's that holds a credential or
-// another job's data: the data dir of raibid up, every --*-file the command
-// was given, the agent's home (its toolchains on PATH stay visible,
-// read-only), Kubernetes' and Docker's secret mounts, the work dir and the
-// cache root (each job sees only its own workspace and cache dirs).
-func sandboxFromFlags(cmd *cobra.Command, workdir string, c *cache.Cache, log *slog.Logger) (*sandbox.Sandbox, error) {
-	f := cmd.Flags()
-	mode, _ := f.GetString("sandbox")
-	switch mode {
-	case sandbox.ModeOff:
+// newSandbox builds the step sandbox, or nil with --sandbox=off. It hides
+// from steps everything of the agent's that holds a credential or another
+// job's data: cfg.Hidden (the data dir of raibid up, every --*-file), the
+// agent's home (its toolchains on PATH stay visible, read-only),
+// Kubernetes' and Docker's secret mounts, the work dir and the cache root
+// (each job sees only its own workspace and cache dirs).
+func newSandbox(cfg AgentConfig, log *slog.Logger) (*sandbox.Sandbox, error) {
+	if cfg.Sandbox == sandbox.ModeOff {
 		log.Warn("sandbox off: builds run unsandboxed as this agent's user and can read its credentials and stop it")
 		return nil, nil
-	case sandbox.ModeBwrap:
-	default:
-		return nil, &UsageError{fmt.Errorf("--sandbox %q: want bwrap or off", mode)}
 	}
-	o := sandbox.Options{Hidden: []string{workdir, "/var/run/secrets", "/run/secrets"}}
-	if c != nil {
+	o := sandbox.Options{Hidden: append([]string{cfg.WorkDir, "/var/run/secrets", "/run/secrets"}, cfg.Hidden...)}
+	if c := cfg.Cache.open(); c != nil {
 		o.Hidden = append(o.Hidden, c.Root)
 	}
-	if fl := f.Lookup("data-dir"); fl != nil {
-		o.Hidden = append(o.Hidden, fl.Value.String())
-	}
-	f.VisitAll(func(fl *pflag.Flag) {
-		if strings.HasSuffix(fl.Name, "-file") && fl.Value.String() != "" && fl.Name != "ready-file" {
-			if p, err := filepath.Abs(fl.Value.String()); err == nil {
-				o.Hidden = append(o.Hidden, p)
-			}
-		}
-	})
 	if home, err := os.UserHomeDir(); err == nil && home != "/" {
 		o.Hidden = append(o.Hidden, home)
 	}
@@ -203,18 +147,14 @@ func sandboxFromFlags(cmd *cobra.Command, workdir string, c *cache.Cache, log *s
 	if rh := rustupHome(); rh != "" {
 		o.ReadOnly = append(o.ReadOnly, rh)
 	}
-	if name, _ := f.GetString("build-user"); name != "" {
-		uid, gid, err := lookupUser(name)
+	if cfg.BuildUser != "" {
+		uid, gid, err := lookupUser(cfg.BuildUser)
 		if err != nil {
-			return nil, &UsageError{fmt.Errorf("--build-user %s: %w", name, err)}
+			return nil, &UsageError{fmt.Errorf("--build-user %s: %w", cfg.BuildUser, err)}
 		}
 		o.UID, o.GID = uid, gid
 	}
-	sb, err := sandbox.New(o)
-	if err != nil {
-		return nil, err
-	}
-	return sb, nil
+	return sandbox.New(o)
 }
 
 // rustupHome is where rustup keeps its toolchains for this agent.

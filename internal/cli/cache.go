@@ -23,22 +23,8 @@ func addCacheFlags(cmd *cobra.Command, dir string) {
 
 // cacheFromFlags returns the cache and its limits, or nil when it is off.
 func cacheFromFlags(cmd *cobra.Command) (*cache.Cache, time.Duration, int64, error) {
-	f := cmd.Flags()
-	dir, _ := f.GetString("cache-dir")
-	if dir == "off" || dir == "" {
-		return nil, 0, 0, nil
-	}
-	ageS, _ := f.GetString("cache-max-age")
-	sizeS, _ := f.GetString("cache-max-size")
-	age, err := cache.ParseAge(ageS)
-	if err != nil {
-		return nil, 0, 0, &UsageError{fmt.Errorf("--cache-max-age: %w", err)}
-	}
-	size, err := cache.ParseSize(sizeS)
-	if err != nil {
-		return nil, 0, 0, &UsageError{fmt.Errorf("--cache-max-size: %w", err)}
-	}
-	return &cache.Cache{Root: dir}, age, size, nil
+	c, err := cacheConfigFromFlags(cmd.Flags())
+	return c.open(), c.MaxAge, c.MaxSize, err
 }
 
 func newCacheCmd() *cobra.Command {

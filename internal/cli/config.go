@@ -85,29 +85,92 @@ type quietLogger struct{}
 
 func (quietLogger) Printf(context.Context, string, ...any) {}
 
-// addRetentionFlags declares how long finished jobs are kept; the server and
-// the agents both end jobs, so both take them (give both the same values).
-func addRetentionFlags(f *pflag.FlagSet) {
+// addJobsFlags declares JobsConfig's flags; the server and the agents both
+// take them (give both the same values). lease says what the lease is to
+// the command's user.
+func addJobsFlags(f *pflag.FlagSet, lease string) {
+	f.String("key-prefix", "", "prefix of every Redis key")
+	f.Duration("lease", queue.DefaultLease, lease)
+	f.Int("max-deliveries", jobs.DefaultMaxDeliveries, "deliveries of one job before it becomes a dead letter")
 	f.Int64("dead-letters-kept", jobs.DefaultDeadLetterMax, "dead letters kept in ci-jobs:dead (about; older ones are trimmed)")
 	f.Duration("job-retention", store.DefaultFinishedTTL, "how long a finished job's summary is kept (commit status links point at it)")
 	f.Duration("log-retention", store.DefaultLogTTL, "how long a finished job's log is kept (at most --job-retention)")
 }
 
-// lifecycle builds the store, the queue and the job lifecycle on rdb from
-// the flags the server and the agents share (key prefix, lease, deliveries,
-// retention).
-func lifecycle(cmd *cobra.Command, rdb redis.UniversalClient) (*store.Store, *queue.Queue, *jobs.Lifecycle) {
-	f := cmd.Flags()
-	prefix, _ := f.GetString("key-prefix")
-	lease, _ := f.GetDuration("lease")
-	maxDeliveries, _ := f.GetInt("max-deliveries")
-	deadMax, _ := f.GetInt64("dead-letters-kept")
-	o := store.Options{Prefix: prefix}
-	if f.Lookup("job-retention") != nil {
-		o.FinishedTTL, _ = f.GetDuration("job-retention")
-		o.LogTTL, _ = f.GetDuration("log-retention")
+// Secret is a secret value loaded into a configuration: printing it (%v,
+// %s, %+v, %#v) shows only whether it is set, so a logged config never
+// leaks it. Reveal gives the value to what needs it.
+type Secret string
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
 	}
-	st := store.New(rdb, o)
-	q := queue.New(rdb, queue.Options{Keys: queue.KeysWithPrefix(prefix), Lease: lease})
-	return st, q, jobs.New(st, q, jobs.Options{MaxDeliveries: maxDeliveries, DeadLetterMax: deadMax})
+	return "[set]"
+}
+
+// GoString keeps %#v from printing the value either.
+func (s Secret) GoString() string { return s.String() }
+
+// Reveal is the value.
+func (s Secret) Reveal() string { return string(s) }
+
+// loadSecret reads a secret from RAIBID_<NAME> or the file named by
+// --<name>-file (see secret).
+func loadSecret(cmd *cobra.Command, name string) (Secret, error) {
+	v, err := secret(cmd, name)
+	return Secret(v), err
+}
+
+// JobsConfig is what the server and the agents share about jobs in Redis:
+// key names, leases, deliveries, retention. Give both the same values.
+type JobsConfig struct {
+	KeyPrefix       string
+	Lease           time.Duration
+	MaxDeliveries   int
+	DeadLettersKept int64
+	JobRetention    time.Duration
+	LogRetention    time.Duration
+}
+
+// DefaultJobsConfig is JobsConfig's defaults (the flags' defaults).
+func DefaultJobsConfig() JobsConfig {
+	return JobsConfig{Lease: queue.DefaultLease, MaxDeliveries: jobs.DefaultMaxDeliveries,
+		DeadLettersKept: jobs.DefaultDeadLetterMax, JobRetention: store.DefaultFinishedTTL, LogRetention: store.DefaultLogTTL}
+}
+
+// Validate says what is wrong, naming the flag.
+func (c JobsConfig) Validate() error {
+	switch {
+	case c.Lease < time.Second:
+		return fmt.Errorf("--lease %s: must be at least 1s", c.Lease)
+	case c.MaxDeliveries < 1:
+		return fmt.Errorf("--max-deliveries %d: must be at least 1", c.MaxDeliveries)
+	case c.DeadLettersKept < 1:
+		return fmt.Errorf("--dead-letters-kept %d: must be at least 1", c.DeadLettersKept)
+	case c.JobRetention <= 0:
+		return fmt.Errorf("--job-retention %s: must be positive", c.JobRetention)
+	case c.LogRetention <= 0:
+		return fmt.Errorf("--log-retention %s: must be positive", c.LogRetention)
+	}
+	return nil
+}
+
+// jobsConfigFromFlags reads the flags addJobsFlags declared.
+func jobsConfigFromFlags(f *pflag.FlagSet) JobsConfig {
+	c := DefaultJobsConfig()
+	c.KeyPrefix, _ = f.GetString("key-prefix")
+	c.Lease, _ = f.GetDuration("lease")
+	c.MaxDeliveries, _ = f.GetInt("max-deliveries")
+	c.DeadLettersKept, _ = f.GetInt64("dead-letters-kept")
+	c.JobRetention, _ = f.GetDuration("job-retention")
+	c.LogRetention, _ = f.GetDuration("log-retention")
+	return c
+}
+
+// open builds the store, the queue and the job lifecycle on rdb.
+func (c JobsConfig) open(rdb redis.UniversalClient) (*store.Store, *queue.Queue, *jobs.Lifecycle) {
+	st := store.New(rdb, store.Options{Prefix: c.KeyPrefix, FinishedTTL: c.JobRetention, LogTTL: c.LogRetention})
+	q := queue.New(rdb, queue.Options{Keys: queue.KeysWithPrefix(c.KeyPrefix), Lease: c.Lease})
+	return st, q, jobs.New(st, q, jobs.Options{MaxDeliveries: c.MaxDeliveries, DeadLetterMax: c.DeadLettersKept})
 }

@@ -73,54 +73,41 @@ func groupKubeFlags(cmd *cobra.Command) {
 	})
 }
 
-// kubeOptions fills the server's executor, scaler and pod lister from flags.
-func kubeOptions(cmd *cobra.Command, opts *server.Options, log *slog.Logger) error {
-	f := cmd.Flags()
-	mode, _ := f.GetString("executor")
-	if mode == executorNone || mode == "" {
+// kubeOptions fills the server's executor, scaler and pod lister from k;
+// redisURL is the server's (agents get it without its password).
+func kubeOptions(k KubeConfig, redisURL string, opts *server.Options, log *slog.Logger) error {
+	if k.Executor == executorNone || k.Executor == "" {
 		return nil
 	}
-	if mode != executorKEDA && mode != executorKubernetes {
-		return &UsageError{fmt.Errorf("--executor %q: use none, keda or kubernetes", mode)}
-	}
-	ns, _ := f.GetString("namespace")
 	c, err := kube.Connect()
 	if err != nil {
 		return err
 	}
-	opts.Pods = &kube.PodLister{Client: c, Namespace: ns}
-	if mode == executorKEDA {
-		name, _ := f.GetString("scaled-job")
-		opts.Scaler = &kube.ScaledJobScaler{Client: c, Namespace: ns, Name: name}
-		log.Info("agents from a KEDA ScaledJob", "namespace", ns, "scaled_job", name)
+	opts.Pods = &kube.PodLister{Client: c, Namespace: k.Namespace}
+	if k.Executor == executorKEDA {
+		opts.Scaler = &kube.ScaledJobScaler{Client: c, Namespace: k.Namespace, Name: k.ScaledJob}
+		log.Info("agents from a KEDA ScaledJob", "namespace", k.Namespace, "scaled_job", k.ScaledJob)
 		return nil
 	}
-	image, _ := f.GetString("agent-image")
-	agentRedis, _ := f.GetString("agent-redis-url")
+	agentRedis := k.AgentRedisURL
 	if agentRedis == "" {
-		raw, _ := f.GetString("redis-url")
-		u, err := url.Parse(raw)
+		u, err := url.Parse(redisURL)
 		if err != nil {
 			return &UsageError{fmt.Errorf("--redis-url: %w", err)}
 		}
 		u.User = nil // the password reaches agents from the Secret, never the Job spec
 		agentRedis = u.String()
 	}
-	secretName, _ := f.GetString("redis-secret")
-	cm, _ := f.GetString("agent-config-map")
-	sa, _ := f.GetString("agent-service-account")
-	pvc, _ := f.GetString("cache-pvc")
-	maxAgents, _ := f.GetInt("max-agents")
-	ex, err := kube.NewExecutor(c, kube.ExecutorOptions{Namespace: ns, Image: image, RedisURL: agentRedis,
-		RedisSecret: secretName, ConfigMap: cm, ServiceAccount: sa, CachePVC: pvc, Log: log})
+	ex, err := kube.NewExecutor(c, kube.ExecutorOptions{Namespace: k.Namespace, Image: k.AgentImage, RedisURL: agentRedis,
+		RedisSecret: k.RedisSecret, ConfigMap: k.ConfigMap, ServiceAccount: k.ServiceAccount, CachePVC: k.CachePVC, Log: log})
 	if err != nil {
 		return &UsageError{err}
 	}
 	opts.Executor = ex
 	limit := &agentCap{}
-	limit.n.Store(int64(maxAgents))
+	limit.n.Store(int64(k.MaxAgents))
 	opts.Scaler = limit
-	log.Info("agents as Kubernetes Jobs", "namespace", ns, "image", image, "max_agents", maxAgents)
+	log.Info("agents as Kubernetes Jobs", "namespace", k.Namespace, "image", k.AgentImage, "max_agents", k.MaxAgents)
 	return nil
 }
 

@@ -31,22 +31,29 @@ func mirrorClients(cmd *cobra.Command, log *slog.Logger) (*github.Client, *gitea
 		return nil, nil, "", &UsageError{fmt.Errorf("--gitea-url (or RAIBID_GITEA_URL) is needed for mirroring")}
 	}
 	apiURL, _ := cmd.Flags().GetString("github-api-url")
-	ghToken, err := secret(cmd, "github-token")
+	ghToken, err := loadSecret(cmd, "github-token")
 	if err != nil {
 		return nil, nil, "", err
 	}
-	gtToken, err := secret(cmd, "gitea-token")
+	gtToken, err := loadSecret(cmd, "gitea-token")
 	if err != nil {
 		return nil, nil, "", err
 	}
+	timeout, _ := cmd.Flags().GetDuration("migrate-timeout")
+	gh, gt := forgeClients(giteaURL, apiURL, ghToken, gtToken, timeout, log)
+	return gh, gt, ghToken.Reveal(), nil
+}
+
+// forgeClients are the GitHub and Gitea clients mirroring uses.
+func forgeClients(giteaURL, githubAPI string, ghToken, gtToken Secret, migrateTimeout time.Duration, log *slog.Logger) (*github.Client, *gitea.Client) {
 	if gtToken == "" {
 		log.Warn("no Gitea token (RAIBID_GITEA_TOKEN or --gitea-token-file): Gitea will refuse to create mirrors")
 	}
-	gt := gitea.NewClient(giteaURL, gtToken, log)
-	if f := cmd.Flags().Lookup("migrate-timeout"); f != nil {
-		gt.MigrateTimeout, _ = cmd.Flags().GetDuration("migrate-timeout")
+	gt := gitea.NewClient(giteaURL, gtToken.Reveal(), log)
+	if migrateTimeout > 0 {
+		gt.MigrateTimeout = migrateTimeout
 	}
-	return github.NewClient(apiURL, ghToken, log), gt, ghToken, nil
+	return github.NewClient(githubAPI, ghToken.Reveal(), log), gt
 }
 
 func newMirrorCmd() *cobra.Command {

@@ -4,19 +4,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
-	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
-	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
-	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/secrets"
 	"github.com/raibid-labs/raibid-ci/internal/server"
-	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
 // serverFlags are shared by `raibid server` and `raibid up`.
@@ -25,9 +20,6 @@ func addServerFlags(cmd *cobra.Command) {
 	f.String("addr", ":8080", "listen address of the HTTP API")
 	f.String("gitea-url", "", "the Gitea instance: agents fetch only from its host; commit statuses; clone URLs of manual triggers")
 	f.String("public-url", "", "base URL used in links, e.g. commit status target URLs")
-	f.String("key-prefix", "", "prefix of every Redis key")
-	f.Duration("lease", queue.DefaultLease, "how long a claimed job stays with an agent that stopped heartbeating")
-	f.Int("max-deliveries", jobs.DefaultMaxDeliveries, "deliveries of one job before it becomes a dead letter")
 	f.Bool("ui-public", false, "let anyone who can reach the server read the web pages (/ui/); cancel and retry still need the token")
 	f.String("mirrors", "", "mirrors file (mirrors.yaml): serve /webhook/github-sync and /mirrors, create new org repositories' mirrors")
 	f.Duration("mirror-rescan", mirror.DefaultRescan, "how often org entries of the mirrors file are re-listed for new repositories")
@@ -35,7 +27,7 @@ func addServerFlags(cmd *cobra.Command) {
 	f.Duration("header-timeout", server.DefaultHeaderTimeout, "time a client has to send a request's headers")
 	f.Duration("body-timeout", server.DefaultBodyTimeout, "time a client has to send a request's body")
 	f.String("body-bytes-in-flight", "64MiB", "webhook body bytes read at once, across all clients; past it webhooks get 503 with Retry-After")
-	addRetentionFlags(f)
+	addJobsFlags(f, "how long a claimed job stays with an agent that stopped heartbeating")
 	addSecretFlags(f, "webhook-secret", "api-token", "github-webhook-secret")
 	addForgeFlags(f)
 	addKubeFlags(f)
@@ -51,22 +43,25 @@ func newServerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			redisURL, _ := cmd.Flags().GetString("redis-url")
-			rdb, err := connectRedis(cmd.Context(), redisURL, 200)
+			cfg, err := serverConfigFromFlags(cmd)
+			if err != nil {
+				return err
+			}
+			rdb, err := connectRedis(cmd.Context(), cfg.RedisURL, 200)
 			if err != nil {
 				return err
 			}
 			defer rdb.Close()
-			cfg, err := serverConfig(cmd, rdb, log)
+			srv, err := newServer(cfg, rdb, log)
 			if err != nil {
 				return err
 			}
-			l, err := net.Listen("tcp", cfg.addr)
+			l, err := net.Listen("tcp", cfg.Addr)
 			if err != nil {
-				return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+				return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 			}
-			log.Info("raibid server listening", "addr", l.Addr().String(), "redis", redactURL(redisURL), "version", Version)
-			return cfg.srv.Serve(cmd.Context(), l)
+			log.Info("raibid server listening", "addr", l.Addr().String(), "redis", redactURL(cfg.RedisURL), "version", Version)
+			return srv.Serve(cmd.Context(), l)
 		},
 	}
 	addServerFlags(cmd)
@@ -75,95 +70,59 @@ func newServerCmd() *cobra.Command {
 	return cmd
 }
 
-type serverSetup struct {
-	addr  string
-	srv   *server.Server
-	store *store.Store
-	queue *queue.Queue
-}
-
-// serverConfig builds the store, queue and server from flags.
-func serverConfig(cmd *cobra.Command, rdb *redis.Client, log *slog.Logger) (*serverSetup, error) {
-	f := cmd.Flags()
-	addr, _ := f.GetString("addr")
-	prefix, _ := f.GetString("key-prefix")
-	lease, _ := f.GetDuration("lease")
-	giteaURL, _ := f.GetString("gitea-url")
-	if lease < time.Second {
-		return nil, &UsageError{fmt.Errorf("--lease %s: must be at least 1s", lease)}
-	}
-	webhookSecret, err := secret(cmd, "webhook-secret")
-	if err != nil {
-		return nil, err
-	}
-	apiToken, err := secret(cmd, "api-token")
-	if err != nil {
-		return nil, err
-	}
-	if webhookSecret == "" {
+// newServer builds the store, the queue, the job lifecycle and the server
+// from cfg.
+func newServer(cfg ServerConfig, rdb *redis.Client, log *slog.Logger) (*server.Server, error) {
+	if cfg.WebhookSecret == "" {
 		log.Warn("no webhook secret (RAIBID_WEBHOOK_SECRET or --webhook-secret-file): every webhook will be refused with 401")
 	}
-	if apiToken == "" {
+	if cfg.APIToken == "" {
 		log.Warn("no API token (RAIBID_API_TOKEN or --api-token-file): the API is open to anyone who can reach it")
 	}
-	st, q, lc := lifecycle(cmd, rdb)
-	publicURL, _ := f.GetString("public-url")
-	uiPublic, _ := f.GetBool("ui-public")
+	st, q, lc := cfg.Jobs.open(rdb)
 	opts := server.Options{
-		Store: st, Queue: q, Jobs: lc, Logger: log, WebhookSecret: webhookSecret, APIToken: apiToken,
-		GiteaURL: giteaURL, Version: Version, PublicURL: publicURL, UIPublic: uiPublic,
+		Store: st, Queue: q, Jobs: lc, Logger: log,
+		WebhookSecret: cfg.WebhookSecret.Reveal(), APIToken: cfg.APIToken.Reveal(),
+		GitHubWebhookSecret: cfg.GitHubWebhookSecret.Reveal(),
+		GiteaURL:            cfg.GiteaURL, Version: Version, PublicURL: cfg.PublicURL, UIPublic: cfg.UIPublic,
+		HeaderTimeout: cfg.HeaderTimeout, BodyTimeout: cfg.BodyTimeout, BodyBytesInFlight: cfg.BodyBytesInFlight,
 	}
-	opts.HeaderTimeout, _ = f.GetDuration("header-timeout")
-	opts.BodyTimeout, _ = f.GetDuration("body-timeout")
-	inFlight, _ := f.GetString("body-bytes-in-flight")
-	if opts.BodyBytesInFlight, err = cache.ParseSize(inFlight); err != nil {
-		return nil, &UsageError{fmt.Errorf("--body-bytes-in-flight: %w", err)}
-	}
-	if keyFile, _ := f.GetString("secrets-key-file"); keyFile != "" {
+	if cfg.SecretsKeyFile != "" {
 		// A missing key that cannot be made (an optional Secret not created
 		// yet) turns the secrets API off with a warning; the API says why.
-		if _, err := secrets.LoadOrCreateKeyring(keyFile); err != nil {
+		if _, err := secrets.LoadOrCreateKeyring(cfg.SecretsKeyFile); err != nil {
 			log.Warn("pipeline secrets off", "err", err)
 		} else {
-			opts.Secrets, opts.SecretsKeyFile = secrets.NewStore(rdb, prefix, secrets.FileKeys(keyFile)), keyFile
+			opts.Secrets = secrets.NewStore(rdb, cfg.Jobs.KeyPrefix, secrets.FileKeys(cfg.SecretsKeyFile))
+			opts.SecretsKeyFile = cfg.SecretsKeyFile
 		}
 	}
-	giteaToken, err := secret(cmd, "gitea-token")
-	if err != nil {
+	if cfg.GiteaURL != "" && cfg.GiteaToken != "" {
+		opts.Status = gitea.NewClient(cfg.GiteaURL, cfg.GiteaToken.Reveal(), log)
+	}
+	var err error
+	if opts.Mirrors, err = mirrorService(cfg, log); err != nil {
 		return nil, err
 	}
-	if giteaURL != "" && giteaToken != "" {
-		opts.Status = gitea.NewClient(giteaURL, giteaToken, log)
-	}
-	if opts.Mirrors, err = mirrorService(cmd, log); err != nil {
+	if err := kubeOptions(cfg.Kube, cfg.RedisURL, &opts, log); err != nil {
 		return nil, err
 	}
-	if opts.GitHubWebhookSecret, err = secret(cmd, "github-webhook-secret"); err != nil {
-		return nil, err
-	}
-	if err := kubeOptions(cmd, &opts, log); err != nil {
-		return nil, err
-	}
-	srv := server.New(opts)
-	return &serverSetup{addr: addr, srv: srv, store: st, queue: q}, nil
+	return server.New(opts), nil
 }
 
-// mirrorService builds the server's mirror service from --mirrors, or nil.
-func mirrorService(cmd *cobra.Command, log *slog.Logger) (*mirror.Service, error) {
-	file, _ := cmd.Flags().GetString("mirrors")
-	if file == "" {
+// mirrorService builds the server's mirror service from cfg, or nil when
+// mirroring is off.
+func mirrorService(cfg ServerConfig, log *slog.Logger) (*mirror.Service, error) {
+	m := cfg.Mirrors
+	if m.File == "" {
 		return nil, nil
 	}
-	cfg, err := mirror.Load(file)
+	file, err := mirror.Load(m.File)
 	if err != nil {
 		return nil, &UsageError{err}
 	}
-	gh, gt, ghToken, err := mirrorClients(cmd, log)
-	if err != nil {
-		return nil, err
-	}
-	rescan, _ := cmd.Flags().GetDuration("mirror-rescan")
-	log.Info("mirroring on", "file", file, "entries", len(cfg.Entries), "rescan", rescan)
-	return mirror.NewService(mirror.ServiceOptions{Config: cfg, GitHub: gh, Gitea: gt,
-		GitHubToken: ghToken, Log: log, Rescan: rescan}), nil
+	gh, gt := forgeClients(cfg.GiteaURL, m.GitHubAPIURL, m.GitHubToken, cfg.GiteaToken, m.MigrateTimeout, log)
+	log.Info("mirroring on", "file", m.File, "entries", len(file.Entries), "rescan", m.Rescan)
+	return mirror.NewService(mirror.ServiceOptions{Config: file, GitHub: gh, Gitea: gt,
+		GitHubToken: m.GitHubToken.Reveal(), Log: log, Rescan: m.Rescan}), nil
 }

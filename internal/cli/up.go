@@ -16,6 +16,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/agent"
 	"github.com/raibid-labs/raibid-ci/internal/localredis"
+	"github.com/raibid-labs/raibid-ci/internal/server"
 )
 
 // Files `raibid up` keeps in its data directory. `raibid tui` and `raibid job`
@@ -65,72 +66,102 @@ func newUpCmd() *cobra.Command {
 	return cmd
 }
 
+// UpConfig is everything `raibid up` runs with: its server's and its
+// agents' configurations, assembled once from the flags and the data dir.
+type UpConfig struct {
+	Server  ServerConfig
+	Agent   AgentConfig
+	DataDir string
+	Agents  int
+	// RedisURL is the user's Redis; "" starts one in the data dir.
+	RedisURL string
+	// shown is what the banner prints for each generated-or-given secret.
+	shown map[string]string
+}
+
+// upConfigFromFlags reads the flags and fills what raibid up keeps in its
+// data dir: the webhook secret and API token (generated once, kept 0600)
+// unless given, the pipeline secrets key, the agents' work dir and cache.
+func upConfigFromFlags(cmd *cobra.Command) (*UpConfig, error) {
+	f := cmd.Flags()
+	c := &UpConfig{shown: map[string]string{}}
+	c.DataDir, _ = f.GetString("data-dir")
+	c.Agents, _ = f.GetInt("agents")
+	c.RedisURL, _ = f.GetString("redis-url")
+	if c.Agents < 0 || c.Agents > server.MaxScale {
+		return nil, &UsageError{fmt.Errorf("--agents %d: from 0 to %d", c.Agents, server.MaxScale)}
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	var err error
+	if c.Server, err = serverConfigFromFlags(cmd); err != nil {
+		return nil, err
+	}
+	if c.Agent, err = agentConfigFromFlags(cmd); err != nil {
+		return nil, err
+	}
+	// What to print for each secret: the value when raibid up owns it, only
+	// its source when the user supplied it (theirs is theirs to know).
+	for name, dst := range map[string]*Secret{"webhook-secret": &c.Server.WebhookSecret, "api-token": &c.Server.APIToken} {
+		if *dst != "" {
+			c.shown[name] = "(from " + secretSource(cmd, name) + ")"
+			continue
+		}
+		v, err := dataDirSecret(c.DataDir, name)
+		if err != nil {
+			return nil, err
+		}
+		*dst, c.shown[name] = Secret(v), v
+	}
+	if c.Server.SecretsKeyFile == "" {
+		c.Server.SecretsKeyFile = filepath.Join(c.DataDir, "secrets-key")
+	}
+	c.Agent.SecretsKeyFile = c.Server.SecretsKeyFile
+	c.Agent.AllowLocalClone = true // `raibid run` queues local checkouts
+	return c, nil
+}
+
 func runUp(cmd *cobra.Command, _ []string) error {
 	ctx := cmd.Context()
 	log, err := newLogger(cmd, false)
 	if err != nil {
 		return err
 	}
-	dataDir, _ := cmd.Flags().GetString("data-dir")
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	cfg, err := upConfigFromFlags(cmd)
+	if err != nil {
+		return err
 	}
-	// What to print for each secret: the value when raibid up owns it, only
-	// its source when the user supplied it (theirs is theirs to know).
-	shown := map[string]string{}
-	for _, name := range []string{"webhook-secret", "api-token"} {
-		v, source, err := loadOrGenerate(cmd, dataDir, name)
-		if err != nil {
-			return err
-		}
-		shown[name] = v
-		if source != "" {
-			shown[name] = "(from " + source + ")"
-		}
-	}
-	if k, _ := cmd.Flags().GetString("secrets-key-file"); k == "" {
-		_ = cmd.Flags().Set("secrets-key-file", filepath.Join(dataDir, "secrets-key"))
-	}
-	redisURL, _ := cmd.Flags().GetString("redis-url")
+	redisURL := cfg.RedisURL
 	if redisURL == "" {
-		inst, err := localredis.Start(ctx, filepath.Join(dataDir, "redis"), log)
+		inst, err := localredis.Start(ctx, filepath.Join(cfg.DataDir, "redis"), log)
 		if err != nil {
 			return err
 		}
 		defer inst.Stop()
 		redisURL = inst.URL
 	}
+	cfg.Server.RedisURL, cfg.Agent.RedisURL = redisURL, redisURL
 	rdb, err := connectRedis(ctx, redisURL, 200)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	setup, err := serverConfig(cmd, rdb, log)
+	srv, err := newServer(cfg.Server, rdb, log)
 	if err != nil {
 		return err
 	}
-	l, err := net.Listen("tcp", setup.addr)
+	l, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", setup.addr, err)
+		return fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err)
 	}
 	base := localURL(l.Addr().(*net.TCPAddr))
-	if err := os.WriteFile(filepath.Join(dataDir, FileServerURL), []byte(base+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, FileServerURL), []byte(base+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write server url: %w", err)
-	}
-	if w, _ := cmd.Flags().GetString("workdir"); w == "" {
-		_ = cmd.Flags().Set("workdir", filepath.Join(dataDir, "work"))
-	}
-	if c, _ := cmd.Flags().GetString("cache-dir"); c == "" {
-		_ = cmd.Flags().Set("cache-dir", filepath.Join(dataDir, "cache"))
 	}
 	// Probe the sandbox before saying anything is up: an agent that cannot
 	// sandbox refuses to start unless --sandbox=off.
-	workdir, _ := cmd.Flags().GetString("workdir")
-	c, _, _, err := cacheFromFlags(cmd)
-	if err != nil {
-		return err
-	}
-	sb, err := sandboxFromFlags(cmd, workdir, c, slog.New(slog.DiscardHandler))
+	sb, err := newSandbox(cfg.Agent, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -145,63 +176,60 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	fmt.Fprintf(out, "  URL             %s\n", base)
 	fmt.Fprintf(out, "  Web pages       %s/ui/   (log in with the API token)\n", base)
 	fmt.Fprintf(out, "  Webhook URL     %s/webhook/gitea   (Gitea: POST, application/json, push events)\n", base)
-	fmt.Fprintf(out, "  Webhook secret  %s\n", shown["webhook-secret"])
-	fmt.Fprintf(out, "  API token       %s\n", shown["api-token"])
+	fmt.Fprintf(out, "  Webhook secret  %s\n", cfg.shown["webhook-secret"])
+	fmt.Fprintf(out, "  API token       %s\n", cfg.shown["api-token"])
 	fmt.Fprintf(out, "  Redis           %s\n", redactURL(redisURL))
-	fmt.Fprintf(out, "  Data dir        %s\n", dataDir)
-	n, _ := cmd.Flags().GetInt("agents")
-	fmt.Fprintf(out, "  Agents          %d local\n", n)
+	fmt.Fprintf(out, "  Data dir        %s\n", cfg.DataDir)
+	fmt.Fprintf(out, "  Agents          %d local\n", cfg.Agents)
 	fmt.Fprintf(out, "  Sandbox         %s\n", sandboxLine)
 	fmt.Fprintf(out, "\nNext: `raibid run` in a git checkout builds its current commit here; `raibid tui` shows the\n"+
 		"dashboard; %s/ui/ the web pages. Ctrl-C stops raibid (running jobs go back to the queue).\n", base)
 	// Agents and server stop together on the signal; agents hand running
 	// jobs back to the queue, which needs Redis, so Redis stops last (defer).
 	pool := agent.NewPool(ctx, func(name string) (*agent.Agent, error) {
-		return buildAgent(cmd, rdb, log, name, true)
+		c := cfg.Agent
+		c.Name = name
+		return newAgent(c, rdb, log)
 	}, log)
-	if err := pool.SetMaxAgents(ctx, n); err != nil {
+	if err := pool.SetMaxAgents(ctx, cfg.Agents); err != nil {
 		return err
 	}
-	setup.srv.SetScaler(pool)
-	err = setup.srv.Serve(ctx, l)
+	srv.SetScaler(pool)
+	err = srv.Serve(ctx, l)
 	pool.Wait()
 	return err
 }
 
-// loadOrGenerate returns the secret from the environment or --<name>-file
-// (source names which), or the one kept in the data dir (source ""), generating
-// and storing it 0600 the first time. It points --<name>-file at the data dir
-// file, so the server reads it the way it reads any secret.
-func loadOrGenerate(cmd *cobra.Command, dataDir, name string) (value, source string, err error) {
+// secretSource names where a given secret came from: its environment
+// variable or its --<name>-file.
+func secretSource(cmd *cobra.Command, name string) string {
 	if os.Getenv(EnvName(name)) != "" {
-		source = EnvName(name)
-	} else if f, _ := cmd.Flags().GetString(name + "-file"); f != "" {
-		source = f
+		return EnvName(name)
 	}
-	v, err := secret(cmd, name)
-	if err != nil || v != "" {
-		return v, source, err
-	}
+	f, _ := cmd.Flags().GetString(name + "-file")
+	return f
+}
+
+// dataDirSecret is the secret raibid up keeps in its data dir, generated
+// and stored 0600 the first time.
+func dataDirSecret(dataDir, name string) (string, error) {
 	path := filepath.Join(dataDir, name)
-	if err := cmd.Flags().Set(name+"-file", path); err != nil {
-		return "", "", err
-	}
 	b, err := os.ReadFile(path)
 	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b)), "", nil
+		return strings.TrimSpace(string(b)), nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", "", fmt.Errorf("read %s: %w", path, err)
+		return "", fmt.Errorf("read %s: %w", path, err)
 	}
 	raw := make([]byte, 24)
 	if _, err := rand.Read(raw); err != nil {
-		return "", "", err
+		return "", err
 	}
-	v = hex.EncodeToString(raw)
+	v := hex.EncodeToString(raw)
 	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
-		return "", "", fmt.Errorf("write %s: %w", path, err)
+		return "", fmt.Errorf("write %s: %w", path, err)
 	}
-	return v, "", nil
+	return v, nil
 }
 
 // localURL is how a client on this machine reaches a listener.

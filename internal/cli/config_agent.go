@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/raibid-labs/raibid-ci/internal/cache"
+	"github.com/raibid-labs/raibid-ci/internal/sandbox"
+)
+
+// AgentConfig is everything an agent (`raibid agent`, or one of the agents
+// of `raibid up`) runs with, built once from flags and environment.
+type AgentConfig struct {
+	Name      string // the queue consumer name; "" takes host-pid
+	RedisURL  string
+	GiteaURL  string
+	PublicURL string
+	WorkDir   string
+	Registry  string
+	Jobs      JobsConfig
+	// AllowLocalClone accepts local paths as clone URLs (raibid up).
+	AllowLocalClone bool
+	// Once takes at most one job, waiting up to Wait, touching ReadyFile.
+	Once      bool
+	Wait      time.Duration
+	ReadyFile string
+	// Mask names environment variables whose values are masked in logs.
+	Mask        []string
+	PassEnv     []string
+	MaxLogBytes int64
+	// Sandbox is bwrap or off; steps run as BuildUser when the agent is root.
+	Sandbox   string
+	BuildUser string
+	// Hidden are paths steps never see besides the work dir and the cache:
+	// raibid up's data dir and every --*-file the command was given.
+	Hidden         []string
+	SecretsKeyFile string
+	Cache          CacheConfig
+	GiteaToken     Secret
+}
+
+// CacheConfig is the agents' build cache.
+type CacheConfig struct {
+	Dir     string // "" or "off": no cache
+	MaxAge  time.Duration
+	MaxSize int64
+}
+
+// open returns the cache, or nil when it is off.
+func (c CacheConfig) open() *cache.Cache {
+	if c.Dir == "" || c.Dir == "off" {
+		return nil
+	}
+	return &cache.Cache{Root: c.Dir}
+}
+
+// DefaultAgentConfig is AgentConfig's defaults (the flags' defaults).
+func DefaultAgentConfig() AgentConfig {
+	return AgentConfig{
+		RedisURL: "redis://127.0.0.1:6379/0", WorkDir: filepath.Join(os.TempDir(), "raibid-work"),
+		Jobs: DefaultJobsConfig(), Wait: 30 * time.Second, ReadyFile: "/tmp/claimed",
+		MaxLogBytes: 64 << 20, Sandbox: sandbox.ModeBwrap, BuildUser: "nobody",
+		Cache: CacheConfig{Dir: defaultCacheDir(), MaxAge: 7 * 24 * time.Hour, MaxSize: 50e9},
+	}
+}
+
+// Validate says what is wrong, naming the flag.
+func (c AgentConfig) Validate() error {
+	if err := c.Jobs.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.WorkDir == "":
+		return errors.New("--workdir: a directory is needed")
+	case c.MaxLogBytes < 2<<20:
+		return fmt.Errorf("--max-log-bytes %d: a size of at least 2MiB", c.MaxLogBytes)
+	case c.Sandbox != sandbox.ModeBwrap && c.Sandbox != sandbox.ModeOff:
+		return fmt.Errorf("--sandbox %q: want bwrap or off", c.Sandbox)
+	case c.Once && c.Wait <= 0:
+		return fmt.Errorf("--wait %s: must be positive with --once", c.Wait)
+	}
+	return nil
+}
+
+// agentConfigFromFlags reads the flags the agent commands declared, and
+// the Gitea token, into a validated AgentConfig. Flags a command lacks
+// (up has no --once) keep their defaults.
+func agentConfigFromFlags(cmd *cobra.Command) (AgentConfig, error) {
+	f := cmd.Flags()
+	c := DefaultAgentConfig()
+	str := func(name string, dst *string) {
+		if f.Lookup(name) != nil {
+			*dst, _ = f.GetString(name)
+		}
+	}
+	str("name", &c.Name)
+	str("redis-url", &c.RedisURL)
+	str("gitea-url", &c.GiteaURL)
+	str("public-url", &c.PublicURL)
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	str("workdir", &c.WorkDir)
+	str("registry", &c.Registry)
+	str("ready-file", &c.ReadyFile)
+	str("sandbox", &c.Sandbox)
+	str("build-user", &c.BuildUser)
+	str("secrets-key-file", &c.SecretsKeyFile)
+	c.Jobs = jobsConfigFromFlags(f)
+	if f.Lookup("once") != nil {
+		c.Once, _ = f.GetBool("once")
+		c.Wait, _ = f.GetDuration("wait")
+	}
+	if f.Lookup("allow-local-clone") != nil {
+		c.AllowLocalClone, _ = f.GetBool("allow-local-clone")
+	}
+	if f.Lookup("mask") != nil {
+		c.Mask, _ = f.GetStringSlice("mask")
+	}
+	c.PassEnv, _ = f.GetStringSlice("pass-env")
+	maxLog, _ := f.GetString("max-log-bytes")
+	var err error
+	if c.MaxLogBytes, err = cache.ParseSize(maxLog); err != nil {
+		return c, &UsageError{fmt.Errorf("--max-log-bytes %q: a size of at least 2MiB", maxLog)}
+	}
+	if c.Cache, err = cacheConfigFromFlags(f); err != nil {
+		return c, err
+	}
+	if dataDir, _ := f.GetString("data-dir"); dataDir != "" {
+		// raibid up keeps its work dir and cache in its data dir.
+		if c.WorkDir == "" {
+			c.WorkDir = filepath.Join(dataDir, "work")
+		}
+		if c.Cache.Dir == "" {
+			c.Cache.Dir = filepath.Join(dataDir, "cache")
+		}
+	}
+	c.Hidden = hiddenFromFlags(f)
+	c.Mask, c.PassEnv = nilIfEmpty(c.Mask), nilIfEmpty(c.PassEnv)
+	if c.GiteaToken, err = loadSecret(cmd, "gitea-token"); err != nil {
+		return c, err
+	}
+	if err := c.Validate(); err != nil {
+		return c, &UsageError{err}
+	}
+	return c, nil
+}
+
+// hiddenFromFlags is what of the command's own steps must never see: the
+// data dir of raibid up and every --*-file it was given (secrets).
+func hiddenFromFlags(f *pflag.FlagSet) []string {
+	var out []string
+	if fl := f.Lookup("data-dir"); fl != nil && fl.Value.String() != "" {
+		out = append(out, fl.Value.String())
+	}
+	f.VisitAll(func(fl *pflag.Flag) {
+		if strings.HasSuffix(fl.Name, "-file") && fl.Value.String() != "" && fl.Name != "ready-file" {
+			if p, err := filepath.Abs(fl.Value.String()); err == nil {
+				out = append(out, p)
+			}
+		}
+	})
+	return out
+}
+
+// cacheConfigFromFlags reads the flags addCacheFlags declared.
+func cacheConfigFromFlags(f *pflag.FlagSet) (CacheConfig, error) {
+	var c CacheConfig
+	c.Dir, _ = f.GetString("cache-dir")
+	ageS, _ := f.GetString("cache-max-age")
+	sizeS, _ := f.GetString("cache-max-size")
+	var err error
+	if c.MaxAge, err = cache.ParseAge(ageS); err != nil {
+		return c, &UsageError{fmt.Errorf("--cache-max-age: %w", err)}
+	}
+	if c.MaxSize, err = cache.ParseSize(sizeS); err != nil {
+		return c, &UsageError{fmt.Errorf("--cache-max-size: %w", err)}
+	}
+	return c, nil
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
