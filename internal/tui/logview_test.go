@@ -105,7 +105,7 @@ func TestJobViewKeys(t *testing.T) {
 		t.Fatalf("search did not show tick-07:\n%s", view)
 	}
 	m.update(keyMsg("esc")) // clears the search, stays in the job
-	if m.detail == nil || m.log.query != "" {
+	if m.jobsTab.detail == nil || m.jobsTab.log.query != "" {
 		t.Fatal("esc with a search active left the job view")
 	}
 }
@@ -121,4 +121,4 @@ func keyMsg(k string) tea.KeyPressMsg {
 }
 
 // openDetailForTest opens the job view without following a log stream.
-func (m *Model) openDetailForTest(j *ci.Job) { m.detail, m.log = j, newLogView() }
+func (m *Model) openDetailForTest(j *ci.Job) { m.jobsTab.detail, m.jobsTab.log = j, newLogView() }

@@ -16,22 +16,43 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/client"
 )
 
-// Source is what the dashboard needs of the server; *client.Client is it.
-type Source interface {
+// JobsSource is what the Jobs tab and its job view need of the server.
+type JobsSource interface {
 	ListJobs(ctx context.Context, f api.JobFilter) (*api.JobPage, error)
 	GetJob(ctx context.Context, id string) (*ci.Job, error)
-	Agents(ctx context.Context) ([]api.Agent, error)
-	Queue(ctx context.Context) (*api.QueueStats, error)
-	System(ctx context.Context) (*api.System, error)
 	CancelJob(ctx context.Context, id string) (*ci.Job, error)
 	RetryJob(ctx context.Context, id string) (*ci.Job, error)
 	CreateJob(ctx context.Context, n api.NewJob) (*ci.Job, error)
+	FollowLogs(ctx context.Context, id string, fn func(ci.LogLine)) (ci.Status, error)
+}
+
+// FleetSource is what the header, the Agents and the System tabs need: the
+// agents, the queue, the host, and the agent limit.
+type FleetSource interface {
+	Agents(ctx context.Context) ([]api.Agent, error)
+	Queue(ctx context.Context) (*api.QueueStats, error)
+	System(ctx context.Context) (*api.System, error)
 	MaxAgents(ctx context.Context) (int, error)
 	SetMaxAgents(ctx context.Context, n int) (int, error)
-	FollowEvents(ctx context.Context, fn func(client.Event), state func(client.ConnState)) error
-	FollowLogs(ctx context.Context, id string, fn func(ci.LogLine)) (ci.Status, error)
+}
+
+// MirrorsSource is what the Mirrors tab needs.
+type MirrorsSource interface {
 	Mirrors(ctx context.Context) (bool, []api.Mirror, error)
 	SyncMirror(ctx context.Context, target string) error
+}
+
+// EventsSource is the live event stream every view refreshes from.
+type EventsSource interface {
+	FollowEvents(ctx context.Context, fn func(client.Event), state func(client.ConnState)) error
+}
+
+// Source is the whole dashboard's need; *client.Client is it.
+type Source interface {
+	JobsSource
+	FleetSource
+	MirrorsSource
+	EventsSource
 }
 
 var _ Source = (*client.Client)(nil)
@@ -109,7 +130,7 @@ func (in inbox) send(m tea.Msg) {
 }
 
 // followEvents streams /events into the inbox until ctx ends.
-func followEvents(ctx context.Context, src Source, in inbox) {
+func followEvents(ctx context.Context, src EventsSource, in inbox) {
 	_ = src.FollowEvents(ctx, func(ev client.Event) {
 		switch ev.Name {
 		case "job":
@@ -131,7 +152,7 @@ func followEvents(ctx context.Context, src Source, in inbox) {
 
 const fetchTimeout = 10 * time.Second
 
-func fetchJobs(ctx context.Context, src Source, f api.JobFilter) tea.Cmd {
+func fetchJobs(ctx context.Context, src JobsSource, f api.JobFilter) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
@@ -143,7 +164,7 @@ func fetchJobs(ctx context.Context, src Source, f api.JobFilter) tea.Cmd {
 	}
 }
 
-func fetchAgents(ctx context.Context, src Source) tea.Cmd {
+func fetchAgents(ctx context.Context, src FleetSource) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
@@ -152,7 +173,7 @@ func fetchAgents(ctx context.Context, src Source) tea.Cmd {
 	}
 }
 
-func fetchSystem(ctx context.Context, src Source) tea.Cmd {
+func fetchSystem(ctx context.Context, src FleetSource) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
@@ -161,7 +182,7 @@ func fetchSystem(ctx context.Context, src Source) tea.Cmd {
 	}
 }
 
-func fetchScale(ctx context.Context, src Source) tea.Cmd {
+func fetchScale(ctx context.Context, src FleetSource) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
@@ -170,7 +191,7 @@ func fetchScale(ctx context.Context, src Source) tea.Cmd {
 	}
 }
 
-func fetchQueue(ctx context.Context, src Source) tea.Cmd {
+func fetchQueue(ctx context.Context, src FleetSource) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
@@ -182,7 +203,7 @@ func fetchQueue(ctx context.Context, src Source) tea.Cmd {
 	}
 }
 
-func fetchDetail(ctx context.Context, src Source, id string) tea.Cmd {
+func fetchDetail(ctx context.Context, src JobsSource, id string) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
@@ -191,7 +212,7 @@ func fetchDetail(ctx context.Context, src Source, id string) tea.Cmd {
 	}
 }
 
-func fetchMirrors(ctx context.Context, src Source) tea.Cmd {
+func fetchMirrors(ctx context.Context, src MirrorsSource) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
@@ -200,7 +221,7 @@ func fetchMirrors(ctx context.Context, src Source) tea.Cmd {
 	}
 }
 
-func syncMirror(ctx context.Context, src Source, target string) tea.Cmd {
+func syncMirror(ctx context.Context, src MirrorsSource, target string) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()

@@ -3,6 +3,7 @@ package tui
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http/httptest"
@@ -212,8 +213,8 @@ func TestFirstFramesGolden(t *testing.T) {
 					m.system.StartedAt = base // the server's own start time is wall time
 				}
 				ages := []time.Duration{50 * time.Hour, time.Hour} // as seeded; the fake's times are wall time
-				for i := range m.mirrors {
-					m.mirrors[i].LastSync = at(90).Add(-ages[i])
+				for i := range m.mirrorsTab.mirrors {
+					m.mirrorsTab.mirrors[i].LastSync = at(90).Add(-ages[i])
 				}
 				frame := m.render()
 				lines := strings.Split(frame, "\n")
@@ -250,9 +251,9 @@ func TestFilterByStatusAndRepo(t *testing.T) {
 	}
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("filter: failed")) })
 	m := finalModel(t, tm)
-	jobs := m.visibleJobs()
-	if m.filter != "failed" || len(jobs) != 1 || jobs[0].Repo != "acme/gadget" {
-		t.Fatalf("filter %q jobs %v", m.filter, jobs)
+	jobs := m.jobsTab.visibleJobs()
+	if m.jobsTab.filter != "failed" || len(jobs) != 1 || jobs[0].Repo != "acme/gadget" {
+		t.Fatalf("filter %q jobs %v", m.jobsTab.filter, jobs)
 	}
 
 	tm = start(t, r.model(t), 80, 24)
@@ -260,8 +261,8 @@ func TestFilterByStatusAndRepo(t *testing.T) {
 		tm.Send(key(k))
 	}
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("filter: widget")) })
-	if m := finalModel(t, tm); len(m.visibleJobs()) != 2 {
-		t.Fatalf("repo filter: %d jobs", len(m.visibleJobs()))
+	if m := finalModel(t, tm); len(m.jobsTab.visibleJobs()) != 2 {
+		t.Fatalf("repo filter: %d jobs", len(m.jobsTab.visibleJobs()))
 	}
 }
 
@@ -327,8 +328,8 @@ func TestNewJobPrompt(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	m := finalModel(t, tm)
-	if m.mode != modeNormal {
-		t.Fatalf("mode %d", m.mode)
+	if m.jobsTab.mode != modeNormal {
+		t.Fatalf("mode %d", m.jobsTab.mode)
 	}
 	if len(page.Jobs) != 1 || page.Jobs[0].Branch != "release" || page.Jobs[0].Trigger != ci.TriggerManual {
 		t.Fatalf("created %+v", page.Jobs)
@@ -351,8 +352,8 @@ func TestScaleKeys(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond) // no further PUT may follow
 	m := finalModel(t, tm)
-	if n, _ := r.scaler.MaxAgents(context.Background()); n != 3 || m.maxAgents != 3 {
-		t.Fatalf("scaler %d model %d, want 3", n, m.maxAgents)
+	if n, _ := r.scaler.MaxAgents(context.Background()); n != 3 || m.scale.max != 3 {
+		t.Fatalf("scaler %d model %d, want 3", n, m.scale.max)
 	}
 }
 
@@ -375,8 +376,8 @@ func TestMirrorsTabSyncsSelectedMirror(t *testing.T) {
 	if got := r.gitea.Syncs(); len(got) != 1 || got[0] != "acme/widget" {
 		t.Fatalf("gitea syncs = %q, want acme/widget", got)
 	}
-	if len(m.mirrors) != 2 || !m.mirrors[0].Stale || m.mirrors[1].Stale {
-		t.Fatalf("mirrors = %+v", m.mirrors)
+	if mr := m.mirrorsTab.mirrors; len(mr) != 2 || !mr[0].Stale || mr[1].Stale {
+		t.Fatalf("mirrors = %+v", mr)
 	}
 }
 
@@ -420,7 +421,7 @@ func TestAgentsPanelStaysFresh(t *testing.T) {
 // where its earlier jobs were.
 func TestNewJobPromptLocalPathsAndKnownRepos(t *testing.T) {
 	m := New(t.Context(), nil, Options{})
-	m.jobs = []ci.Job{{ID: "019aa0000001aaaa0001", Repo: "me/sleepy", CloneURL: "/srv/repos/sleepy"}}
+	m.jobsTab.jobs = []ci.Job{{ID: "019aa0000001aaaa0001", Repo: "me/sleepy", CloneURL: "/srv/repos/sleepy"}}
 	typeIn := func(s string) {
 		for _, r := range s {
 			m.update(tea.KeyPressMsg{Code: r, Text: string(r)})
@@ -436,7 +437,7 @@ func TestNewJobPromptLocalPathsAndKnownRepos(t *testing.T) {
 		typeIn(c.repo)
 		m.update(key("tab"))
 		typeIn("dev")
-		n, err := m.newJobRequest()
+		n, err := m.jobsTab.newJobRequest()
 		if err != nil || n.Repo != c.wantRepo || n.CloneURL != c.wantURL || n.Branch != "dev" {
 			t.Errorf("%q: %+v %v", c.repo, n, err)
 		}
@@ -456,15 +457,32 @@ func TestFailedFilterAndPaging(t *testing.T) {
 		case 7:
 			st = ci.StatusError
 		}
-		m.jobs = append(m.jobs, ci.Job{ID: fmt.Sprintf("019aa00000%02d00000000", i), Status: st})
+		m.jobsTab.jobs = append(m.jobsTab.jobs, ci.Job{ID: fmt.Sprintf("019aa00000%02d00000000", i), Status: st})
 	}
-	m.filter = "failed"
-	if got := m.visibleJobs(); len(got) != 2 {
+	m.jobsTab.filter = "failed"
+	if got := m.jobsTab.visibleJobs(); len(got) != 2 {
 		t.Fatalf("failed filter: %d jobs", len(got))
 	}
-	m.filter = ""
+	m.jobsTab.filter = ""
 	m.update(key("pgdown"))
-	if m.cursor != 12 {
-		t.Fatalf("PgDn moved to %d", m.cursor)
+	if m.jobsTab.cursor != 12 {
+		t.Fatalf("PgDn moved to %d", m.jobsTab.cursor)
+	}
+}
+
+// A server that does not manage agents (501 on /scale) is a state of its
+// own: +/- says so and sends nothing, and the panel shows no limit.
+func TestScaleKeysOnAServerThatCannotScale(t *testing.T) {
+	m := New(t.Context(), nil, Options{})
+	m.update(scaleMsg{err: errors.New("GET /scale: 501 Not Implemented: this server does not manage agents")})
+	if cmd := m.update(key("+")); cmd != nil || m.status != "this server does not manage agents" {
+		t.Fatalf("+ on a fixed server: cmd %v, status %q", cmd, m.status)
+	}
+	if label := m.scale.label(); label != "" {
+		t.Fatalf("panel label %q", label)
+	}
+	m.update(scaleMsg{max: 4})
+	if m.scale.fixed || m.scale.label() != " · max 4 (+/-)" {
+		t.Fatalf("after the server answered 4: %+v %q", m.scale, m.scale.label())
 	}
 }

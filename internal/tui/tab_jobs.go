@@ -1,0 +1,556 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/raibid-labs/raibid-ci/internal/api"
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+)
+
+// jobsMode is what the Jobs tab's keys do: move in the list, or type into
+// one of its inputs.
+type jobsMode int
+
+const (
+	modeNormal jobsMode = iota
+	modeFilter
+	modeConfirmCancel
+	modeNewJob
+	modeLogSearch
+)
+
+// jobsTab is the Jobs tab: the recent jobs (filtered), the agents and queue
+// panels under them, and the job view (steps, error, live log) a job opens
+// into. It owns its inputs: the filter, the cancel question, the new-job
+// prompt and the log search.
+type jobsTab struct {
+	*shared
+	src JobsSource
+	in  inbox
+
+	mode   jobsMode
+	jobs   []ci.Job
+	cursor int
+	filter string
+	input  string // the filter or log search being typed
+
+	newRepo, newBranch string
+	newField           int
+	// newFresh: the focused field holds a suggestion; typing replaces it.
+	newFresh bool
+
+	// detail is the job view's job; nil when the list shows.
+	detail       *ci.Job
+	log          *logView
+	stopFollow   context.CancelFunc
+	followingJob string
+
+	fetching     bool
+	refetchDue   bool
+	lastFetch    time.Time
+	refetchTimer bool
+}
+
+func (t *jobsTab) name() string { return "Jobs" }
+
+func (t *jobsTab) enter() tea.Cmd { return nil }
+
+func (t *jobsTab) update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case jobsMsg:
+		t.fetching = false
+		if msg.err != nil {
+			t.status = "jobs: " + msg.err.Error()
+		} else {
+			t.jobs = msg.jobs
+			t.clampCursor()
+		}
+		if t.refetchDue {
+			return t.scheduleRefetch()
+		}
+	case refetchMsg:
+		t.refetchTimer = false
+		return t.refetch()
+	case jobEventMsg:
+		cmds := []tea.Cmd{t.refetch()}
+		if t.detail != nil {
+			cmds = append(cmds, fetchDetail(t.ctx, t.src, t.detail.ID))
+		}
+		return tea.Batch(cmds...)
+	case detailMsg:
+		if msg.err == nil && t.detail != nil && msg.job.ID == t.detail.ID {
+			t.detail = msg.job
+		}
+	case logLineMsg:
+		if t.detail != nil && msg.jobID == t.detail.ID {
+			t.log.add(msg.line.Text)
+		}
+	case retriedMsg:
+		t.status = "retrying as job " + msg.job.ID
+		return tea.Batch(t.openDetail(msg.job), t.refetch())
+	case actionMsg:
+		t.status = msg.text
+		if msg.err != nil {
+			t.status = msg.err.Error()
+		}
+		return t.refetch()
+	}
+	return nil
+}
+
+// fetchNow fetches the jobs at once (the first fetch).
+func (t *jobsTab) fetchNow() tea.Cmd {
+	t.fetching = true
+	t.lastFetch = t.opts.Now()
+	return fetchJobs(t.ctx, t.src, api.JobFilter{Limit: jobsFetchLimit})
+}
+
+// refetch fetches jobs now, or once the running fetch returns, at most once
+// per refetchGap.
+func (t *jobsTab) refetch() tea.Cmd {
+	if t.fetching || t.refetchTimer {
+		t.refetchDue = true
+		return nil
+	}
+	if wait := refetchGap - t.opts.Now().Sub(t.lastFetch); wait > 0 {
+		t.refetchDue = true
+		return t.scheduleRefetch()
+	}
+	t.refetchDue = false
+	return t.fetchNow()
+}
+
+func (t *jobsTab) scheduleRefetch() tea.Cmd {
+	if t.refetchTimer {
+		return nil
+	}
+	t.refetchTimer = true
+	t.refetchDue = false
+	return tea.Tick(refetchGap, func(time.Time) tea.Msg { return refetchMsg{} })
+}
+
+// visibleJobs applies the filter: a status name selects that status, any
+// other text matches repositories containing it.
+func (t *jobsTab) visibleJobs() []ci.Job {
+	if t.filter == "" {
+		return t.jobs
+	}
+	var out []ci.Job
+	st := ci.Status(t.filter)
+	for _, j := range t.jobs {
+		// "failed" covers error too: both are a red build to look at.
+		if (st.Valid() && (j.Status == st || st == ci.StatusFailed && j.Status == ci.StatusError)) ||
+			(!st.Valid() && strings.Contains(j.Repo, t.filter)) {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+func (t *jobsTab) clampCursor() {
+	t.cursor = max(min(t.cursor, len(t.visibleJobs())-1), 0)
+}
+
+func (t *jobsTab) selected() *ci.Job {
+	jobs := t.visibleJobs()
+	if t.cursor < len(jobs) {
+		j := jobs[t.cursor]
+		return &j
+	}
+	return nil
+}
+
+func (t *jobsTab) key(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	key := k.String()
+	switch t.mode {
+	case modeFilter:
+		if key == "enter" {
+			t.filter, t.mode = strings.TrimSpace(t.input), modeNormal
+			t.cursor = 0
+		} else {
+			t.editInput(k)
+		}
+		return nil, true
+	case modeConfirmCancel:
+		return t.confirmKey(key), true
+	case modeNewJob:
+		return t.newJobKey(k), true
+	case modeLogSearch:
+		if key == "enter" {
+			t.mode = modeNormal
+			if !t.log.search(t.input) && t.input != "" {
+				t.status = "no line matches " + strconv.Quote(t.input)
+			}
+		} else {
+			t.editInput(k)
+		}
+		return nil, true
+	}
+	if t.detail != nil {
+		return t.detailKey(key)
+	}
+	switch key {
+	case "up", "k":
+		t.cursor = max(t.cursor-1, 0)
+	case "down", "j":
+		t.cursor = max(min(t.cursor+1, len(t.visibleJobs())-1), 0)
+	case "pgup", "ctrl+u", "pgdown", "ctrl+d":
+		page := max(t.height-12, 1)
+		if key == "pgup" || key == "ctrl+u" {
+			page = -page
+		}
+		t.cursor = max(min(t.cursor+page, len(t.visibleJobs())-1), 0)
+	case "home", "g":
+		t.cursor = 0
+	case "end", "G":
+		t.cursor = max(len(t.visibleJobs())-1, 0)
+	case "/":
+		t.mode, t.input = modeFilter, t.filter
+	case "esc":
+		t.filter = ""
+		t.clampCursor()
+	case "enter":
+		if j := t.selected(); j != nil {
+			return t.openDetail(j), true
+		}
+	case "c":
+		if j := t.selected(); j != nil {
+			if j.Status.Final() {
+				t.status = "job " + j.ID + " is already " + string(j.Status)
+			} else {
+				t.mode = modeConfirmCancel
+			}
+		}
+	case "n":
+		t.mode, t.newRepo, t.newBranch, t.newField, t.newFresh = modeNewJob, "", "main", 0, false
+	default:
+		return nil, false
+	}
+	return nil, true
+}
+
+// detailKey handles the job view's keys: the log view's own (scroll,
+// follow, n/N), then search, cancel, retry and leaving; quit and help are
+// the global keys'.
+func (t *jobsTab) detailKey(key string) (tea.Cmd, bool) {
+	if t.log.key(key) {
+		return nil, true
+	}
+	switch key {
+	case "esc", "backspace", "left", "h":
+		if t.log.query != "" {
+			t.log.search("")
+			return nil, true
+		}
+		t.closeDetail()
+	case "/":
+		t.mode, t.input = modeLogSearch, t.log.query
+	case "c":
+		if !t.detail.Status.Final() {
+			t.mode = modeConfirmCancel
+		} else {
+			t.status = "job " + t.detail.ID + " is already " + string(t.detail.Status) + "; r retries it"
+		}
+	case "r":
+		if !t.detail.Status.Final() {
+			t.status = "job " + t.detail.ID + " is still " + string(t.detail.Status) + "; c cancels it"
+			return nil, true
+		}
+		return t.retry(t.detail.ID), true
+	case "q", "?", "ctrl+c":
+		return nil, false
+	}
+	return nil, true
+}
+
+// editInput is what the one-line inputs (filter, log search) share: esc
+// leaves the input, backspace deletes a character, text is typed.
+func (t *jobsTab) editInput(k tea.KeyPressMsg) {
+	switch k.String() {
+	case "esc":
+		t.mode = modeNormal
+	case "backspace":
+		if r := []rune(t.input); len(r) > 0 {
+			t.input = string(r[:len(r)-1])
+		}
+	default:
+		t.input += k.Text
+	}
+}
+
+// retry queues the job again and opens the new job's view.
+func (t *jobsTab) retry(id string) tea.Cmd {
+	ctx, src := t.ctx, t.src
+	t.status = "retrying " + id
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+		defer cancel()
+		j, err := src.RetryJob(ctx, id)
+		if err != nil {
+			return actionMsg{err: fmt.Errorf("retry %s: %w", id, err)}
+		}
+		return retriedMsg{job: j}
+	}
+}
+
+// cancelTarget is the job the cancel question is about.
+func (t *jobsTab) cancelTarget() *ci.Job {
+	if t.detail != nil {
+		return t.detail
+	}
+	return t.selected()
+}
+
+func (t *jobsTab) confirmKey(key string) tea.Cmd {
+	t.mode = modeNormal
+	if key != "y" && key != "Y" {
+		t.status = "not cancelled"
+		return nil
+	}
+	target := t.cancelTarget()
+	if target == nil {
+		return nil
+	}
+	id, ctx, src := target.ID, t.ctx, t.src
+	t.status = "cancelling " + id
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+		defer cancel()
+		j, err := src.CancelJob(ctx, id)
+		if err != nil {
+			return actionMsg{err: fmt.Errorf("cancel %s: %w", id, err)}
+		}
+		return actionMsg{text: "job " + j.ID + " " + string(j.Status)}
+	}
+}
+
+func (t *jobsTab) newJobKey(k tea.KeyPressMsg) tea.Cmd {
+	field := &t.newRepo
+	if t.newField == 1 {
+		field = &t.newBranch
+	}
+	switch k.String() {
+	case "esc":
+		t.mode = modeNormal
+		t.status = "no job started"
+	case "tab", "shift+tab":
+		t.newField, t.newFresh = 1-t.newField, true
+	case "enter":
+		if t.newField == 0 {
+			t.newField, t.newFresh = 1, true
+			return nil
+		}
+		n, err := t.newJobRequest()
+		if err != nil {
+			t.status = err.Error()
+			return nil
+		}
+		t.mode = modeNormal
+		ctx, src := t.ctx, t.src
+		t.status = "starting " + n.Repo + "@" + n.Branch
+		return func() tea.Msg {
+			ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+			defer cancel()
+			j, err := src.CreateJob(ctx, n)
+			if err != nil {
+				return actionMsg{err: fmt.Errorf("start %s@%s: %w", n.Repo, n.Branch, err)}
+			}
+			return actionMsg{text: "started job " + j.ID}
+		}
+	case "backspace":
+		if t.newFresh {
+			*field, t.newFresh = "", false
+		} else if r := []rune(*field); len(r) > 0 {
+			*field = string(r[:len(r)-1])
+		}
+	default:
+		if k.Text != "" {
+			if t.newFresh {
+				*field, t.newFresh = "", false
+			}
+			*field += k.Text
+		}
+	}
+	return nil
+}
+
+var unsafeNameChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// newJobRequest is the job the prompt asks for. The repo field takes
+// owner/name (a repository seen in earlier jobs is cloned from where they
+// were; others from the server's Gitea) or a local path, which raibid up
+// builds directly.
+func (t *jobsTab) newJobRequest() (api.NewJob, error) {
+	repo, branch := strings.TrimSpace(t.newRepo), strings.TrimSpace(t.newBranch)
+	if repo == "" || branch == "" {
+		return api.NewJob{}, fmt.Errorf("repo and branch are both needed")
+	}
+	n := api.NewJob{Repo: repo, Branch: branch}
+	if strings.HasPrefix(repo, "/") {
+		path := filepath.Clean(repo)
+		name := strings.Trim(unsafeNameChars.ReplaceAllString(filepath.Base(path), "-"), "-.")
+		n.Repo, n.CloneURL = "local/"+name, path
+		return n, nil
+	}
+	for _, j := range t.jobs {
+		if j.Repo == repo && j.CloneURL != "" {
+			n.CloneURL = j.CloneURL
+			break
+		}
+	}
+	return n, nil
+}
+
+// openDetail shows the job view and follows the job's log into the inbox.
+func (t *jobsTab) openDetail(j *ci.Job) tea.Cmd {
+	t.closeDetail()
+	t.detail, t.log = j, newLogView()
+	ctx, cancel := context.WithCancel(t.ctx)
+	t.stopFollow, t.followingJob = cancel, j.ID
+	id, src, in := j.ID, t.src, t.in
+	go func() {
+		_, _ = src.FollowLogs(ctx, id, func(l ci.LogLine) {
+			select {
+			case in <- logLineMsg{jobID: id, line: l}:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	return fetchDetail(t.ctx, t.src, id)
+}
+
+func (t *jobsTab) closeDetail() {
+	if t.stopFollow != nil {
+		t.stopFollow()
+		t.stopFollow = nil
+	}
+	t.detail, t.log, t.followingJob = nil, nil, ""
+}
+
+func (t *jobsTab) prompt() string {
+	switch t.mode {
+	case modeFilter:
+		return " filter: " + t.input + "▏" + faint.Render("  (a status — failed includes error — or repo text; enter, esc)")
+	case modeConfirmCancel:
+		id := ""
+		if j := t.cancelTarget(); j != nil {
+			id = j.ID
+		}
+		return yellow.Render(" cancel job " + id + "? y/n")
+	case modeLogSearch:
+		return " search log: " + t.input + "▏" + faint.Render("  (enter searches from the end, esc cancels)")
+	case modeNewJob:
+		repo, branch := t.newRepo, t.newBranch
+		if t.newField == 0 {
+			repo += "▏"
+		} else {
+			branch += "▏"
+		}
+		return " new job  repo: " + repo + "  branch: " + branch + faint.Render("  (owner/name or a local path; tab, enter, esc)")
+	}
+	return ""
+}
+
+func (t *jobsTab) keymap() []binding {
+	if t.detail != nil {
+		return []binding{{"↑↓ PgUp/PgDn", "scroll"}, {"G", "follow"}, {"/", "search"}, {"c", "cancel"}, {"r", "retry"}, {"esc", "back"}}
+	}
+	return []binding{{"↑↓", "move"}, {"enter", "open"}, {"c", "cancel"}, {"n", "new"}, keyScale, {"/", "filter"}, keyHelp}
+}
+
+func (t *jobsTab) view(w, h int) []string {
+	if t.detail != nil {
+		return t.detailView(w, h)
+	}
+	top := max(h/2, 3)
+	bottom := h - top
+	out := t.jobTable(w, top)
+	left, right := w/2, w-w/2-1
+	agents := t.agentLines(left, bottom, false)
+	spark := t.sparkView(right, bottom)
+	for i := range bottom {
+		out = append(out, pad(agents[i], left)+faint.Render("│")+spark[i])
+	}
+	return out
+}
+
+func (t *jobsTab) jobTable(w, rows int) []string {
+	flex := max(w-8-9-8-10-6, 10)
+	repoW, branchW := flex*3/5, flex-flex*3/5
+	row := func(id, st, repo, branch, dur, agent string) string {
+		return " " + pad(id, 8) + " " + pad(st, 9) + " " + pad(repo, repoW) + " " + pad(branch, branchW) + " " + pad(dur, 8) + " " + pad(agent, 10)
+	}
+	out := []string{faint.Render(row("ID", "STATUS", "REPO", "BRANCH", "DURATION", "AGENT"))}
+	jobs := t.visibleJobs()
+	if len(jobs) == 0 {
+		msg := "  No jobs yet. Push to a repository with the webhook set up, or press n."
+		if t.filter != "" {
+			msg = "  No job matches the filter; esc clears it."
+		}
+		return fit(append(out, faint.Render(msg)), rows)
+	}
+	visible := rows - 1
+	first := 0
+	if t.cursor >= visible {
+		first = t.cursor - visible + 1
+	}
+	for i := first; i < len(jobs) && i < first+visible; i++ {
+		j := jobs[i]
+		line := row(shortID(j.ID), string(j.Status), j.Repo, j.Branch, t.durationOf(&j), dashIfEmpty(j.Agent))
+		if i == t.cursor {
+			line = sel.Render(pad(line, w))
+		} else {
+			line = " " + pad(shortID(j.ID), 8) + " " + statusStyle(j.Status).Render(pad(string(j.Status), 9)) + line[1+8+1+9:]
+		}
+		out = append(out, line)
+	}
+	return fit(out, rows)
+}
+
+func (t *jobsTab) durationOf(j *ci.Job) string {
+	if j.StartedAt == nil {
+		return "-"
+	}
+	d := j.Duration(t.opts.Now())
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func (t *jobsTab) detailView(w, rows int) []string {
+	j := t.detail
+	out := []string{
+		fmt.Sprintf(" Job %s  %s", bold.Render(j.ID), statusStyle(j.Status).Render(string(j.Status))),
+		fmt.Sprintf(" %s @ %s  %s", j.Repo, j.Branch, faint.Render(shortSHA(j.Commit))),
+		faint.Render(fmt.Sprintf(" agent %s · attempt %d · %s", dashIfEmpty(j.Agent), j.Attempt, t.durationOf(j))),
+	}
+	if j.Error != "" {
+		out = append(out, red.Render(" error: "+j.Error))
+	}
+	for _, s := range j.Steps {
+		d := "-"
+		if s.StartedAt != nil {
+			d = (time.Duration(s.DurationMS) * time.Millisecond).String()
+		}
+		out = append(out, fmt.Sprintf("   %s %s %s", pad(s.Name, 12), statusStyle(s.Status).Render(pad(string(s.Status), 9)), d))
+	}
+	title := " ── log · " + t.log.position() + " "
+	if t.log.query != "" {
+		title = " ── log · " + t.log.position() + " · /" + t.log.query + " "
+	}
+	out = append(out, faint.Render(title+strings.Repeat("─", max(w-ansi.StringWidth(title), 0))))
+	for _, l := range t.log.render(w-1, max(rows-len(out), 1)) {
+		out = append(out, " "+l)
+	}
+	return fit(out, rows)
+}
