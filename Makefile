@@ -18,7 +18,7 @@ cross: ## check the release build for the DGX Spark (linux/arm64)
 run: build ## build and run `raibid up` (server + Redis + agents on this machine)
 	./bin/raibid up
 
-deps: ## install what the tests need when missing (redis-server, git, tmux, sccache, chromium, bubblewrap)
+deps: ## install what the tests need when missing (redis-server, git, tmux, sccache, chromium, bubblewrap, python3-pytest, node)
 	scripts/deps
 
 test: deps ## the whole test suite with the race detector, against real redis-server and git

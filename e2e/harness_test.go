@@ -150,10 +150,16 @@ type upInstance struct {
 
 func startUp(t testing.TB, args ...string) *upInstance {
 	t.Helper()
+	return startUpEnv(t, nil, args...)
+}
+
+// startUpEnv is startUp with env added to raibid's environment.
+func startUpEnv(t testing.TB, env []string, args ...string) *upInstance {
+	t.Helper()
 	dataDir := t.TempDir()
 	addr := freeAddr(t)
 	all := append([]string{"up", "--data-dir", dataDir, "--addr", addr}, args...)
-	p := startProc(t, nil, all...)
+	p := startProc(t, env, all...)
 	p.waitFor("Agents", 20*time.Second)
 	read := func(name string) string {
 		b, err := os.ReadFile(filepath.Join(dataDir, name))

@@ -599,3 +599,45 @@ func TestTwoMillionShortLinesAllStored(t *testing.T) {
 		}
 	}
 }
+
+type fakeSecrets map[string]string
+
+func (f fakeSecrets) ForRepo(_ context.Context, _ string, names []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, n := range names {
+		out[n] = f[n]
+	}
+	return out, nil
+}
+
+// Steps see the event their job is for; a pull request from a fork runs
+// without the pipeline's secrets (its author controls the pipeline), one
+// from the repository itself with them.
+func TestStepsSeeTheEventAndForksGetNoSecrets(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - name: show\n    run: echo \"event=$RAIBID_EVENT pr=$RAIBID_PR base=$RAIBID_BASE_BRANCH head=$RAIBID_HEAD_BRANCH tag=$RAIBID_TAG token=[$TOKEN]\"\n    secrets: [{name: deploy_token, env: TOKEN}]\n"})
+	for _, fromFork := range []bool{true, false} {
+		id, _, err := r.Submit(context.Background(), &ci.Job{Repo: "acme/tiny", CloneURL: dir, Branch: "feature", Commit: sha,
+			Event: ci.EventPullRequest, PullRequest: &ci.PullRequest{Number: 13, BaseBranch: "main", HeadBranch: "feature", FromFork: fromFork}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.runOnce(r.agent("a1", func(o *agent.Options) {
+			o.Once = true
+			o.PipelineSecrets = fakeSecrets{"deploy_token": "s3cr3t-v4lue"}
+		}))
+		j, logs := r.job(id), r.logs(id)
+		if j.Status != ci.StatusSuccess {
+			t.Fatalf("fork=%v: %s %q\n%s", fromFork, j.Status, j.Error, logs)
+		}
+		if !strings.Contains(logs, "event=pull_request pr=13 base=main head=feature tag=") {
+			t.Fatalf("fork=%v: the step did not see the event:\n%s", fromFork, logs)
+		}
+		if fromFork && (!strings.Contains(logs, "token=[]") || !strings.Contains(logs, "secrets withheld")) {
+			t.Fatalf("a fork's pull request saw the secret:\n%s", logs)
+		}
+		if !fromFork && !strings.Contains(logs, "token=[****]") {
+			t.Fatalf("the repository's own pull request did not get the secret (masked):\n%s", logs)
+		}
+	}
+}

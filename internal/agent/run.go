@@ -88,6 +88,9 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
 		a.finish(run, ci.StatusError, err.Error(), nil, nil)
 		return
 	}
+	if pr := job.PullRequest; pr != nil && pr.FromFork && len(p.SecretNames()) > 0 {
+		sink.Line("pipeline", "system", fmt.Sprintf("secrets withheld: pull request #%d comes from a fork (%s unset)", pr.Number, strings.Join(p.SecretNames(), ", ")))
+	}
 	if len(stepSecrets) > 0 {
 		vals := append([]string(nil), a.opts.Secrets...)
 		for _, v := range stepSecrets {
@@ -141,6 +144,10 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
 func (a *Agent) pipelineSecrets(ctx context.Context, job *ci.Job, p *pipeline.Pipeline) (map[string]string, error) {
 	names := p.SecretNames()
 	if len(names) == 0 {
+		return nil, nil
+	}
+	if pr := job.PullRequest; pr != nil && pr.FromFork {
+		// A fork's author controls its pipeline: it must not read ours.
 		return nil, nil
 	}
 	if a.opts.PipelineSecrets == nil {
@@ -333,13 +340,20 @@ func (a *Agent) postStatus(jobID string, status ci.Status, detail string, job *c
 	}
 }
 
-// jobEnv is what every step sees about its job.
+// jobEnv is what every step sees about its job and the event behind it.
 func jobEnv(j *ci.Job) []string {
-	return []string{
+	env := []string{
 		"CI=true", "RAIBID=true",
 		"RAIBID_JOB_ID=" + j.ID, "RAIBID_REPO=" + j.Repo, "RAIBID_BRANCH=" + j.Branch,
 		"RAIBID_COMMIT=" + j.Commit, "RAIBID_ATTEMPT=" + strconv.Itoa(j.Attempt),
+		"RAIBID_EVENT=" + j.Event, "RAIBID_TAG=" + j.Tag,
 	}
+	if pr := j.PullRequest; pr != nil {
+		env = append(env, "RAIBID_PR="+strconv.Itoa(pr.Number), "RAIBID_BASE_BRANCH="+pr.BaseBranch, "RAIBID_HEAD_BRANCH="+pr.HeadBranch)
+	} else {
+		env = append(env, "RAIBID_PR=", "RAIBID_BASE_BRANCH=", "RAIBID_HEAD_BRANCH=")
+	}
+	return env
 }
 
 func shortSHA(s string) string {

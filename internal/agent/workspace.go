@@ -67,6 +67,9 @@ func checkRefs(branch, commit string) error {
 	if commit != "" && !ci.ValidCommit(commit) {
 		return fmt.Errorf("%w: commit %q is not an object id", errCloneRefused, commit)
 	}
+	if branch == "" && commit != "" {
+		return nil // a tag's job: the commit is all it needs
+	}
 	if err := ci.CheckBranch(branch); err != nil {
 		return fmt.Errorf("%w: %v", errCloneRefused, err)
 	}

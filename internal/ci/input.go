@@ -24,9 +24,14 @@ func ValidCommit(s string) bool {
 
 // CheckBranch refuses branch names that git's check-ref-format refuses, and
 // any that begin with '-' (which a tool could read as an option).
-func CheckBranch(b string) error {
+func CheckBranch(b string) error { return checkRefName("branch", b) }
+
+// CheckTag refuses tag names as CheckBranch refuses branch names.
+func CheckTag(t string) error { return checkRefName("tag", t) }
+
+func checkRefName(kind, b string) error {
 	bad := func(why string) error {
-		return fmt.Errorf("branch %q %s: %w", Truncate(b, 80), why, ErrInvalid)
+		return fmt.Errorf("%s %q %s: %w", kind, Truncate(b, 80), why, ErrInvalid)
 	}
 	switch {
 	case b == "":

@@ -44,18 +44,29 @@ func (s Status) Valid() bool {
 
 // Job is one run of a pipeline for one commit. Field names are part of the API.
 type Job struct {
-	ID         string     `json:"id"`
-	Repo       string     `json:"repo"`
-	CloneURL   string     `json:"clone_url"`
-	Branch     string     `json:"branch"`
-	Commit     string     `json:"commit"`
-	Author     string     `json:"author"`
-	Message    string     `json:"message"`
-	Status     Status     `json:"status"`
-	Attempt    int        `json:"attempt"`
-	RetryOf    string     `json:"retry_of,omitempty"`
-	Agent      string     `json:"agent,omitempty"`
-	Trigger    string     `json:"trigger,omitempty"`
+	ID       string `json:"id"`
+	Repo     string `json:"repo"`
+	CloneURL string `json:"clone_url"`
+	Branch   string `json:"branch"`
+	Commit   string `json:"commit"`
+	Author   string `json:"author"`
+	Message  string `json:"message"`
+	Status   Status `json:"status"`
+	Attempt  int    `json:"attempt"`
+	RetryOf  string `json:"retry_of,omitempty"`
+	Agent    string `json:"agent,omitempty"`
+	Trigger  string `json:"trigger,omitempty"`
+	// Event is what created the job: push, pull_request, tag, manual or
+	// cron (a retry keeps its job's event).
+	Event string `json:"event"`
+	// Tag is the tag of a tag event.
+	Tag string `json:"tag,omitempty"`
+	// PullRequest describes a pull_request event.
+	PullRequest *PullRequest `json:"pull_request,omitempty"`
+	// Changed lists the files the push changed, when the webhook listed
+	// them all; path filters fall back to git's diff against Before.
+	Changed    []string   `json:"changed,omitempty"`
+	Before     string     `json:"before,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
@@ -77,12 +88,40 @@ type Step struct {
 	DurationMS int64      `json:"duration_ms"`
 }
 
-// Triggers say what created a job.
+// PullRequest is the pull request a job builds: its head commit, cloned
+// from the head repository. A pull request from a fork gets no pipeline
+// secrets.
+type PullRequest struct {
+	Number     int    `json:"number"`
+	BaseBranch string `json:"base_branch"`
+	HeadBranch string `json:"head_branch"`
+	FromFork   bool   `json:"from_fork"`
+}
+
+// Triggers say what created a job: the forge, a person, or a retry.
 const (
 	TriggerPush   = "push"
 	TriggerManual = "manual"
 	TriggerRetry  = "retry"
 )
+
+// Events say what a job is for; pipelines' when: filters match on them.
+const (
+	EventPush        = "push"
+	EventPullRequest = "pull_request"
+	EventTag         = "tag"
+	EventManual      = "manual"
+	EventCron        = "cron"
+)
+
+// ValidEvent reports whether e is one of the events.
+func ValidEvent(e string) bool {
+	switch e {
+	case EventPush, EventPullRequest, EventTag, EventManual, EventCron:
+		return true
+	}
+	return false
+}
 
 // NewID returns a job id that sorts by creation time: 12 hex digits of Unix
 // milliseconds followed by 8 random hex digits.

@@ -24,7 +24,9 @@ type ServerConfig struct {
 	GiteaURL  string
 	PublicURL string
 	UIPublic  bool
-	Jobs      JobsConfig
+	// AllowLocalClones lets manual jobs name local checkouts (raibid up).
+	AllowLocalClones bool
+	Jobs             JobsConfig
 	// Limits against slow or oversized clients.
 	HeaderTimeout     time.Duration
 	BodyTimeout       time.Duration

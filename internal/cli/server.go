@@ -97,9 +97,14 @@ func newServer(cfg ServerConfig, rdb *redis.Client, log *slog.Logger) (*server.S
 			opts.SecretsKeyFile = cfg.SecretsKeyFile
 		}
 	}
-	if cfg.GiteaURL != "" && cfg.GiteaToken != "" {
-		opts.Status = gitea.NewClient(cfg.GiteaURL, cfg.GiteaToken.Reveal(), log)
+	heads := branchHeads{allowLocal: cfg.AllowLocalClones}
+	if cfg.GiteaURL != "" {
+		heads.gitea = gitea.NewClient(cfg.GiteaURL, cfg.GiteaToken.Reveal(), log)
+		if cfg.GiteaToken != "" {
+			opts.Status = heads.gitea
+		}
 	}
+	opts.Heads = heads
 	var err error
 	if opts.Mirrors, err = mirrorService(cfg, log); err != nil {
 		return nil, err

@@ -118,7 +118,8 @@ func upConfigFromFlags(cmd *cobra.Command) (*UpConfig, error) {
 		c.Server.SecretsKeyFile = filepath.Join(c.DataDir, "secrets-key")
 	}
 	c.Agent.SecretsKeyFile = c.Server.SecretsKeyFile
-	c.Agent.AllowLocalClone = true // `raibid run` queues local checkouts
+	// `raibid run` queues local checkouts.
+	c.Agent.AllowLocalClone, c.Server.AllowLocalClones = true, true
 	return c, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -49,22 +50,71 @@ return {ARGV[2], 1}
 // EntryFields is what a queue entry carries for a job: enough for an agent to
 // start without reading the hash first.
 func EntryFields(j *ci.Job) map[string]string {
-	return map[string]string{
+	f := map[string]string{
 		queue.FieldJobID: j.ID, "repo": j.Repo, "clone_url": j.CloneURL,
 		"branch": j.Branch, "commit": j.Commit, "attempt": strconv.Itoa(j.Attempt),
 	}
+	if f["branch"] == "" {
+		delete(f, "branch") // a tag's job
+	}
+	return f
 }
+
+// maxChanged bounds the changed-file list a job carries; past it, path
+// filters use git's diff instead.
+const maxChanged = 1000
 
 // CheckInput refuses a job whose commit, branch or clone URL could be read
 // by git as an option or an odd transport, and drops credentials from its
 // clone URL (a job holds no secret; agents authenticate with their own
 // token). Every way into the queue passes here.
 func CheckInput(j *ci.Job) error {
-	if j.Commit != "" && !ci.ValidCommit(j.Commit) {
-		return fmt.Errorf("commit %q is not a 40 or 64 hex digit object id: %w", ci.Truncate(j.Commit, 80), ci.ErrInvalid)
+	if j.Event == "" {
+		j.Event = ci.EventPush
+		if j.Trigger == ci.TriggerManual {
+			j.Event = ci.EventManual
+		}
 	}
-	if err := ci.CheckBranch(j.Branch); err != nil {
+	if !ci.ValidEvent(j.Event) {
+		return fmt.Errorf("event %q is not push, pull_request, tag, manual or cron: %w", ci.Truncate(j.Event, 40), ci.ErrInvalid)
+	}
+	for what, c := range map[string]string{"commit": j.Commit, "before": j.Before} {
+		if c != "" && !ci.ValidCommit(c) {
+			return fmt.Errorf("%s %q is not a 40 or 64 hex digit object id: %w", what, ci.Truncate(c, 80), ci.ErrInvalid)
+		}
+	}
+	if j.Event == ci.EventTag {
+		// A tag's job builds the tag's commit; it has no branch.
+		if err := ci.CheckTag(j.Tag); err != nil {
+			return err
+		}
+		if j.Commit == "" {
+			return fmt.Errorf("tag %s has no commit: %w", j.Tag, ci.ErrInvalid)
+		}
+		if j.Branch != "" {
+			if err := ci.CheckBranch(j.Branch); err != nil {
+				return err
+			}
+		}
+	} else if err := ci.CheckBranch(j.Branch); err != nil {
 		return err
+	}
+	if pr := j.PullRequest; pr != nil {
+		if pr.Number < 1 {
+			return fmt.Errorf("pull request number %d: %w", pr.Number, ci.ErrInvalid)
+		}
+		if err := ci.CheckBranch(pr.BaseBranch); err != nil {
+			return err
+		}
+	}
+	if len(j.Changed) > maxChanged {
+		j.Changed = nil
+	}
+	for _, f := range j.Changed {
+		if len(f) > 4096 || strings.ContainsRune(f, 0) {
+			j.Changed = nil // not a path list to trust: diff instead
+			break
+		}
 	}
 	if err := ci.CheckCloneURL(j.CloneURL); err != nil {
 		return err

@@ -112,6 +112,7 @@ func (l *Lifecycle) Retry(ctx context.Context, id string) (*ci.Job, error) {
 		Repo: orig.Repo, CloneURL: orig.CloneURL, Branch: orig.Branch, Commit: orig.Commit,
 		Author: orig.Author, Message: orig.Message, Attempt: orig.Attempt + 1,
 		RetryOf: orig.ID, Trigger: ci.TriggerRetry,
+		Event: orig.Event, Tag: orig.Tag, PullRequest: orig.PullRequest, Changed: orig.Changed, Before: orig.Before,
 	}
 	if _, _, err := l.Submit(ctx, j, ""); err != nil {
 		return nil, err

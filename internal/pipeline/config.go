@@ -29,7 +29,7 @@ const FileName = ".raibid.yml"
 const DefaultTimeout = 30 * time.Minute
 
 // ErrNoPipeline means the repository has neither .raibid.yml nor Cargo.toml.
-var ErrNoPipeline = errors.New("no " + FileName + " and no Cargo.toml in the repository root; " +
+var ErrNoPipeline = errors.New("no " + FileName + " and no Cargo.toml, go.mod, pyproject.toml, setup.py or package.json in the repository root; " +
 	"add a " + FileName + " such as:\n  steps:\n    - name: test\n      run: make test")
 
 // Step is one command of a pipeline.
@@ -87,8 +87,8 @@ type Pipeline struct {
 type ParseError = yamlfile.Error
 
 // Load returns the pipeline of the checked-out repository in dir: its
-// .raibid.yml, else the default Rust pipeline when Cargo.toml exists (tools is
-// asked only then), else ErrNoPipeline.
+// .raibid.yml, else the default for its language (see Default), else
+// ErrNoPipeline.
 func Load(dir string, tools func() Tools) (*Pipeline, error) {
 	b, err := readRegular(filepath.Join(dir, FileName))
 	switch {
@@ -97,8 +97,8 @@ func Load(dir string, tools func() Tools) (*Pipeline, error) {
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("read %s: %w", FileName, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "Cargo.toml")); err == nil {
-		return RustPipeline(dir, tools()), nil
+	if p := Default(dir, tools); p != nil {
+		return p, nil
 	}
 	return nil, ErrNoPipeline
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
@@ -128,7 +130,27 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 		}
 		req.CloneURL = strings.TrimRight(s.opts.GiteaURL, "/") + "/" + req.Repo + ".git"
 	}
-	job := &ci.Job{Repo: req.Repo, CloneURL: req.CloneURL, Branch: req.Branch, Commit: req.Commit, Trigger: ci.TriggerManual}
+	if req.Commit == "" && s.opts.Heads != nil {
+		if err := ci.CheckBranch(req.Branch); err != nil {
+			writeError(w, http.StatusBadRequest, userMessage(err))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+		sha, err := s.opts.Heads.BranchHead(ctx, req.Repo, req.CloneURL, req.Branch)
+		cancel()
+		switch {
+		case errors.Is(err, ci.ErrNotFound):
+			writeError(w, http.StatusBadRequest, "branch "+req.Branch+" does not exist in "+req.Repo)
+			return
+		case err != nil:
+			s.log.Warn("resolve branch head", "repo", req.Repo, "branch", req.Branch, "err", err)
+			writeError(w, http.StatusBadGateway, "cannot find the head of "+req.Branch+": "+userMessage(err))
+			return
+		}
+		req.Commit = sha
+	}
+	job := &ci.Job{Repo: req.Repo, CloneURL: req.CloneURL, Branch: req.Branch, Commit: req.Commit,
+		Trigger: ci.TriggerManual, Event: ci.EventManual}
 	id, _, err := s.opts.Jobs.Submit(r.Context(), job, "")
 	if err != nil {
 		s.storeError(w, err)

@@ -82,8 +82,17 @@ type Options struct {
 	// its key file (rotate-key writes it).
 	Secrets        *secrets.Store
 	SecretsKeyFile string
+	// Heads, when set, resolves the branch of a manual job (POST /jobs
+	// without a commit) to its head commit, recorded on the job.
+	Heads HeadResolver
 	// HostStats reads the host's figures for GET /system (default /proc).
 	HostStats func() api.Host
+}
+
+// HeadResolver finds a branch's head commit: ci.ErrNotFound when the branch
+// does not exist.
+type HeadResolver interface {
+	BranchHead(ctx context.Context, repo, cloneURL, branch string) (string, error)
 }
 
 // StatusPoster reports commit statuses to the forge.

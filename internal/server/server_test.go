@@ -178,7 +178,10 @@ func TestGiteaWebhookBadInputMatrix(t *testing.T) {
 		{"push without repository", hook{body: []byte(`{"ref":"refs/heads/main","after":"bffeb74224043ba2feb48d137756c8a9331c449a"}`)}, 400, 0, "error"},
 		{"ping event", hook{body: []byte(`{"zen":"hi"}`), event: "ping"}, 200, 0, "ignored"},
 		{"issue event", hook{body: push, event: "issues"}, 200, 0, "ignored"},
-		{"tag push", hook{body: fixture(t, "push-tag.json")}, 200, 0, "ignored"},
+		{"tag push", hook{body: fixture(t, "push-tag.json")}, 202, 1, "job_id"},
+		{"branch created", hook{body: fixture(t, "create-branch.json"), event: "create"}, 200, 0, "ignored"},
+		{"pull request edited", hook{body: fixture(t, "pull_request-edited.json"), event: "pull_request"}, 200, 0, "ignored"},
+		{"pull request without head", hook{body: []byte(`{"action":"opened","pull_request":{"number":1,"base":{"ref":"main","repo":{"full_name":"a/b"}}}}`), event: "pull_request"}, 400, 0, "error"},
 		{"branch deletion", hook{body: fixture(t, "push-delete.json")}, 200, 0, "ignored"},
 	}
 	for _, c := range cases {

@@ -55,10 +55,10 @@ func TestQueuedPushPostsPendingStatus(t *testing.T) {
 	if rec.got[0] != want {
 		t.Fatalf("status %q, want %q", rec.got[0], want)
 	}
-	e.webhook(hook{body: fixture(t, "push-tag.json")})
+	e.webhook(hook{body: fixture(t, "push-delete.json")})
 	select {
 	case <-rec.ch:
-		t.Fatal("status posted for an ignored tag push")
+		t.Fatal("status posted for an ignored branch deletion")
 	case <-time.After(200 * time.Millisecond):
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
 // handleGiteaWebhook turns a signed push into a queued job. The order of
@@ -31,7 +32,16 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 	if event == "" {
 		event = r.Header.Get("X-Gogs-Event")
 	}
-	if event != "push" {
+	var decision gitea.Decision
+	var err error
+	switch event {
+	case "push":
+		decision, err = gitea.ParsePush(body)
+	case "pull_request":
+		decision, err = gitea.ParsePullRequest(body)
+	case "create":
+		decision, err = gitea.ParseCreate(body)
+	default:
 		result("ignored")
 		if event == "" {
 			event = "(none)"
@@ -39,23 +49,32 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"ignored": "event " + event + " does not start builds"})
 		return
 	}
-	decision, err := gitea.ParsePush(body)
 	if err != nil {
 		result("malformed")
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if decision.Push == nil {
+	delivery := r.Header.Get(gitea.HeaderDelivery)
+	var job *ci.Job
+	switch {
+	case decision.Closed != nil:
+		s.closePullRequest(w, r, decision.Closed, result)
+		return
+	case decision.PullRequest != nil:
+		job = pullRequestJob(decision.PullRequest)
+	case decision.Push != nil:
+		job = pushJob(decision.Push)
+		if job.Event == ci.EventTag {
+			// A new tag arrives twice (its push and Gitea's create event):
+			// one build, whichever comes first.
+			delivery = "tag:" + job.Repo + ":" + job.Tag + ":" + job.Commit
+		}
+	default:
 		result("ignored")
 		writeJSON(w, http.StatusOK, map[string]string{"ignored": decision.Ignored})
 		return
 	}
-	p := decision.Push
-	job := &ci.Job{
-		Repo: p.Repo, CloneURL: p.CloneURL, Branch: p.Branch, Commit: p.Commit,
-		Author: p.Author, Message: p.Message, Trigger: ci.TriggerPush,
-	}
-	id, created, err := s.opts.Jobs.Submit(r.Context(), job, r.Header.Get(gitea.HeaderDelivery))
+	id, created, err := s.opts.Jobs.Submit(r.Context(), job, delivery)
 	if errors.Is(err, ci.ErrInvalid) {
 		// A commit, branch or clone URL raibid will not hand to git: no
 		// redelivery can fix it.
@@ -65,7 +84,7 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		result("unavailable")
-		s.log.Error("webhook: store job", "repo", p.Repo, "err", err)
+		s.log.Error("webhook: store job", "repo", job.Repo, "err", err)
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "job store unavailable, deliver again later")
 		return
@@ -76,8 +95,60 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	result("accepted")
-	s.log.Info("job queued", "job_id", id, "repo", p.Repo, "branch", p.Branch, "commit", p.Commit)
+	s.log.Info("job queued", "job_id", id, "event", job.Event, "repo", job.Repo, "branch", job.Branch, "tag", job.Tag, "commit", job.Commit)
 	writeJSON(w, http.StatusAccepted, map[string]string{"job_id": id})
+}
+
+// pushJob is the job of a branch or tag push.
+func pushJob(p *gitea.Push) *ci.Job {
+	j := &ci.Job{Repo: p.Repo, CloneURL: p.CloneURL, Branch: p.Branch, Tag: p.Tag, Commit: p.Commit,
+		Before: p.Before, Changed: p.Changed, Author: p.Author, Message: p.Message,
+		Trigger: ci.TriggerPush, Event: ci.EventPush}
+	if p.Tag != "" {
+		j.Event = ci.EventTag
+	}
+	return j
+}
+
+// pullRequestJob is the job of a pull request's head commit, in the base
+// repository's name, cloned from the head repository.
+func pullRequestJob(pr *gitea.PullRequest) *ci.Job {
+	return &ci.Job{Repo: pr.Repo, CloneURL: pr.CloneURL, Branch: pr.HeadBranch, Commit: pr.Commit,
+		Before: pr.BaseCommit, Author: pr.Author, Message: pr.Title, Trigger: ci.TriggerPush, Event: ci.EventPullRequest,
+		PullRequest: &ci.PullRequest{Number: pr.Number, BaseBranch: pr.BaseBranch, HeadBranch: pr.HeadBranch, FromFork: pr.FromFork}}
+}
+
+// closePullRequest cancels the queued and running jobs of a closed pull
+// request (its later pushes no longer matter).
+func (s *Server) closePullRequest(w http.ResponseWriter, r *http.Request, pr *gitea.PullRequest, result func(string)) {
+	var cancelled []string
+	for _, st := range []ci.Status{ci.StatusPending, ci.StatusRunning} {
+		cursor := ""
+		for range 20 { // bounded: the status index holds only live jobs of this status
+			page, next, err := s.opts.Store.List(r.Context(), store.Filter{Status: st, Repo: pr.Repo, Limit: 500, Cursor: cursor})
+			if err != nil {
+				result("unavailable")
+				w.Header().Set("Retry-After", "5")
+				writeError(w, http.StatusServiceUnavailable, "job store unavailable, deliver again later")
+				return
+			}
+			for _, j := range page {
+				if j.PullRequest == nil || j.PullRequest.Number != pr.Number {
+					continue
+				}
+				if _, err := s.opts.Jobs.Cancel(r.Context(), j.ID); err == nil {
+					cancelled = append(cancelled, j.ID)
+				}
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+	}
+	result("accepted")
+	s.log.Info("pull request closed", "repo", pr.Repo, "number", pr.Number, "cancelled", len(cancelled))
+	writeJSON(w, http.StatusOK, map[string]any{"closed": pr.Number, "cancelled": cancelled})
 }
 
 // postPending tells the forge the commit is queued, in the background: the

@@ -105,6 +105,15 @@ func JobFields(j *ci.Job) map[string]string {
 		"retry_of": j.RetryOf, "agent": j.Agent, "trigger": j.Trigger,
 		"created_at": FormatTime(j.CreatedAt), "error": j.Error, "steps": string(steps),
 		"cache_artifacts": strconv.Itoa(j.CacheArtifacts), "cache_fresh": strconv.Itoa(j.CacheFresh),
+		"event": j.Event, "tag": j.Tag, "before": j.Before,
+	}
+	if j.PullRequest != nil {
+		b, _ := json.Marshal(j.PullRequest)
+		f["pull_request"] = string(b)
+	}
+	if len(j.Changed) > 0 {
+		b, _ := json.Marshal(j.Changed)
+		f["changed"] = string(b)
 	}
 	// Empty and zero fields are left out (jobFromHash reads them as such):
 	// every queued job pays for each field it holds.
@@ -128,7 +137,7 @@ func JobFromHash(h map[string]string) *ci.Job {
 		ID: h["id"], Repo: h["repo"], CloneURL: ci.RedactURL(h["clone_url"]), Branch: h["branch"],
 		Commit: h["commit"], Author: h["author"], Message: h["message"],
 		Status: ci.Status(h["status"]), RetryOf: h["retry_of"], Agent: h["agent"],
-		Trigger: h["trigger"], Error: h["error"],
+		Trigger: h["trigger"], Error: h["error"], Event: h["event"], Tag: h["tag"], Before: h["before"],
 		StartedAt: parseTime(h["started_at"]), FinishedAt: parseTime(h["finished_at"]),
 	}
 	j.Attempt, _ = strconv.Atoi(h["attempt"])
@@ -139,6 +148,19 @@ func JobFromHash(h map[string]string) *ci.Job {
 	}
 	if h["steps"] != "" {
 		_ = json.Unmarshal([]byte(h["steps"]), &j.Steps)
+	}
+	if h["pull_request"] != "" {
+		j.PullRequest = &ci.PullRequest{}
+		_ = json.Unmarshal([]byte(h["pull_request"]), j.PullRequest)
+	}
+	if h["changed"] != "" {
+		_ = json.Unmarshal([]byte(h["changed"]), &j.Changed)
+	}
+	if j.Event == "" {
+		j.Event = ci.EventPush // jobs from before events were recorded
+		if j.Trigger == ci.TriggerManual {
+			j.Event = ci.EventManual
+		}
 	}
 	if j.Steps == nil {
 		j.Steps = []ci.Step{} // the API's steps is a list, empty before any step

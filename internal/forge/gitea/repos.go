@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/forge"
@@ -65,6 +66,29 @@ func (c *Client) GetRepo(ctx context.Context, owner, name string) (*Repo, error)
 		return nil, fmt.Errorf("gitea repo %s/%s: %w", owner, name, err)
 	}
 	return &r, nil
+}
+
+// BranchHead is the commit at the head of a branch (GET
+// /api/v1/repos/{owner}/{repo}/branches/{branch}); ErrNotFound when the
+// repository or the branch does not exist.
+func (c *Client) BranchHead(ctx context.Context, repo, branch string) (string, error) {
+	owner, name, ok := strings.Cut(repo, "/")
+	if !ok {
+		return "", fmt.Errorf("gitea branch: repository %q is not owner/name", repo)
+	}
+	segs := strings.Split(branch, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	var out struct {
+		Commit struct {
+			ID string `json:"id"`
+		} `json:"commit"`
+	}
+	if _, err := c.call(ctx, http.MethodGet, repoPath(owner, name)+"/branches/"+strings.Join(segs, "/"), nil, &out); err != nil {
+		return "", fmt.Errorf("gitea branch %s of %s: %w", branch, repo, err)
+	}
+	return out.Commit.ID, nil
 }
 
 // OwnerExists reports whether Gitea has a user or organisation called owner

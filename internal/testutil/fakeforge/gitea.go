@@ -49,6 +49,7 @@ type Gitea struct {
 	orgs       map[string]bool
 	users      map[string]bool
 	repos      map[string]*GiteaRepo // lower-case owner/name
+	branches   map[string]string     // lower-case owner/name + "@" + branch → head commit
 	failNext   map[string]string     // lower-case owner/name → error of its next migration
 	migrations []Migration
 	syncs      []string
@@ -88,6 +89,16 @@ func (g *Gitea) AddUser(name string) {
 }
 
 // AddRepo puts a repository in place.
+// SetBranch makes branch of repo (owner/name) point at commit.
+func (g *Gitea) SetBranch(repo, branch, commit string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.branches == nil {
+		g.branches = map[string]string{}
+	}
+	g.branches[strings.ToLower(repo)+"@"+branch] = commit
+}
+
 func (g *Gitea) AddRepo(r GiteaRepo) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -150,6 +161,16 @@ func (g *Gitea) serve(w http.ResponseWriter, r *http.Request) {
 		g.migrate(w, r)
 	case r.Method == http.MethodPost && len(parts) == 4 && parts[0] == "repos" && parts[3] == "mirror-sync":
 		g.mirrorSync(w, parts[1]+"/"+parts[2])
+	case len(parts) >= 5 && parts[0] == "repos" && parts[3] == "branches" && r.Method == http.MethodGet:
+		branch := strings.Join(parts[4:], "/")
+		g.mu.Lock()
+		sha, ok := g.branches[strings.ToLower(parts[1]+"/"+parts[2])+"@"+branch]
+		g.mu.Unlock()
+		if !ok {
+			fail(w, http.StatusNotFound, "branch does not exist ["+branch+"]")
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"name": branch, "commit": map[string]any{"id": sha, "message": "head\n"}, "protected": false})
 	case len(parts) == 3 && parts[0] == "repos" && r.Method == http.MethodGet:
 		g.mu.Lock()
 		repo, ok := g.repos[strings.ToLower(parts[1]+"/"+parts[2])]

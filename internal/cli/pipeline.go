@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+)
+
+// newPipelineCmd is `raibid pipeline show|validate`: what a repository's
+// pipeline is, on the developer's own machine, before a push.
+func newPipelineCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "pipeline", Short: "Show the pipeline a repository gets, or validate a .raibid.yml"}
+	show := &cobra.Command{
+		Use:   "show [DIR]",
+		Short: "Print the pipeline of the repository in DIR (default .): its .raibid.yml or the default for its language",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			p, err := pipeline.Load(dir, pipeline.DetectTools)
+			if errors.Is(err, pipeline.ErrNoPipeline) {
+				return &UsageError{err}
+			}
+			if err != nil {
+				return err
+			}
+			printPipeline(cmd, p)
+			return nil
+		},
+	}
+	validate := &cobra.Command{
+		Use:   "validate [FILE]",
+		Short: "Check a .raibid.yml (default ./.raibid.yml) with the agents' strict parser",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := pipeline.FileName
+			if len(args) == 1 {
+				file = args[0]
+			}
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return err
+			}
+			p, err := pipeline.Parse(file, b)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid, %d steps\n", file, len(p.Steps))
+			return nil
+		},
+	}
+	cmd.AddCommand(show, validate)
+	return cmd
+}
+
+func printPipeline(cmd *cobra.Command, p *pipeline.Pipeline) {
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "%s, timeout %s\n", p.Origin, p.Timeout)
+	for _, k := range sortedKeys(p.Env) {
+		fmt.Fprintf(out, "  env %s=%s\n", k, p.Env[k])
+	}
+	for _, s := range p.Steps {
+		line := fmt.Sprintf("- %s: %s", s.Name, s.Run)
+		var notes []string
+		if s.SkipReason != "" {
+			notes = append(notes, "skipped: "+s.SkipReason)
+		}
+		if s.AllowFailure {
+			notes = append(notes, "may fail")
+		}
+		if s.Timeout > 0 {
+			notes = append(notes, "timeout "+s.Timeout.String())
+		}
+		for _, r := range s.Secrets {
+			notes = append(notes, "secret "+r.Name+" as $"+r.Env)
+		}
+		if len(notes) > 0 {
+			line += "  (" + strings.Join(notes, "; ") + ")"
+		}
+		fmt.Fprintln(out, line)
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
