@@ -641,3 +641,30 @@ func TestStepsSeeTheEventAndForksGetNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// Path conditions with no file list from the webhook use git's diff between
+// the push's before and after commits; a pipeline whose when does not match
+// ends without running a step.
+func TestPathConditionsUseGitsDiff(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	yml := "steps:\n  - name: code\n    run: echo code-step\n    when: {path: \"src/**\"}\n  - name: docs\n    run: echo docs-step\n    when: {path: \"docs/**\"}\n"
+	dir, before := testutil.GitRepo(t, map[string]string{".raibid.yml": yml, "src/a.go": "package a\n", "docs/x.md": "x\n"})
+	after := testutil.Commit(t, dir, map[string]string{"docs/x.md": "y\n"}, "docs only")
+	id, _, err := r.Submit(context.Background(), &ci.Job{Repo: "acme/paths", CloneURL: dir, Branch: "main", Commit: after, Before: before}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true }))
+	j, logs := r.job(id), r.logs(id)
+	if j.Status != ci.StatusSuccess || stepStatuses(j) != "code=skipped docs=success" || !strings.Contains(logs, "skipped: none of the 1 file changed matches when.path") {
+		t.Fatalf("%s %s\n%s", j.Status, stepStatuses(j), logs)
+	}
+
+	dir2, sha2 := testutil.GitRepo(t, map[string]string{".raibid.yml": "when: {event: tag}\nsteps:\n  - {name: release, run: echo releasing}\n"})
+	id2, _, _ := r.Submit(context.Background(), &ci.Job{Repo: "acme/tagonly", CloneURL: dir2, Branch: "main", Commit: sha2}, "")
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true }))
+	j2, logs2 := r.job(id2), r.logs(id2)
+	if j2.Status != ci.StatusSuccess || stepStatuses(j2) != "release=skipped" || !strings.Contains(logs2, "pipeline skipped: event push is not tag") || strings.Contains(logs2, "releasing") {
+		t.Fatalf("%s %s\n%s", j2.Status, stepStatuses(j2), logs2)
+	}
+}

@@ -81,6 +81,23 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
 		a.finish(run, ci.StatusError, err.Error(), nil, nil)
 		return
 	}
+	var changed []string
+	if p.UsesPaths() && job.Changed == nil && job.Before != "" {
+		changed = a.opts.Repos.changedFiles(jobCtx, mirrors, job.CloneURL, job.Before, job.Commit)
+	}
+	when := pipeline.ContextOf(job, changed)
+	if ok, why := p.When.Match(when); !ok {
+		// The server checks this before it queues; this is for jobs it
+		// could not check (the forge did not answer, a retry).
+		sink.Line("pipeline", "system", "pipeline skipped: "+why)
+		sink.Flush()
+		skipped := make([]ci.Step, len(p.Steps))
+		for i, s := range p.Steps {
+			skipped[i] = ci.Step{Name: s.Name, Status: ci.StatusSkipped}
+		}
+		a.finish(run, ci.StatusSuccess, "", skipped, nil)
+		return
+	}
 	stepSecrets, err := a.pipelineSecrets(jobCtx, job, p)
 	if err != nil {
 		sink.Line("pipeline", "system", err.Error())
@@ -121,7 +138,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
 		sink.Line("pipeline", "system", "sandbox: off (steps run as the agent's user)")
 	}
 	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{
-		Dir: ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Wrap: wrap, Secrets: stepSecrets,
+		Dir: ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Wrap: wrap, Secrets: stepSecrets, When: when,
 		OnStep: func(steps []ci.Step) {
 			sctx, cancel := final()
 			defer cancel()

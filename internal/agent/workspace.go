@@ -191,6 +191,49 @@ func (s Repos) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit
 	return err
 }
 
+// changedFiles lists the files that differ between before and commit, for
+// path conditions when the webhook did not list them all. before is
+// fetched into the mirror when it lacks it (a tree diff needs no history).
+// nil when git cannot tell (then path conditions hold).
+func (s Repos) changedFiles(ctx context.Context, mirrors, cloneURL, before, commit string) []string {
+	if !ci.ValidCommit(before) || !ci.ValidCommit(commit) || s.check(cloneURL) != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	mirror := mirrorDir(mirrors, cloneURL)
+	unlock, err := lockDir(mirror)
+	if err != nil {
+		return nil
+	}
+	defer unlock()
+	git := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, "git", append([]string{"--git-dir", mirror}, args...)...)
+		cmd.Env = s.gitEnv()
+		return cmd.Output()
+	}
+	if _, err := git("cat-file", "-e", before+"^{commit}"); err != nil {
+		source := cloneURL
+		if path, ok := ci.LocalClonePath(cloneURL); ok {
+			source = path
+		}
+		if _, err := git("fetch", "-q", "--depth", "1", "--no-tags", "--no-write-fetch-head", "--", source, before); err != nil {
+			return nil
+		}
+	}
+	out, err := git("diff", "--name-only", "--no-renames", before, commit, "--")
+	if err != nil {
+		return nil
+	}
+	files := []string{}
+	for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
 // mirrorDir is the bare mirror of cloneURL under mirrors.
 func mirrorDir(mirrors, cloneURL string) string {
 	sum := sha256.Sum256([]byte(cloneURL))

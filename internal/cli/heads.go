@@ -10,18 +10,20 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 )
 
-// branchHeads resolves the branch of a manual job to its head commit:
-// repositories of the configured Gitea through its API, local checkouts
-// (raibid up only) with git ls-remote. Anything else stays unresolved (the
-// agent fetches the branch head, as before).
-type branchHeads struct {
+// forgeRepos reads what the server needs of a repository before it queues
+// a job — a branch's head (manual jobs), the pipeline file (its when:) —
+// from the configured Gitea through its API, or from a local checkout
+// (raibid up only) with git. Anything else stays unknown: the agent finds
+// out when it clones.
+type forgeRepos struct {
 	gitea      *gitea.Client // nil without --gitea-url
 	allowLocal bool
 }
 
-func (h branchHeads) BranchHead(ctx context.Context, repo, cloneURL, branch string) (string, error) {
+func (h forgeRepos) BranchHead(ctx context.Context, repo, cloneURL, branch string) (string, error) {
 	if path, ok := ci.LocalClonePath(cloneURL); ok {
 		if !h.allowLocal {
 			return "", nil
@@ -56,4 +58,31 @@ func sameHost(cloneURL, base string) bool {
 	a, err1 := url.Parse(cloneURL)
 	b, err2 := url.Parse(base)
 	return err1 == nil && err2 == nil && strings.EqualFold(a.Host, b.Host)
+}
+
+// PipelineFile is the repository's .raibid.yml at commit; nil, nil when it
+// has none, or when the repository cannot be read here.
+func (h forgeRepos) PipelineFile(ctx context.Context, repo, cloneURL, commit string) ([]byte, error) {
+	if !ci.ValidCommit(commit) {
+		return nil, nil
+	}
+	if path, ok := ci.LocalClonePath(cloneURL); ok {
+		if !h.allowLocal {
+			return nil, nil
+		}
+		// The commit is 40/64 hex digits: never an option.
+		out, err := exec.CommandContext(ctx, "git", "-C", path, "cat-file", "blob", commit+":"+pipeline.FileName).Output()
+		if err != nil {
+			return nil, nil // no such file (or not a repository: the agent says so)
+		}
+		return out, nil
+	}
+	if h.gitea == nil || !sameHost(cloneURL, h.gitea.BaseURL) {
+		return nil, nil
+	}
+	b, err := h.gitea.RawFile(ctx, repo, commit, pipeline.FileName)
+	if errors.Is(err, gitea.ErrNotFound) {
+		return nil, nil
+	}
+	return b, err
 }

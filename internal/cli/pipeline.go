@@ -32,10 +32,25 @@ func newPipelineCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			printPipeline(cmd, p)
+			var when *pipeline.Context
+			if f := cmd.Flags(); f.Changed("event") || f.Changed("branch") || f.Changed("tag") || f.Changed("changed") {
+				c := pipeline.Context{}
+				c.Event, _ = f.GetString("event")
+				c.Branch, _ = f.GetString("branch")
+				c.Tag, _ = f.GetString("tag")
+				if f.Changed("changed") {
+					c.Changed, _ = f.GetStringSlice("changed")
+				}
+				when = &c
+			}
+			printPipeline(cmd, p, when)
 			return nil
 		},
 	}
+	show.Flags().String("event", "push", "evaluate when: for this event (push, pull_request, tag, manual, cron)")
+	show.Flags().String("branch", "main", "… this branch (a pull request's base branch)")
+	show.Flags().String("tag", "", "… this tag")
+	show.Flags().StringSlice("changed", nil, "… these changed files (comma separated; not given: unknown, path conditions hold)")
 	validate := &cobra.Command{
 		Use:   "validate [FILE]",
 		Short: "Check a .raibid.yml (default ./.raibid.yml) with the agents' strict parser",
@@ -61,9 +76,17 @@ func newPipelineCmd() *cobra.Command {
 	return cmd
 }
 
-func printPipeline(cmd *cobra.Command, p *pipeline.Pipeline) {
+// printPipeline prints p; with when, also whether it and each step apply.
+func printPipeline(cmd *cobra.Command, p *pipeline.Pipeline, when *pipeline.Context) {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "%s, timeout %s\n", p.Origin, p.Timeout)
+	if when != nil {
+		if ok, why := p.When.Match(*when); !ok {
+			fmt.Fprintf(out, "SKIPPED for this event: %s\n", why)
+		} else {
+			fmt.Fprintf(out, "runs for this event\n")
+		}
+	}
 	for _, k := range sortedKeys(p.Env) {
 		fmt.Fprintf(out, "  env %s=%s\n", k, p.Env[k])
 	}
@@ -81,6 +104,14 @@ func printPipeline(cmd *cobra.Command, p *pipeline.Pipeline) {
 		}
 		for _, r := range s.Secrets {
 			notes = append(notes, "secret "+r.Name+" as $"+r.Env)
+		}
+		if when != nil {
+			if ok, why := s.When.Match(*when); !ok {
+				notes = append(notes, "skipped: "+why)
+			}
+		}
+		if s.When != nil && len(s.When.Status) > 0 {
+			notes = append(notes, "after: "+strings.Join(s.When.Status, ", "))
 		}
 		if len(notes) > 0 {
 			line += "  (" + strings.Join(notes, "; ") + ")"

@@ -97,14 +97,14 @@ func newServer(cfg ServerConfig, rdb *redis.Client, log *slog.Logger) (*server.S
 			opts.SecretsKeyFile = cfg.SecretsKeyFile
 		}
 	}
-	heads := branchHeads{allowLocal: cfg.AllowLocalClones}
+	heads := forgeRepos{allowLocal: cfg.AllowLocalClones}
 	if cfg.GiteaURL != "" {
 		heads.gitea = gitea.NewClient(cfg.GiteaURL, cfg.GiteaToken.Reveal(), log)
 		if cfg.GiteaToken != "" {
 			opts.Status = heads.gitea
 		}
 	}
-	opts.Heads = heads
+	opts.Heads, opts.PipelineFiles = heads, heads
 	var err error
 	if opts.Mirrors, err = mirrorService(cfg, log); err != nil {
 		return nil, err

@@ -49,6 +49,8 @@ type Step struct {
 	// SkipReason, when set, means the step does not apply here (a tool is
 	// missing): it is reported as skipped and not run.
 	SkipReason string
+	// When says when the step applies (nil: always, after success).
+	When *When
 }
 
 // SecretRef names a pipeline secret and the variable a step sees it as.
@@ -81,6 +83,8 @@ type Pipeline struct {
 	Image   string
 	// Origin says where it came from: ".raibid.yml" or "default Rust pipeline".
 	Origin string
+	// When says when the pipeline applies at all (nil: always).
+	When *When
 }
 
 // ParseError is a problem in .raibid.yml: file, line and field.
@@ -166,8 +170,14 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 				return f.At(val, "image", "must be a string")
 			}
 			p.Image = img
+		case "when":
+			w, err := parseWhen(f, val, "when", false)
+			if err != nil {
+				return err
+			}
+			p.When = w
 		default:
-			return f.At(key, key.Value, "unknown field (allowed: steps, timeout, env, image)")
+			return f.At(key, key.Value, "unknown field (allowed: steps, timeout, env, image, when)")
 		}
 		return nil
 	})
@@ -226,8 +236,14 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 					return err
 				}
 				s.Secrets = refs
+			case "when":
+				w, err := parseWhen(f, val, field, true)
+				if err != nil {
+					return err
+				}
+				s.When = w
 			default:
-				return f.At(key, field, "unknown field (allowed: name, run, timeout, env, allow_failure, secrets)")
+				return f.At(key, field, "unknown field (allowed: name, run, timeout, env, allow_failure, secrets, when)")
 			}
 			return nil
 		})

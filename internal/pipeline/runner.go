@@ -50,6 +50,8 @@ type RunOptions struct {
 	// Wrap, when set, turns a step's command line into the one that runs it
 	// in a sandbox (see internal/sandbox).
 	Wrap func(argv []string) (name string, args []string)
+	// When is what steps' when: conditions are evaluated against.
+	When Context
 }
 
 // Result is a pipeline's verdict.
@@ -85,8 +87,17 @@ func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
 	res := Result{Status: ci.StatusSuccess}
 	counter := &cargoCounter{}
 	for i, s := range p.Steps {
-		if res.Status != ci.StatusSuccess {
+		// After a failure only the steps that ask for it run (when.status:
+		// [failure]: notifications, cleanup); after a cancel or a timeout
+		// nothing does.
+		failed := res.Status != ci.StatusSuccess
+		if ctx.Err() != nil || pctx.Err() != nil || !s.When.runsAfter(failed) {
 			steps[i].Status = ci.StatusSkipped
+			continue
+		}
+		if ok, why := s.When.Match(o.When); !ok {
+			steps[i].Status = ci.StatusSkipped
+			o.line(s.Name, "system", "skipped: "+why)
 			continue
 		}
 		if s.SkipReason != "" {
@@ -104,30 +115,36 @@ func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
 		if code >= 0 {
 			steps[i].ExitCode = &code
 		}
+		verdict, why := ci.StatusSuccess, ""
 		switch {
 		case ctx.Err() != nil:
 			steps[i].Status = ci.StatusCancelled
-			res.Status, res.Error = ci.StatusCancelled, "cancelled"
+			verdict, why = ci.StatusCancelled, "cancelled"
 		case pctx.Err() != nil:
 			steps[i].Status = ci.StatusError
-			res.Status, res.Error = ci.StatusError, fmt.Sprintf("pipeline timed out after %s in step %s", timeout, s.Name)
+			verdict, why = ci.StatusError, fmt.Sprintf("pipeline timed out after %s in step %s", timeout, s.Name)
 		case errors.Is(err, context.DeadlineExceeded):
 			steps[i].Status = ci.StatusError
-			res.Status, res.Error = ci.StatusError, fmt.Sprintf("step %s timed out after %s", s.Name, s.Timeout)
+			verdict, why = ci.StatusError, fmt.Sprintf("step %s timed out after %s", s.Name, s.Timeout)
 		case err != nil:
 			steps[i].Status = ci.StatusError
-			res.Status, res.Error = ci.StatusError, fmt.Sprintf("step %s could not run: %v", s.Name, err)
+			verdict, why = ci.StatusError, fmt.Sprintf("step %s could not run: %v", s.Name, err)
 		case code != 0 && s.AllowFailure:
 			steps[i].Status = ci.StatusFailed
 			o.line(s.Name, "system", fmt.Sprintf("exit code %d (allowed to fail)", code))
 		case code != 0:
 			steps[i].Status = ci.StatusFailed
-			res.Status, res.Error = ci.StatusFailed, fmt.Sprintf("step %s failed with exit code %d", s.Name, code)
+			verdict, why = ci.StatusFailed, fmt.Sprintf("step %s failed with exit code %d", s.Name, code)
 		default:
 			steps[i].Status = ci.StatusSuccess
 		}
-		if res.Error != "" {
-			o.line(s.Name, "system", res.Error)
+		if why != "" {
+			o.line(s.Name, "system", why)
+		}
+		// The first failure is the job's verdict: a step run after it (or a
+		// cancel during one) does not replace it.
+		if verdict != ci.StatusSuccess && (!failed || verdict == ci.StatusCancelled) {
+			res.Status, res.Error = verdict, why
 		}
 		report()
 	}

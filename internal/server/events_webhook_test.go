@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -100,5 +102,61 @@ func TestManualJobResolvesTheBranchHead(t *testing.T) {
 	}
 	if n := e.jobCount(); n != 1 {
 		t.Fatalf("%d jobs, want 1", n)
+	}
+}
+
+// pipelineFiles serves .raibid.yml from a table, by repository (the real
+// readers, Gitea's API and git, are tested in internal/cli).
+type pipelineFiles map[string]string
+
+func (p pipelineFiles) PipelineFile(_ context.Context, repo, _, _ string) ([]byte, error) {
+	if f, ok := p[repo]; ok {
+		return []byte(f), nil
+	}
+	return nil, nil
+}
+
+// A pipeline whose when does not match the event queues nothing: the
+// webhook answers 200 {"skipped": why}. Branch × event × path.
+func TestWebhookSkipsWhatThePipelineExcludes(t *testing.T) {
+	e := startWith(t, func(o *server.Options) {
+		o.PipelineFiles = pipelineFiles{"acme/widget": "when:\n  event: [push, pull_request, tag]\n  branch: main\n  path: {exclude: [\"docs/**\"]}\nsteps:\n  - {name: a, run: x}\n"}
+	})
+	payload := func(branch string, changed ...string) []byte {
+		commits := []map[string]any{{"id": "bffeb74224043ba2feb48d137756c8a9331c449a", "message": "m", "modified": changed}}
+		b, _ := json.Marshal(map[string]any{"ref": "refs/heads/" + branch, "before": "28e1879d029cb852e4844d9c718537df08844e03",
+			"after": "bffeb74224043ba2feb48d137756c8a9331c449a", "commits": commits, "total_commits": 1,
+			"repository": map[string]any{"full_name": "acme/widget", "clone_url": "http://gitea.local:3000/acme/widget.git"}})
+		return b
+	}
+	cases := []struct {
+		name    string
+		hook    hook
+		code    int
+		skipped string
+	}{
+		{"push to main, code", hook{body: payload("main", "src/lib.rs")}, 202, ""},
+		{"push to main, docs only", hook{body: payload("main", "docs/a.md")}, 200, "none of the 1 file changed matches when.path"},
+		{"push to a feature branch", hook{body: payload("feature", "src/lib.rs")}, 200, `branch "feature" does not match when.branch`},
+		{"pull request into main", hook{body: fixture(t, "pull_request-opened.json"), event: "pull_request"}, 202, ""},
+		{"tag", hook{body: fixture(t, "push-tag.json")}, 202, ""},
+	}
+	jobs := 0
+	for i, c := range cases {
+		c.hook.delivery = fmt.Sprint("w-", i)
+		code, out := e.webhook(c.hook)
+		if code != c.code || (c.skipped != "" && !strings.Contains(fmt.Sprint(out["skipped"]), c.skipped)) {
+			t.Errorf("%s: %d %v", c.name, code, out)
+		}
+		if code == 202 {
+			jobs++
+		}
+	}
+	if n := e.jobCount(); n != jobs {
+		t.Fatalf("%d jobs, want %d", n, jobs)
+	}
+	// Another repository's pipeline (no file here: the default) is never skipped.
+	if code, _ := e.webhook(hook{body: bytes.ReplaceAll(payload("feature", "docs/a.md"), []byte("acme/widget"), []byte("acme/other")), delivery: "w-other"}); code != 202 {
+		t.Fatalf("a repository without when: %d", code)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
@@ -74,6 +75,11 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"ignored": decision.Ignored})
 		return
 	}
+	if why := s.skippedByWhen(r.Context(), job); why != "" {
+		result("skipped")
+		writeJSON(w, http.StatusOK, map[string]string{"skipped": why})
+		return
+	}
 	id, created, err := s.opts.Jobs.Submit(r.Context(), job, delivery)
 	if errors.Is(err, ci.ErrInvalid) {
 		// A commit, branch or clone URL raibid will not hand to git: no
@@ -97,6 +103,34 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 	result("accepted")
 	s.log.Info("job queued", "job_id", id, "event", job.Event, "repo", job.Repo, "branch", job.Branch, "tag", job.Tag, "commit", job.Commit)
 	writeJSON(w, http.StatusAccepted, map[string]string{"job_id": id})
+}
+
+// skippedByWhen says why the repository's pipeline does not apply to the
+// job's event ("" when it does, or when that cannot be told here: no file
+// reader, the forge did not answer in time, a file that does not parse —
+// the agent then decides, or reports the error).
+func (s *Server) skippedByWhen(ctx context.Context, j *ci.Job) string {
+	if s.opts.PipelineFiles == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	b, err := s.opts.PipelineFiles.PipelineFile(ctx, j.Repo, j.CloneURL, j.Commit)
+	if err != nil {
+		s.log.Warn("pipeline file not read; the agent will check its when", "repo", j.Repo, "err", err)
+		return ""
+	}
+	if b == nil {
+		return ""
+	}
+	p, err := pipeline.Parse(pipeline.FileName, b)
+	if err != nil {
+		return ""
+	}
+	if ok, why := p.When.Match(pipeline.ContextOf(j, nil)); !ok {
+		return "pipeline when: " + why
+	}
+	return ""
 }
 
 // pushJob is the job of a branch or tag push.

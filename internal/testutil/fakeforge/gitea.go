@@ -50,6 +50,7 @@ type Gitea struct {
 	users      map[string]bool
 	repos      map[string]*GiteaRepo // lower-case owner/name
 	branches   map[string]string     // lower-case owner/name + "@" + branch → head commit
+	files      map[string]string     // lower-case owner/name + "@" + ref + ":" + path → content
 	failNext   map[string]string     // lower-case owner/name → error of its next migration
 	migrations []Migration
 	syncs      []string
@@ -97,6 +98,16 @@ func (g *Gitea) SetBranch(repo, branch, commit string) {
 		g.branches = map[string]string{}
 	}
 	g.branches[strings.ToLower(repo)+"@"+branch] = commit
+}
+
+// SetFile puts a file into repo (owner/name) at ref (a commit or branch).
+func (g *Gitea) SetFile(repo, ref, path, content string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.files == nil {
+		g.files = map[string]string{}
+	}
+	g.files[strings.ToLower(repo)+"@"+ref+":"+path] = content
 }
 
 func (g *Gitea) AddRepo(r GiteaRepo) {
@@ -161,6 +172,16 @@ func (g *Gitea) serve(w http.ResponseWriter, r *http.Request) {
 		g.migrate(w, r)
 	case r.Method == http.MethodPost && len(parts) == 4 && parts[0] == "repos" && parts[3] == "mirror-sync":
 		g.mirrorSync(w, parts[1]+"/"+parts[2])
+	case len(parts) >= 5 && parts[0] == "repos" && parts[3] == "raw" && r.Method == http.MethodGet:
+		g.mu.Lock()
+		content, ok := g.files[strings.ToLower(parts[1]+"/"+parts[2])+"@"+r.URL.Query().Get("ref")+":"+strings.Join(parts[4:], "/")]
+		g.mu.Unlock()
+		if !ok {
+			fail(w, http.StatusNotFound, "The target couldn't be found.")
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte(content))
 	case len(parts) >= 5 && parts[0] == "repos" && parts[3] == "branches" && r.Method == http.MethodGet:
 		branch := strings.Join(parts[4:], "/")
 		g.mu.Lock()

@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runRoot(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	root := NewRoot(&out, &out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+// `raibid pipeline show` prints the pipeline a repository gets, with when:
+// evaluated for the event asked about; `validate` checks a file with the
+// agents' parser and names file, line and field.
+func TestPipelineShowAndValidate(t *testing.T) {
+	dir := t.TempDir()
+	yml := "when:\n  branch: main\nsteps:\n  - name: build\n    run: make\n  - name: docs\n    run: make docs\n    when: {path: \"docs/**\"}\n"
+	os.WriteFile(filepath.Join(dir, ".raibid.yml"), []byte(yml), 0o644)
+	out, err := runRoot(t, "pipeline", "show", dir, "--branch", "main", "--changed", "src/a.go")
+	if err != nil || !strings.Contains(out, "runs for this event") || !strings.Contains(out, "- docs: make docs  (skipped: none of the 1 file changed matches when.path)") {
+		t.Fatalf("show: %v\n%s", err, out)
+	}
+	out, _ = runRoot(t, "pipeline", "show", dir, "--branch", "feature")
+	if !strings.Contains(out, `SKIPPED for this event: branch "feature" does not match when.branch`) {
+		t.Fatalf("show feature:\n%s", out)
+	}
+	goDir := t.TempDir()
+	os.WriteFile(filepath.Join(goDir, "go.mod"), []byte("module x\n"), 0o644)
+	if out, err := runRoot(t, "pipeline", "show", goDir); err != nil || !strings.HasPrefix(out, "default Go pipeline") {
+		t.Fatalf("show go: %v\n%s", err, out)
+	}
+	if _, err := runRoot(t, "pipeline", "show", t.TempDir()); err == nil || ExitCode(err) != 2 {
+		t.Fatalf("show of an empty directory: %v", err)
+	}
+	if out, err := runRoot(t, "pipeline", "validate", filepath.Join(dir, ".raibid.yml")); err != nil || !strings.Contains(out, "valid, 2 steps") {
+		t.Fatalf("validate: %v %s", err, out)
+	}
+	bad := filepath.Join(dir, "bad.yml")
+	os.WriteFile(bad, []byte("steps:\n  - name: a\n    run: x\n    when: {branch: \"[x\"}\n"), 0o644)
+	if _, err := runRoot(t, "pipeline", "validate", bad); err == nil || ExitCode(err) != 1 || !strings.Contains(err.Error(), "bad.yml:4: steps[0].when.branch") {
+		t.Fatalf("validate bad: %v", err)
+	}
+}
