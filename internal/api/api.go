@@ -132,6 +132,28 @@ type MirrorList struct {
 	Mirrors []Mirror `json:"mirrors"`
 }
 
+// Schedule is a cron schedule (GET /schedules): a job of event cron for
+// Branch at the times Cron gives.
+type Schedule struct {
+	ID        string    `json:"id"`
+	Repo      string    `json:"repo"`
+	Branch    string    `json:"branch"`
+	Cron      string    `json:"cron"`
+	CloneURL  string    `json:"clone_url,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// LastFired is when it last queued a job (zero: never).
+	LastFired time.Time `json:"last_fired,omitzero"`
+	LastJob   string    `json:"last_job,omitempty"`
+}
+
+// NewSchedule is the body of POST /schedules.
+type NewSchedule struct {
+	Repo     string `json:"repo"`
+	Branch   string `json:"branch"`
+	Cron     string `json:"cron"`
+	CloneURL string `json:"clone_url,omitempty"`
+}
+
 // Error is the body of every error answer.
 type Error struct {
 	Error string `json:"error"`

@@ -23,8 +23,9 @@ var floors = map[string]int{
 	"internal/pipeline": 1, "internal/sandbox": 1, "internal/kube": 1, "internal/web": 1,
 	"internal/api": 1,
 	// 2: what joins two concerns: the job lifecycle (hash + queue entry),
-	// mirroring (GitHub + Gitea), the HTTP client (transport + API types).
-	"internal/jobs": 2, "internal/mirror": 2, "internal/client": 2,
+	// mirroring (GitHub + Gitea), the HTTP client (transport + API types),
+	// schedules (cron + API types + Redis).
+	"internal/jobs": 2, "internal/mirror": 2, "internal/client": 2, "internal/schedule": 2,
 	// 3: the three runtimes.
 	"internal/agent": 3, "internal/server": 3, "internal/tui": 3,
 	// 4: flags → config → run; 5: main.

@@ -103,6 +103,8 @@ const (
 	TriggerPush   = "push"
 	TriggerManual = "manual"
 	TriggerRetry  = "retry"
+	// TriggerSchedule: a cron schedule (raibid schedule add) fired.
+	TriggerSchedule = "schedule"
 )
 
 // Events say what a job is for; pipelines' when: filters match on them.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
+	"github.com/raibid-labs/raibid-ci/internal/schedule"
 	"github.com/raibid-labs/raibid-ci/internal/secrets"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 )
@@ -105,6 +106,7 @@ func newServer(cfg ServerConfig, rdb *redis.Client, log *slog.Logger) (*server.S
 		}
 	}
 	opts.Heads, opts.PipelineFiles = heads, heads
+	opts.Schedules = schedule.NewStore(rdb, cfg.Jobs.KeyPrefix)
 	var err error
 	if opts.Mirrors, err = mirrorService(cfg, log); err != nil {
 		return nil, err

@@ -254,3 +254,22 @@ func (c *Client) SyncMirror(ctx context.Context, target string) error {
 	}
 	return c.do(ctx, "POST", "/mirrors/"+url.PathEscape(owner)+"/"+url.PathEscape(name)+"/sync", nil, nil)
 }
+
+// Schedules lists the cron schedules.
+func (c *Client) Schedules(ctx context.Context) ([]api.Schedule, error) {
+	var out struct {
+		Schedules []api.Schedule `json:"schedules"`
+	}
+	return out.Schedules, c.do(ctx, "GET", "/schedules", nil, &out)
+}
+
+// AddSchedule adds a cron schedule.
+func (c *Client) AddSchedule(ctx context.Context, n api.NewSchedule) (*api.Schedule, error) {
+	var s api.Schedule
+	return &s, c.do(ctx, "POST", "/schedules", n, &s)
+}
+
+// RemoveSchedule removes a cron schedule.
+func (c *Client) RemoveSchedule(ctx context.Context, id string) error {
+	return c.do(ctx, "DELETE", "/schedules/"+url.PathEscape(id), nil, nil)
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/client"
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
+	"github.com/raibid-labs/raibid-ci/internal/schedule"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
@@ -32,7 +33,8 @@ func newRig(t *testing.T, wrap func(http.Handler) http.Handler) *rig {
 	rdb := r.Client()
 	jb := testutil.NewJobs(rdb, 0)
 	st := jb.Store
-	srv := server.New(server.Options{Store: st, Queue: jb.Queue, Jobs: jb.Lifecycle, APIToken: "tok", ReaperInterval: -1})
+	srv := server.New(server.Options{Store: st, Queue: jb.Queue, Jobs: jb.Lifecycle, APIToken: "tok", ReaperInterval: -1,
+		Schedules: schedule.NewStore(rdb, "")})
 	h := srv.Handler()
 	if wrap != nil {
 		h = wrap(h)
@@ -183,5 +185,29 @@ func TestErrorsNameServerAndTokenSource(t *testing.T) {
 	_, err = c.GetJob(context.Background(), "01a2")
 	if err == nil || !strings.Contains(err.Error(), "is raibid running at "+srv.URL) {
 		t.Fatalf("unreachable: %v", err)
+	}
+}
+
+// Schedules through the API: add (a bad cron is a 400 naming it), list, remove.
+func TestSchedulesAPI(t *testing.T) {
+	r := newRig(t, nil)
+	c := client.New(r.url, "tok")
+	ctx := context.Background()
+	if _, err := c.AddSchedule(ctx, api.NewSchedule{Repo: "acme/widget", Branch: "main", Cron: "0 25 * * *"}); err == nil || !strings.Contains(err.Error(), "0 25 * * *") {
+		t.Fatalf("bad cron: %v", err)
+	}
+	s, err := c.AddSchedule(ctx, api.NewSchedule{Repo: "acme/widget", Branch: "main", Cron: "@daily"})
+	if err != nil || s.ID == "" || s.Cron != "@daily" {
+		t.Fatalf("add = %+v, %v", s, err)
+	}
+	list, err := c.Schedules(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != s.ID || !list[0].LastFired.IsZero() {
+		t.Fatalf("list = %+v, %v", list, err)
+	}
+	if err := c.RemoveSchedule(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveSchedule(ctx, s.ID); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("second remove: %v", err)
 	}
 }

@@ -22,7 +22,9 @@ type controlLoop struct {
 //  2. expiry (internal/jobs expire.go): finished jobs removed on schedule;
 //  3. cache counter (cache_counter.go): cache figures from job events;
 //  4. mirror rescan (internal/mirror), when mirroring is configured;
-//  5. executor reconcile (executor.go), on Kubernetes.
+//  5. executor reconcile (executor.go), on Kubernetes;
+//  6. schedules (internal/schedule), when configured: due cron schedules
+//     queue their jobs, once across every server.
 //
 // They stop in the reverse order, after the HTTP drain: the executor
 // launches nothing more before the reaper, the last to stop, lets go of
@@ -40,6 +42,11 @@ func (s *Server) controlLoops() []controlLoop {
 	}
 	if s.opts.Executor != nil {
 		out = append(out, controlLoop{"executor", s.runExecutor})
+	}
+	if s.opts.Schedules != nil {
+		out = append(out, controlLoop{"schedules", func(ctx context.Context) {
+			s.opts.Schedules.Run(ctx, scheduleTick, s.submitScheduled, s.log)
+		}})
 	}
 	return out
 }

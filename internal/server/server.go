@@ -19,6 +19,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/schedule"
 	"github.com/raibid-labs/raibid-ci/internal/secrets"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/web"
@@ -89,6 +90,8 @@ type Options struct {
 	// webhook's job is queued: a pipeline whose when: does not match the
 	// event queues nothing.
 	PipelineFiles PipelineFileReader
+	// Schedules, when set, serves /schedules and fires them (control loop).
+	Schedules *schedule.Store
 	// HostStats reads the host's figures for GET /system (default /proc).
 	HostStats func() api.Host
 }

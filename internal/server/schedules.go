@@ -1,0 +1,92 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/api"
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/schedule"
+)
+
+// scheduleTick is how often due schedules are looked for: well within a
+// minute, so a firing is at most this late.
+const scheduleTick = 10 * time.Second
+
+// submitScheduled queues a schedule's job; its clone URL defaults to the
+// configured Gitea's, its commit to the branch head when it can be told.
+func (s *Server) submitScheduled(ctx context.Context, j *ci.Job) (string, error) {
+	if j.CloneURL == "" && s.opts.GiteaURL != "" {
+		j.CloneURL = strings.TrimRight(s.opts.GiteaURL, "/") + "/" + j.Repo + ".git"
+	}
+	if s.opts.Heads != nil {
+		if sha, err := s.opts.Heads.BranchHead(ctx, j.Repo, j.CloneURL, j.Branch); err == nil {
+			j.Commit = sha
+		}
+	}
+	id, _, err := s.opts.Jobs.Submit(ctx, j, "")
+	return id, err
+}
+
+func (s *Server) schedules(w http.ResponseWriter) (*schedule.Store, bool) {
+	if s.opts.Schedules == nil {
+		writeError(w, http.StatusNotImplemented, "this server runs no schedules")
+		return nil, false
+	}
+	return s.opts.Schedules, true
+}
+
+func (s *Server) handleListSchedules(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.schedules(w)
+	if !ok {
+		return
+	}
+	list, err := st.List(r.Context())
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"schedules": list})
+}
+
+func (s *Server) handleAddSchedule(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.schedules(w)
+	if !ok {
+		return
+	}
+	var req api.NewSchedule
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body must be JSON {repo, branch, cron, clone_url?}: "+err.Error())
+		return
+	}
+	sc, err := st.Add(r.Context(), schedule.Schedule{Repo: req.Repo, Branch: req.Branch, Cron: req.Cron, CloneURL: req.CloneURL})
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	s.log.Info("schedule added", "schedule", sc.ID, "repo", sc.Repo, "branch", sc.Branch, "cron", sc.Cron)
+	writeJSON(w, http.StatusCreated, sc)
+}
+
+func (s *Server) handleRemoveSchedule(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.schedules(w)
+	if !ok {
+		return
+	}
+	if err := st.Remove(r.Context(), r.PathValue("id")); err != nil {
+		if errors.Is(err, ci.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "schedule not found")
+			return
+		}
+		s.storeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
