@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/ticker"
 )
 
 // expireScript removes the finished jobs whose time has come, in one step
@@ -53,25 +54,11 @@ func (l *Lifecycle) Expire(ctx context.Context) (int, error) {
 
 // RunExpiry calls Expire every interval until ctx ends.
 func (l *Lifecycle) RunExpiry(ctx context.Context, interval time.Duration, log *slog.Logger) {
-	every(ctx, interval, func() {
+	ticker.Every(ctx, interval, func() {
 		if n, err := l.Expire(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("expire jobs", "err", err)
 		} else if n > 0 {
 			log.Debug("jobs expired", "jobs", n)
 		}
 	})
-}
-
-// every calls fn each interval until ctx ends.
-func every(ctx context.Context, interval time.Duration, fn func()) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		fn()
-	}
 }

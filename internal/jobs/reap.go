@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ticker"
 )
 
 // reapBatch is how many abandoned entries one round takes over.
@@ -53,7 +55,7 @@ func (l *Lifecycle) RunReaper(ctx context.Context, interval time.Duration, log *
 	if interval <= 0 {
 		interval = l.queue.Lease() / 3
 	}
-	every(ctx, interval, func() {
+	ticker.Every(ctx, interval, func() {
 		requeued, dead, err := l.Reap(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Warn("reaper", "err", err)

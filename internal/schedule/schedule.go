@@ -8,7 +8,6 @@ package schedule
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/ticker"
 )
 
 // Schedule is one cron schedule of a repository's branch: the API's type.
@@ -201,16 +201,9 @@ func (st *Store) Fire(ctx context.Context, now time.Time, submit Submit, log *sl
 
 // Run calls Fire every interval until ctx ends.
 func (st *Store) Run(ctx context.Context, interval time.Duration, submit Submit, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, err := st.Fire(ctx, st.now(), submit, log); err != nil && !errors.Is(ctx.Err(), context.Canceled) {
+	ticker.Every(ctx, interval, func() {
+		if _, err := st.Fire(ctx, st.now(), submit, log); err != nil && ctx.Err() == nil {
 			log.Warn("schedules", "err", err)
 		}
-	}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/ticker"
 )
 
 // Executor starts agents for queued jobs: the Kubernetes executor.
@@ -48,17 +49,10 @@ func (s *Server) runExecutor(ctx context.Context) {
 		}
 		_ = s.opts.Store.AppendLog(ctx, jobID, ci.LogLine{Step: "kubernetes", Stream: "stderr", Text: reason})
 	})
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ticker.Every(ctx, 5*time.Second, func() {
 		st, err := s.opts.Queue.Stats(ctx)
 		if err != nil {
-			continue
+			return
 		}
 		limit := 6
 		if s.opts.Scaler != nil {
@@ -69,5 +63,5 @@ func (s *Server) runExecutor(ctx context.Context) {
 		if err := s.opts.Executor.Reconcile(ctx, st.Lag, limit); err != nil && ctx.Err() == nil {
 			s.log.Warn("kubernetes executor: reconcile", "err", strings.TrimSpace(err.Error()))
 		}
-	}
+	})
 }
