@@ -33,9 +33,11 @@ type Jobs interface {
 	Lease() time.Duration
 }
 
-// Store is what an agent writes besides its jobs' lifecycle: their logs and
-// its own heartbeat.
+// Store is what an agent writes besides its jobs' lifecycle — their logs
+// and its own heartbeat — and reads: a matrix's other jobs (the aggregate
+// commit status).
 type Store interface {
+	List(ctx context.Context, f store.Filter) ([]*ci.Job, string, error)
 	AppendLogBatch(ctx context.Context, jobID, writer string, batch int64, lines []ci.LogLine) (int64, error)
 	AgentHeartbeat(ctx context.Context, a store.Agent, ttl time.Duration) error
 	RemoveAgent(ctx context.Context, name string) error

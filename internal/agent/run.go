@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/raibid-labs/raibid-ci/internal/store"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -351,9 +352,53 @@ func (a *Agent) postStatus(jobID string, status ci.Status, detail string, job *c
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := a.opts.Status.PostStatus(ctx, job.Repo, job.Commit, gitea.CommitStatus{
-		State: state, Description: desc, TargetURL: target, Context: gitea.StatusContext,
+		State: state, Description: desc, TargetURL: target, Context: gitea.ContextOf(ci.MatrixLabel(job.Matrix)),
 	}); err != nil {
 		a.log.Warn("commit status not posted", "job_id", jobID, "err", err)
+	}
+	if job.Group != "" {
+		a.postAggregate(ctx, job)
+	}
+}
+
+// postAggregate posts a matrix's plain status once it is decided: failure
+// as soon as a combination's newest job did not succeed, success when every
+// combination's newest job did. The agent ending the last job sees them all.
+func (a *Agent) postAggregate(ctx context.Context, job *ci.Job) {
+	members, _, err := a.opts.Store.List(ctx, store.Filter{Group: job.Group, Limit: 500})
+	if err != nil {
+		a.log.Warn("matrix status not posted", "group", job.Group, "err", err)
+		return
+	}
+	newest := map[string]*ci.Job{} // the list is newest first: a retry wins
+	for _, m := range members {
+		if l := ci.MatrixLabel(m.Matrix); newest[l] == nil {
+			newest[l] = m
+		}
+	}
+	failed, done := 0, 0
+	for _, m := range newest {
+		if m.Status.Final() {
+			done++
+			if m.Status != ci.StatusSuccess {
+				failed++
+			}
+		}
+	}
+	st := gitea.CommitStatus{Context: gitea.StatusContext}
+	switch {
+	case failed > 0:
+		st.State, st.Description = gitea.StateFailure, fmt.Sprintf("%d of %d matrix jobs did not pass", failed, len(newest))
+	case done == len(newest):
+		st.State, st.Description = gitea.StateSuccess, fmt.Sprintf("all %d matrix jobs passed", len(newest))
+	default:
+		return
+	}
+	if a.opts.PublicURL != "" {
+		st.TargetURL = strings.TrimRight(a.opts.PublicURL, "/") + "/ui/?group=" + job.Group
+	}
+	if err := a.opts.Status.PostStatus(ctx, job.Repo, job.Commit, st); err != nil {
+		a.log.Warn("matrix status not posted", "group", job.Group, "err", err)
 	}
 }
 
@@ -364,6 +409,9 @@ func jobEnv(j *ci.Job) []string {
 		"RAIBID_JOB_ID=" + j.ID, "RAIBID_REPO=" + j.Repo, "RAIBID_BRANCH=" + j.Branch,
 		"RAIBID_COMMIT=" + j.Commit, "RAIBID_ATTEMPT=" + strconv.Itoa(j.Attempt),
 		"RAIBID_EVENT=" + j.Event, "RAIBID_TAG=" + j.Tag,
+	}
+	for k, v := range j.Matrix {
+		env = append(env, "RAIBID_MATRIX_"+strings.ToUpper(k)+"="+v)
 	}
 	if pr := j.PullRequest; pr != nil {
 		env = append(env, "RAIBID_PR="+strconv.Itoa(pr.Number), "RAIBID_BASE_BRANCH="+pr.BaseBranch, "RAIBID_HEAD_BRANCH="+pr.HeadBranch)

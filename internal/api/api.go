@@ -18,6 +18,8 @@ type JobFilter struct {
 	Status ci.Status
 	Repo   string
 	Branch string
+	// Group selects the jobs of one matrix.
+	Group string
 	// Limit is the page size (server default 50, at most 500).
 	Limit int
 	// Cursor is the NextCursor of the previous page.
@@ -35,6 +37,7 @@ func (f JobFilter) Query() url.Values {
 	set("status", string(f.Status))
 	set("repo", f.Repo)
 	set("branch", f.Branch)
+	set("group", f.Group)
 	set("cursor", f.Cursor)
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))

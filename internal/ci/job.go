@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -65,13 +66,17 @@ type Job struct {
 	PullRequest *PullRequest `json:"pull_request,omitempty"`
 	// Changed lists the files the push changed, when the webhook listed
 	// them all; path filters fall back to git's diff against Before.
-	Changed    []string   `json:"changed,omitempty"`
-	Before     string     `json:"before,omitempty"`
-	CreatedAt  time.Time  `json:"created_at"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
-	Error      string     `json:"error,omitempty"`
-	Steps      []Step     `json:"steps"`
+	Changed []string `json:"changed,omitempty"`
+	Before  string   `json:"before,omitempty"`
+	// Matrix is this job's combination of a matrix pipeline's axes; Group
+	// is the id every job of that event's matrix shares.
+	Matrix     map[string]string `json:"matrix,omitempty"`
+	Group      string            `json:"group,omitempty"`
+	CreatedAt  time.Time         `json:"created_at"`
+	StartedAt  *time.Time        `json:"started_at,omitempty"`
+	FinishedAt *time.Time        `json:"finished_at,omitempty"`
+	Error      string            `json:"error,omitempty"`
+	Steps      []Step            `json:"steps"`
 	// CacheArtifacts and CacheFresh are cargo's compiled artifacts and how
 	// many of them were reused from the build cache (Rust pipelines).
 	CacheArtifacts int `json:"cache_artifacts,omitempty"`
@@ -123,6 +128,21 @@ func ValidEvent(e string) bool {
 		return true
 	}
 	return false
+}
+
+// MatrixLabel is a matrix combination as its commit status names it:
+// axis=value pairs by axis name ("target=x86_64,toolchain=stable").
+func MatrixLabel(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ",")
 }
 
 // NewID returns a job id that sorts by creation time: 12 hex digits of Unix

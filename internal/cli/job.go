@@ -112,8 +112,10 @@ func newJobCmd() *cobra.Command {
 	}
 	addClientFlags(cmd)
 	cmd.AddCommand(newJobListCmd(), newJobShowCmd(), newJobLogsCmd(), newJobRunCmd(),
-		newJobActionCmd("cancel", "Cancel a pending or running job", (*client.Client).CancelJob),
-		newJobActionCmd("retry", "Run a finished job again as a new job", (*client.Client).RetryJob))
+		newJobActionCmd("cancel", "Cancel a pending or running job (or every one of a matrix)", (*client.Client).CancelJob,
+			func(c *client.Client, ctx context.Context, g string) (any, error) { return c.CancelGroup(ctx, g) }),
+		newJobActionCmd("retry", "Run a finished job again as a new job (or a matrix's that did not pass)", (*client.Client).RetryJob,
+			func(c *client.Client, ctx context.Context, g string) (any, error) { return c.RetryGroup(ctx, g) }))
 	for _, sub := range cmd.Commands() {
 		if strings.HasSuffix(sub.Use, " ID") {
 			sub.ValidArgsFunction = completeJobIDs
@@ -167,9 +169,10 @@ func newJobListCmd() *cobra.Command {
 			status, _ := f.GetString("status")
 			repo, _ := f.GetString("repo")
 			branch, _ := f.GetString("branch")
+			group, _ := f.GetString("group")
 			limit, _ := f.GetInt("limit")
 			cursor, _ := f.GetString("cursor")
-			page, err := c.ListJobs(cmd.Context(), api.JobFilter{Status: ci.Status(status), Repo: repo, Branch: branch, Limit: limit, Cursor: cursor})
+			page, err := c.ListJobs(cmd.Context(), api.JobFilter{Status: ci.Status(status), Repo: repo, Branch: branch, Group: group, Limit: limit, Cursor: cursor})
 			if err != nil {
 				return err
 			}
@@ -177,11 +180,15 @@ func newJobListCmd() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), page)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSTATUS\tREPO\tBRANCH\tCOMMIT\tDURATION\tAGENT\tCREATED")
+			fmt.Fprintln(tw, "ID\tSTATUS\tREPO\tBRANCH\tEVENT\tMATRIX\tCOMMIT\tDURATION\tAGENT\tCREATED")
 			now := time.Now()
 			for _, j := range page.Jobs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Status, j.Repo, j.Branch,
-					short(j.Commit, 8), duration(&j, now), dash(j.Agent), j.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+				matrix := dash(ci.MatrixLabel(j.Matrix))
+				if j.Group != "" {
+					matrix += " (group " + short(j.Group[len(j.Group)-8:], 8) + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Status, j.Repo, dash(firstOf(j.Branch, j.Tag)),
+					dash(j.Event), matrix, short(j.Commit, 8), duration(&j, now), dash(j.Agent), j.CreatedAt.Local().Format("2006-01-02 15:04:05"))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -196,6 +203,7 @@ func newJobListCmd() *cobra.Command {
 	f.String("status", "", "only jobs in this status")
 	f.String("repo", "", "only jobs of this owner/name")
 	f.String("branch", "", "only jobs of this branch")
+	f.String("group", "", "only the jobs of this matrix (its group id)")
 	f.Int("limit", 20, "jobs per page (1-500)")
 	f.String("cursor", "", "the page after this cursor")
 	return cmd
@@ -392,15 +400,23 @@ func newJobRunCmd() *cobra.Command {
 	return cmd
 }
 
-func newJobActionCmd(name, short string, act func(*client.Client, context.Context, string) (*ci.Job, error)) *cobra.Command {
-	return &cobra.Command{
-		Use:   name + " ID",
+func newJobActionCmd(name, short string, act func(*client.Client, context.Context, string) (*ci.Job, error),
+	group func(*client.Client, context.Context, string) (any, error)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   name + " ID | " + name + " --group GROUP",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, asJSON, err := clientAndFormat(cmd)
 			if err != nil {
 				return err
+			}
+			if g, _ := cmd.Flags().GetBool("group"); g {
+				out, err := group(c, cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd.OutOrStdout(), out)
 			}
 			j, err := act(c, cmd.Context(), args[0])
 			if err != nil {
@@ -413,4 +429,13 @@ func newJobActionCmd(name, short string, act func(*client.Client, context.Contex
 			return nil
 		},
 	}
+	cmd.Flags().Bool("group", false, "ID is a matrix's group id: act on the whole matrix")
+	return cmd
+}
+
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

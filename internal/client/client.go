@@ -273,3 +273,21 @@ func (c *Client) AddSchedule(ctx context.Context, n api.NewSchedule) (*api.Sched
 func (c *Client) RemoveSchedule(ctx context.Context, id string) error {
 	return c.do(ctx, "DELETE", "/schedules/"+url.PathEscape(id), nil, nil)
 }
+
+// CancelGroup cancels every pending or running job of a matrix and returns
+// their ids.
+func (c *Client) CancelGroup(ctx context.Context, group string) ([]string, error) {
+	var out struct {
+		Cancelled []string `json:"cancelled"`
+	}
+	return out.Cancelled, c.do(ctx, "POST", "/groups/"+url.PathEscape(group)+"/cancel", nil, &out)
+}
+
+// RetryGroup runs a finished matrix's combinations that did not pass again
+// (all when all passed) and returns the new jobs.
+func (c *Client) RetryGroup(ctx context.Context, group string) ([]ci.Job, error) {
+	var out struct {
+		Jobs []ci.Job `json:"jobs"`
+	}
+	return out.Jobs, c.do(ctx, "POST", "/groups/"+url.PathEscape(group)+"/retry", nil, &out)
+}

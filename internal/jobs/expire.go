@@ -21,10 +21,11 @@ var expireScript = redis.NewScript(`
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do
   local key = ARGV[1] .. 'job:' .. id
-  local h = redis.call('HMGET', key, 'status', 'repo', 'branch')
+  local h = redis.call('HMGET', key, 'status', 'repo', 'branch', 'group')
   if h[1] then redis.call('ZREM', ARGV[1] .. 'jobs:status:' .. h[1], id) end
   if h[2] then redis.call('ZREM', ARGV[1] .. 'jobs:repo:' .. h[2], id) end
   if h[3] then redis.call('ZREM', ARGV[1] .. 'jobs:branch:' .. h[3], id) end
+  if h[4] then redis.call('ZREM', ARGV[1] .. 'jobs:group:' .. h[4], id) end
   redis.call('ZREM', ARGV[1] .. 'jobs', id)
   redis.call('ZREM', ARGV[1] .. 'jobs:short', string.sub(id, -8) .. ':' .. id)
   redis.call('DEL', key, key .. ':log')

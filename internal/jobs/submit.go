@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -19,7 +20,8 @@ import (
 // all of it is on disk, so a 202 means the job and its queue entry exist.
 //
 // KEYS: delivery key, job hash, index, stream, short-id index, and the
-// filter indexes: pending status, repository, branch.
+// filter indexes: pending status, repository, branch, matrix group (a key
+// that is never written when the job has none).
 // ARGV: group, job id, delivery TTL s, has delivery, n hash pairs, pairs..., stream pairs...
 var submitScript = redis.NewScript(`
 if ARGV[4] == '1' then
@@ -39,6 +41,7 @@ redis.call('ZADD', KEYS[5], 0, string.sub(ARGV[2], -8) .. ':' .. ARGV[2])
 redis.call('ZADD', KEYS[6], 0, ARGV[2])
 redis.call('ZADD', KEYS[7], 0, ARGV[2])
 redis.call('ZADD', KEYS[8], 0, ARGV[2])
+if redis.call('HEXISTS', KEYS[2], 'group') == 1 then redis.call('ZADD', KEYS[9], 0, ARGV[2]) end
 local e = {}
 for i = 6 + 2 * n, #ARGV do e[#e + 1] = ARGV[i] end
 local sid = redis.call('XADD', KEYS[4], '*', unpack(e))
@@ -59,6 +62,11 @@ func EntryFields(j *ci.Job) map[string]string {
 	}
 	return f
 }
+
+var (
+	groupPattern = regexp.MustCompile(`^[0-9a-f]{20}$`)
+	axisPattern  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,31}$`)
+)
 
 // maxChanged bounds the changed-file list a job carries; past it, path
 // filters use git's diff instead.
@@ -105,6 +113,17 @@ func CheckInput(j *ci.Job) error {
 		}
 		if err := ci.CheckBranch(pr.BaseBranch); err != nil {
 			return err
+		}
+	}
+	if j.Group != "" && !groupPattern.MatchString(j.Group) {
+		return fmt.Errorf("group %q is not a job id: %w", ci.Truncate(j.Group, 40), ci.ErrInvalid)
+	}
+	if len(j.Matrix) > 16 {
+		return fmt.Errorf("matrix of %d axes, at most 16: %w", len(j.Matrix), ci.ErrInvalid)
+	}
+	for k, v := range j.Matrix {
+		if !axisPattern.MatchString(k) || len(v) > 128 || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return fmt.Errorf("matrix %s=%q: axis names are letters, digits and _, values short printable text: %w", ci.Truncate(k, 40), ci.Truncate(v, 40), ci.ErrInvalid)
 		}
 	}
 	if len(j.Changed) > maxChanged {
@@ -156,7 +175,7 @@ func (l *Lifecycle) Submit(ctx context.Context, j *ci.Job, deliveryID string) (i
 	}
 	res, err := submitScript.Run(ctx, l.rdb,
 		[]string{dkey, l.keys.Job(j.ID), l.keys.Index(), l.qkeys.Stream, l.keys.Short(),
-			l.keys.Status(ci.StatusPending), l.keys.Repo(j.Repo), l.keys.Branch(j.Branch)}, args...).Slice()
+			l.keys.Status(ci.StatusPending), l.keys.Repo(j.Repo), l.keys.Branch(j.Branch), l.keys.Group(j.Group)}, args...).Slice()
 	if err != nil {
 		return "", false, store.Wrap("submit job", err)
 	}

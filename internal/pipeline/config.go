@@ -85,6 +85,8 @@ type Pipeline struct {
 	Origin string
 	// When says when the pipeline applies at all (nil: always).
 	When *When
+	// Matrix, when set, runs the pipeline once per combination of its axes.
+	Matrix *Matrix
 }
 
 // ParseError is a problem in .raibid.yml: file, line and field.
@@ -176,8 +178,14 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 				return err
 			}
 			p.When = w
+		case "matrix":
+			m, err := parseMatrix(f, val)
+			if err != nil {
+				return err
+			}
+			p.Matrix = m
 		default:
-			return f.At(key, key.Value, "unknown field (allowed: steps, timeout, env, image, when)")
+			return f.At(key, key.Value, "unknown field (allowed: steps, timeout, env, image, when, matrix)")
 		}
 		return nil
 	})

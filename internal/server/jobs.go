@@ -63,7 +63,11 @@ func (s *Server) jobID(w http.ResponseWriter, r *http.Request) (string, bool) {
 
 func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.Filter{Status: ci.Status(q.Get("status")), Repo: q.Get("repo"), Branch: q.Get("branch"), Cursor: q.Get("cursor")}
+	f := store.Filter{Status: ci.Status(q.Get("status")), Repo: q.Get("repo"), Branch: q.Get("branch"), Group: q.Get("group"), Cursor: q.Get("cursor")}
+	if f.Group != "" && !jobIDPattern.MatchString(f.Group) {
+		writeError(w, http.StatusBadRequest, "group is not a job id")
+		return
+	}
 	if f.Status != "" && !f.Status.Valid() {
 		writeError(w, http.StatusBadRequest, "status must be one of pending, running, success, failed, cancelled, error")
 		return
@@ -151,12 +155,16 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 	}
 	job := &ci.Job{Repo: req.Repo, CloneURL: req.CloneURL, Branch: req.Branch, Commit: req.Commit,
 		Trigger: ci.TriggerManual, Event: ci.EventManual}
-	id, _, err := s.opts.Jobs.Submit(r.Context(), job, "")
+	sub, err := s.submitEvent(r.Context(), job, "")
 	if err != nil {
 		s.storeError(w, err)
 		return
 	}
-	j, err := s.opts.Store.Get(r.Context(), id)
+	if sub.Skipped != "" {
+		writeError(w, http.StatusConflict, "not queued: "+sub.Skipped)
+		return
+	}
+	j, err := s.opts.Store.Get(r.Context(), sub.IDs[0])
 	if err != nil {
 		s.storeError(w, err)
 		return

@@ -22,6 +22,8 @@ func (s *Server) routeTable() []route {
 		{"GET", "/jobs/{id}", false, s.handleGetJob},
 		{"POST", "/jobs/{id}/cancel", false, s.handleCancelJob},
 		{"POST", "/jobs/{id}/retry", false, s.handleRetryJob},
+		{"POST", "/groups/{id}/cancel", false, s.handleCancelGroup},
+		{"POST", "/groups/{id}/retry", false, s.handleRetryGroup},
 		{"GET", "/jobs/{id}/logs", false, s.handleLogs},
 		{"GET", "/jobs/{id}/logs/stream", false, s.handleLogStream},
 		{"GET", "/agents", false, s.handleAgents},

@@ -29,8 +29,11 @@ func (s *Server) submitScheduled(ctx context.Context, j *ci.Job) (string, error)
 			j.Commit = sha
 		}
 	}
-	id, _, err := s.opts.Jobs.Submit(ctx, j, "")
-	return id, err
+	sub, err := s.submitEvent(ctx, j, "")
+	if err != nil || sub.Skipped != "" {
+		return "", errors.Join(err, errorIf(sub.Skipped))
+	}
+	return sub.IDs[0], nil
 }
 
 func (s *Server) schedules(w http.ResponseWriter) (*schedule.Store, bool) {

@@ -137,7 +137,10 @@ func (s *Server) uiError(err error) {
 func (s *Server) listPage(r *http.Request) (*web.ListPage, int, string) {
 	q := r.URL.Query()
 	f := store.Filter{Status: ci.Status(q.Get("status")), Repo: strings.TrimSpace(q.Get("repo")),
-		Branch: strings.TrimSpace(q.Get("branch")), Cursor: q.Get("cursor"), Limit: 50}
+		Branch: strings.TrimSpace(q.Get("branch")), Group: q.Get("group"), Cursor: q.Get("cursor"), Limit: 50}
+	if f.Group != "" && !jobIDPattern.MatchString(f.Group) {
+		return nil, http.StatusBadRequest, "group is not a job id"
+	}
 	if f.Status != "" && !f.Status.Valid() {
 		return nil, http.StatusBadRequest, "unknown status " + string(f.Status)
 	}
@@ -146,7 +149,7 @@ func (s *Server) listPage(r *http.Request) (*web.ListPage, int, string) {
 		return nil, http.StatusServiceUnavailable, "job store unavailable"
 	}
 	filter := url.Values{}
-	for k, v := range map[string]string{"status": string(f.Status), "repo": f.Repo, "branch": f.Branch} {
+	for k, v := range map[string]string{"status": string(f.Status), "repo": f.Repo, "branch": f.Branch, "group": f.Group} {
 		if v != "" {
 			filter.Set(k, v)
 		}

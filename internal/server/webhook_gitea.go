@@ -9,7 +9,6 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
-	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
@@ -75,12 +74,12 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"ignored": decision.Ignored})
 		return
 	}
-	if why := s.skippedByWhen(r.Context(), job); why != "" {
+	sub, err := s.submitEvent(r.Context(), job, delivery)
+	if err == nil && sub.Skipped != "" {
 		result("skipped")
-		writeJSON(w, http.StatusOK, map[string]string{"skipped": why})
+		writeJSON(w, http.StatusOK, map[string]string{"skipped": sub.Skipped})
 		return
 	}
-	id, created, err := s.opts.Jobs.Submit(r.Context(), job, delivery)
 	if errors.Is(err, ci.ErrInvalid) {
 		// A commit, branch or clone URL raibid will not hand to git: no
 		// redelivery can fix it.
@@ -95,42 +94,18 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "job store unavailable, deliver again later")
 		return
 	}
-	if !created {
+	if !sub.Created {
 		result("duplicate")
-		writeJSON(w, http.StatusAccepted, map[string]any{"job_id": id, "duplicate": true})
+		writeJSON(w, http.StatusAccepted, map[string]any{"job_id": sub.IDs[0], "duplicate": true})
 		return
 	}
 	result("accepted")
-	s.log.Info("job queued", "job_id", id, "event", job.Event, "repo", job.Repo, "branch", job.Branch, "tag", job.Tag, "commit", job.Commit)
-	writeJSON(w, http.StatusAccepted, map[string]string{"job_id": id})
-}
-
-// skippedByWhen says why the repository's pipeline does not apply to the
-// job's event ("" when it does, or when that cannot be told here: no file
-// reader, the forge did not answer in time, a file that does not parse —
-// the agent then decides, or reports the error).
-func (s *Server) skippedByWhen(ctx context.Context, j *ci.Job) string {
-	if s.opts.PipelineFiles == nil {
-		return ""
+	s.log.Info("job queued", "job_id", sub.IDs[0], "jobs", len(sub.IDs), "event", job.Event, "repo", job.Repo, "branch", job.Branch, "tag", job.Tag, "commit", job.Commit)
+	out := map[string]any{"job_id": sub.IDs[0]}
+	if sub.Group != "" {
+		out["group"], out["jobs"] = sub.Group, sub.IDs
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	b, err := s.opts.PipelineFiles.PipelineFile(ctx, j.Repo, j.CloneURL, j.Commit)
-	if err != nil {
-		s.log.Warn("pipeline file not read; the agent will check its when", "repo", j.Repo, "err", err)
-		return ""
-	}
-	if b == nil {
-		return ""
-	}
-	p, err := pipeline.Parse(pipeline.FileName, b)
-	if err != nil {
-		return ""
-	}
-	if ok, why := p.When.Match(pipeline.ContextOf(j, nil)); !ok {
-		return "pipeline when: " + why
-	}
-	return ""
+	writeJSON(w, http.StatusAccepted, out)
 }
 
 // pushJob is the job of a branch or tag push.
@@ -188,7 +163,7 @@ func (s *Server) closePullRequest(w http.ResponseWriter, r *http.Request, pr *gi
 // postPending tells the forge the commit is queued, in the background: the
 // webhook answer must not wait for the forge, and a forge outage is retried
 // by the client and then only logged.
-func (s *Server) postPending(jobID, repo, commit string) {
+func (s *Server) postPending(jobID, repo, commit, statusContext string) {
 	if s.opts.Status == nil || commit == "" {
 		return
 	}
@@ -197,7 +172,7 @@ func (s *Server) postPending(jobID, repo, commit string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		err := s.opts.Status.PostStatus(ctx, repo, commit, gitea.CommitStatus{
-			State: gitea.StatePending, TargetURL: target, Description: "queued", Context: gitea.StatusContext,
+			State: gitea.StatePending, TargetURL: target, Description: "queued", Context: statusContext,
 		})
 		if err != nil {
 			s.log.Warn("pending commit status not posted", "job_id", jobID, "err", err)

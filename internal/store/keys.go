@@ -26,6 +26,7 @@ func (k Keys) Short() string { return k.prefix + "jobs:short" }
 func (k Keys) Status(st ci.Status) string { return k.prefix + "jobs:status:" + string(st) }
 func (k Keys) Repo(repo string) string    { return k.prefix + "jobs:repo:" + repo }
 func (k Keys) Branch(b string) string     { return k.prefix + "jobs:branch:" + b }
+func (k Keys) Group(g string) string      { return k.prefix + "jobs:group:" + g }
 
 // Expiry schedules finished jobs' removal (score: when, in ms).
 func (k Keys) Expiry() string { return k.prefix + "jobs:expiry" }

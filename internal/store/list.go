@@ -13,6 +13,8 @@ type Filter struct {
 	Status ci.Status
 	Repo   string
 	Branch string
+	// Group selects the jobs of one matrix.
+	Group string
 	// Limit is the page size (default 50, at most 500).
 	Limit int
 	// Cursor is the NextCursor of the previous page.
@@ -39,7 +41,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 		maxBound = "(" + f.Cursor
 	}
 	batch := int64(f.Limit)
-	if f.Status != "" || f.Repo != "" || f.Branch != "" {
+	if f.Status != "" || f.Repo != "" || f.Branch != "" || f.Group != "" {
 		batch = 200
 	}
 	// Walk the index of the most selective filter (status, then repository,
@@ -47,6 +49,8 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 	// whatever the history; the other filters are checked on the job.
 	index := s.keys.Index()
 	switch {
+	case f.Group != "":
+		index = s.keys.Group(f.Group)
 	case f.Status != "":
 		index = s.keys.Status(f.Status)
 	case f.Repo != "":
@@ -85,7 +89,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 			}
 			j := JobFromHash(h)
 			if (f.Status != "" && j.Status != f.Status) || (f.Repo != "" && j.Repo != f.Repo) ||
-				(f.Branch != "" && j.Branch != f.Branch) {
+				(f.Branch != "" && j.Branch != f.Branch) || (f.Group != "" && j.Group != f.Group) {
 				continue
 			}
 			jobs = append(jobs, j)

@@ -115,6 +115,13 @@ func JobFields(j *ci.Job) map[string]string {
 		b, _ := json.Marshal(j.Changed)
 		f["changed"] = string(b)
 	}
+	if len(j.Matrix) > 0 {
+		b, _ := json.Marshal(j.Matrix)
+		f["matrix"] = string(b)
+	}
+	if j.Group != "" {
+		f["group"] = j.Group
+	}
 	// Empty and zero fields are left out (jobFromHash reads them as such):
 	// every queued job pays for each field it holds.
 	for k, v := range f {
@@ -156,6 +163,10 @@ func JobFromHash(h map[string]string) *ci.Job {
 	if h["changed"] != "" {
 		_ = json.Unmarshal([]byte(h["changed"]), &j.Changed)
 	}
+	if h["matrix"] != "" {
+		_ = json.Unmarshal([]byte(h["matrix"]), &j.Matrix)
+	}
+	j.Group = h["group"]
 	if j.Event == "" {
 		j.Event = ci.EventPush // jobs from before events were recorded
 		if j.Trigger == ci.TriggerManual {

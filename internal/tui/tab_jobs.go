@@ -505,7 +505,14 @@ func (t *jobsTab) jobTable(w, rows int) []string {
 	}
 	for i := first; i < len(jobs) && i < first+visible; i++ {
 		j := jobs[i]
-		line := row(shortID(j.ID), string(j.Status), j.Repo, j.Branch, t.durationOf(&j), dashIfEmpty(j.Agent))
+		repo, branch := j.Repo, j.Branch
+		if len(j.Matrix) > 0 { // a matrix's jobs say which combination they are
+			repo += " [" + ci.MatrixLabel(j.Matrix) + "]"
+		}
+		if j.Tag != "" {
+			branch = "tag " + j.Tag
+		}
+		line := row(shortID(j.ID), string(j.Status), repo, branch, t.durationOf(&j), dashIfEmpty(j.Agent))
 		if i == t.cursor {
 			line = sel.Render(pad(line, w))
 		} else {

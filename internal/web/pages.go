@@ -96,7 +96,8 @@ func NewPages(now func() time.Time) *Pages {
 			}
 			return s
 		},
-		"ansi": ANSIToHTML,
+		"ansi":   ANSIToHTML,
+		"matrix": ci.MatrixLabel,
 		"ago": func(t time.Time) string {
 			if t.IsZero() {
 				return "—"

@@ -18,8 +18,19 @@ const (
 	StateError   = "error"
 )
 
-// StatusContext is the context name raibid's statuses carry in Gitea.
+// StatusContext is the context name raibid's statuses carry in Gitea; a
+// matrix job's carries its combination too (see ContextOf), and the plain
+// one is the matrix's aggregate.
 const StatusContext = "raibid-ci"
+
+// ContextOf is the status context of a job of the matrix combination
+// labelled label ("toolchain=stable,target=x86_64"), or StatusContext.
+func ContextOf(label string) string {
+	if label == "" {
+		return StatusContext
+	}
+	return StatusContext + "/" + label
+}
 
 // CommitStatus is the body of Gitea's create-commit-status call.
 type CommitStatus struct {

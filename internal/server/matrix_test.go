@@ -1,0 +1,129 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/agent"
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/server"
+	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
+)
+
+// statusLog records every commit status posted, by context.
+type statusLog struct {
+	mu  sync.Mutex
+	got map[string][]string // context → states in order
+}
+
+func (l *statusLog) PostStatus(_ context.Context, _, _ string, st gitea.CommitStatus) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got[st.Context] = append(l.got[st.Context], st.State+": "+st.Description)
+	return nil
+}
+
+func (l *statusLog) snapshot() map[string][]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string][]string{}
+	for k, v := range l.got {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+// A 2×2 matrix: one push queues four jobs in one group, each sees its
+// combination and posts its own status; the plain context is the aggregate,
+// pending first, failure once one combination failed.
+func TestMatrixQueuesAGroupWithStatuses(t *testing.T) {
+	testutil.RequireTool(t, "git")
+	yml := "matrix:\n  a: [\"1\", \"2\"]\n  b: [x, y]\nsteps:\n  - name: test\n    run: echo combo=$RAIBID_MATRIX_A$RAIBID_MATRIX_B; test \"$RAIBID_MATRIX_A$RAIBID_MATRIX_B\" != 2y\n"
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": yml})
+	statuses := &statusLog{got: map[string][]string{}}
+	e := startWith(t, func(o *server.Options) {
+		o.PipelineFiles = pipelineFiles{"acme/matrix": yml}
+		o.Status = statuses
+	})
+	body, _ := json.Marshal(map[string]any{"ref": "refs/heads/main", "after": sha,
+		"repository": map[string]any{"full_name": "acme/matrix", "clone_url": dir}})
+	code, out := e.webhook(hook{body: body, delivery: "m-1"})
+	ids, _ := out["jobs"].([]any)
+	if code != 202 || out["group"] == nil || len(ids) != 4 {
+		t.Fatalf("webhook = %d %v", code, out)
+	}
+	if code, again := e.webhook(hook{body: body, delivery: "m-1"}); code != 202 || again["duplicate"] != true || e.jobCount() != 4 {
+		t.Fatalf("redelivery = %d %v, %d jobs", code, again, e.jobCount())
+	}
+	group := out["group"].(string)
+	page, _, err := e.store.List(context.Background(), store.Filter{Group: group})
+	if err != nil || len(page) != 4 {
+		t.Fatalf("group list = %d, %v", len(page), err)
+	}
+
+	// The pending statuses go out in the background; let them land first.
+	for wait := time.Now().Add(5 * time.Second); len(statuses.snapshot()) < 5 && time.Now().Before(wait); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 4 {
+		a := agent.New(agent.Options{Name: "m1", Jobs: e.jobs, Store: e.store, Status: statuses, WorkDir: t.TempDir(),
+			Repos: agent.Repos{AllowLocal: true}, Once: true, Wait: 5 * time.Second, ClaimBlock: 200 * time.Millisecond})
+		if err := a.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var results []string
+	for _, id := range ids {
+		j := e.job(id)
+		results = append(results, ci.MatrixLabel(j.Matrix)+"="+string(j.Status))
+		if j.Group != group {
+			t.Errorf("job %s group %q", j.ID, j.Group)
+		}
+	}
+	sort.Strings(results)
+	if got := strings.Join(results, " "); got != "a=1,b=x=success a=1,b=y=success a=2,b=x=success a=2,b=y=failed" {
+		t.Fatalf("results %s", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(statuses.snapshot()) < 5 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := statuses.snapshot()
+	for _, combo := range []string{"a=1,b=x", "a=1,b=y", "a=2,b=x", "a=2,b=y"} {
+		states := got["raibid-ci/"+combo]
+		want := "success"
+		if combo == "a=2,b=y" {
+			want = "failure"
+		}
+		if len(states) != 2 || !strings.HasPrefix(states[0], "pending") || !strings.HasPrefix(states[1], want) {
+			t.Errorf("context raibid-ci/%s: %v", combo, states)
+		}
+	}
+	agg := got["raibid-ci"]
+	if len(agg) < 2 || !strings.HasPrefix(agg[0], "pending") || agg[len(agg)-1] != "failure: 1 of 4 matrix jobs did not pass" {
+		t.Fatalf("aggregate: %v", agg)
+	}
+
+	// Retrying the group runs what did not pass, in the group; cancelling
+	// it stops what is queued.
+	resp, body := e.do("POST", "/groups/"+group+"/retry", "", token)
+	var retried struct{ Jobs []ci.Job }
+	json.Unmarshal(body, &retried)
+	if resp.StatusCode != 201 || len(retried.Jobs) != 1 || ci.MatrixLabel(retried.Jobs[0].Matrix) != "a=2,b=y" || retried.Jobs[0].Group != group {
+		t.Fatalf("group retry = %d %s", resp.StatusCode, body)
+	}
+	resp, body = e.do("POST", "/groups/"+group+"/cancel", "", token)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), retried.Jobs[0].ID) {
+		t.Fatalf("group cancel = %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := e.do("POST", "/groups/"+strings.Repeat("0", 20)+"/cancel", "", token); resp.StatusCode != 404 {
+		t.Fatalf("unknown group: %d", resp.StatusCode)
+	}
+}
