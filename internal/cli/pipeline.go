@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 )
 
@@ -89,6 +90,12 @@ func printPipeline(cmd *cobra.Command, p *pipeline.Pipeline, when *pipeline.Cont
 	}
 	for _, k := range sortedKeys(p.Env) {
 		fmt.Fprintf(out, "  env %s=%s\n", k, p.Env[k])
+	}
+	if combos := p.Matrix.Combinations(); len(combos) > 0 {
+		fmt.Fprintf(out, "matrix: %s\n", ci.Plural(len(combos), "job"))
+		for _, c := range combos {
+			fmt.Fprintf(out, "  %s\n", ci.MatrixLabel(c))
+		}
 	}
 	for _, s := range p.Steps {
 		line := fmt.Sprintf("- %s: %s", s.Name, s.Run)

@@ -32,6 +32,11 @@ func TestPipelineShowAndValidate(t *testing.T) {
 	if !strings.Contains(out, `SKIPPED for this event: branch "feature" does not match when.branch`) {
 		t.Fatalf("show feature:\n%s", out)
 	}
+	mdir := t.TempDir()
+	os.WriteFile(filepath.Join(mdir, ".raibid.yml"), []byte("matrix:\n  os: [a, b]\n  v: [\"1\"]\nsteps:\n  - {name: t, run: x}\n"), 0o644)
+	if out, err := runRoot(t, "pipeline", "show", mdir); err != nil || !strings.Contains(out, "matrix: 2 jobs\n  os=a,v=1\n  os=b,v=1\n") {
+		t.Fatalf("show matrix: %v\n%s", err, out)
+	}
 	goDir := t.TempDir()
 	os.WriteFile(filepath.Join(goDir, "go.mod"), []byte("module x\n"), 0o644)
 	if out, err := runRoot(t, "pipeline", "show", goDir); err != nil || !strings.HasPrefix(out, "default Go pipeline") {
