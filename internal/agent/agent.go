@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -104,6 +105,9 @@ type Options struct {
 	// MaxLogBytes caps one job's log (default 64 MiB); past it the last
 	// MiB of the output is kept after a marker line.
 	MaxLogBytes int64
+	// StepConcurrency bounds the steps of one job running at once when its
+	// pipeline is a graph (depends_on); default half the CPUs.
+	StepConcurrency int
 	// CancelPoll is how often a running job's status is checked for a cancel
 	// (default 250 ms).
 	CancelPoll time.Duration
@@ -130,6 +134,9 @@ func New(opts Options) *Agent {
 	}
 	if opts.WorkDir == "" {
 		opts.WorkDir = os.TempDir() + "/raibid-work"
+	}
+	if opts.StepConcurrency <= 0 {
+		opts.StepConcurrency = max(runtime.NumCPU()/2, 1)
 	}
 	if opts.CancelPoll <= 0 {
 		opts.CancelPoll = 250 * time.Millisecond

@@ -139,7 +139,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
 		sink.Line("pipeline", "system", "sandbox: off (steps run as the agent's user)")
 	}
 	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{
-		Dir: ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Wrap: wrap, Secrets: stepSecrets, When: when,
+		Dir: ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Wrap: wrap, Secrets: stepSecrets, When: when, Concurrency: a.opts.StepConcurrency,
 		OnStep: func(steps []ci.Step) {
 			sctx, cancel := final()
 			defer cancel()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -28,6 +29,7 @@ func addAgentFlags(cmd *cobra.Command, workdir string) {
 	f.String("build-user", "nobody", "when the agent runs as root, steps run as this user (name or uid)")
 	f.String("max-log-bytes", "64MiB", "cap of one job's log; past it a marker says what was not stored and the last MiB is kept")
 	f.StringSlice("pass-env", nil, "agent environment variables steps inherit besides PATH, HOME, locale, proxies and toolchain locations")
+	f.Int("step-concurrency", max(runtime.NumCPU()/2, 1), "steps of one job running at once when its pipeline uses depends_on")
 }
 
 func newAgentCmd() *cobra.Command {
@@ -88,7 +90,7 @@ func newAgent(cfg AgentConfig, rdb *redis.Client, log *slog.Logger) (*agent.Agen
 		Name: cfg.Name, Jobs: lc, Store: st, Logger: log, WorkDir: cfg.WorkDir,
 		Repos:     agent.Repos{ForgeURL: cfg.GiteaURL, Token: cfg.GiteaToken.Reveal(), AllowLocal: cfg.AllowLocalClone},
 		PublicURL: cfg.PublicURL, Cache: c, CacheMaxAge: cfg.Cache.MaxAge, CacheMaxSize: cfg.Cache.MaxSize,
-		PassEnv: cfg.PassEnv, MaxLogBytes: cfg.MaxLogBytes,
+		PassEnv: cfg.PassEnv, MaxLogBytes: cfg.MaxLogBytes, StepConcurrency: cfg.StepConcurrency,
 		Once: cfg.Once, Wait: cfg.Wait, ReadyFile: cfg.ReadyFile,
 	}
 	opts.Tools = func() pipeline.Tools {

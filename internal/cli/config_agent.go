@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -35,6 +36,8 @@ type AgentConfig struct {
 	Mask        []string
 	PassEnv     []string
 	MaxLogBytes int64
+	// StepConcurrency bounds a graph pipeline's steps running at once.
+	StepConcurrency int
 	// Sandbox is bwrap or off; steps run as BuildUser when the agent is root.
 	Sandbox   string
 	BuildUser string
@@ -66,7 +69,7 @@ func DefaultAgentConfig() AgentConfig {
 	return AgentConfig{
 		RedisURL: "redis://127.0.0.1:6379/0", WorkDir: filepath.Join(os.TempDir(), "raibid-work"),
 		Jobs: DefaultJobsConfig(), Wait: 30 * time.Second, ReadyFile: "/tmp/claimed",
-		MaxLogBytes: 64 << 20, Sandbox: sandbox.ModeBwrap, BuildUser: "nobody",
+		MaxLogBytes: 64 << 20, Sandbox: sandbox.ModeBwrap, BuildUser: "nobody", StepConcurrency: max(runtime.NumCPU()/2, 1),
 		Cache: CacheConfig{Dir: defaultCacheDir(), MaxAge: 7 * 24 * time.Hour, MaxSize: 50e9},
 	}
 }
@@ -83,6 +86,8 @@ func (c AgentConfig) Validate() error {
 		return fmt.Errorf("--max-log-bytes %d: a size of at least 2MiB", c.MaxLogBytes)
 	case c.Sandbox != sandbox.ModeBwrap && c.Sandbox != sandbox.ModeOff:
 		return fmt.Errorf("--sandbox %q: want bwrap or off", c.Sandbox)
+	case c.StepConcurrency < 1:
+		return fmt.Errorf("--step-concurrency %d: at least 1", c.StepConcurrency)
 	case c.Once && c.Wait <= 0:
 		return fmt.Errorf("--wait %s: must be positive with --once", c.Wait)
 	}
@@ -123,6 +128,7 @@ func agentConfigFromFlags(cmd *cobra.Command) (AgentConfig, error) {
 		c.Mask, _ = f.GetStringSlice("mask")
 	}
 	c.PassEnv, _ = f.GetStringSlice("pass-env")
+	c.StepConcurrency, _ = f.GetInt("step-concurrency")
 	maxLog, _ := f.GetString("max-log-bytes")
 	var err error
 	if c.MaxLogBytes, err = cache.ParseSize(maxLog); err != nil {

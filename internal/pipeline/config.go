@@ -51,6 +51,10 @@ type Step struct {
 	SkipReason string
 	// When says when the step applies (nil: always, after success).
 	When *When
+	// DependsOn names the steps this one waits for. Once any step of a
+	// pipeline has it, the steps form a graph: those without it start at
+	// once, up to the agent's step concurrency.
+	DependsOn []string
 }
 
 // SecretRef names a pipeline secret and the variable a step sees it as.
@@ -199,6 +203,7 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 		return nil, f.At(stepsNode, "steps", "must be a non-empty list")
 	}
 	seen := map[string]int{}
+	dependsAt := map[int]*yaml.Node{}
 	for i, sn := range stepsNode.Content {
 		prefix := fmt.Sprintf("steps[%d]", i)
 		if sn.Kind != yaml.MappingNode {
@@ -250,8 +255,15 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 					return err
 				}
 				s.When = w
+			case "depends_on":
+				names, err := stringList(f, val, field, func(s string) bool { return s != "" }, "a step name")
+				if err != nil {
+					return err
+				}
+				s.DependsOn = names
+				dependsAt[len(p.Steps)] = val
 			default:
-				return f.At(key, field, "unknown field (allowed: name, run, timeout, env, allow_failure, secrets, when)")
+				return f.At(key, field, "unknown field (allowed: name, run, timeout, env, allow_failure, secrets, when, depends_on)")
 			}
 			return nil
 		})
@@ -269,6 +281,9 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 		}
 		seen[s.Name] = i
 		p.Steps = append(p.Steps, s)
+	}
+	if err := checkGraph(f, p, dependsAt); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

@@ -52,6 +52,9 @@ type RunOptions struct {
 	Wrap func(argv []string) (name string, args []string)
 	// When is what steps' when: conditions are evaluated against.
 	When Context
+	// Concurrency bounds the steps of a graph running at once (default 1;
+	// a sequence runs one at a time anyway).
+	Concurrency int
 }
 
 // Result is a pipeline's verdict.
@@ -63,20 +66,15 @@ type Result struct {
 	Cache CacheCount
 }
 
-// Run runs the steps in order until one fails (allow_failure steps may fail),
-// the pipeline's timeout passes or ctx is cancelled.
+// Run runs the pipeline's steps — in order, or as a graph when steps have
+// depends_on — until one fails (allow_failure steps may fail), the
+// pipeline's timeout passes or ctx is cancelled.
 func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
-	steps := make([]ci.Step, len(p.Steps))
-	for i, s := range p.Steps {
-		steps[i] = ci.Step{Name: s.Name, Status: ci.StatusPending}
-	}
-	report := func() {
-		if o.OnStep != nil {
-			o.OnStep(append([]ci.Step(nil), steps...))
-		}
-	}
 	if o.KillGrace <= 0 {
 		o.KillGrace = DefaultKillGrace
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 1
 	}
 	timeout := p.Timeout
 	if timeout <= 0 {
@@ -84,74 +82,221 @@ func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	res := Result{Status: ci.StatusSuccess}
-	counter := &cargoCounter{}
+	r := &runner{p: p, o: o, ctx: ctx, pctx: pctx, timeout: timeout, counter: &cargoCounter{},
+		steps: make([]ci.Step, len(p.Steps)), blocking: make([]bool, len(p.Steps)), res: Result{Status: ci.StatusSuccess}}
 	for i, s := range p.Steps {
-		// After a failure only the steps that ask for it run (when.status:
-		// [failure]: notifications, cleanup); after a cancel or a timeout
-		// nothing does.
-		failed := res.Status != ci.StatusSuccess
-		if ctx.Err() != nil || pctx.Err() != nil || !s.When.runsAfter(failed) {
-			steps[i].Status = ci.StatusSkipped
-			continue
-		}
-		if ok, why := s.When.Match(o.When); !ok {
-			steps[i].Status = ci.StatusSkipped
-			o.line(s.Name, "system", "skipped: "+why)
-			continue
-		}
-		if s.SkipReason != "" {
-			steps[i].Status = ci.StatusSkipped
-			o.line(s.Name, "system", "skipped: "+s.SkipReason)
-			continue
-		}
-		start := time.Now()
-		steps[i].Status, steps[i].StartedAt = ci.StatusRunning, &start
-		report()
-		o.line(s.Name, "system", "$ "+s.Run)
-		code, err := runStep(pctx, s, p.Env, o, counter)
-		end := time.Now()
-		steps[i].FinishedAt, steps[i].DurationMS = &end, end.Sub(start).Milliseconds()
-		if code >= 0 {
-			steps[i].ExitCode = &code
-		}
-		verdict, why := ci.StatusSuccess, ""
-		switch {
-		case ctx.Err() != nil:
-			steps[i].Status = ci.StatusCancelled
-			verdict, why = ci.StatusCancelled, "cancelled"
-		case pctx.Err() != nil:
-			steps[i].Status = ci.StatusError
-			verdict, why = ci.StatusError, fmt.Sprintf("pipeline timed out after %s in step %s", timeout, s.Name)
-		case errors.Is(err, context.DeadlineExceeded):
-			steps[i].Status = ci.StatusError
-			verdict, why = ci.StatusError, fmt.Sprintf("step %s timed out after %s", s.Name, s.Timeout)
-		case err != nil:
-			steps[i].Status = ci.StatusError
-			verdict, why = ci.StatusError, fmt.Sprintf("step %s could not run: %v", s.Name, err)
-		case code != 0 && s.AllowFailure:
-			steps[i].Status = ci.StatusFailed
-			o.line(s.Name, "system", fmt.Sprintf("exit code %d (allowed to fail)", code))
-		case code != 0:
-			steps[i].Status = ci.StatusFailed
-			verdict, why = ci.StatusFailed, fmt.Sprintf("step %s failed with exit code %d", s.Name, code)
-		default:
-			steps[i].Status = ci.StatusSuccess
-		}
-		if why != "" {
-			o.line(s.Name, "system", why)
-		}
-		// The first failure is the job's verdict: a step run after it (or a
-		// cancel during one) does not replace it.
-		if verdict != ci.StatusSuccess && (!failed || verdict == ci.StatusCancelled) {
-			res.Status, res.Error = verdict, why
-		}
-		report()
+		r.steps[i] = ci.Step{Name: s.Name, Status: ci.StatusPending}
 	}
-	report()
-	res.Steps = steps
-	res.Cache = counter.count()
-	return res
+	if p.Graph() {
+		r.graph()
+	} else {
+		r.sequence()
+	}
+	r.report()
+	r.res.Steps = r.steps
+	r.res.Cache = r.counter.count()
+	return r.res
+}
+
+// runner is one run of a pipeline: the steps' states and the verdict,
+// shared by the steps running at once.
+type runner struct {
+	p         *Pipeline
+	o         RunOptions
+	ctx, pctx context.Context
+	timeout   time.Duration
+	counter   *cargoCounter
+
+	// reportMu keeps OnStep calls one at a time and in order.
+	reportMu sync.Mutex
+	mu       sync.Mutex
+	steps    []ci.Step
+	// blocking marks steps whose outcome stops their dependants: failed
+	// (not allowed to), errored, cancelled, or skipped because of that.
+	blocking []bool
+	res      Result
+}
+
+func (r *runner) report() {
+	if r.o.OnStep == nil {
+		return
+	}
+	r.reportMu.Lock()
+	defer r.reportMu.Unlock()
+	r.mu.Lock()
+	steps := append([]ci.Step(nil), r.steps...)
+	r.mu.Unlock()
+	r.o.OnStep(steps)
+}
+
+func (r *runner) setStatus(i int, st ci.Status, blocking bool) {
+	r.mu.Lock()
+	r.steps[i].Status, r.blocking[i] = st, blocking
+	r.mu.Unlock()
+}
+
+// stopped reports whether the job was cancelled or timed out: nothing more
+// starts then.
+func (r *runner) stopped() bool { return r.ctx.Err() != nil || r.pctx.Err() != nil }
+
+// admit decides whether step i runs, given whether a failure came before it
+// (in a sequence: any step; in a graph: one of its dependencies). A step not
+// admitted is marked skipped, with the reason in its log when there is one.
+func (r *runner) admit(i int, failedBefore bool, why string) bool {
+	s := r.p.Steps[i]
+	switch {
+	case r.stopped():
+		r.setStatus(i, ci.StatusSkipped, true)
+		return false
+	case !s.When.runsAfter(failedBefore):
+		// After a failure only the steps that ask for it run (when.status:
+		// [failure]: notifications, cleanup); a failure-only step after
+		// success does not.
+		r.setStatus(i, ci.StatusSkipped, failedBefore)
+		if failedBefore && why != "" {
+			r.o.line(s.Name, "system", "skipped: "+why)
+		}
+		return false
+	}
+	if ok, why := s.When.Match(r.o.When); !ok {
+		r.setStatus(i, ci.StatusSkipped, false)
+		r.o.line(s.Name, "system", "skipped: "+why)
+		return false
+	}
+	if s.SkipReason != "" {
+		r.setStatus(i, ci.StatusSkipped, false)
+		r.o.line(s.Name, "system", "skipped: "+s.SkipReason)
+		return false
+	}
+	return true
+}
+
+// exec runs step i and records its outcome; the first failure of the run
+// is the job's verdict (a step run after it, or a cancel during one, does
+// not replace it — except that a cancel always ends as cancelled).
+func (r *runner) exec(i int) {
+	s := r.p.Steps[i]
+	start := time.Now()
+	r.mu.Lock()
+	r.steps[i].Status, r.steps[i].StartedAt = ci.StatusRunning, &start
+	r.mu.Unlock()
+	r.report()
+	r.o.line(s.Name, "system", "$ "+s.Run)
+	code, err := runStep(r.pctx, s, r.p.Env, r.o, r.counter)
+	end := time.Now()
+	status, verdict, why := ci.StatusSuccess, ci.StatusSuccess, ""
+	switch {
+	case r.ctx.Err() != nil:
+		status, verdict, why = ci.StatusCancelled, ci.StatusCancelled, "cancelled"
+	case r.pctx.Err() != nil:
+		status, verdict, why = ci.StatusError, ci.StatusError, fmt.Sprintf("pipeline timed out after %s in step %s", r.timeout, s.Name)
+	case errors.Is(err, context.DeadlineExceeded):
+		status, verdict, why = ci.StatusError, ci.StatusError, fmt.Sprintf("step %s timed out after %s", s.Name, s.Timeout)
+	case err != nil:
+		status, verdict, why = ci.StatusError, ci.StatusError, fmt.Sprintf("step %s could not run: %v", s.Name, err)
+	case code != 0 && s.AllowFailure:
+		status = ci.StatusFailed
+		r.o.line(s.Name, "system", fmt.Sprintf("exit code %d (allowed to fail)", code))
+	case code != 0:
+		status, verdict, why = ci.StatusFailed, ci.StatusFailed, fmt.Sprintf("step %s failed with exit code %d", s.Name, code)
+	}
+	if why != "" {
+		r.o.line(s.Name, "system", why)
+	}
+	r.mu.Lock()
+	r.steps[i].Status = status
+	r.steps[i].FinishedAt, r.steps[i].DurationMS = &end, end.Sub(start).Milliseconds()
+	if code >= 0 {
+		r.steps[i].ExitCode = &code
+	}
+	r.blocking[i] = verdict != ci.StatusSuccess
+	if verdict != ci.StatusSuccess && (r.res.Status == ci.StatusSuccess || verdict == ci.StatusCancelled) {
+		r.res.Status, r.res.Error = verdict, why
+	}
+	r.mu.Unlock()
+	r.report()
+}
+
+// sequence runs the steps one after another.
+func (r *runner) sequence() {
+	for i := range r.p.Steps {
+		r.mu.Lock()
+		failed := r.res.Status != ci.StatusSuccess
+		r.mu.Unlock()
+		if r.admit(i, failed, "") {
+			r.exec(i)
+		}
+	}
+}
+
+// graph runs the steps as their depends_on allow: a step starts once all
+// it depends on have ended, up to Concurrency at a time; one whose
+// dependency did not pass is skipped (unless its when.status asks for
+// failures), and so are its own dependants. Each step's output stays its
+// own: its lines carry its name.
+func (r *runner) graph() {
+	index := map[string]int{}
+	for i, s := range r.p.Steps {
+		index[s.Name] = i
+	}
+	waiting := make([]int, len(r.p.Steps))
+	dependants := make([][]int, len(r.p.Steps))
+	for i, s := range r.p.Steps {
+		waiting[i] = len(s.DependsOn)
+		for _, d := range s.DependsOn {
+			dependants[index[d]] = append(dependants[index[d]], i)
+		}
+	}
+	slots := make(chan struct{}, r.o.Concurrency)
+	ended := make(chan int)
+	running := 0
+	var wg sync.WaitGroup
+	// decide starts step i, or ends it at once when it does not run.
+	var decide func(i int)
+	var finish func(i int)
+	decide = func(i int) {
+		var failedDeps []string
+		r.mu.Lock()
+		for _, d := range r.p.Steps[i].DependsOn {
+			if r.blocking[index[d]] {
+				failedDeps = append(failedDeps, d)
+			}
+		}
+		r.mu.Unlock()
+		why := ""
+		if len(failedDeps) > 0 {
+			why = "needs " + strings.Join(failedDeps, ", ") + ", which did not pass"
+		}
+		if !r.admit(i, len(failedDeps) > 0, why) {
+			finish(i)
+			return
+		}
+		running++
+		wg.Go(func() {
+			slots <- struct{}{}
+			r.exec(i)
+			<-slots
+			ended <- i
+		})
+	}
+	finish = func(i int) {
+		for _, d := range dependants[i] {
+			if waiting[d]--; waiting[d] == 0 {
+				decide(d)
+			}
+		}
+	}
+	for i := range r.p.Steps {
+		if waiting[i] == 0 {
+			decide(i)
+		}
+	}
+	for running > 0 {
+		i := <-ended
+		running--
+		finish(i)
+	}
+	wg.Wait()
 }
 
 func (o RunOptions) line(step, stream, text string) { o.piece(step, stream, text, false) }

@@ -51,6 +51,7 @@ type jobsTab struct {
 	// detail is the job view's job; nil when the list shows.
 	detail       *ci.Job
 	log          *logView
+	logStep      string // the step of the last log line shown
 	stopFollow   context.CancelFunc
 	followingJob string
 
@@ -92,6 +93,12 @@ func (t *jobsTab) update(msg tea.Msg) tea.Cmd {
 		}
 	case logLineMsg:
 		if t.detail != nil && msg.jobID == t.detail.ID {
+			// Steps of a graph run at once: a header marks each change of
+			// step, so no line reads as another step's.
+			if msg.line.Step != t.logStep {
+				t.log.add(faint.Render("── " + msg.line.Step))
+				t.logStep = msg.line.Step
+			}
 			t.log.add(msg.line.Text)
 		}
 	case retriedMsg:
@@ -433,7 +440,7 @@ func (t *jobsTab) closeDetail() {
 		t.stopFollow()
 		t.stopFollow = nil
 	}
-	t.detail, t.log, t.followingJob = nil, nil, ""
+	t.detail, t.log, t.followingJob, t.logStep = nil, nil, "", ""
 }
 
 func (t *jobsTab) prompt() string {
