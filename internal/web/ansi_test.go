@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
 
 func TestANSIToHTML(t *testing.T) {
@@ -48,4 +50,22 @@ func FuzzANSIToHTML(f *testing.F) {
 			t.Fatalf("unbalanced spans: %q", out)
 		}
 	})
+}
+
+// Lines of steps that ran at once arrive mixed; each step still gets one
+// section holding all of its lines, in order.
+func TestSectionsKeepParallelStepsApart(t *testing.T) {
+	lines := []ci.LogLine{{Step: "clone", Text: "c"}, {Step: "a", Text: "a1"}, {Step: "b", Text: "b1"}, {Step: "a", Text: "a2"}, {Step: "b", Text: "b2"}}
+	secs := Sections(&ci.Job{}, lines)
+	var got []string
+	for _, s := range secs {
+		var texts []string
+		for _, l := range s.Lines {
+			texts = append(texts, l.Text)
+		}
+		got = append(got, s.Step+":"+strings.Join(texts, ","))
+	}
+	if strings.Join(got, " ") != "clone:c a:a1,a2 b:b1,b2" {
+		t.Fatalf("sections %v", got)
+	}
 }

@@ -16,19 +16,24 @@ type Section struct {
 	Lines  []ci.LogLine
 }
 
-// Sections groups lines by step. The failed (or errored) step is open and
-// marked; a running step is open; when neither, the last section is open.
+// Sections groups lines by step, in the order steps first wrote: every
+// line of a step in its one section, even when steps of a graph ran at
+// once and their lines arrived mixed. The failed (or errored) step is open
+// and marked; a running step is open; when neither, the last section is
+// open.
 func Sections(j *ci.Job, lines []ci.LogLine) []Section {
 	steps := map[string]*ci.Step{}
 	for i := range j.Steps {
 		steps[j.Steps[i].Name] = &j.Steps[i]
 	}
 	var out []Section
+	at := map[string]int{}
 	for _, l := range lines {
-		if n := len(out); n > 0 && out[n-1].Step == l.Step {
-			out[n-1].Lines = append(out[n-1].Lines, l)
+		if i, ok := at[l.Step]; ok {
+			out[i].Lines = append(out[i].Lines, l)
 			continue
 		}
+		at[l.Step] = len(out)
 		out = append(out, Section{Step: l.Step, State: steps[l.Step], Lines: []ci.LogLine{l}})
 	}
 	open := false

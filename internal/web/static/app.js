@@ -55,9 +55,12 @@
     var total = document.getElementById("total");
     var stream = new EventSource(body.dataset.stream);
     var atEnd = function () { return window.innerHeight + window.scrollY >= document.body.scrollHeight - 60; };
+    // One section per step: lines of steps running at once go each to its own.
     var section = function (step) {
-      var last = log.lastElementChild;
-      if (last && last.dataset.step === step) return last.querySelector(".lines");
+      var kids = log.children;
+      for (var i = kids.length - 1; i >= 0; i--) {
+        if (kids[i].dataset.step === step) return kids[i].querySelector(".lines");
+      }
       var d = document.createElement("details");
       d.className = "step";
       d.dataset.step = step;
