@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
@@ -65,5 +67,26 @@ func TestDefaultPipelinesForGoPythonNode(t *testing.T) {
 		if len(j.Steps) != len(r.steps) || !strings.Contains(logs, "default "+strings.ToUpper(lang[:1])+lang[1:]+" pipeline") || !strings.Contains(logs, r.log) {
 			t.Errorf("%s: steps %+v; log:\n%s", lang, j.Steps, logs)
 		}
+	}
+}
+
+// A service in the sandbox: up before the step that reads from it, and
+// gone (its port closed) once the job has ended.
+func TestServiceInTheSandbox(t *testing.T) {
+	up := startUp(t, "--agents", "1")
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	yml := fmt.Sprintf("services:\n  - name: cache\n    run: redis-server --port %d --save '' --appendonly no\n    port: %d\nsteps:\n  - name: ping\n    run: exec 3<>/dev/tcp/127.0.0.1/%d; printf 'PING\\r\\n' >&3; read -r reply <&3; echo \"cache says $reply\"\n", port, port, port)
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": yml})
+	id := push(t, up.url, up.secret, pushPayload("acme/svc", dir, "main", sha))
+	j := waitJob(t, up.url, up.token, id, 2*time.Minute, nil)
+	logs := apiGet(t, up.url, up.token, "/jobs/"+id+"/logs", nil)
+	if j.Status != ci.StatusSuccess || !strings.Contains(logs, "cache says +PONG") {
+		t.Fatalf("%s %q\n%s", j.Status, j.Error, logs)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		c.Close()
+		t.Fatal("the service outlived its job")
 	}
 }

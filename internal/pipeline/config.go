@@ -91,6 +91,8 @@ type Pipeline struct {
 	When *When
 	// Matrix, when set, runs the pipeline once per combination of its axes.
 	Matrix *Matrix
+	// Services run beside the steps for the whole job.
+	Services []Service
 }
 
 // ParseError is a problem in .raibid.yml: file, line and field.
@@ -188,8 +190,14 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 				return err
 			}
 			p.Matrix = m
+		case "services":
+			svcs, err := parseServices(f, val)
+			if err != nil {
+				return err
+			}
+			p.Services = svcs
 		default:
-			return f.At(key, key.Value, "unknown field (allowed: steps, timeout, env, image, when, matrix)")
+			return f.At(key, key.Value, "unknown field (allowed: steps, timeout, env, image, when, matrix, services)")
 		}
 		return nil
 	})

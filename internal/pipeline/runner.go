@@ -87,11 +87,23 @@ func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
 	for i, s := range p.Steps {
 		r.steps[i] = ci.Step{Name: s.Name, Status: ci.StatusPending}
 	}
-	if p.Graph() {
+	services, err := r.startServices()
+	switch {
+	case err != nil:
+		// No step runs without the services it was promised.
+		for i := range r.steps {
+			r.steps[i].Status = ci.StatusSkipped
+		}
+		r.res.Status, r.res.Error = ci.StatusError, err.Error()
+		if ctx.Err() != nil {
+			r.res.Status, r.res.Error = ci.StatusCancelled, "cancelled"
+		}
+	case p.Graph():
 		r.graph()
-	} else {
+	default:
 		r.sequence()
 	}
+	stopServices(services)
 	r.report()
 	r.res.Steps = r.steps
 	r.res.Cache = r.counter.count()

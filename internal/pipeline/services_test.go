@@ -1,0 +1,85 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A service is up before the first step (a step reads from it), its output
+// is its own log section, and it is gone when the job ends.
+func TestServiceUpBeforeStepsAndGoneAfter(t *testing.T) {
+	port := freePort(t)
+	yml := fmt.Sprintf(`services:
+  - name: redis
+    run: redis-server --port %d --save '' --appendonly no
+    port: %d
+steps:
+  - name: ping
+    run: exec 3<>/dev/tcp/127.0.0.1/%d; printf 'PING\r\n' >&3; read -r reply <&3; echo "redis says $reply"
+`, port, port, port)
+	p, err := Parse(".raibid.yml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &recorder{}
+	res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), Sink: out})
+	if res.Status != ci.StatusSuccess {
+		t.Fatalf("%s %q\n%s", res.Status, res.Error, out.text())
+	}
+	log := out.text()
+	if !strings.Contains(log, "ping: redis says +PONG") || !strings.Contains(log, "service redis: ready: port") || !strings.Contains(log, "service redis: ") {
+		t.Fatalf("log:\n%s", log)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		c.Close()
+		t.Fatal("the service still accepts connections after the job")
+	}
+}
+
+// A service that never listens, or exits, is an error within its timeout;
+// no step runs.
+func TestServiceThatNeverListensFailsTheJob(t *testing.T) {
+	port := freePort(t)
+	for run, want := range map[string]string{
+		"sleep 30": fmt.Sprintf("service db did not accept connections on port %d within 1s", port),
+		"exit 3":   fmt.Sprintf("service db exited (code 3) before it accepted connections on port %d", port),
+	} {
+		p, err := Parse(".raibid.yml", []byte(fmt.Sprintf("services:\n  - {name: db, run: %q, port: %d, timeout: 1s}\nsteps:\n  - {name: test, run: echo never}\n", run, port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), KillGrace: time.Second})
+		if res.Status != ci.StatusError || res.Error != want || res.Steps[0].Status != ci.StatusSkipped {
+			t.Fatalf("%s: %s %q %+v", run, res.Status, res.Error, res.Steps)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Fatalf("%s: took %s", run, took)
+		}
+	}
+	for yml, want := range map[string]string{
+		"services:\n  - {name: db, run: x}\nsteps:\n  - {name: a, run: x}\n":                    ".raibid.yml:2: services[0].port: is missing",
+		"services:\n  - {name: db, run: x, port: 70000}\nsteps:\n  - {name: a, run: x}\n":       ".raibid.yml:2: services[0].port: must be a TCP port",
+		"services:\n  - {name: db, run: x, port: 1, ports: 2}\nsteps:\n  - {name: a, run: x}\n": ".raibid.yml:2: services[0].ports: unknown field",
+	} {
+		if _, err := Parse(".raibid.yml", []byte(yml)); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", yml, err, want)
+		}
+	}
+}
