@@ -82,6 +82,11 @@ type Options struct {
 	PipelineSecrets SecretSource
 	// PublicURL is the server's base URL for commit status links.
 	PublicURL string
+	// ServerURL is where the agent reaches the server to upload artifacts
+	// (default PublicURL).
+	ServerURL string
+	// Packages, when set, publishes artifacts of steps with publish: gitea.
+	Packages PackagePublisher
 	// Once: take at most one job, waiting up to Wait for it, then return.
 	Once bool
 	Wait time.Duration
@@ -134,6 +139,9 @@ func New(opts Options) *Agent {
 	}
 	if opts.WorkDir == "" {
 		opts.WorkDir = os.TempDir() + "/raibid-work"
+	}
+	if opts.ServerURL == "" {
+		opts.ServerURL = opts.PublicURL
 	}
 	if opts.StepConcurrency <= 0 {
 		opts.StepConcurrency = max(runtime.NumCPU()/2, 1)

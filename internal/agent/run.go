@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/raibid-labs/raibid-ci/internal/store"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/sandbox"
+	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
 // handle runs a claimed job to its end. Every path finishes the run,
@@ -138,8 +138,18 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
 	} else {
 		sink.Line("pipeline", "system", "sandbox: off (steps run as the agent's user)")
 	}
+	up := &uploader{a: a, job: job, ws: ws, token: newUploadToken(), sink: sink}
+	if hasArtifacts(p) {
+		sctx, cancel := final()
+		err := run.AllowUploads(sctx, store.HashUploadToken(up.token))
+		cancel()
+		if err != nil {
+			log.Warn("artifact uploads not allowed", "err", err)
+		}
+	}
 	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{
-		Dir: ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Wrap: wrap, Secrets: stepSecrets, When: when, Concurrency: a.opts.StepConcurrency,
+		AfterStep: up.afterStep,
+		Dir:       ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Wrap: wrap, Secrets: stepSecrets, When: when, Concurrency: a.opts.StepConcurrency,
 		OnStep: func(steps []ci.Step) {
 			sctx, cancel := final()
 			defer cancel()
@@ -400,6 +410,16 @@ func (a *Agent) postAggregate(ctx context.Context, job *ci.Job) {
 	if err := a.opts.Status.PostStatus(ctx, job.Repo, job.Commit, st); err != nil {
 		a.log.Warn("matrix status not posted", "group", job.Group, "err", err)
 	}
+}
+
+// hasArtifacts reports whether a step of p leaves artifacts.
+func hasArtifacts(p *pipeline.Pipeline) bool {
+	for _, s := range p.Steps {
+		if len(s.Artifacts) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // jobEnv is what every step sees about its job and the event behind it.

@@ -107,6 +107,8 @@ type System struct {
 	Version   string    `json:"version"`
 	StartedAt time.Time `json:"started_at"`
 	Host      Host      `json:"host"`
+	// ArtifactsBytes is what stored artifacts take on the server's disk.
+	ArtifactsBytes int64 `json:"artifacts_bytes,omitempty"`
 }
 
 // Scale is GET and PUT /scale. In a PUT, MaxAgents is required.
@@ -155,6 +157,13 @@ type NewSchedule struct {
 	Branch   string `json:"branch"`
 	Cron     string `json:"cron"`
 	CloneURL string `json:"clone_url,omitempty"`
+}
+
+// Artifact is an artifact as GET /jobs/{id}/artifacts lists it.
+type Artifact struct {
+	ci.Artifact
+	// Expired: pruned after the artifact retention; the record stays.
+	Expired bool `json:"expired,omitempty"`
 }
 
 // Error is the body of every error answer.

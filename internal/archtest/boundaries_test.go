@@ -21,7 +21,7 @@ var floors = map[string]int{
 	// 1: one concern over the leaves.
 	"internal/store": 1, "internal/forge/gitea": 1, "internal/forge/github": 1,
 	"internal/pipeline": 1, "internal/sandbox": 1, "internal/kube": 1, "internal/web": 1,
-	"internal/api": 1,
+	"internal/api": 1, "internal/artifacts": 1,
 	// 2: what joins two concerns: the job lifecycle (hash + queue entry),
 	// mirroring (GitHub + Gitea), the HTTP client (transport + API types),
 	// schedules (cron + API types + Redis).

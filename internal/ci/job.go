@@ -70,13 +70,15 @@ type Job struct {
 	Before  string   `json:"before,omitempty"`
 	// Matrix is this job's combination of a matrix pipeline's axes; Group
 	// is the id every job of that event's matrix shares.
-	Matrix     map[string]string `json:"matrix,omitempty"`
-	Group      string            `json:"group,omitempty"`
-	CreatedAt  time.Time         `json:"created_at"`
-	StartedAt  *time.Time        `json:"started_at,omitempty"`
-	FinishedAt *time.Time        `json:"finished_at,omitempty"`
-	Error      string            `json:"error,omitempty"`
-	Steps      []Step            `json:"steps"`
+	Matrix map[string]string `json:"matrix,omitempty"`
+	Group  string            `json:"group,omitempty"`
+	// Artifacts are the files the job's steps uploaded.
+	Artifacts  []Artifact `json:"artifacts,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	Steps      []Step     `json:"steps"`
 	// CacheArtifacts and CacheFresh are cargo's compiled artifacts and how
 	// many of them were reused from the build cache (Rust pipelines).
 	CacheArtifacts int `json:"cache_artifacts,omitempty"`
@@ -101,6 +103,14 @@ type PullRequest struct {
 	BaseBranch string `json:"base_branch"`
 	HeadBranch string `json:"head_branch"`
 	FromFork   bool   `json:"from_fork"`
+}
+
+// Artifact is a file a job's step uploaded: GET /jobs/{id}/artifacts/{name}.
+type Artifact struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	Step   string `json:"step,omitempty"`
 }
 
 // Triggers say what created a job: the forge, a person, or a retry.

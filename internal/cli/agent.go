@@ -72,6 +72,7 @@ func newAgentCmd() *cobra.Command {
 	f.String("ready-file", "/tmp/claimed", "with --once: touched after a job is claimed (readiness probe)")
 	f.String("gitea-url", "", "the Gitea instance: clone URLs must be on its host; commit statuses go there")
 	f.String("public-url", "", "the server's base URL, for commit status links")
+	f.String("server-url", "", "where this agent reaches the server to upload artifacts (default --public-url)")
 	f.Bool("allow-local-clone", false, "accept local paths as clone URLs")
 	f.StringSlice("mask", nil, "names of environment variables whose values are masked in logs")
 	addSecretFlags(f, "gitea-token")
@@ -89,7 +90,7 @@ func newAgent(cfg AgentConfig, rdb *redis.Client, log *slog.Logger) (*agent.Agen
 	opts := agent.Options{
 		Name: cfg.Name, Jobs: lc, Store: st, Logger: log, WorkDir: cfg.WorkDir,
 		Repos:     agent.Repos{ForgeURL: cfg.GiteaURL, Token: cfg.GiteaToken.Reveal(), AllowLocal: cfg.AllowLocalClone},
-		PublicURL: cfg.PublicURL, Cache: c, CacheMaxAge: cfg.Cache.MaxAge, CacheMaxSize: cfg.Cache.MaxSize,
+		PublicURL: cfg.PublicURL, ServerURL: cfg.ServerURL, Cache: c, CacheMaxAge: cfg.Cache.MaxAge, CacheMaxSize: cfg.Cache.MaxSize,
 		PassEnv: cfg.PassEnv, MaxLogBytes: cfg.MaxLogBytes, StepConcurrency: cfg.StepConcurrency,
 		Once: cfg.Once, Wait: cfg.Wait, ReadyFile: cfg.ReadyFile,
 	}
@@ -99,7 +100,8 @@ func newAgent(cfg AgentConfig, rdb *redis.Client, log *slog.Logger) (*agent.Agen
 		return t
 	}
 	if cfg.GiteaURL != "" && cfg.GiteaToken != "" {
-		opts.Status = gitea.NewClient(cfg.GiteaURL, cfg.GiteaToken.Reveal(), log)
+		gt := gitea.NewClient(cfg.GiteaURL, cfg.GiteaToken.Reveal(), log)
+		opts.Status, opts.Packages = gt, gt
 	}
 	for _, n := range cfg.Mask {
 		if v := os.Getenv(n); v != "" {

@@ -23,6 +23,8 @@ type AgentConfig struct {
 	RedisURL  string
 	GiteaURL  string
 	PublicURL string
+	// ServerURL is where artifacts are uploaded (default PublicURL).
+	ServerURL string
 	WorkDir   string
 	Registry  string
 	Jobs      JobsConfig
@@ -109,6 +111,7 @@ func agentConfigFromFlags(cmd *cobra.Command) (AgentConfig, error) {
 	str("redis-url", &c.RedisURL)
 	str("gitea-url", &c.GiteaURL)
 	str("public-url", &c.PublicURL)
+	str("server-url", &c.ServerURL)
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	str("workdir", &c.WorkDir)
 	str("registry", &c.Registry)

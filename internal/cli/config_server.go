@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/raibid-labs/raibid-ci/internal/artifacts"
 	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/forge/github"
@@ -33,8 +35,12 @@ type ServerConfig struct {
 	BodyBytesInFlight int64
 	// SecretsKeyFile keys the pipeline secrets; "" turns their API off.
 	SecretsKeyFile string
-	Mirrors        MirrorConfig
-	Kube           KubeConfig
+	// Artifacts: where uploads are kept, how long, how much per job.
+	ArtifactsDir      string
+	ArtifactRetention time.Duration
+	ArtifactMaxBytes  int64
+	Mirrors           MirrorConfig
+	Kube              KubeConfig
 	// Secrets are loaded once, from RAIBID_* or --*-file.
 	WebhookSecret       Secret
 	APIToken            Secret
@@ -71,6 +77,8 @@ func DefaultServerConfig() ServerConfig {
 		Addr: ":8080", RedisURL: "redis://127.0.0.1:6379/0", Jobs: DefaultJobsConfig(),
 		HeaderTimeout: server.DefaultHeaderTimeout, BodyTimeout: server.DefaultBodyTimeout,
 		BodyBytesInFlight: server.DefaultBodyBytesInFlight,
+		ArtifactsDir:      filepath.Join(DefaultDataDir(), "artifacts"), ArtifactRetention: artifacts.DefaultRetention,
+		ArtifactMaxBytes: artifacts.DefaultMaxJobBytes,
 		Mirrors: MirrorConfig{Rescan: mirror.DefaultRescan, GitHubAPIURL: github.DefaultAPIURL,
 			MigrateTimeout: gitea.DefaultMigrateTimeout},
 		Kube: KubeConfig{Executor: executorNone, Namespace: "ci", ScaledJob: "raibid-agent",
@@ -131,6 +139,15 @@ func serverConfigFromFlags(cmd *cobra.Command) (ServerConfig, error) {
 		return c, &UsageError{fmt.Errorf("--body-bytes-in-flight: %w", err)}
 	}
 	c.SecretsKeyFile, _ = f.GetString("secrets-key-file")
+	c.ArtifactsDir, _ = f.GetString("artifacts-dir")
+	if dataDir, _ := f.GetString("data-dir"); dataDir != "" && !f.Changed("artifacts-dir") {
+		c.ArtifactsDir = filepath.Join(dataDir, "artifacts") // raibid up keeps them in its data dir
+	}
+	c.ArtifactRetention, _ = f.GetDuration("artifact-retention")
+	maxArt, _ := f.GetString("artifact-max-bytes")
+	if c.ArtifactMaxBytes, err = cache.ParseSize(maxArt); err != nil || c.ArtifactMaxBytes <= 0 {
+		return c, &UsageError{fmt.Errorf("--artifact-max-bytes %q: a size such as 1GiB", maxArt)}
+	}
 	c.Mirrors.File, _ = f.GetString("mirrors")
 	c.Mirrors.Rescan, _ = f.GetDuration("mirror-rescan")
 	c.Mirrors.GitHubAPIURL, _ = f.GetString("github-api-url")

@@ -111,7 +111,7 @@ func newJobCmd() *cobra.Command {
 		Short: "List, show, follow, start, cancel and retry jobs",
 	}
 	addClientFlags(cmd)
-	cmd.AddCommand(newJobListCmd(), newJobShowCmd(), newJobLogsCmd(), newJobRunCmd(),
+	cmd.AddCommand(newJobListCmd(), newJobShowCmd(), newJobLogsCmd(), newJobRunCmd(), newJobArtifactsCmd(),
 		newJobActionCmd("cancel", "Cancel a pending or running job (or every one of a matrix)", (*client.Client).CancelJob,
 			func(c *client.Client, ctx context.Context, g string) (any, error) { return c.CancelGroup(ctx, g) }),
 		newJobActionCmd("retry", "Run a finished job again as a new job (or a matrix's that did not pass)", (*client.Client).RetryJob,
@@ -269,6 +269,10 @@ func printJob(w io.Writer, j *ci.Job) {
 	if j.RetryOf != "" {
 		row("Retry of", j.RetryOf)
 	}
+	row("Event", dash(j.Event))
+	if len(j.Matrix) > 0 {
+		row("Matrix", ci.MatrixLabel(j.Matrix)+" (group "+j.Group+")")
+	}
 	row("Agent", dash(j.Agent))
 	row("Created", j.CreatedAt.Local().Format(time.RFC3339))
 	row("Duration", duration(j, now))
@@ -277,6 +281,9 @@ func printJob(w io.Writer, j *ci.Job) {
 	}
 	if j.Error != "" {
 		row("Error", j.Error)
+	}
+	for _, a := range j.Artifacts {
+		row("Artifact", fmt.Sprintf("%s  %d bytes  sha256 %s", a.Name, a.Size, a.SHA256))
 	}
 	tw.Flush()
 	if len(j.Steps) == 0 {
@@ -403,7 +410,7 @@ func newJobRunCmd() *cobra.Command {
 func newJobActionCmd(name, short string, act func(*client.Client, context.Context, string) (*ci.Job, error),
 	group func(*client.Client, context.Context, string) (any, error)) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   name + " ID | " + name + " --group GROUP",
+		Use:   name + " ID",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -438,4 +445,76 @@ func firstOf(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// newJobArtifactsCmd is `raibid job artifacts ID [NAME] [-o DIR]`: download
+// a job's artifacts (or one), each checked against the sha256 the server
+// recorded.
+func newJobArtifactsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "artifacts ID [NAME]",
+		Short: "Download a job's artifacts (or one) into -o DIR, sha256-checked; --list only lists them",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, asJSON, err := clientAndFormat(cmd)
+			if err != nil {
+				return err
+			}
+			list, err := c.Artifacts(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if only, _ := cmd.Flags().GetBool("list"); only {
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), list)
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tSIZE\tSHA256\tSTEP")
+				for _, a := range list {
+					name := a.Name
+					if a.Expired {
+						name += " (expired)"
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", name, a.Size, a.SHA256, dash(a.Step))
+				}
+				return tw.Flush()
+			}
+			dir, _ := cmd.Flags().GetString("output-dir")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			got := 0
+			for _, a := range list {
+				if len(args) == 2 && a.Name != args[1] {
+					continue
+				}
+				if a.Expired {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s expired\n", a.Name)
+					continue
+				}
+				path := filepath.Join(dir, filepath.Base(a.Name))
+				f, err := os.Create(path)
+				if err != nil {
+					return err
+				}
+				sum, err := c.DownloadArtifact(cmd.Context(), args[0], a.Name, f)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					os.Remove(path)
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  %d bytes  sha256 %s\n", path, a.Size, sum)
+				got++
+			}
+			if got == 0 && len(args) == 2 {
+				return fmt.Errorf("job %s has no artifact %s", args[0], args[1])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringP("output-dir", "O", ".", "directory to write the artifacts into")
+	cmd.Flags().Bool("list", false, "list the artifacts, do not download")
+	return cmd
 }

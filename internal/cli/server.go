@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/raibid-labs/raibid-ci/internal/artifacts"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
 	"github.com/raibid-labs/raibid-ci/internal/schedule"
@@ -27,6 +29,9 @@ func addServerFlags(cmd *cobra.Command) {
 	f.String("secrets-key-file", "", "key of the pipeline secrets (AES-256, made 0600 when missing); without it the secrets API is off")
 	f.Duration("header-timeout", server.DefaultHeaderTimeout, "time a client has to send a request's headers")
 	f.Duration("body-timeout", server.DefaultBodyTimeout, "time a client has to send a request's body")
+	f.String("artifacts-dir", filepath.Join(DefaultDataDir(), "artifacts"), "where artifacts uploaded by agents are kept (\"off\": no artifacts)")
+	f.Duration("artifact-retention", artifacts.DefaultRetention, "how long artifacts are kept")
+	f.String("artifact-max-bytes", "1GiB", "the artifacts of one job may total this much")
 	f.String("body-bytes-in-flight", "64MiB", "webhook body bytes read at once, across all clients; past it webhooks get 503 with Retry-After")
 	addJobsFlags(f, "how long a claimed job stays with an agent that stopped heartbeating")
 	addSecretFlags(f, "webhook-secret", "api-token", "github-webhook-secret")
@@ -107,6 +112,9 @@ func newServer(cfg ServerConfig, rdb *redis.Client, log *slog.Logger) (*server.S
 	}
 	opts.Heads, opts.PipelineFiles = heads, heads
 	opts.Schedules = schedule.NewStore(rdb, cfg.Jobs.KeyPrefix)
+	if cfg.ArtifactsDir != "" && cfg.ArtifactsDir != "off" {
+		opts.Artifacts = &artifacts.Store{Dir: cfg.ArtifactsDir, MaxJobBytes: cfg.ArtifactMaxBytes, Retention: cfg.ArtifactRetention}
+	}
 	var err error
 	if opts.Mirrors, err = mirrorService(cfg, log); err != nil {
 		return nil, err

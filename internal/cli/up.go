@@ -187,6 +187,7 @@ func runUp(cmd *cobra.Command, _ []string) error {
 		"dashboard; %s/ui/ the web pages. Ctrl-C stops raibid (running jobs go back to the queue).\n", base)
 	// Agents and server stop together on the signal; agents hand running
 	// jobs back to the queue, which needs Redis, so Redis stops last (defer).
+	cfg.Agent.ServerURL = base // agents upload artifacts here
 	pool := agent.NewPool(ctx, func(name string) (*agent.Agent, error) {
 		c := cfg.Agent
 		c.Name = name

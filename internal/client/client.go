@@ -6,6 +6,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -291,3 +293,40 @@ func (c *Client) RetryGroup(ctx context.Context, group string) ([]ci.Job, error)
 	}
 	return out.Jobs, c.do(ctx, "POST", "/groups/"+url.PathEscape(group)+"/retry", nil, &out)
 }
+
+// Artifacts lists a job's artifacts.
+func (c *Client) Artifacts(ctx context.Context, id string) ([]api.Artifact, error) {
+	var out struct {
+		Artifacts []api.Artifact `json:"artifacts"`
+	}
+	return out.Artifacts, c.do(ctx, "GET", "/jobs/"+url.PathEscape(id)+"/artifacts", nil, &out)
+}
+
+// DownloadArtifact writes a job's artifact to w and returns the sha256 of
+// what it wrote; ErrChecksum when that is not the server's.
+func (c *Client) DownloadArtifact(ctx context.Context, id, name string, w io.Writer) (string, error) {
+	req, err := c.newRequest(ctx, "GET", "/jobs/"+url.PathEscape(id)+"/artifacts/"+url.PathEscape(name), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.stream.Do(req)
+	if err != nil {
+		return "", c.unreachable(fmt.Errorf("artifact: %w", unwrapURLError(err)))
+	}
+	defer resp.Body.Close()
+	if err := c.checkStatus(resp); err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(w, h), resp.Body); err != nil {
+		return "", fmt.Errorf("artifact %s: %w", name, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if want := resp.Header.Get("X-Checksum-Sha256"); want != "" && want != sum {
+		return sum, fmt.Errorf("artifact %s: sha256 %s, the server recorded %s: %w", name, sum, want, ErrChecksum)
+	}
+	return sum, nil
+}
+
+// ErrChecksum is a download whose sha256 is not the one recorded.
+var ErrChecksum = errors.New("checksum mismatch")

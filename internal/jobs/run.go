@@ -116,6 +116,13 @@ func (r *Run) Progress(ctx context.Context, steps []ci.Step) error {
 	return err
 }
 
+// AllowUploads records the hash of the token the agent uploads this run's
+// artifacts with (the token itself stays with the agent, never the build).
+func (r *Run) AllowUploads(ctx context.Context, tokenHash string) error {
+	_, err := r.l.Transition(ctx, r.Job.ID, Change{From: []ci.Status{ci.StatusRunning}, Fields: map[string]string{"upload_token": tokenHash}})
+	return err
+}
+
 // Verdict is how a run ended.
 type Verdict struct {
 	Status ci.Status

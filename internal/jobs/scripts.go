@@ -137,6 +137,7 @@ return {'started', redis.call('HGETALL', JOB)}
 var finishScript = redis.NewScript(prelude + `
 local entry = ARGV[9]
 if not holds(entry, ARGV[10]) then return {'lost'} end
+redis.call('HDEL', JOB, 'upload_token') -- uploads end with the run
 local cur, moved = move(ARGV[11], ARGV[12], rest(13))
 redis.call('XACK', STREAM, GROUP, entry)
 if not cur then return {'gone'} end
@@ -153,6 +154,7 @@ return {'done'}
 var requeueScript = redis.NewScript(prelude + `
 local entry = ARGV[9]
 if not holds(entry, ARGV[10]) then return {'lost'} end
+redis.call('HDEL', JOB, 'upload_token') -- uploads end with the run
 local cur = redis.call('HGET', JOB, 'status')
 if not cur or FINAL[cur] then
   redis.call('XACK', STREAM, GROUP, entry)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -51,6 +52,12 @@ type Step struct {
 	SkipReason string
 	// When says when the step applies (nil: always, after success).
 	When *When
+	// Artifacts are files the step leaves for download, uploaded after it
+	// ran (also when it failed: test reports).
+	Artifacts []ArtifactSpec
+	// Publish names where artifacts go besides the server: "gitea" (its
+	// generic package registry).
+	Publish string
 	// DependsOn names the steps this one waits for. Once any step of a
 	// pipeline has it, the steps form a graph: those without it start at
 	// once, up to the agent's step concurrency.
@@ -263,6 +270,18 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 					return err
 				}
 				s.When = w
+			case "artifacts":
+				specs, err := parseArtifacts(f, val, field)
+				if err != nil {
+					return err
+				}
+				s.Artifacts = specs
+			case "publish":
+				v, ok := yamlfile.String(val)
+				if !ok || v != "gitea" {
+					return f.At(val, field, "the one place to publish to is gitea")
+				}
+				s.Publish = v
 			case "depends_on":
 				names, err := stringList(f, val, field, func(s string) bool { return s != "" }, "a step name")
 				if err != nil {
@@ -271,7 +290,7 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 				s.DependsOn = names
 				dependsAt[len(p.Steps)] = val
 			default:
-				return f.At(key, field, "unknown field (allowed: name, run, timeout, env, allow_failure, secrets, when, depends_on)")
+				return f.At(key, field, "unknown field (allowed: name, run, timeout, env, allow_failure, secrets, when, depends_on, artifacts, publish)")
 			}
 			return nil
 		})
@@ -318,47 +337,59 @@ func envMap(f *yamlfile.File, n *yaml.Node, field string) (map[string]string, er
 
 // secretRefs reads `secrets: [NAME, {name: NAME, env: VAR}]`.
 func secretRefs(f *yamlfile.File, n *yaml.Node, field string) ([]SecretRef, error) {
-	if n.Kind != yaml.SequenceNode {
-		return nil, f.At(n, field, "must be a list of secret names or {name, env}")
-	}
 	var refs []SecretRef
+	err := shortOrFull(f, n, field, "secret", []string{"name", "env"}, func(item *yaml.Node, at string, v map[string]string) error {
+		r := SecretRef{Name: v["name"], Env: v["env"]}
+		if r.Env == "" {
+			r.Env = r.Name
+		}
+		if !envNamePattern.MatchString(r.Name) || !envNamePattern.MatchString(r.Env) {
+			return f.At(item, at, "secret and variable names are letters, digits and _")
+		}
+		refs = append(refs, r)
+		return nil
+	})
+	return refs, err
+}
+
+// shortOrFull walks a list whose entries are either a string (the value of
+// keys[0]) or a mapping of string fields among keys, handing each entry's
+// values to fn. what names an entry in errors.
+func shortOrFull(f *yamlfile.File, n *yaml.Node, field, what string, keys []string,
+	fn func(item *yaml.Node, at string, vals map[string]string) error) error {
+	full := "{" + strings.Join(keys, ", ") + "}"
+	if n.Kind != yaml.SequenceNode {
+		return f.At(n, field, "must be a list of a %s or %s", what, full)
+	}
 	for i, item := range n.Content {
 		at := fmt.Sprintf("%s[%d]", field, i)
-		var r SecretRef
+		vals := map[string]string{}
 		switch item.Kind {
 		case yaml.ScalarNode:
-			r.Name = item.Value
+			vals[keys[0]] = item.Value
 		case yaml.MappingNode:
 			err := f.Fields(item, at+".", func(k, v *yaml.Node, name string) error {
 				s, ok := yamlfile.String(v)
 				if !ok {
 					return f.At(v, name, "must be a string")
 				}
-				switch k.Value {
-				case "name":
-					r.Name = s
-				case "env":
-					r.Env = s
-				default:
-					return f.At(k, name, "unknown field (allowed: name, env)")
+				if !slices.Contains(keys, k.Value) {
+					return f.At(k, name, "unknown field (allowed: %s)", strings.Join(keys, ", "))
 				}
+				vals[k.Value] = s
 				return nil
 			})
 			if err != nil {
-				return nil, err
+				return err
 			}
 		default:
-			return nil, f.At(item, at, "must be a secret name or {name, env}")
+			return f.At(item, at, "must be a %s or %s", what, full)
 		}
-		if r.Env == "" {
-			r.Env = r.Name
+		if err := fn(item, at, vals); err != nil {
+			return err
 		}
-		if !envNamePattern.MatchString(r.Name) || !envNamePattern.MatchString(r.Env) {
-			return nil, f.At(item, at, "secret and variable names are letters, digits and _")
-		}
-		refs = append(refs, r)
 	}
-	return refs, nil
+	return nil
 }
 
 // EnvList renders env as sorted NAME=value pairs.

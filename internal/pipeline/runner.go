@@ -55,6 +55,10 @@ type RunOptions struct {
 	// Concurrency bounds the steps of a graph running at once (default 1;
 	// a sequence runs one at a time anyway).
 	Concurrency int
+	// AfterStep, when set, runs after each step that ran to an exit
+	// (succeeded or failed) — the agent uploads its artifacts there; an
+	// error fails the step with it.
+	AfterStep func(s Step) error
 }
 
 // Result is a pipeline's verdict.
@@ -211,6 +215,11 @@ func (r *runner) exec(i int) {
 		r.o.line(s.Name, "system", fmt.Sprintf("exit code %d (allowed to fail)", code))
 	case code != 0:
 		status, verdict, why = ci.StatusFailed, ci.StatusFailed, fmt.Sprintf("step %s failed with exit code %d", s.Name, code)
+	}
+	if r.o.AfterStep != nil && (status == ci.StatusSuccess || status == ci.StatusFailed) {
+		if err := r.o.AfterStep(s); err != nil {
+			status, verdict, why = ci.StatusFailed, ci.StatusFailed, fmt.Sprintf("step %s: %v", s.Name, err)
+		}
 	}
 	if why != "" {
 		r.o.line(s.Name, "system", why)

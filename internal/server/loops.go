@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/ticker"
 )
 
 // A controlLoop is background work the server runs beside the HTTP
@@ -23,7 +25,8 @@ type controlLoop struct {
 //  3. cache counter (cache_counter.go): cache figures from job events;
 //  4. mirror rescan (internal/mirror), when mirroring is configured;
 //  5. executor reconcile (executor.go), on Kubernetes;
-//  6. schedules (internal/schedule), when configured: due cron schedules
+//  6. artifacts prune (artifacts.go): past their retention, hourly;
+//  7. schedules (internal/schedule), when configured: due cron schedules
 //     queue their jobs, once across every server.
 //
 // They stop in the reverse order, after the HTTP drain: the executor
@@ -42,6 +45,12 @@ func (s *Server) controlLoops() []controlLoop {
 	}
 	if s.opts.Executor != nil {
 		out = append(out, controlLoop{"executor", s.runExecutor})
+	}
+	if s.opts.Artifacts != nil {
+		out = append(out, controlLoop{"artifacts prune", func(ctx context.Context) {
+			s.pruneArtifacts(time.Now())
+			ticker.Every(ctx, artifactsPrune, func() { s.pruneArtifacts(time.Now()) })
+		}})
 	}
 	if s.opts.Schedules != nil {
 		out = append(out, controlLoop{"schedules", func(ctx context.Context) {

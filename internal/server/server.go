@@ -10,11 +10,13 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/raibid-labs/raibid-ci/internal/api"
+	"github.com/raibid-labs/raibid-ci/internal/artifacts"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
@@ -90,6 +92,8 @@ type Options struct {
 	// webhook's job is queued: a pipeline whose when: does not match the
 	// event queues nothing.
 	PipelineFiles PipelineFileReader
+	// Artifacts, when set, stores what agents upload and serves it.
+	Artifacts *artifacts.Store
 	// Schedules, when set, serves /schedules and fires them (control loop).
 	Schedules *schedule.Store
 	// HostStats reads the host's figures for GET /system (default /proc).
@@ -130,6 +134,9 @@ type Server struct {
 	pages      *web.Pages
 	sessions   *web.Sessions
 	bodies     *bodyBudget
+	// artifactBytes is what stored artifacts take: measured at each prune,
+	// grown by each upload in between.
+	artifactBytes atomic.Int64
 }
 
 // New builds a Server.

@@ -83,5 +83,6 @@ func readMem() (total, used uint64) {
 }
 
 func (s *Server) handleSystem(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, api.System{Version: s.opts.Version, StartedAt: s.started, Host: s.opts.HostStats()})
+	writeJSON(w, http.StatusOK, api.System{Version: s.opts.Version, StartedAt: s.started, Host: s.opts.HostStats(),
+		ArtifactsBytes: s.artifactBytes.Load()})
 }

@@ -166,6 +166,9 @@ func JobFromHash(h map[string]string) *ci.Job {
 	if h["matrix"] != "" {
 		_ = json.Unmarshal([]byte(h["matrix"]), &j.Matrix)
 	}
+	if h["artifacts"] != "" {
+		_ = json.Unmarshal([]byte(h["artifacts"]), &j.Artifacts)
+	}
 	j.Group = h["group"]
 	if j.Event == "" {
 		j.Event = ci.EventPush // jobs from before events were recorded

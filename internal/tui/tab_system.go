@@ -29,5 +29,8 @@ func (t *systemTab) view(_, rows int) []string {
 		fmt.Sprintf("  memory     %.1f of %.1f GiB used", float64(s.Host.MemUsed)/(1<<30), float64(s.Host.MemTotal)/(1<<30)),
 		fmt.Sprintf("  queue      %d waiting, %d running, %d dead letters, %d entries", t.queue.Lag, t.queue.Pending, t.queue.Dead, t.queue.Length),
 	)
+	if s.ArtifactsBytes > 0 {
+		out = append(out, fmt.Sprintf("  artifacts  %.1f MiB on the server's disk", float64(s.ArtifactsBytes)/(1<<20)))
+	}
 	return fit(out, rows)
 }

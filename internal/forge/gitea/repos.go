@@ -126,6 +126,36 @@ func (c *Client) RawFile(ctx context.Context, repo, ref, path string) ([]byte, e
 	return data, nil
 }
 
+// PutPackage uploads a file to Gitea's generic package registry (PUT
+// /api/packages/{owner}/generic/{package}/{version}/{file}); ErrConflict
+// when that version already has the file.
+func (c *Client) PutPackage(ctx context.Context, owner, pkg, version, file string, body io.Reader, size int64) error {
+	u := c.BaseURL + "/api/packages/" + url.PathEscape(owner) + "/generic/" + url.PathEscape(pkg) + "/" +
+		url.PathEscape(version) + "/" + url.PathEscape(file)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, body)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "token "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("gitea package %s/%s/%s: %w", pkg, version, file, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	switch {
+	case resp.StatusCode == http.StatusConflict:
+		return fmt.Errorf("gitea package %s/%s/%s: %w", pkg, version, file, ErrConflict)
+	case resp.StatusCode/100 != 2:
+		return fmt.Errorf("gitea package %s/%s/%s: gitea answered %s: %s", pkg, version, file, resp.Status, forge.APIMessage(data))
+	}
+	return nil
+}
+
 // OwnerExists reports whether Gitea has a user or organisation called owner
 // (GET /api/v1/users/{name} answers for both).
 func (c *Client) OwnerExists(ctx context.Context, owner string) (bool, error) {

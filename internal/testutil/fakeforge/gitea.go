@@ -3,6 +3,7 @@ package fakeforge
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -51,6 +52,7 @@ type Gitea struct {
 	repos      map[string]*GiteaRepo // lower-case owner/name
 	branches   map[string]string     // lower-case owner/name + "@" + branch → head commit
 	files      map[string]string     // lower-case owner/name + "@" + ref + ":" + path → content
+	packages   map[string][]byte     // owner/generic/package/version/file → content
 	failNext   map[string]string     // lower-case owner/name → error of its next migration
 	migrations []Migration
 	syncs      []string
@@ -110,6 +112,18 @@ func (g *Gitea) SetFile(repo, ref, path, content string) {
 	g.files[strings.ToLower(repo)+"@"+ref+":"+path] = content
 }
 
+// Packages is what was uploaded to the generic package registry, by
+// "owner/package/version/file".
+func (g *Gitea) Packages() map[string][]byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := map[string][]byte{}
+	for k, v := range g.packages {
+		out[k] = v
+	}
+	return out
+}
+
 func (g *Gitea) AddRepo(r GiteaRepo) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -167,6 +181,25 @@ func (g *Gitea) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/api/v1/"), "/")
+	if pkg := strings.Split(strings.TrimPrefix(r.URL.Path, "/api/packages/"), "/"); r.Method == http.MethodPut &&
+		strings.HasPrefix(r.URL.Path, "/api/packages/") && len(pkg) == 5 && pkg[1] == "generic" {
+		// PUT /api/packages/{owner}/generic/{package}/{version}/{file}:
+		// 201, or 409 when that version already has the file.
+		key := pkg[0] + "/" + pkg[2] + "/" + pkg[3] + "/" + pkg[4]
+		body, _ := io.ReadAll(r.Body)
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.packages == nil {
+			g.packages = map[string][]byte{}
+		}
+		if _, dup := g.packages[key]; dup {
+			fail(w, http.StatusConflict, "package file already exists")
+			return
+		}
+		g.packages[key] = body
+		w.WriteHeader(http.StatusCreated)
+		return
+	}
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/api/v1/repos/migrate":
 		g.migrate(w, r)

@@ -1,0 +1,147 @@
+package server
+
+import (
+	"errors"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/api"
+	"github.com/raibid-labs/raibid-ci/internal/artifacts"
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+)
+
+// artifactsPrune is how often expired artifacts are removed.
+const artifactsPrune = time.Hour
+
+func (s *Server) artifactStore(w http.ResponseWriter) (*artifacts.Store, bool) {
+	if s.opts.Artifacts == nil {
+		writeError(w, http.StatusNotImplemented, "this server keeps no artifacts (--artifacts-dir)")
+		return nil, false
+	}
+	return s.opts.Artifacts, true
+}
+
+// handlePutArtifact takes an artifact from the agent running the job: its
+// bearer token is the run's upload token, not the API token, and is good
+// only while the job runs. The file streams to disk through a SHA-256.
+func (s *Server) handlePutArtifact(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.artifactStore(w)
+	if !ok {
+		return
+	}
+	id, name := r.PathValue("id"), r.PathValue("name")
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	allowed, err := s.opts.Store.UploadAllowed(r.Context(), id, token)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	if !allowed {
+		writeError(w, http.StatusUnauthorized, "artifacts come only from the agent running the job")
+		return
+	}
+	if !artifacts.ValidName(name) {
+		writeError(w, http.StatusBadRequest, "artifact names are file names: letters, digits and ._+-")
+		return
+	}
+	meta, err := st.Put(id, name, r.Body)
+	switch {
+	case errors.Is(err, artifacts.ErrTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, userMessage(err))
+		return
+	case err != nil:
+		s.log.Error("artifact upload", "job_id", id, "artifact", name, "err", err)
+		writeError(w, http.StatusInternalServerError, "artifact not stored")
+		return
+	}
+	a := ci.Artifact{Name: meta.Name, Size: meta.Size, SHA256: meta.SHA256, Step: r.URL.Query().Get("step")}
+	if err := s.opts.Store.AddArtifact(r.Context(), id, a); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	s.artifactBytes.Add(meta.Size)
+	s.log.Info("artifact stored", "job_id", id, "artifact", name, "bytes", meta.Size)
+	writeJSON(w, http.StatusCreated, a)
+}
+
+func (s *Server) handleListArtifacts(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.artifactStore(w)
+	if !ok {
+		return
+	}
+	id, ok := s.jobID(w, r)
+	if !ok {
+		return
+	}
+	j, err := s.opts.Store.Get(r.Context(), id)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	out := []api.Artifact{}
+	for _, a := range j.Artifacts {
+		f, err := st.Open(id, a.Name)
+		if err == nil {
+			f.Close()
+		}
+		out = append(out, api.Artifact{Artifact: a, Expired: errors.Is(err, fs.ErrNotExist)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"artifacts": out})
+}
+
+func (s *Server) handleGetArtifact(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.artifactStore(w)
+	if !ok {
+		return
+	}
+	id, ok := s.jobID(w, r)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	j, err := s.opts.Store.Get(r.Context(), id)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	var meta *ci.Artifact
+	for i := range j.Artifacts {
+		if j.Artifacts[i].Name == name {
+			meta = &j.Artifacts[i]
+		}
+	}
+	if meta == nil {
+		writeError(w, http.StatusNotFound, "job "+id+" has no artifact "+name)
+		return
+	}
+	f, err := st.Open(id, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		writeError(w, http.StatusGone, "artifact "+name+" has expired")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "artifact unreadable")
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	h.Set("X-Checksum-Sha256", meta.SHA256)
+	h.Set("Content-Length", strconv.FormatInt(meta.Size, 10))
+	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// pruneArtifacts removes the artifacts past their retention, hourly.
+func (s *Server) pruneArtifacts(now time.Time) {
+	if freed, err := s.opts.Artifacts.Prune(now); err != nil {
+		s.log.Warn("artifacts prune", "err", err)
+	} else if freed > 0 {
+		s.log.Info("artifacts pruned", "bytes", freed)
+	}
+	s.artifactBytes.Store(s.opts.Artifacts.Usage())
+}
