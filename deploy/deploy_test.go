@@ -5,7 +5,9 @@
 package deploy_test
 
 import (
+	stdjson "encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +30,7 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/raibid-labs/raibid-ci/internal/agent"
 	"github.com/raibid-labs/raibid-ci/internal/kube"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
@@ -390,5 +393,80 @@ func TestAgentPodsKeepCredentialsFromBuilds(t *testing.T) {
 	}
 	if got, want := spec.Containers[0].SecurityContext, kube.AgentSecurityContext(); !equality.Semantic.DeepEqual(got, want) {
 		t.Fatalf("agent securityContext %+v differs from the executor's %+v", got, want)
+	}
+}
+
+// One truth for forge hosts: the clone URLs Gitea's webhooks carry are
+// built from its ROOT_URL; agents, configured with the in-cluster Gitea
+// URL, must accept them (RAIBID_CLONE_HOSTS) and fetch from the in-cluster
+// Service — which is where the server posts commit statuses too.
+func TestCloneURLsFromGiteaRootURLPassTheAgentsCheck(t *testing.T) {
+	var rootURL, giteaNS string
+	var httpPort float64
+	for _, o := range build(t, "flux/infrastructure/controllers") {
+		hr, ok := o.(*helmv2.HelmRelease)
+		if !ok || hr.Name != "gitea" {
+			continue
+		}
+		var v struct {
+			Gitea struct {
+				Config struct {
+					Server struct {
+						RootURL string `json:"ROOT_URL"`
+					} `json:"server"`
+				} `json:"config"`
+			} `json:"gitea"`
+			Service struct {
+				HTTP struct {
+					Port float64 `json:"port"`
+				} `json:"http"`
+			} `json:"service"`
+		}
+		if err := stdjson.Unmarshal(hr.Spec.Values.Raw, &v); err != nil {
+			t.Fatal(err)
+		}
+		rootURL, httpPort = v.Gitea.Config.Server.RootURL, v.Service.HTTP.Port
+		giteaNS = hr.Spec.TargetNamespace
+		if giteaNS == "" {
+			giteaNS = hr.Namespace
+		}
+	}
+	if rootURL == "" || giteaNS == "" {
+		t.Fatalf("no Gitea ROOT_URL (%q) or namespace (%q) in the tree", rootURL, giteaNS)
+	}
+	var cfg map[string]string
+	for _, o := range build(t, "flux/apps/raibid") {
+		if cm, ok := o.(*corev1.ConfigMap); ok && cm.Name == "raibid-config" {
+			cfg = cm.Data
+		}
+	}
+	repos := agent.Repos{ForgeURL: cfg["RAIBID_GITEA_URL"], Hosts: strings.Split(cfg["RAIBID_CLONE_HOSTS"], ",")}
+	clone := strings.TrimRight(rootURL, "/") + "/acme/widget.git"
+	if err := repos.CheckCloneURL(clone); err != nil {
+		t.Fatalf("a webhook's clone URL %s is refused by the agents: %v", clone, err)
+	}
+	if err := repos.CheckCloneURL("http://evil.example/acme/widget.git"); err == nil {
+		t.Fatal("the agents accept any host")
+	}
+	u, err := url.Parse(cfg["RAIBID_GITEA_URL"])
+	want := fmt.Sprintf("gitea-http.%s.svc.cluster.local:%.0f", giteaNS, httpPort)
+	if err != nil || u.Host != want {
+		t.Fatalf("RAIBID_GITEA_URL %q: the server's status calls and the agents' fetches need the in-cluster Service %s", cfg["RAIBID_GITEA_URL"], want)
+	}
+}
+
+// What a 202 promises — the job is on disk — holds only when Redis syncs
+// its AOF before it answers: the tree's Redis must say appendfsync always.
+func TestRedisSyncsBeforeItAnswers(t *testing.T) {
+	var conf string
+	for _, o := range build(t, "flux/infrastructure/controllers") {
+		if cm, ok := o.(*corev1.ConfigMap); ok && cm.Name == "redis-config" {
+			conf = cm.Data["redis.conf"]
+		}
+	}
+	for _, want := range []string{"appendonly yes", "appendfsync always", "maxmemory-policy noeviction"} {
+		if !strings.Contains(conf, "\n"+want+"\n") && !strings.HasPrefix(conf, want+"\n") {
+			t.Errorf("redis.conf lacks %q:\n%s", want, conf)
+		}
 	}
 }

@@ -72,3 +72,22 @@ func TestLocalCloneNeedsExistingDirectory(t *testing.T) {
 		t.Errorf("local clone without AllowLocal accepted: %v", err)
 	}
 }
+
+// Another name of the forge (its ROOT_URL host) is accepted and fetched
+// from the configured forge URL, path kept; any other host is refused.
+func TestCloneHostAliasesFetchFromTheForge(t *testing.T) {
+	r := Repos{ForgeURL: "http://gitea-http.infrastructure.svc.cluster.local:3000", Hosts: []string{"gitea.dgx.local:3000"}}
+	in := "http://gitea.dgx.local:3000/acme/widget.git"
+	if err := r.check(in); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.fetchURL(in); got != "http://gitea-http.infrastructure.svc.cluster.local:3000/acme/widget.git" {
+		t.Fatalf("fetch from %s", got)
+	}
+	if got := r.fetchURL("http://gitea-http.infrastructure.svc.cluster.local:3000/acme/widget.git"); got != "http://gitea-http.infrastructure.svc.cluster.local:3000/acme/widget.git" {
+		t.Fatalf("the forge's own URL changed: %s", got)
+	}
+	if err := r.check("http://gitea.dgx.local:3001/acme/widget.git"); !errors.Is(err, errCloneRefused) || !strings.Contains(err.Error(), "also gitea.dgx.local:3000") {
+		t.Fatalf("another port: %v", err)
+	}
+}

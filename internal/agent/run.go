@@ -60,6 +60,9 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
 
 	sink.Line("clone", "system", fmt.Sprintf("attempt %d on agent %s", job.Attempt, a.opts.Name))
 	sink.Line("clone", "system", fmt.Sprintf("fetching %s %s@%s", redact(job.CloneURL), job.Branch, shortSHA(job.Commit)))
+	if from := a.opts.Repos.fetchURL(job.CloneURL); from != job.CloneURL && !strings.HasPrefix(from, "/") {
+		sink.Line("clone", "system", "from "+redact(from)+" (the forge's address for "+hostOf(job.CloneURL)+")")
+	}
 	if err := a.opts.Repos.clone(jobCtx, mirrors, ws, job.CloneURL, job.Branch, job.Commit, keep, masker); err != nil {
 		if cause := context.Cause(jobCtx); cause != nil {
 			a.interrupted(run, cause, nil)

@@ -32,6 +32,45 @@ type Repos struct {
 	Token string
 	// AllowLocal permits absolute local paths and file:// URLs (raibid up).
 	AllowLocal bool
+	// Hosts are other names of the same forge (host or host:port): the host
+	// of Gitea's ROOT_URL, which every clone URL in its webhooks carries,
+	// when agents reach Gitea at another address (in-cluster). A clone URL
+	// on one of them is fetched from ForgeURL with the same path — logged,
+	// never silent.
+	Hosts []string
+}
+
+// CheckCloneURL is the agents' check of a clone URL: nil when an agent
+// with these settings would fetch it.
+func (s Repos) CheckCloneURL(cloneURL string) error { return s.check(cloneURL) }
+
+// fetchURL is where a clone URL is fetched from: a local path as it is, a
+// URL on another name of the forge from ForgeURL, anything else as it is.
+func (s Repos) fetchURL(cloneURL string) string {
+	if path, ok := ci.LocalClonePath(cloneURL); ok {
+		return path
+	}
+	u, err := url.Parse(cloneURL)
+	if err != nil || !s.alias(u.Host) {
+		return cloneURL
+	}
+	f, err := url.Parse(s.ForgeURL)
+	if err != nil {
+		return cloneURL
+	}
+	u.Scheme, u.Host = f.Scheme, f.Host
+	u.Path = strings.TrimRight(f.Path, "/") + u.Path
+	return u.String()
+}
+
+// alias reports whether host is one of Hosts.
+func (s Repos) alias(host string) bool {
+	for _, h := range s.Hosts {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
 }
 
 // check refuses clone URLs outside the configured forge, and anything git
@@ -55,8 +94,12 @@ func (s Repos) check(cloneURL string) error {
 		return fmt.Errorf("%w: host %s is not the configured forge (no --gitea-url set)", errCloneRefused, u.Host)
 	}
 	f, err := url.Parse(s.ForgeURL)
-	if err != nil || !strings.EqualFold(f.Host, u.Host) {
-		return fmt.Errorf("%w: host %s is not the configured forge %s", errCloneRefused, u.Host, hostOf(s.ForgeURL))
+	if err != nil || (!strings.EqualFold(f.Host, u.Host) && !s.alias(u.Host)) {
+		known := hostOf(s.ForgeURL)
+		if len(s.Hosts) > 0 {
+			known += " (also " + strings.Join(s.Hosts, ", ") + ")"
+		}
+		return fmt.Errorf("%w: host %s is not the configured forge %s", errCloneRefused, u.Host, known)
 	}
 	return nil
 }
@@ -149,10 +192,7 @@ func (s Repos) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit
 			return err
 		}
 	}
-	source := cloneURL
-	if path, ok := ci.LocalClonePath(cloneURL); ok {
-		source = path
-	}
+	source := s.fetchURL(cloneURL)
 	// "--" before every argument that came from outside: nothing a job
 	// carries is ever read as an option.
 	fetch := func(ref string) error {
@@ -213,10 +253,7 @@ func (s Repos) changedFiles(ctx context.Context, mirrors, cloneURL, before, comm
 		return cmd.Output()
 	}
 	if _, err := git("cat-file", "-e", before+"^{commit}"); err != nil {
-		source := cloneURL
-		if path, ok := ci.LocalClonePath(cloneURL); ok {
-			source = path
-		}
+		source := s.fetchURL(cloneURL)
 		if _, err := git("fetch", "-q", "--depth", "1", "--no-tags", "--no-write-fetch-head", "--", source, before); err != nil {
 			return nil
 		}

@@ -28,6 +28,7 @@ func addAgentFlags(cmd *cobra.Command, workdir string) {
 	f.String("sandbox", sandbox.ModeBwrap, "how steps are isolated from the agent: bwrap (own PID namespace, no credentials, read-only system) or off")
 	f.String("build-user", "nobody", "when the agent runs as root, steps run as this user (name or uid)")
 	f.String("max-log-bytes", "64MiB", "cap of one job's log; past it a marker says what was not stored and the last MiB is kept")
+	f.StringSlice("clone-hosts", nil, "other names of the forge (host[:port] of Gitea's ROOT_URL): their clone URLs are fetched from --gitea-url")
 	f.StringSlice("pass-env", nil, "agent environment variables steps inherit besides PATH, HOME, locale, proxies and toolchain locations")
 	f.Int("step-concurrency", max(runtime.NumCPU()/2, 1), "steps of one job running at once when its pipeline uses depends_on")
 }
@@ -89,7 +90,7 @@ func newAgent(cfg AgentConfig, rdb *redis.Client, log *slog.Logger) (*agent.Agen
 	c := cfg.Cache.open()
 	opts := agent.Options{
 		Name: cfg.Name, Jobs: lc, Store: st, Logger: log, WorkDir: cfg.WorkDir,
-		Repos:     agent.Repos{ForgeURL: cfg.GiteaURL, Token: cfg.GiteaToken.Reveal(), AllowLocal: cfg.AllowLocalClone},
+		Repos:     agent.Repos{ForgeURL: cfg.GiteaURL, Token: cfg.GiteaToken.Reveal(), AllowLocal: cfg.AllowLocalClone, Hosts: cfg.CloneHosts},
 		PublicURL: cfg.PublicURL, ServerURL: cfg.ServerURL, Cache: c, CacheMaxAge: cfg.Cache.MaxAge, CacheMaxSize: cfg.Cache.MaxSize,
 		PassEnv: cfg.PassEnv, MaxLogBytes: cfg.MaxLogBytes, StepConcurrency: cfg.StepConcurrency,
 		Once: cfg.Once, Wait: cfg.Wait, ReadyFile: cfg.ReadyFile,

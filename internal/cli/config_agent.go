@@ -30,6 +30,8 @@ type AgentConfig struct {
 	Jobs      JobsConfig
 	// AllowLocalClone accepts local paths as clone URLs (raibid up).
 	AllowLocalClone bool
+	// CloneHosts are other names of the forge (its ROOT_URL host).
+	CloneHosts []string
 	// Once takes at most one job, waiting up to Wait, touching ReadyFile.
 	Once      bool
 	Wait      time.Duration
@@ -131,6 +133,10 @@ func agentConfigFromFlags(cmd *cobra.Command) (AgentConfig, error) {
 		c.Mask, _ = f.GetStringSlice("mask")
 	}
 	c.PassEnv, _ = f.GetStringSlice("pass-env")
+	if f.Lookup("clone-hosts") != nil {
+		c.CloneHosts, _ = f.GetStringSlice("clone-hosts")
+		c.CloneHosts = nilIfEmpty(c.CloneHosts)
+	}
 	c.StepConcurrency, _ = f.GetInt("step-concurrency")
 	maxLog, _ := f.GetString("max-log-bytes")
 	var err error

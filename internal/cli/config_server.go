@@ -65,6 +65,7 @@ type KubeConfig struct {
 	AgentImage     string
 	AgentRedisURL  string
 	RedisSecret    string
+	ForgeSecret    string
 	ConfigMap      string
 	ServiceAccount string
 	CachePVC       string
@@ -82,7 +83,7 @@ func DefaultServerConfig() ServerConfig {
 		Mirrors: MirrorConfig{Rescan: mirror.DefaultRescan, GitHubAPIURL: github.DefaultAPIURL,
 			MigrateTimeout: gitea.DefaultMigrateTimeout},
 		Kube: KubeConfig{Executor: executorNone, Namespace: "ci", ScaledJob: "raibid-agent",
-			RedisSecret: "redis-auth", ConfigMap: "raibid-config", ServiceAccount: "raibid-agent",
+			RedisSecret: "redis-auth", ForgeSecret: "raibid-secrets", ConfigMap: "raibid-config", ServiceAccount: "raibid-agent",
 			CachePVC: "raibid-cache", MaxAgents: 6},
 	}
 }
@@ -159,6 +160,7 @@ func serverConfigFromFlags(cmd *cobra.Command) (ServerConfig, error) {
 	k.AgentImage, _ = f.GetString("agent-image")
 	k.AgentRedisURL, _ = f.GetString("agent-redis-url")
 	k.RedisSecret, _ = f.GetString("redis-secret")
+	k.ForgeSecret, _ = f.GetString("forge-secret")
 	k.ConfigMap, _ = f.GetString("agent-config-map")
 	k.ServiceAccount, _ = f.GetString("agent-service-account")
 	k.CachePVC, _ = f.GetString("cache-pvc")

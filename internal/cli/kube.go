@@ -36,6 +36,7 @@ func addKubeFlags(f *pflag.FlagSet) {
 	f.String("agent-image", "", "with --executor kubernetes: the agent image, pinned (registry/raibid-agent:1.2.3)")
 	f.String("agent-redis-url", "", "with --executor kubernetes: Redis as agents reach it, without password (default: --redis-url without its password)")
 	f.String("redis-secret", "redis-auth", "with --executor kubernetes: Secret whose key \"password\" is the Redis password")
+	f.String("forge-secret", "raibid-secrets", "with --executor kubernetes: Secret whose key \"gitea-token\" agents get as their Gitea token")
 	f.String("agent-config-map", "raibid-config", "with --executor kubernetes: ConfigMap passed to agents as environment")
 	f.String("agent-service-account", "raibid-agent", "with --executor kubernetes: the agents' service account")
 	f.String("cache-pvc", "raibid-cache", "with --executor kubernetes: PVC mounted as the agents' build cache (empty: none)")
@@ -43,7 +44,7 @@ func addKubeFlags(f *pflag.FlagSet) {
 }
 
 var kubeFlagNames = map[string]bool{"executor": true, "namespace": true, "scaled-job": true, "agent-image": true,
-	"agent-redis-url": true, "redis-secret": true, "agent-config-map": true, "agent-service-account": true,
+	"agent-redis-url": true, "redis-secret": true, "forge-secret": true, "agent-config-map": true, "agent-service-account": true,
 	"cache-pvc": true, "max-agents": true}
 
 // groupKubeFlags makes cmd's help list the Kubernetes-only flags under a
@@ -99,7 +100,7 @@ func kubeOptions(k KubeConfig, redisURL string, opts *server.Options, log *slog.
 		agentRedis = u.String()
 	}
 	ex, err := kube.NewExecutor(c, kube.ExecutorOptions{Namespace: k.Namespace, Image: k.AgentImage, RedisURL: agentRedis,
-		RedisSecret: k.RedisSecret, ConfigMap: k.ConfigMap, ServiceAccount: k.ServiceAccount, CachePVC: k.CachePVC, Log: log})
+		RedisSecret: k.RedisSecret, ForgeSecret: k.ForgeSecret, ConfigMap: k.ConfigMap, ServiceAccount: k.ServiceAccount, CachePVC: k.CachePVC, Log: log})
 	if err != nil {
 		return &UsageError{err}
 	}

@@ -30,6 +30,11 @@ type ExecutorOptions struct {
 	// Job's spec.
 	RedisURL    string
 	RedisSecret string
+	// ForgeSecret, when set, gives agents the Gitea token (its key
+	// "gitea-token", as RAIBID_GITEA_TOKEN): private clones and the final
+	// commit status need it. Steps never see it (the sandbox's environment
+	// is an allowlist).
+	ForgeSecret string
 	// ConfigMap, when set, is passed to the agent as environment (RAIBID_*).
 	ConfigMap      string
 	ServiceAccount string
@@ -125,6 +130,11 @@ func (e *Executor) jobSpec(name string, j *ci.Job) *batchv1.Job {
 		redisURL = strings.Replace(redisURL, "redis://", "redis://:$(REDIS_PASSWORD)@", 1)
 	}
 	env = append(env, corev1.EnvVar{Name: "REDIS_URL", Value: redisURL}, corev1.EnvVar{Name: "RAIBID_REDIS_URL", Value: redisURL})
+	if o.ForgeSecret != "" {
+		optional := true
+		env = append(env, corev1.EnvVar{Name: "RAIBID_GITEA_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: o.ForgeSecret}, Key: "gitea-token", Optional: &optional}}})
+	}
 	c := corev1.Container{
 		Name: "agent", Image: o.Image,
 		Args:      []string{"agent", "--once", "--wait", "30s", "--ready-file", "/tmp/claimed", "--workdir", "/work"},

@@ -48,7 +48,7 @@ func testJob() *ci.Job {
 func TestExecutorCreatesOneJobPerQueuedJobWithFakeDynamicClient(t *testing.T) {
 	c := fakeCluster(t)
 	e, err := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "gitea.dgx.local:3000/raibid/raibid-agent:0.1.0",
-		RedisURL: "redis://redis.infrastructure.svc.cluster.local:6379/0", RedisSecret: "redis-auth",
+		RedisURL: "redis://redis.infrastructure.svc.cluster.local:6379/0", RedisSecret: "redis-auth", ForgeSecret: "raibid-secrets",
 		ConfigMap: "raibid-config", CachePVC: "raibid-cache", ServiceAccount: "raibid-agent"})
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +81,16 @@ func TestExecutorCreatesOneJobPerQueuedJobWithFakeDynamicClient(t *testing.T) {
 	}
 	if env["REDIS_URL"] != "redis://:$(REDIS_PASSWORD)@redis.infrastructure.svc.cluster.local:6379/0" || env["REDIS_PASSWORD"] != "" {
 		t.Errorf("the Redis password must come from the Secret: REDIS_URL %q", env["REDIS_URL"])
+	}
+	token := false
+	for _, v := range ctr.Env {
+		if v.Name == "RAIBID_GITEA_TOKEN" {
+			ref := v.ValueFrom
+			token = v.Value == "" && ref != nil && ref.SecretKeyRef != nil && ref.SecretKeyRef.Name == "raibid-secrets" && ref.SecretKeyRef.Key == "gitea-token"
+		}
+	}
+	if !token {
+		t.Error("executor Jobs need the Gitea token, from the Secret (private clones, the final commit status)")
 	}
 	if ctr.Resources.Limits.Cpu().String() != "2" || ctr.Resources.Requests.Memory().String() != "4Gi" {
 		t.Errorf("resources %v", ctr.Resources)

@@ -21,6 +21,7 @@ func BenchmarkWebhookIngest(b *testing.B) {
 		args []string
 	}{
 		{"aof=off", nil},
+		{"aof=everysec", []string{"--appendonly", "yes", "--appendfsync", "everysec"}},
 		{"aof=always", []string{"--appendonly", "yes", "--appendfsync", "always"}},
 	} {
 		for _, clients := range []int{1, 8, 64} {
