@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
@@ -47,7 +48,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
 		return
 	}
 	defer releaseSlot()
-	mirrors := filepath.Join(a.opts.WorkDir, ".mirrors")
+	mirrors := filepath.Join(a.opts.WorkDir, cache.MirrorsDir)
 	// Without a build cache every job starts from a fresh worktree, removed
 	// afterwards. With one, the slot's worktree is kept and reset to the next
 	// commit (checkout -f, clean -ffdx): a clean tree all the same, but
@@ -123,6 +124,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
 	sink.Line("pipeline", "system", fmt.Sprintf("running %s of the %s", ci.Plural(len(p.Steps), "step"), p.Origin))
 	env := append(jobEnv(job), a.opts.Env...)
 	build := a.prepareBuild(jobCtx, job, ws)
+	defer build.release()
 	for _, note := range build.Notes {
 		sink.Line("pipeline", "system", note)
 	}
@@ -220,7 +222,7 @@ func (a *Agent) sandboxFor(job *ci.Job, ws, mirrors string, keep bool, writable 
 // stepHome is the HOME of a sandboxed step: a directory per workspace slot,
 // kept with the slot when there is a build cache, else made anew.
 func (a *Agent) stepHome(ws string, keep bool) (string, error) {
-	home := filepath.Join(a.opts.WorkDir, ".home", filepath.Base(ws))
+	home := filepath.Join(a.opts.WorkDir, cache.HomesDir, filepath.Base(ws))
 	if !keep {
 		if err := os.RemoveAll(home); err != nil {
 			return "", err

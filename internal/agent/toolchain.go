@@ -28,6 +28,16 @@ type buildSetup struct {
 	// Stats turn the pipeline's result into fields recorded with the
 	// verdict (cache figures), one per toolchain that gives any.
 	Stats []func(pipeline.Result) map[string]string
+	// Release lets go of what the job held (the in-use marks of its cache
+	// directories); called once the job has ended.
+	Release []func()
+}
+
+// release runs the Release functions.
+func (b buildSetup) release() {
+	for _, f := range b.Release {
+		f()
+	}
 }
 
 // stats is the fields the toolchains record with the verdict.
@@ -51,6 +61,7 @@ func (a *Agent) prepareBuild(ctx context.Context, job *ci.Job, ws string) buildS
 		all.Writable = append(all.Writable, s.Writable...)
 		all.Notes = append(all.Notes, s.Notes...)
 		all.Stats = append(all.Stats, s.Stats...)
+		all.Release = append(all.Release, s.Release...)
 	}
 	return all
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 )
@@ -27,12 +28,18 @@ func (r rustBuild) prepare(ctx context.Context, job *ci.Job, ws string) (buildSe
 		return buildSetup{}, false
 	}
 	s := buildSetup{
+		Release:  []func(){},
 		Env:      []string{"CARGO_TARGET_DIR=" + target},
 		Writable: []string{target},
 		Notes:    []string{"cargo target dir (kept between jobs): " + target},
 		Stats: []func(pipeline.Result) map[string]string{func(res pipeline.Result) map[string]string {
 			return map[string]string{"cache_artifacts": strconv.Itoa(res.Cache.Total), "cache_fresh": strconv.Itoa(res.Cache.Fresh)}
 		}},
+	}
+	if release, err := cache.Use(target); err == nil {
+		s.Release = append(s.Release, release) // pruning keeps it while the job runs
+	} else {
+		a.log.Warn("build cache", "err", err)
 	}
 	if home, err := a.opts.Cache.CargoHome(userCargoHome()); err == nil {
 		s.Env = append(s.Env, "CARGO_HOME="+home)

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 )
@@ -359,7 +360,7 @@ func acquireWorkspace(root, repo, cloneURL string) (dir string, release func(), 
 	// Keyed by the clone URL too: a slot's worktree belongs to that URL's mirror.
 	sum := sha256.Sum256([]byte(repo + "\x00" + cloneURL))
 	key := hex.EncodeToString(sum[:6])
-	locks := filepath.Join(root, ".slots")
+	locks := filepath.Join(root, cache.SlotsDir)
 	if err := os.MkdirAll(locks, 0o755); err != nil {
 		return "", nil, err
 	}

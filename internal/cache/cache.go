@@ -90,7 +90,8 @@ func duSize(root string) int64 {
 
 // Prune removes target directories unused for longer than maxAge (0: no
 // age limit), then the least recently used until the rest fit in maxSize
-// bytes (0: no size limit). It returns what it removed.
+// bytes (0: no size limit). A directory a running job uses (Use) is never
+// removed. It returns what it removed.
 func (c Cache) Prune(maxAge time.Duration, maxSize int64, now time.Time) ([]Entry, error) {
 	entries, err := c.Entries()
 	if err != nil {
@@ -107,8 +108,12 @@ func (c Cache) Prune(maxAge time.Duration, maxSize int64, now time.Time) ([]Entr
 		if !tooOld && !tooBig {
 			continue
 		}
-		if err := os.RemoveAll(e.Path); err != nil {
+		gone, err := removeUnused(e.Path)
+		if err != nil {
 			return removed, fmt.Errorf("cache: %w", err)
+		}
+		if !gone {
+			continue // a running job builds in it
 		}
 		total -= e.Size
 		removed = append(removed, e)

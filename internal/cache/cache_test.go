@@ -103,3 +103,54 @@ func TestCargoHomeCopiesTheAgentsSettingsNotItsCredentials(t *testing.T) {
 		t.Fatalf("second call: %s %v", again, err)
 	}
 }
+
+// Nothing a running job holds is pruned: a target dir in use survives a
+// prune that removes its unused neighbour, and goes once released.
+func TestPruneSkipsWhatARunningJobUses(t *testing.T) {
+	c := cache.Cache{Root: t.TempDir()}
+	busy, _ := c.TargetDir("acme/busy", "rustc 1.95")
+	idle, _ := c.TargetDir("acme/idle", "rustc 1.95")
+	old := time.Now().Add(-48 * time.Hour)
+	fill(t, busy, 1000, old)
+	fill(t, idle, 1000, old)
+	release, err := cache.Use(busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := c.Prune(time.Hour, 0, time.Now())
+	if err != nil || len(removed) != 1 || removed[0].Path != idle {
+		t.Fatalf("removed %+v, %v", removed, err)
+	}
+	if _, err := os.Stat(busy); err != nil {
+		t.Fatal("the directory in use was removed")
+	}
+	release()
+	if removed, _ := c.Prune(time.Hour, 0, time.Now().Add(time.Hour)); len(removed) != 1 || removed[0].Path != busy {
+		t.Fatalf("after release: removed %+v", removed)
+	}
+}
+
+// One accounting of everything agents keep, part by part.
+func TestUsageCountsEveryPart(t *testing.T) {
+	c := cache.Cache{Root: t.TempDir()}
+	work := t.TempDir()
+	target, _ := c.TargetDir("acme/x", "rustc")
+	fill(t, target, 300, time.Now())
+	for dir, size := range map[string]int{
+		filepath.Join(c.Root, "sccache"): 200, filepath.Join(c.Root, "cargo-home"): 100,
+		filepath.Join(work, cache.MirrorsDir, "abc.git"): 400, filepath.Join(work, "abcdef-0"): 500, filepath.Join(work, cache.HomesDir, "abcdef-0"): 50,
+	} {
+		os.MkdirAll(dir, 0o755)
+		fill(t, dir, size, time.Now())
+	}
+	got := map[string]int64{}
+	for _, p := range c.Usage(work) {
+		got[p.Name] = p.Size
+	}
+	want := map[string]int64{"target dirs": 300, "sccache": 200, "cargo home": 100, "mirrors": 400, "workspaces": 500, "step homes": 50}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %d, want %d (%v)", k, got[k], v, got)
+		}
+	}
+}

@@ -50,26 +50,51 @@ func newCacheCmd() *cobra.Command {
 	}
 	stats := &cobra.Command{
 		Use:   "stats",
-		Short: "List the cached target dirs, least recently used first",
-		Args:  cobra.NoArgs,
+		Short: "Show what agents keep on disk, part by part, and the cached target dirs, least recently used first",
+		Long: "Everything an agent keeps: target dirs, the sccache store, the shared cargo home (under\n" +
+			"--cache-dir), workspace slots, bare mirrors and step homes (under --workdir). With\n" +
+			"--data-dir (raibid up's), both are read from there.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := outputJSON(cmd)
 			if err != nil {
 				return err
 			}
+			f := cmd.Flags()
+			if dataDir, _ := f.GetString("data-dir"); dataDir != "" {
+				if !f.Changed("cache-dir") {
+					_ = f.Set("cache-dir", filepath.Join(dataDir, "cache"))
+				}
+				if !f.Changed("workdir") {
+					_ = f.Set("workdir", filepath.Join(dataDir, "work"))
+				}
+			}
 			c, _, _, err := cacheFromFlags(cmd)
 			if err != nil || c == nil {
 				return err
 			}
+			workDir, _ := f.GetString("workdir")
+			parts := c.Usage(workDir)
 			entries, err := c.Entries()
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), entries)
+				return printJSON(cmd.OutOrStdout(), map[string]any{"parts": parts, "target_dirs": entries})
+			}
+			var all int64
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PART\tSIZE\tWHERE")
+			for _, p := range parts {
+				all += p.Size
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, human(p.Size), p.Path)
+			}
+			fmt.Fprintf(tw, "all\t%s\t\n\n", human(all))
+			if err := tw.Flush(); err != nil {
+				return err
 			}
 			var total int64
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			tw = tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TARGET DIR\tSIZE\tLAST USED")
 			for _, e := range entries {
 				total += e.Size
@@ -83,6 +108,8 @@ func newCacheCmd() *cobra.Command {
 		addCacheFlags(c, defaultCacheDir())
 		c.Flags().StringP("output", "o", "text", "output format: text or json")
 	}
+	stats.Flags().String("workdir", filepath.Join(os.TempDir(), "raibid-work"), "the agents' work dir (workspaces, mirrors)")
+	stats.Flags().String("data-dir", "", "raibid up's data dir: its cache and work dir")
 	cmd.AddCommand(prune, stats)
 	return cmd
 }
