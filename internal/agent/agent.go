@@ -64,8 +64,13 @@ var (
 
 // Options configure an Agent. Jobs, Store and Name are required.
 type Options struct {
-	Name   string
-	Jobs   Jobs
+	Name string
+	Jobs Jobs
+	// GPUJobs and GPUs, when set, let the agent take jobs that need a GPU
+	// (their own stream) whenever enough of the machine's GPU slots are
+	// free.
+	GPUJobs Jobs
+	GPUs    *GPUSlots
 	Store  Store
 	Status StatusPoster // nil: no commit statuses
 	Logger *slog.Logger
@@ -199,7 +204,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			block = min(block, left)
 		}
-		run, err := a.opts.Jobs.Claim(ctx, a.opts.Name, block, a.skipped)
+		run, gpus, err := a.claim(ctx, block)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -216,7 +221,8 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.log.Warn("ready file", "err", err)
 			}
 		}
-		a.handle(ctx, run)
+		a.handle(ctx, run, gpus)
+		a.opts.GPUs.Give(gpus)
 		if a.opts.Once {
 			return nil
 		}
@@ -263,7 +269,8 @@ func (a *Agent) recordLoop(ctx context.Context) {
 		host, _ := os.Hostname()
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := a.opts.Store.AgentHeartbeat(wctx, store.Agent{Name: a.opts.Name, Status: status,
-			CurrentJob: cur, StartedAt: a.started, Host: host, Sandbox: a.SandboxMode()}, 3*interval); err != nil && ctx.Err() == nil {
+			CurrentJob: cur, StartedAt: a.started, Host: host, Sandbox: a.SandboxMode(),
+			GPUs: a.opts.GPUs.Total(), GPUsBusy: a.opts.GPUs.InUse()}, 3*interval); err != nil && ctx.Err() == nil {
 			a.log.Warn("agent heartbeat", "err", err)
 		}
 		cancel()
@@ -300,6 +307,52 @@ var (
 // interrupted by shutdown still records how it ended.
 func final() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+// claim takes the next job: first, when a GPU slot is free, one that
+// needs a GPU (a short wait), then any other (shorter waits when there are
+// GPUs, so GPU jobs are not kept waiting behind an idle CPU claim). It
+// returns the GPU slots the job holds.
+func (a *Agent) claim(ctx context.Context, block time.Duration) (*jobs.Run, []int, error) {
+	if a.opts.GPUJobs == nil || a.opts.GPUs.Total() == 0 {
+		run, err := a.opts.Jobs.Claim(ctx, a.opts.Name, block, a.skipped)
+		return run, nil, err
+	}
+	if ids, ok := a.opts.GPUs.Take(1); ok {
+		run, err := a.opts.GPUJobs.Claim(ctx, a.opts.Name, 200*time.Millisecond, a.skipped)
+		if err != nil || run == nil {
+			a.opts.GPUs.Give(ids)
+			if err != nil {
+				return nil, nil, err
+			}
+		} else {
+			if run.Job.GPUs > a.opts.GPUs.Total() {
+				a.opts.GPUs.Give(ids)
+				fctx, cancel := final()
+				defer cancel()
+				msg := fmt.Sprintf("the job needs %d GPUs; the agents here have %d", run.Job.GPUs, a.opts.GPUs.Total())
+				_, err := run.Finish(fctx, jobs.Verdict{Status: ci.StatusError, Error: msg})
+				return nil, nil, err
+			}
+			if more := run.Job.GPUs - 1; more > 0 {
+				extra, ok := a.opts.GPUs.Take(more)
+				if !ok {
+					// Not enough free slots here now: back to the queue
+					// for this agent or another, not counted as a delivery.
+					a.opts.GPUs.Give(ids)
+					fctx, cancel := final()
+					defer cancel()
+					err := run.Release(fctx)
+					sleep(ctx, time.Second) // until a slot frees
+					return nil, nil, err
+				}
+				ids = append(ids, extra...)
+			}
+			return run, ids, nil
+		}
+	}
+	run, err := a.opts.Jobs.Claim(ctx, a.opts.Name, min(block, time.Second), a.skipped)
+	return run, nil, err
 }
 
 // skipped logs a claimed entry that did not start (see jobs.Skipped).

@@ -22,7 +22,7 @@ import (
 // handle runs a claimed job to its end. Every path finishes the run,
 // requeues it, hands it back, or (lease lost) leaves it to the agent that
 // now holds it.
-func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
+func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 	d, job := run.Entry, run.Job
 	log := a.log.With("job_id", job.ID, "entry", d.ID, "delivery", d.Deliveries)
 	a.setCurrent(job.ID)
@@ -123,6 +123,12 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run) {
 	}
 	sink.Line("pipeline", "system", fmt.Sprintf("running %s of the %s", ci.Plural(len(p.Steps), "step"), p.Origin))
 	env := append(jobEnv(job), a.opts.Env...)
+	if a.opts.GPUs.Total() > 0 {
+		env = append(env, gpuEnv(gpus)...)
+		if len(gpus) > 0 {
+			sink.Line("pipeline", "system", fmt.Sprintf("GPU slots %v (CUDA_VISIBLE_DEVICES)", gpus))
+		}
+	}
 	build := a.prepareBuild(jobCtx, job, ws)
 	defer build.release()
 	for _, note := range build.Notes {

@@ -72,6 +72,9 @@ type Agent struct {
 	Sandbox string `json:"sandbox,omitempty"`
 	// Phase is the agent pod's phase when agents run on Kubernetes.
 	Phase string `json:"phase,omitempty"`
+	// GPUs is the GPU slots of the agent's machine, GPUsBusy those in use.
+	GPUs     int `json:"gpus,omitempty"`
+	GPUsBusy int `json:"gpus_busy,omitempty"`
 }
 
 // AgentList is GET /agents.

@@ -72,6 +72,9 @@ type Job struct {
 	// is the id every job of that event's matrix shares.
 	Matrix map[string]string `json:"matrix,omitempty"`
 	Group  string            `json:"group,omitempty"`
+	// GPUs is how many GPUs the job needs: it runs only on an agent with
+	// that many free GPU slots (queued on the GPU stream).
+	GPUs int `json:"gpus,omitempty"`
 	// Artifacts are the files the job's steps uploaded.
 	Artifacts  []Artifact `json:"artifacts,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`

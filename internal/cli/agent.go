@@ -30,6 +30,7 @@ func addAgentFlags(cmd *cobra.Command, workdir string) {
 	f.String("max-log-bytes", "64MiB", "cap of one job's log; past it a marker says what was not stored and the last MiB is kept")
 	f.StringSlice("clone-hosts", nil, "other names of the forge (host[:port] of Gitea's ROOT_URL): their clone URLs are fetched from --gitea-url")
 	f.StringSlice("pass-env", nil, "agent environment variables steps inherit besides PATH, HOME, locale, proxies and toolchain locations")
+	f.Int("gpus", -1, "GPU slots of this machine, shared by its agents: jobs with resources.gpu wait for a free one (-1: count nvidia-smi -L)")
 	f.Int("step-concurrency", max(runtime.NumCPU()/2, 1), "steps of one job running at once when its pipeline uses depends_on")
 }
 
@@ -58,7 +59,7 @@ func newAgentCmd() *cobra.Command {
 				host, _ := os.Hostname()
 				cfg.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
 			}
-			a, err := newAgent(cfg, rdb, log)
+			a, err := newAgent(cfg, rdb, log, gpuSlots(cfg))
 			if err != nil {
 				return err
 			}
@@ -84,12 +85,22 @@ func newAgentCmd() *cobra.Command {
 	return cmd
 }
 
-// newAgent builds an agent from cfg.
-func newAgent(cfg AgentConfig, rdb *redis.Client, log *slog.Logger) (*agent.Agent, error) {
+// gpuSlots is the machine's GPU slots for cfg: --gpus, or nvidia-smi's count.
+func gpuSlots(cfg AgentConfig) *agent.GPUSlots {
+	n := cfg.GPUs
+	if n < 0 {
+		n = agent.DetectGPUs()
+	}
+	return agent.NewGPUSlots(n)
+}
+
+// newAgent builds an agent from cfg; gpus are the machine's GPU slots,
+// shared by every agent of the process.
+func newAgent(cfg AgentConfig, rdb *redis.Client, log *slog.Logger, gpus *agent.GPUSlots) (*agent.Agent, error) {
 	st, _, lc := cfg.Jobs.open(rdb)
 	c := cfg.Cache.open()
 	opts := agent.Options{
-		Name: cfg.Name, Jobs: lc, Store: st, Logger: log, WorkDir: cfg.WorkDir,
+		Name: cfg.Name, Jobs: lc, Store: st, Logger: log, WorkDir: cfg.WorkDir, GPUs: gpus,
 		Repos:     agent.Repos{ForgeURL: cfg.GiteaURL, Token: cfg.GiteaToken.Reveal(), AllowLocal: cfg.AllowLocalClone, Hosts: cfg.CloneHosts},
 		PublicURL: cfg.PublicURL, ServerURL: cfg.ServerURL, Cache: c, CacheMaxAge: cfg.Cache.MaxAge, CacheMaxSize: cfg.Cache.MaxSize,
 		PassEnv: cfg.PassEnv, MaxLogBytes: cfg.MaxLogBytes, StepConcurrency: cfg.StepConcurrency,
@@ -111,6 +122,9 @@ func newAgent(cfg AgentConfig, rdb *redis.Client, log *slog.Logger) (*agent.Agen
 	}
 	if cfg.SecretsKeyFile != "" {
 		opts.PipelineSecrets = secrets.NewStore(rdb, cfg.Jobs.KeyPrefix, secrets.FileKeys(cfg.SecretsKeyFile))
+	}
+	if gpus.Total() > 0 {
+		opts.GPUJobs = cfg.Jobs.openGPU(st, rdb)
 	}
 	var err error
 	if opts.Sandbox, err = newSandbox(cfg, log); err != nil {

@@ -172,5 +172,16 @@ func jobsConfigFromFlags(f *pflag.FlagSet) JobsConfig {
 func (c JobsConfig) open(rdb redis.UniversalClient) (*store.Store, *queue.Queue, *jobs.Lifecycle) {
 	st := store.New(rdb, store.Options{Prefix: c.KeyPrefix, FinishedTTL: c.JobRetention, LogTTL: c.LogRetention})
 	q := queue.New(rdb, queue.Options{Keys: queue.KeysWithPrefix(c.KeyPrefix), Lease: c.Lease})
-	return st, q, jobs.New(st, q, jobs.Options{MaxDeliveries: c.MaxDeliveries, DeadLetterMax: c.DeadLettersKept})
+	return st, q, jobs.New(st, q, c.lifecycleOptions())
+}
+
+// openGPU is the lifecycle of jobs that need a GPU: the same store, the
+// GPU stream.
+func (c JobsConfig) openGPU(st *store.Store, rdb redis.UniversalClient) *jobs.Lifecycle {
+	q := queue.New(rdb, queue.Options{Keys: queue.GPUKeysWithPrefix(c.KeyPrefix), Lease: c.Lease})
+	return jobs.New(st, q, c.lifecycleOptions())
+}
+
+func (c JobsConfig) lifecycleOptions() jobs.Options {
+	return jobs.Options{MaxDeliveries: c.MaxDeliveries, DeadLetterMax: c.DeadLettersKept}
 }

@@ -42,6 +42,8 @@ type AgentConfig struct {
 	MaxLogBytes int64
 	// StepConcurrency bounds a graph pipeline's steps running at once.
 	StepConcurrency int
+	// GPUs is the machine's GPU slots; -1 counts `nvidia-smi -L`.
+	GPUs int
 	// Sandbox is bwrap or off; steps run as BuildUser when the agent is root.
 	Sandbox   string
 	BuildUser string
@@ -73,7 +75,7 @@ func DefaultAgentConfig() AgentConfig {
 	return AgentConfig{
 		RedisURL: "redis://127.0.0.1:6379/0", WorkDir: filepath.Join(os.TempDir(), "raibid-work"),
 		Jobs: DefaultJobsConfig(), Wait: 30 * time.Second, ReadyFile: "/tmp/claimed",
-		MaxLogBytes: 64 << 20, Sandbox: sandbox.ModeBwrap, BuildUser: "nobody", StepConcurrency: max(runtime.NumCPU()/2, 1),
+		MaxLogBytes: 64 << 20, Sandbox: sandbox.ModeBwrap, BuildUser: "nobody", StepConcurrency: max(runtime.NumCPU()/2, 1), GPUs: -1,
 		Cache: CacheConfig{Dir: defaultCacheDir(), MaxAge: 7 * 24 * time.Hour, MaxSize: 50e9},
 	}
 }
@@ -90,6 +92,8 @@ func (c AgentConfig) Validate() error {
 		return fmt.Errorf("--max-log-bytes %d: a size of at least 2MiB", c.MaxLogBytes)
 	case c.Sandbox != sandbox.ModeBwrap && c.Sandbox != sandbox.ModeOff:
 		return fmt.Errorf("--sandbox %q: want bwrap or off", c.Sandbox)
+	case c.GPUs < -1 || c.GPUs > 64:
+		return fmt.Errorf("--gpus %d: -1 (count nvidia-smi's) or 0 to 64", c.GPUs)
 	case c.StepConcurrency < 1:
 		return fmt.Errorf("--step-concurrency %d: at least 1", c.StepConcurrency)
 	case c.Once && c.Wait <= 0:
@@ -138,6 +142,7 @@ func agentConfigFromFlags(cmd *cobra.Command) (AgentConfig, error) {
 		c.CloneHosts = nilIfEmpty(c.CloneHosts)
 	}
 	c.StepConcurrency, _ = f.GetInt("step-concurrency")
+	c.GPUs, _ = f.GetInt("gpus")
 	maxLog, _ := f.GetString("max-log-bytes")
 	var err error
 	if c.MaxLogBytes, err = cache.ParseSize(maxLog); err != nil {

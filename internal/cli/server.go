@@ -87,7 +87,7 @@ func newServer(cfg ServerConfig, rdb *redis.Client, log *slog.Logger) (*server.S
 	}
 	st, q, lc := cfg.Jobs.open(rdb)
 	opts := server.Options{
-		Store: st, Queue: q, Jobs: lc, Logger: log,
+		Store: st, Queue: q, Jobs: lc, GPUJobs: cfg.Jobs.openGPU(st, rdb), Logger: log,
 		WebhookSecret: cfg.WebhookSecret.Reveal(), APIToken: cfg.APIToken.Reveal(),
 		GitHubWebhookSecret: cfg.GitHubWebhookSecret.Reveal(),
 		GiteaURL:            cfg.GiteaURL, Version: Version, PublicURL: cfg.PublicURL, UIPublic: cfg.UIPublic,

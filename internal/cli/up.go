@@ -172,6 +172,7 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	} else {
 		sandboxLine = fmt.Sprintf("bwrap: each step in its own PID namespace, credentials hidden, as uid %d", sb.UID())
 	}
+	gpus := gpuSlots(cfg.Agent) // one pool: the machine's GPUs, for every agent
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "raibid %s is up\n", Version)
 	fmt.Fprintf(out, "  URL             %s\n", base)
@@ -181,7 +182,11 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	fmt.Fprintf(out, "  API token       %s\n", cfg.shown["api-token"])
 	fmt.Fprintf(out, "  Redis           %s\n", redactURL(redisURL))
 	fmt.Fprintf(out, "  Data dir        %s\n", cfg.DataDir)
-	fmt.Fprintf(out, "  Agents          %d local\n", cfg.Agents)
+	fmt.Fprintf(out, "  Agents          %d local", cfg.Agents)
+	if gpus.Total() > 0 {
+		fmt.Fprintf(out, ", sharing %d GPU slots", gpus.Total())
+	}
+	fmt.Fprintln(out)
 	fmt.Fprintf(out, "  Sandbox         %s\n", sandboxLine)
 	fmt.Fprintf(out, "\nNext: `raibid run` in a git checkout builds its current commit here; `raibid tui` shows the\n"+
 		"dashboard; %s/ui/ the web pages. Ctrl-C stops raibid (running jobs go back to the queue).\n", base)
@@ -191,7 +196,7 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	pool := agent.NewPool(ctx, func(name string) (*agent.Agent, error) {
 		c := cfg.Agent
 		c.Name = name
-		return newAgent(c, rdb, log)
+		return newAgent(c, rdb, log, gpus)
 	}, log)
 	if err := pool.SetMaxAgents(ctx, cfg.Agents); err != nil {
 		return err

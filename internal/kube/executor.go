@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -135,9 +136,19 @@ func (e *Executor) jobSpec(name string, j *ci.Job) *batchv1.Job {
 		env = append(env, corev1.EnvVar{Name: "RAIBID_GITEA_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: o.ForgeSecret}, Key: "gitea-token", Optional: &optional}}})
 	}
+	args := []string{"agent", "--once", "--wait", "30s", "--ready-file", "/tmp/claimed", "--workdir", "/work", "--gpus", "0"}
+	if j.GPUs > 0 {
+		// The pod gets the GPUs the job needs (the NVIDIA device plugin's
+		// resource; with time-slicing a GPU is several), and its agent
+		// knows it has them.
+		gpus := resource.MustParse(strconv.Itoa(j.GPUs))
+		res = res.DeepCopy()
+		res["nvidia.com/gpu"] = gpus
+		args[len(args)-1] = strconv.Itoa(j.GPUs)
+	}
 	c := corev1.Container{
 		Name: "agent", Image: o.Image,
-		Args:      []string{"agent", "--once", "--wait", "30s", "--ready-file", "/tmp/claimed", "--workdir", "/work"},
+		Args:      args,
 		Env:       env,
 		Resources: corev1.ResourceRequirements{Requests: res, Limits: res},
 		ReadinessProbe: &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{

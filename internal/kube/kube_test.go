@@ -265,3 +265,28 @@ func TestExecutorJobsIsolateBuilds(t *testing.T) {
 		t.Fatalf("checker found %d of 7 problems: %v", len(p), p)
 	}
 }
+
+// A job that needs GPUs gets a pod with the NVIDIA device plugin's
+// resource, and an agent that knows it has them; others get none.
+func TestExecutorGivesGPUJobsTheirGPUs(t *testing.T) {
+	c := fakeCluster(t)
+	e, err := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "gitea.dgx.local:3000/raibid/raibid-agent:0.1.0",
+		RedisURL: "redis://redis.infrastructure.svc.cluster.local:6379/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := testJob()
+	j.GPUs = 2
+	if err := e.Launch(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	ctr := jobsIn(t, c)[0].Spec.Template.Spec.Containers[0]
+	gpu := ctr.Resources.Limits["nvidia.com/gpu"]
+	if gpu.String() != "2" || !strings.Contains(strings.Join(ctr.Args, " "), "--gpus 2") {
+		t.Fatalf("limits %v args %v", ctr.Resources.Limits, ctr.Args)
+	}
+	cpuOnly := e.jobSpec("x", testJob()).Spec.Template.Spec.Containers[0]
+	if _, ok := cpuOnly.Resources.Limits["nvidia.com/gpu"]; ok || !strings.Contains(strings.Join(cpuOnly.Args, " "), "--gpus 0") {
+		t.Fatalf("a CPU job's pod: %v %v", cpuOnly.Resources.Limits, cpuOnly.Args)
+	}
+}

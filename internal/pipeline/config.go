@@ -58,6 +58,8 @@ type Step struct {
 	// Publish names where artifacts go besides the server: "gitea" (its
 	// generic package registry).
 	Publish string
+	// Resources this step needs; a job needs the most any part asks for.
+	Resources Resources
 	// DependsOn names the steps this one waits for. Once any step of a
 	// pipeline has it, the steps form a graph: those without it start at
 	// once, up to the agent's step concurrency.
@@ -100,6 +102,8 @@ type Pipeline struct {
 	Matrix *Matrix
 	// Services run beside the steps for the whole job.
 	Services []Service
+	// Resources the job needs (GPUs, and CPU/memory on Kubernetes).
+	Resources Resources
 }
 
 // ParseError is a problem in .raibid.yml: file, line and field.
@@ -203,8 +207,14 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 				return err
 			}
 			p.Services = svcs
+		case "resources":
+			r, err := parseResources(f, val, "resources")
+			if err != nil {
+				return err
+			}
+			p.Resources = r
 		default:
-			return f.At(key, key.Value, "unknown field (allowed: steps, timeout, env, image, when, matrix, services)")
+			return f.At(key, key.Value, "unknown field (allowed: steps, timeout, env, image, when, matrix, services, resources)")
 		}
 		return nil
 	})
@@ -276,6 +286,12 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 					return err
 				}
 				s.Artifacts = specs
+			case "resources":
+				r, err := parseResources(f, val, field)
+				if err != nil {
+					return err
+				}
+				s.Resources = r
 			case "publish":
 				v, ok := yamlfile.String(val)
 				if !ok || v != "gitea" {
@@ -290,7 +306,7 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 				s.DependsOn = names
 				dependsAt[len(p.Steps)] = val
 			default:
-				return f.At(key, field, "unknown field (allowed: name, run, timeout, env, allow_failure, secrets, when, depends_on, artifacts, publish)")
+				return f.At(key, field, "unknown field (allowed: name, run, timeout, env, allow_failure, secrets, when, depends_on, artifacts, publish, resources)")
 			}
 			return nil
 		})

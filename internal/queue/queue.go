@@ -54,6 +54,15 @@ type Keys struct {
 	Dead   string // dead letters, "ci-jobs:dead"
 }
 
+// GPUStream is the stream of jobs that need a GPU: only agents with a free
+// GPU slot claim from it, and a second ScaledJob scales on its lag.
+const GPUStream = DefaultStream + ":gpu"
+
+// GPUKeysWithPrefix names the GPU queue's keys (same consumer group name).
+func GPUKeysWithPrefix(prefix string) Keys {
+	return Keys{Stream: prefix + GPUStream, Group: DefaultGroup, Dead: prefix + GPUStream + ":dead"}
+}
+
 // KeysWithPrefix returns the default key names with prefix in front of each.
 func KeysWithPrefix(prefix string) Keys {
 	return Keys{

@@ -18,7 +18,7 @@ type PodLister interface {
 // mode.
 func agentRow(a store.Agent, phase string) api.Agent {
 	return api.Agent{Name: a.Name, Status: a.Status, CurrentJob: a.CurrentJob, StartedAt: a.StartedAt,
-		LastSeen: a.LastSeen, Host: a.Host, Sandbox: a.Sandbox, Phase: phase}
+		LastSeen: a.LastSeen, Host: a.Host, Sandbox: a.Sandbox, Phase: phase, GPUs: a.GPUs, GPUsBusy: a.GPUsBusy}
 }
 
 func (s *Server) handleAgents(w http.ResponseWriter, r *http.Request) {

@@ -190,7 +190,7 @@ func (s *Server) handleRetryJob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	j, err := s.opts.Jobs.Retry(r.Context(), id)
+	j, err := s.retry(r.Context(), id)
 	if err != nil {
 		s.storeError(w, err)
 		return

@@ -36,6 +36,9 @@ func (s *Server) controlLoops() []controlLoop {
 	var out []controlLoop
 	if s.opts.ReaperInterval >= 0 {
 		out = append(out, controlLoop{"reaper", func(ctx context.Context) { s.opts.Jobs.RunReaper(ctx, s.opts.ReaperInterval, s.log) }})
+		if s.opts.GPUJobs != nil {
+			out = append(out, controlLoop{"gpu reaper", func(ctx context.Context) { s.opts.GPUJobs.RunReaper(ctx, s.opts.ReaperInterval, s.log) }})
+		}
 	}
 	out = append(out,
 		controlLoop{"expiry", func(ctx context.Context) { s.opts.Jobs.RunExpiry(ctx, time.Minute, s.log) }},

@@ -36,10 +36,13 @@ const ShutdownTimeout = 10 * time.Second
 
 // Options configure a Server. Store, Queue and Jobs are required.
 type Options struct {
-	Store  *store.Store
-	Queue  *queue.Queue
-	Jobs   *jobs.Lifecycle
-	Logger *slog.Logger
+	Store *store.Store
+	Queue *queue.Queue
+	Jobs  *jobs.Lifecycle
+	// GPUJobs, when set, is the lifecycle of jobs that need a GPU (their
+	// own stream, claimed only by agents with a free GPU slot).
+	GPUJobs *jobs.Lifecycle
+	Logger  *slog.Logger
 	// WebhookSecret signs forge webhooks; with none set every webhook is 401.
 	WebhookSecret string
 	// APIToken, when set, is required as a bearer token on every route but
@@ -170,6 +173,9 @@ func New(opts Options) *Server {
 	s.metrics = newMetrics(opts.Registry, opts.Queue)
 	if opts.Jobs != nil { // nil only in tests that read the route table
 		opts.Jobs.OnSubmit(s.queued)
+	}
+	if opts.GPUJobs != nil {
+		opts.GPUJobs.OnSubmit(s.queued)
 	}
 	if opts.Mirrors != nil {
 		opts.Mirrors.SetObserver(s.metrics.observeMirror)

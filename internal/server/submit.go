@@ -10,6 +10,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
@@ -34,8 +35,13 @@ func (s *Server) submitEvent(ctx context.Context, job *ci.Job, delivery string) 
 			return submitted{Skipped: "pipeline when: " + why}, nil
 		}
 	}
+	lc := s.opts.Jobs
+	if p != nil && p.GPUs() > 0 {
+		job.GPUs = p.GPUs()
+		lc = s.lifecycleFor(job)
+	}
 	if p == nil || p.Matrix == nil {
-		id, created, err := s.opts.Jobs.Submit(ctx, job, delivery)
+		id, created, err := lc.Submit(ctx, job, delivery)
 		return submitted{IDs: []string{id}, Created: created}, err
 	}
 	out := submitted{Group: ci.NewID(time.Now()), Created: true}
@@ -46,7 +52,7 @@ func (s *Server) submitEvent(ctx context.Context, job *ci.Job, delivery string) 
 		if d != "" {
 			d += "#" + strconv.Itoa(i)
 		}
-		id, created, err := s.opts.Jobs.Submit(ctx, &j, d)
+		id, created, err := lc.Submit(ctx, &j, d)
 		if err != nil {
 			return out, err
 		}
@@ -58,6 +64,24 @@ func (s *Server) submitEvent(ctx context.Context, job *ci.Job, delivery string) 
 	}
 	s.postAggregatePending(job, out.Group)
 	return out, nil
+}
+
+// lifecycleFor is the lifecycle a job is queued in: the GPU stream's for a
+// job that needs a GPU (when this server has one), else the main one.
+func (s *Server) lifecycleFor(j *ci.Job) *jobs.Lifecycle {
+	if j.GPUs > 0 && s.opts.GPUJobs != nil {
+		return s.opts.GPUJobs
+	}
+	return s.opts.Jobs
+}
+
+// retry runs a finished job again, in the stream its job needs.
+func (s *Server) retry(ctx context.Context, id string) (*ci.Job, error) {
+	orig, err := s.opts.Store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.lifecycleFor(orig).Retry(ctx, id)
 }
 
 // pipelineAt is the repository's pipeline file at the job's commit, parsed;
@@ -184,7 +208,7 @@ func (s *Server) handleRetryGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	jobs := []*ci.Job{}
 	for _, j := range again {
-		n, err := s.opts.Jobs.Retry(r.Context(), j.ID)
+		n, err := s.retry(r.Context(), j.ID)
 		if err != nil {
 			s.storeError(w, err)
 			return

@@ -289,7 +289,7 @@ func (s *Server) handleUICancel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleUIRetry(w http.ResponseWriter, r *http.Request) {
-	s.uiJobAction(w, r, func(id string) (*ci.Job, error) { return s.opts.Jobs.Retry(r.Context(), id) })
+	s.uiJobAction(w, r, func(id string) (*ci.Job, error) { return s.retry(r.Context(), id) })
 }
 
 // uiJobAction runs a form's action and shows the resulting job (post,

@@ -19,6 +19,10 @@ type Agent struct {
 	// Sandbox is how the agent isolates steps: "bwrap", or "off" when an
 	// operator turned it off (dashboards show such agents as unsandboxed).
 	Sandbox string `json:"sandbox,omitempty"`
+	// GPUs is the GPU slots of the agent's machine, GPUsBusy those held
+	// (shared by the machine's agents).
+	GPUs     int `json:"gpus,omitempty"`
+	GPUsBusy int `json:"gpus_busy,omitempty"`
 }
 
 // AgentHeartbeat writes agent:<name> with a TTL: an agent that stops
@@ -30,7 +34,8 @@ func (s *Store) AgentHeartbeat(ctx context.Context, a Agent, ttl time.Duration) 
 	key := s.keys.Agent(a.Name)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, key, "name", a.Name, "status", a.Status, "current_job", a.CurrentJob,
-			"started_at", FormatTime(a.StartedAt), "last_seen", FormatTime(a.LastSeen), "host", a.Host, "sandbox", a.Sandbox)
+			"started_at", FormatTime(a.StartedAt), "last_seen", FormatTime(a.LastSeen), "host", a.Host, "sandbox", a.Sandbox,
+			"gpus", a.GPUs, "gpus_busy", a.GPUsBusy)
 		p.PExpire(ctx, key, ttl)
 		// The index of live agents, scored by when the record expires.
 		p.ZAdd(ctx, s.keys.Agents(), redis.Z{Score: float64(a.LastSeen.Add(ttl).UnixMilli()), Member: a.Name})
@@ -83,6 +88,8 @@ func (s *Store) Agents(ctx context.Context) ([]Agent, error) {
 			continue
 		}
 		a := Agent{Name: h["name"], Status: h["status"], CurrentJob: h["current_job"], Host: h["host"], Sandbox: h["sandbox"]}
+		a.GPUs, _ = strconv.Atoi(h["gpus"])
+		a.GPUsBusy, _ = strconv.Atoi(h["gpus_busy"])
 		if t := parseTime(h["started_at"]); t != nil {
 			a.StartedAt = *t
 		}

@@ -105,7 +105,7 @@ func JobFields(j *ci.Job) map[string]string {
 		"retry_of": j.RetryOf, "agent": j.Agent, "trigger": j.Trigger,
 		"created_at": FormatTime(j.CreatedAt), "error": j.Error, "steps": string(steps),
 		"cache_artifacts": strconv.Itoa(j.CacheArtifacts), "cache_fresh": strconv.Itoa(j.CacheFresh),
-		"event": j.Event, "tag": j.Tag, "before": j.Before,
+		"event": j.Event, "tag": j.Tag, "before": j.Before, "gpus": strconv.Itoa(j.GPUs),
 	}
 	if j.PullRequest != nil {
 		b, _ := json.Marshal(j.PullRequest)
@@ -150,6 +150,7 @@ func JobFromHash(h map[string]string) *ci.Job {
 	j.Attempt, _ = strconv.Atoi(h["attempt"])
 	j.CacheArtifacts, _ = strconv.Atoi(h["cache_artifacts"])
 	j.CacheFresh, _ = strconv.Atoi(h["cache_fresh"])
+	j.GPUs, _ = strconv.Atoi(h["gpus"])
 	if t := parseTime(h["created_at"]); t != nil {
 		j.CreatedAt = *t
 	}

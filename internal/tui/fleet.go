@@ -156,6 +156,9 @@ func (s *shared) agentLines(w, rows int, full bool) []string {
 		if a.Sandbox == "off" {
 			line += " " + red.Render("unsandboxed")
 		}
+		if a.GPUs > 0 {
+			line += faint.Render(fmt.Sprintf(" gpu %d/%d", a.GPUsBusy, a.GPUs))
+		}
 		if full {
 			where := "host " + a.Host
 			if a.Phase != "" {

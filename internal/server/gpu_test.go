@@ -1,0 +1,115 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/agent"
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/jobs"
+	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/server"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
+)
+
+// GPU jobs: two jobs that need a GPU, on a machine with one GPU slot and
+// two agents, run one after the other (each sees only its slot), while a
+// CPU job queued behind them is not held back; /agents shows the slots.
+func TestGPUJobsShareTheSlotsAndCPUJobsAreNotHeldBack(t *testing.T) {
+	gpuYML := "resources: {gpu: 1}\nsteps:\n  - name: train\n    run: echo \"gpus=[$CUDA_VISIBLE_DEVICES]\"; sleep 1\n"
+	cpuYML := "steps:\n  - name: lint\n    run: echo \"gpus=[$CUDA_VISIBLE_DEVICES]\"; sleep 0.2\n"
+	gpuDir, gpuSHA := testutil.GitRepo(t, map[string]string{".raibid.yml": gpuYML})
+	cpuDir, cpuSHA := testutil.GitRepo(t, map[string]string{".raibid.yml": cpuYML})
+	r := testutil.StartRedis(t)
+	var gpuJobs *jobs.Lifecycle
+	e := startOn(t, r, func(o *server.Options) {
+		o.PipelineFiles = pipelineFiles{"acme/train": gpuYML, "acme/lint": cpuYML}
+		gpuJobs = jobs.New(o.Store, queue.New(r.Client(), queue.Options{Keys: queue.GPUKeysWithPrefix("")}), jobs.Options{})
+		o.GPUJobs = gpuJobs
+	})
+	hook := func(repo, dir, sha, delivery string) string {
+		body, _ := json.Marshal(map[string]any{"ref": "refs/heads/main", "after": sha,
+			"repository": map[string]any{"full_name": repo, "clone_url": dir}})
+		code, out := e.webhook(hook{body: body, delivery: delivery})
+		if code != 202 {
+			t.Fatalf("webhook %d %v", code, out)
+		}
+		return out["job_id"].(string)
+	}
+	g1 := hook("acme/train", gpuDir, gpuSHA, "g1")
+	g2 := hook("acme/train", gpuDir, gpuSHA, "g2")
+	c1 := hook("acme/lint", cpuDir, cpuSHA, "c1")
+	if j := e.job(g1); j.GPUs != 1 {
+		t.Fatalf("the GPU job records %d GPUs", j.GPUs)
+	}
+	if st, _ := queue.New(r.Client(), queue.Options{Keys: queue.GPUKeysWithPrefix("")}).Stats(context.Background()); st.Lag != 2 {
+		t.Fatalf("GPU stream lag %d, want the 2 GPU jobs", st.Lag)
+	}
+
+	slots := agent.NewGPUSlots(1)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, name := range []string{"a1", "a2"} {
+		a := agent.New(agent.Options{Name: name, Jobs: e.jobs, GPUJobs: gpuJobs, GPUs: slots, Store: e.store,
+			WorkDir: t.TempDir(), Repos: agent.Repos{AllowLocal: true}, ClaimBlock: 200 * time.Millisecond})
+		wg.Go(func() { a.Run(ctx) })
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && !(e.job(g1).Status.Final() && e.job(g2).Status.Final() && e.job(c1).Status.Final()) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	var agents struct{ Agents []struct{ GPUs, GPUsBusy int } }
+	_, body := e.do("GET", "/agents", "", token)
+	json.Unmarshal(body, &agents)
+	stop()
+	wg.Wait()
+	a, b, c := e.job(g1), e.job(g2), e.job(c1)
+	for _, j := range []*ci.Job{a, b, c} {
+		if j.Status != ci.StatusSuccess {
+			t.Fatalf("job %s (%s) %s %q", j.ID, j.Repo, j.Status, j.Error)
+		}
+	}
+	if a.StartedAt.Before(*b.FinishedAt) && b.StartedAt.Before(*a.FinishedAt) {
+		t.Fatalf("two GPU jobs ran at once on one slot: %s–%s and %s–%s", a.StartedAt, a.FinishedAt, b.StartedAt, b.FinishedAt)
+	}
+	last := a
+	if b.FinishedAt.After(*a.FinishedAt) {
+		last = b
+	}
+	if !c.StartedAt.Before(*last.StartedAt) {
+		t.Fatalf("the CPU job waited for the GPU jobs: started %s, the second GPU job %s", c.StartedAt, last.StartedAt)
+	}
+	if logs := e.logText(a.ID); !strings.Contains(logs, "gpus=[0]") {
+		t.Fatalf("the GPU job did not see its slot:\n%s", logs)
+	}
+	if logs := e.logText(c.ID); !strings.Contains(logs, "gpus=[]") {
+		t.Fatalf("the CPU job saw a GPU:\n%s", logs)
+	}
+	if len(agents.Agents) != 2 || agents.Agents[0].GPUs != 1 {
+		t.Fatalf("/agents %s", body)
+	}
+}
+
+// The GPU count comes from nvidia-smi -L; a stand-in nvidia-smi on PATH
+// (a shell script, named as one) lists two GPUs.
+func TestDetectGPUsWithAStandInNvidiaSmi(t *testing.T) {
+	dir := t.TempDir()
+	stub := "#!/bin/sh\n# stand-in for nvidia-smi (no NVIDIA driver here)\necho 'GPU 0: NVIDIA GB10 (UUID: GPU-0000)'\necho 'GPU 1: NVIDIA GB10 (UUID: GPU-0001)'\n"
+	if err := os.WriteFile(filepath.Join(dir, "nvidia-smi"), []byte(stub), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	if n := agent.DetectGPUs(); n != 2 {
+		t.Fatalf("detected %d GPUs, want 2", n)
+	}
+	t.Setenv("PATH", t.TempDir())
+	if n := agent.DetectGPUs(); n != 0 {
+		t.Fatalf("without nvidia-smi: %d GPUs", n)
+	}
+}
