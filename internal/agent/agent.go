@@ -71,9 +71,9 @@ type Options struct {
 	// free.
 	GPUJobs Jobs
 	GPUs    *GPUSlots
-	Store  Store
-	Status StatusPoster // nil: no commit statuses
-	Logger *slog.Logger
+	Store   Store
+	Status  StatusPoster // nil: no commit statuses
+	Logger  *slog.Logger
 	// WorkDir holds one directory per running job (default os.TempDir()/raibid-work).
 	WorkDir string
 	Repos   Repos

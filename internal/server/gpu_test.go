@@ -64,7 +64,9 @@ func TestGPUJobsShareTheSlotsAndCPUJobsAreNotHeldBack(t *testing.T) {
 	for time.Now().Before(deadline) && !(e.job(g1).Status.Final() && e.job(g2).Status.Final() && e.job(c1).Status.Final()) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	var agents struct{ Agents []struct{ GPUs, GPUsBusy int } }
+	var agents struct {
+		Agents []struct{ GPUs, GPUsBusy int }
+	}
 	_, body := e.do("GET", "/agents", "", token)
 	json.Unmarshal(body, &agents)
 	stop()
