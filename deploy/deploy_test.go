@@ -470,3 +470,46 @@ func TestRedisSyncsBeforeItAnswers(t *testing.T) {
 		}
 	}
 }
+
+// Images without Docker: a rootless buildkitd with its cache on a PVC, its
+// Service, and the agents pointed at it.
+func TestBuildkitForTheImageStep(t *testing.T) {
+	var dep *appsv1.Deployment
+	var svc *corev1.Service
+	var cfg map[string]string
+	pvcs := map[string]bool{}
+	for _, o := range build(t, "flux/apps/raibid") {
+		switch v := o.(type) {
+		case *appsv1.Deployment:
+			if v.Name == "buildkitd" {
+				dep = v
+			}
+		case *corev1.Service:
+			if v.Name == "buildkitd" {
+				svc = v
+			}
+		case *corev1.ConfigMap:
+			if v.Name == "raibid-config" {
+				cfg = v.Data
+			}
+		case *corev1.PersistentVolumeClaim:
+			pvcs[v.Name] = true
+		}
+	}
+	if dep == nil || svc == nil || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 1234 {
+		t.Fatal("no buildkitd Deployment and Service on 1234")
+	}
+	c := dep.Spec.Template.Spec.Containers[0]
+	if sc := c.SecurityContext; sc == nil || sc.RunAsUser == nil || *sc.RunAsUser == 0 || (sc.Privileged != nil && *sc.Privileged) {
+		t.Error("buildkitd must run rootless, unprivileged")
+	}
+	if !strings.HasSuffix(strings.Split(c.Image, ":")[len(strings.Split(c.Image, ":"))-1], "-rootless") {
+		t.Errorf("buildkitd image %s is not the rootless one", c.Image)
+	}
+	if claim := dep.Spec.Template.Spec.Volumes[0].PersistentVolumeClaim; claim == nil || !pvcs[claim.ClaimName] {
+		t.Error("buildkitd's cache is not on a PVC of the tree")
+	}
+	if want := "tcp://buildkitd.ci.svc.cluster.local:1234"; cfg["RAIBID_BUILDKIT_ADDR"] != want {
+		t.Errorf("RAIBID_BUILDKIT_ADDR %q, want %q", cfg["RAIBID_BUILDKIT_ADDR"], want)
+	}
+}

@@ -16,6 +16,16 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     go build -trimpath -ldflags "-s -w -X github.com/raibid-labs/raibid-ci/internal/cli.Version=${VERSION}" \
     -o /out/raibid ./cmd/raibid
 
+# buildctl, the BuildKit client the image step uses (agent pods have no
+# Docker engine; buildkitd runs as its own Deployment).
+FROM --platform=$BUILDPLATFORM golang:1.26.8-bookworm AS buildctl
+ARG TARGETOS TARGETARCH
+WORKDIR /buildctl
+# (go install cannot cross-compile into GOBIN: a throwaway module builds it.)
+RUN --mount=type=cache,target=/go/pkg/mod go mod init buildctl && go get github.com/moby/buildkit@v0.34.2 \
+    && CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH GOTOOLCHAIN=local \
+    go build -trimpath -ldflags "-s -w" -o /out/buildctl github.com/moby/buildkit/cmd/buildctl
+
 # The cargo tools are compiled for the target platform (slow under emulation,
 # cached by BuildKit between builds).
 FROM rust:1.95.0-slim-bookworm AS tools
@@ -35,6 +45,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends git ca-certific
 COPY --from=tools /usr/local/cargo/bin/cargo-nextest /usr/local/cargo/bin/cargo-audit \
     /usr/local/cargo/bin/cargo-deny /usr/local/cargo/bin/sccache /usr/local/cargo/bin/
 COPY --from=raibid /out/raibid /usr/local/bin/raibid
+COPY --from=buildctl /out/buildctl /usr/local/bin/buildctl
 WORKDIR /work
 ENTRYPOINT ["/usr/local/bin/raibid"]
 CMD ["agent", "--once"]

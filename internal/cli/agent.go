@@ -24,6 +24,7 @@ import (
 func addAgentFlags(cmd *cobra.Command, workdir string) {
 	f := cmd.Flags()
 	f.String("workdir", workdir, "per-job workspaces live here")
+	f.String("buildkit-addr", "", "buildkitd the image step uses when there is no docker buildx (tcp://buildkitd:1234)")
 	f.String("registry", "", "OCI registry the image step pushes <registry>/<owner>/<repo>:<commit> to, e.g. gitea.local:3000")
 	f.String("sandbox", sandbox.ModeBwrap, "how steps are isolated from the agent: bwrap (own PID namespace, no credentials, read-only system) or off")
 	f.String("build-user", "nobody", "when the agent runs as root, steps run as this user (name or uid)")
@@ -108,7 +109,7 @@ func newAgent(cfg AgentConfig, rdb *redis.Client, log *slog.Logger, gpus *agent.
 	}
 	opts.Tools = func() pipeline.Tools {
 		t := pipeline.DetectTools()
-		t.Registry = cfg.Registry
+		t.Registry, t.BuildkitAddr = cfg.Registry, cfg.BuildkitAddr
 		return t
 	}
 	if cfg.GiteaURL != "" && cfg.GiteaToken != "" {

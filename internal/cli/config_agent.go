@@ -27,6 +27,9 @@ type AgentConfig struct {
 	ServerURL string
 	WorkDir   string
 	Registry  string
+	// BuildkitAddr is the buildkitd image steps use when there is no
+	// docker buildx.
+	BuildkitAddr string
 	Jobs      JobsConfig
 	// AllowLocalClone accepts local paths as clone URLs (raibid up).
 	AllowLocalClone bool
@@ -121,6 +124,7 @@ func agentConfigFromFlags(cmd *cobra.Command) (AgentConfig, error) {
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	str("workdir", &c.WorkDir)
 	str("registry", &c.Registry)
+	str("buildkit-addr", &c.BuildkitAddr)
 	str("ready-file", &c.ReadyFile)
 	str("sandbox", &c.Sandbox)
 	str("build-user", &c.BuildUser)

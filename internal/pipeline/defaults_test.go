@@ -57,3 +57,34 @@ func TestDefaultsByLanguage(t *testing.T) {
 		t.Errorf("an empty repository got %s", p.Origin)
 	}
 }
+
+// Without docker buildx the image step builds through a remote buildkitd
+// (agent pods have no Docker engine), pushing with the registry cache; with
+// neither it is skipped, saying so.
+func TestImageStepThroughBuildkit(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Cargo.toml"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644)
+	image := func(t Tools) Step {
+		for _, s := range RustPipeline(dir, t).Steps {
+			if s.Name == "image" {
+				return s
+			}
+		}
+		return Step{}
+	}
+	s := image(Tools{Buildctl: true, BuildkitAddr: "tcp://buildkitd.ci.svc.cluster.local:1234", Registry: "gitea.dgx.local:3000"})
+	want := `buildctl --addr "tcp://buildkitd.ci.svc.cluster.local:1234" build --frontend dockerfile.v0 --local context=. --local dockerfile=.` +
+		` --output "type=image,name=gitea.dgx.local:3000/${RAIBID_REPO,,}:${RAIBID_COMMIT},push=true"` +
+		` --import-cache "type=registry,ref=gitea.dgx.local:3000/${RAIBID_REPO,,}:buildcache-$(uname -m)"` +
+		` --export-cache "type=registry,ref=gitea.dgx.local:3000/${RAIBID_REPO,,}:buildcache-$(uname -m),mode=max"`
+	if s.SkipReason != "" || s.Run != want {
+		t.Fatalf("image step %q (skip %q)\nwant %q", s.Run, s.SkipReason, want)
+	}
+	if s := image(Tools{Buildx: true, Buildctl: true, BuildkitAddr: "tcp://b:1234"}); !strings.HasPrefix(s.Run, "docker buildx") {
+		t.Fatalf("with buildx: %q", s.Run)
+	}
+	if s := image(Tools{Buildctl: true}); !strings.Contains(s.SkipReason, "buildctl with a --buildkit-addr") {
+		t.Fatalf("buildctl without an address: %q", s.SkipReason)
+	}
+}

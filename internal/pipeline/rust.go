@@ -12,6 +12,11 @@ type Tools struct {
 	Nextest bool // cargo nextest
 	Audit   bool // cargo audit
 	Buildx  bool // docker buildx
+	// Buildctl is buildctl on PATH and BuildkitAddr the buildkitd it talks
+	// to (tcp://buildkitd.ci.svc.cluster.local:1234): images without a
+	// Docker engine, as agent pods have none.
+	Buildctl     bool
+	BuildkitAddr string
 	// Registry is where images are pushed (Gitea's OCI registry), e.g.
 	// gitea.local:3000/acme. Empty: images are built but not pushed.
 	Registry string
@@ -23,9 +28,10 @@ func DetectTools() Tools {
 		return exec.Command(name, args...).Run() == nil
 	}
 	return Tools{
-		Nextest: ok("cargo", "nextest", "--version"),
-		Audit:   ok("cargo", "audit", "--version"),
-		Buildx:  ok("docker", "buildx", "version"),
+		Nextest:  ok("cargo", "nextest", "--version"),
+		Audit:    ok("cargo", "audit", "--version"),
+		Buildx:   ok("docker", "buildx", "version"),
+		Buildctl: ok("buildctl", "--version"),
 	}
 }
 
@@ -56,8 +62,11 @@ func RustPipeline(dir string, t Tools) *Pipeline {
 	switch {
 	case !exists(filepath.Join(dir, "Dockerfile")):
 		image.SkipReason = "no Dockerfile"
-	case !t.Buildx:
-		image.SkipReason = "docker buildx is not available"
+	case t.Buildx:
+	case t.Buildctl && t.BuildkitAddr != "":
+		image.Run = buildctlCommand(t.Registry, t.BuildkitAddr)
+	default:
+		image.SkipReason = "neither docker buildx nor buildctl with a --buildkit-addr is available"
 	}
 	p.Steps = append(p.Steps, image)
 	return p
@@ -76,6 +85,20 @@ func imageCommand(registry string) string {
 	cache := `type=registry,ref=` + image + `:buildcache-$(uname -m)`
 	return `docker buildx build -t "` + image + `:${RAIBID_COMMIT}"` +
 		` --cache-from "` + cache + `" --cache-to "` + cache + `,mode=max" --push .`
+}
+
+// buildctlCommand is imageCommand through a remote buildkitd: the same
+// image name, pushed when a registry is configured, with the same registry
+// cache.
+func buildctlCommand(registry, addr string) string {
+	cmd := `buildctl --addr "` + addr + `" build --frontend dockerfile.v0 --local context=. --local dockerfile=.`
+	if registry == "" {
+		return cmd + ` --output "type=image,name=raibid/${RAIBID_REPO,,}:${RAIBID_COMMIT}"`
+	}
+	image := strings.TrimRight(registry, "/") + `/${RAIBID_REPO,,}`
+	cache := `type=registry,ref=` + image + `:buildcache-$(uname -m)`
+	return cmd + ` --output "type=image,name=` + image + `:${RAIBID_COMMIT},push=true"` +
+		` --import-cache "` + cache + `" --export-cache "` + cache + `,mode=max"`
 }
 
 func exists(path string) bool {
