@@ -30,7 +30,7 @@ type AgentConfig struct {
 	// BuildkitAddr is the buildkitd image steps use when there is no
 	// docker buildx.
 	BuildkitAddr string
-	Jobs      JobsConfig
+	Jobs         JobsConfig
 	// AllowLocalClone accepts local paths as clone URLs (raibid up).
 	AllowLocalClone bool
 	// CloneHosts are other names of the forge (its ROOT_URL host).
