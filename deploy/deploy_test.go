@@ -42,6 +42,7 @@ var kustomizations = []string{
 	"flux/infrastructure/controllers",
 	"flux/infrastructure/configs",
 	"flux/apps/raibid",
+	"flux/apps/raibid-gpu",
 }
 
 func scheme(t *testing.T) *runtime.Scheme {
@@ -212,8 +213,9 @@ func TestFluxAPIVersionsAndOrder(t *testing.T) {
 			t.Errorf("Kustomization %s: prune and wait must be on", k.Name)
 		}
 	}
-	if !slices.Equal(deps["apps"], []string{"infra-configs"}) || !slices.Equal(deps["infra-configs"], []string{"infra-controllers"}) {
-		t.Fatalf("dependsOn = %v, want apps → infra-configs → infra-controllers", deps)
+	if !slices.Equal(deps["apps"], []string{"infra-configs"}) || !slices.Equal(deps["infra-configs"], []string{"infra-controllers"}) ||
+		!slices.Equal(deps["apps-gpu"], []string{"apps"}) {
+		t.Fatalf("dependsOn = %v, want apps-gpu → apps → infra-configs → infra-controllers", deps)
 	}
 	// KEDA's CRDs come with its HelmRelease in infra-controllers; the objects
 	// that need them live only in apps, which waits for it.
@@ -511,5 +513,40 @@ func TestBuildkitForTheImageStep(t *testing.T) {
 	}
 	if want := "tcp://buildkitd.ci.svc.cluster.local:1234"; cfg["RAIBID_BUILDKIT_ADDR"] != want {
 		t.Errorf("RAIBID_BUILDKIT_ADDR %q, want %q", cfg["RAIBID_BUILDKIT_ADDR"], want)
+	}
+}
+
+// GPU jobs are off by default behind one switch (the suspended apps-gpu
+// Kustomization); once on, a second ScaledJob scales on the GPU stream and
+// asks the device plugin (time-sliced) for a GPU slot per pod.
+func TestGPUAgentsBehindOneSwitch(t *testing.T) {
+	for _, o := range build(t, "flux/clusters/dgx-spark") {
+		if k := o.(*kustomizev1.Kustomization); k.Name == "apps-gpu" && !k.Spec.Suspend {
+			t.Error("apps-gpu must be suspended by default")
+		}
+	}
+	var sj *kedav1alpha1.ScaledJob
+	var plugin *helmv2.HelmRelease
+	for _, o := range build(t, "flux/apps/raibid-gpu") {
+		switch v := o.(type) {
+		case *kedav1alpha1.ScaledJob:
+			sj = v
+		case *helmv2.HelmRelease:
+			plugin = v
+		}
+	}
+	if sj == nil || plugin == nil {
+		t.Fatal("no GPU ScaledJob or device plugin HelmRelease")
+	}
+	if md := sj.Spec.Triggers[0].Metadata; md["stream"] != queue.GPUStream || md["consumerGroup"] != queue.DefaultGroup || md["lagCount"] != "1" {
+		t.Errorf("GPU trigger %v: want the server's GPU stream %s in lag mode", md, queue.GPUStream)
+	}
+	c := sj.Spec.JobTargetRef.Template.Spec.Containers[0]
+	gpu := c.Resources.Limits["nvidia.com/gpu"]
+	if gpu.String() != "1" || !strings.Contains(strings.Join(c.Args, " "), "--gpus 1") {
+		t.Errorf("GPU agent: limits %v args %v", c.Resources.Limits, c.Args)
+	}
+	if !strings.Contains(string(plugin.Spec.Values.Raw), "nvidia-time-slicing") {
+		t.Error("the device plugin does not use the time-slicing config")
 	}
 }
