@@ -237,7 +237,11 @@ func (a *Agent) pruneLoop(ctx context.Context) {
 		if err != nil {
 			a.log.Warn("cache prune", "err", err)
 		}
-		for _, e := range removed {
+		work, err := cache.PruneWork(a.opts.WorkDir, a.opts.CacheMaxAge, time.Now())
+		if err != nil {
+			a.log.Warn("work dir prune", "err", err)
+		}
+		for _, e := range append(removed, work...) {
 			a.log.Info("cache pruned", "dir", e.Path, "bytes", e.Size, "last_used", e.LastUsed)
 		}
 		select {

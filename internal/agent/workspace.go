@@ -173,6 +173,8 @@ func (s Repos) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit
 		return err
 	}
 	defer unlock()
+	now := time.Now()
+	_ = os.Chtimes(mirror, now, now) // its last use: PruneWork goes by it
 	git := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, "git", append([]string{"--git-dir", mirror}, args...)...)
 		cmd.Env = s.gitEnv()
@@ -327,7 +329,7 @@ func removeWorkspace(mirrors, dir string) {
 
 // lockDir takes an exclusive flock on dir/raibid.lock until unlock is called.
 func lockDir(dir string) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(dir, "raibid.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, cache.MirrorLock), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -374,7 +376,10 @@ func acquireWorkspace(root, repo, cloneURL string) (dir string, release func(), 
 			f.Close()
 			continue
 		}
-		return filepath.Join(root, name), func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		dir := filepath.Join(root, name)
+		now := time.Now()
+		_ = os.Chtimes(dir, now, now) // its last use: PruneWork goes by it
+		return dir, func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 	}
 	return "", nil, fmt.Errorf("all %d workspace slots of %s are in use", maxSlots, repo)
 }

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,5 +153,38 @@ func TestUsageCountsEveryPart(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %d, want %d (%v)", k, got[k], v, got)
 		}
+	}
+}
+
+// The work dir is pruned by age too: an old mirror and an old slot go (with
+// its step home), a slot a job holds stays however old.
+func TestPruneWorkKeepsWhatAJobHolds(t *testing.T) {
+	work := t.TempDir()
+	old := time.Now().Add(-48 * time.Hour)
+	mirror := filepath.Join(work, cache.MirrorsDir, "abc.git")
+	idleSlot, busySlot := filepath.Join(work, "aaaa-0"), filepath.Join(work, "bbbb-0")
+	home := filepath.Join(work, cache.HomesDir, "aaaa-0")
+	for _, d := range []string{mirror, idleSlot, busySlot, home, filepath.Join(work, cache.SlotsDir)} {
+		os.MkdirAll(d, 0o755)
+	}
+	for _, d := range []string{mirror, idleSlot, busySlot} {
+		fill(t, d, 100, old)
+	}
+	lock, _ := os.OpenFile(filepath.Join(work, cache.SlotsDir, "bbbb-0.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := cache.PruneWork(work, time.Hour, time.Now())
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("removed %+v, %v", removed, err)
+	}
+	for _, gone := range []string{mirror, idleSlot, home} {
+		if _, err := os.Stat(gone); err == nil {
+			t.Errorf("%s is still there", gone)
+		}
+	}
+	if _, err := os.Stat(busySlot); err != nil {
+		t.Fatal("the slot a job holds was removed")
 	}
 }

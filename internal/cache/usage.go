@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // The agents' work directory holds, besides one directory per workspace
@@ -88,3 +89,69 @@ func (c Cache) Usage(workDir string) []Part {
 	}
 	return parts
 }
+
+// PruneWork removes what of an agents' work directory was not used for
+// longer than maxAge: bare mirrors (whose lock is free: no fetch runs) and
+// workspace slots with their step homes (whose slot lock is free: no job
+// runs in them). A removed mirror is fetched anew; a removed slot's
+// worktree record is pruned by git on the mirror's next use. It returns
+// what it removed.
+func PruneWork(workDir string, maxAge time.Duration, now time.Time) ([]Entry, error) {
+	if maxAge <= 0 || workDir == "" {
+		return nil, nil
+	}
+	var removed []Entry
+	old := func(p string) (Entry, bool) {
+		info, err := os.Stat(p)
+		if err != nil || !info.IsDir() || now.Sub(info.ModTime()) <= maxAge {
+			return Entry{}, false
+		}
+		return Entry{Path: p, Size: duSize(p), LastUsed: info.ModTime()}, true
+	}
+	// removeLocked removes dirs while holding lock exclusively, if free.
+	removeLocked := func(lock string, e Entry, dirs ...string) error {
+		f, err := os.OpenFile(lock, os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			return nil // in use
+		}
+		defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		for _, d := range dirs {
+			if err := os.RemoveAll(d); err != nil {
+				return err
+			}
+		}
+		removed = append(removed, e)
+		return nil
+	}
+	mirrors, _ := filepath.Glob(filepath.Join(workDir, MirrorsDir, "*.git"))
+	for _, m := range mirrors {
+		if e, ok := old(m); ok {
+			// The mirror's own lock file lives inside it: taken, then the
+			// mirror goes with it.
+			if err := removeLocked(filepath.Join(m, MirrorLock), e, m); err != nil {
+				return removed, err
+			}
+		}
+	}
+	entries, _ := os.ReadDir(workDir)
+	for _, d := range entries {
+		if !d.IsDir() || d.Name()[0] == '.' {
+			continue
+		}
+		slot := filepath.Join(workDir, d.Name())
+		if e, ok := old(slot); ok {
+			lock := filepath.Join(workDir, SlotsDir, d.Name()+".lock")
+			if err := removeLocked(lock, e, slot, filepath.Join(workDir, HomesDir, d.Name())); err != nil {
+				return removed, err
+			}
+		}
+	}
+	return removed, nil
+}
+
+// MirrorLock is the lock file inside a bare mirror that a fetch holds.
+const MirrorLock = "raibid.lock"
