@@ -233,15 +233,11 @@ func (a *Agent) Run(ctx context.Context) error {
 // pruneLoop keeps the build cache within its limits: at start, then hourly.
 func (a *Agent) pruneLoop(ctx context.Context) {
 	for {
-		removed, err := a.opts.Cache.Prune(a.opts.CacheMaxAge, a.opts.CacheMaxSize, time.Now())
+		removed, err := a.opts.Cache.Prune(a.opts.WorkDir, a.opts.CacheMaxAge, a.opts.CacheMaxSize, time.Now())
 		if err != nil {
 			a.log.Warn("cache prune", "err", err)
 		}
-		work, err := cache.PruneWork(a.opts.WorkDir, a.opts.CacheMaxAge, time.Now())
-		if err != nil {
-			a.log.Warn("work dir prune", "err", err)
-		}
-		for _, e := range append(removed, work...) {
+		for _, e := range removed {
 			a.log.Info("cache pruned", "dir", e.Path, "bytes", e.Size, "last_used", e.LastUsed)
 		}
 		select {

@@ -88,35 +88,48 @@ func duSize(root string) int64 {
 	return n
 }
 
-// Prune removes target directories unused for longer than maxAge (0: no
-// age limit), then the least recently used until the rest fit in maxSize
-// bytes (0: no size limit). A directory a running job uses (Use) is never
-// removed. It returns what it removed.
-func (c Cache) Prune(maxAge time.Duration, maxSize int64, now time.Time) ([]Entry, error) {
-	entries, err := c.Entries()
+// Prune keeps everything agents keep within the limits: it removes what
+// was not used for longer than maxAge (0: no age limit), then the least
+// recently used until the whole — the cache root's target dirs, sccache
+// store and cargo home, and workDir's mirrors and workspace slots — fits in
+// maxSize bytes (0: no size limit). Target dirs, mirrors and slots are what
+// it removes (the sccache store has its own limit; the cargo home is
+// shared); nothing a running job or fetch holds is ever removed. workDir
+// "" leaves the work dir alone. It returns what it removed.
+func (c Cache) Prune(workDir string, maxAge time.Duration, maxSize int64, now time.Time) ([]Entry, error) {
+	targets, err := c.Entries()
 	if err != nil {
 		return nil, err
 	}
+	var items []prunable
+	for _, e := range targets {
+		path := e.Path
+		items = append(items, prunable{e, func() (bool, error) { return removeUnused(path) }})
+	}
+	if workDir != "" {
+		items = append(items, workEntries(workDir)...)
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].LastUsed.Before(items[j].LastUsed) })
 	var total int64
-	for _, e := range entries {
-		total += e.Size
+	for _, p := range c.Usage(workDir) {
+		total += p.Size
 	}
 	var removed []Entry
-	for _, e := range entries { // oldest first
-		tooOld := maxAge > 0 && now.Sub(e.LastUsed) > maxAge
+	for _, it := range items { // least recently used first
+		tooOld := maxAge > 0 && now.Sub(it.LastUsed) > maxAge
 		tooBig := maxSize > 0 && total > maxSize
 		if !tooOld && !tooBig {
 			continue
 		}
-		gone, err := removeUnused(e.Path)
+		gone, err := it.remove()
 		if err != nil {
 			return removed, fmt.Errorf("cache: %w", err)
 		}
 		if !gone {
-			continue // a running job builds in it
+			continue // a running job or fetch holds it
 		}
-		total -= e.Size
-		removed = append(removed, e)
+		total -= it.Size
+		removed = append(removed, it.Entry)
 	}
 	return removed, nil
 }

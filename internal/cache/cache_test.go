@@ -43,7 +43,7 @@ func TestPruneOldestFirstWithinBothLimits(t *testing.T) {
 		paths[repo] = p
 	}
 	// Age: r1 (10 days) goes. Size: 3000 left > 2500, so r2, the oldest left, goes.
-	removed, err := c.Prune(7*24*time.Hour, 2500, now)
+	removed, err := c.Prune("", 7*24*time.Hour, 2500, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestPruneOldestFirstWithinBothLimits(t *testing.T) {
 	if len(left) != 2 || left[0].Path != paths["r3"] || left[1].Path != paths["r4"] || left[0].Size != 1000 {
 		t.Fatalf("left %+v", left)
 	}
-	if removed, _ := c.Prune(0, 0, now); len(removed) != 0 {
+	if removed, _ := c.Prune("", 0, 0, now); len(removed) != 0 {
 		t.Fatalf("no limits removed %+v", removed)
 	}
 }
@@ -118,7 +118,7 @@ func TestPruneSkipsWhatARunningJobUses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	removed, err := c.Prune(time.Hour, 0, time.Now())
+	removed, err := c.Prune("", time.Hour, 0, time.Now())
 	if err != nil || len(removed) != 1 || removed[0].Path != idle {
 		t.Fatalf("removed %+v, %v", removed, err)
 	}
@@ -126,7 +126,7 @@ func TestPruneSkipsWhatARunningJobUses(t *testing.T) {
 		t.Fatal("the directory in use was removed")
 	}
 	release()
-	if removed, _ := c.Prune(time.Hour, 0, time.Now().Add(time.Hour)); len(removed) != 1 || removed[0].Path != busy {
+	if removed, _ := c.Prune("", time.Hour, 0, time.Now().Add(time.Hour)); len(removed) != 1 || removed[0].Path != busy {
 		t.Fatalf("after release: removed %+v", removed)
 	}
 }
@@ -175,7 +175,7 @@ func TestPruneWorkKeepsWhatAJobHolds(t *testing.T) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	removed, err := cache.PruneWork(work, time.Hour, time.Now())
+	removed, err := cache.Cache{Root: t.TempDir()}.Prune(work, time.Hour, 0, time.Now())
 	if err != nil || len(removed) != 2 {
 		t.Fatalf("removed %+v, %v", removed, err)
 	}
@@ -186,5 +186,33 @@ func TestPruneWorkKeepsWhatAJobHolds(t *testing.T) {
 	}
 	if _, err := os.Stat(busySlot); err != nil {
 		t.Fatal("the slot a job holds was removed")
+	}
+}
+
+// --cache-max-size covers everything agents keep: over the size, the least
+// recently used of target dirs, mirrors and slots go first, whatever kind.
+func TestPruneBySizeAcrossEveryPart(t *testing.T) {
+	c := cache.Cache{Root: t.TempDir()}
+	work := t.TempDir()
+	target, _ := c.TargetDir("acme/x", "rustc")
+	mirror := filepath.Join(work, cache.MirrorsDir, "abc.git")
+	slot := filepath.Join(work, "aaaa-0")
+	for _, d := range []string{mirror, slot} {
+		os.MkdirAll(d, 0o755)
+	}
+	now := time.Now()
+	fill(t, mirror, 1000, now.Add(-3*time.Hour)) // oldest
+	fill(t, target, 1000, now.Add(-2*time.Hour))
+	fill(t, slot, 1000, now.Add(-1*time.Hour))
+	removed, err := c.Prune(work, 0, 2000, now)
+	if err != nil || len(removed) != 1 || removed[0].Path != mirror {
+		t.Fatalf("removed %+v, %v; want the oldest part, the mirror", removed, err)
+	}
+	var total int64
+	for _, p := range c.Usage(work) {
+		total += p.Size
+	}
+	if total > 2000 {
+		t.Fatalf("%d bytes kept, more than the 2000 allowed", total)
 	}
 }

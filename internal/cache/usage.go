@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
 )
 
 // The agents' work directory holds, besides one directory per workspace
@@ -90,67 +89,60 @@ func (c Cache) Usage(workDir string) []Part {
 	return parts
 }
 
-// PruneWork removes what of an agents' work directory was not used for
-// longer than maxAge: bare mirrors (whose lock is free: no fetch runs) and
-// workspace slots with their step homes (whose slot lock is free: no job
-// runs in them). A removed mirror is fetched anew; a removed slot's
-// worktree record is pruned by git on the mirror's next use. It returns
-// what it removed.
-func PruneWork(workDir string, maxAge time.Duration, now time.Time) ([]Entry, error) {
-	if maxAge <= 0 || workDir == "" {
-		return nil, nil
-	}
-	var removed []Entry
-	old := func(p string) (Entry, bool) {
-		info, err := os.Stat(p)
-		if err != nil || !info.IsDir() || now.Sub(info.ModTime()) <= maxAge {
-			return Entry{}, false
+// workEntries lists the work directory's prunable parts — bare mirrors
+// and workspace slots — each with how to remove it when nobody holds it.
+func workEntries(workDir string) []prunable {
+	var out []prunable
+	add := func(dir, lock string, also ...string) {
+		info, err := os.Stat(dir)
+		if err != nil || !info.IsDir() {
+			return
 		}
-		return Entry{Path: p, Size: duSize(p), LastUsed: info.ModTime()}, true
-	}
-	// removeLocked removes dirs while holding lock exclusively, if free.
-	removeLocked := func(lock string, e Entry, dirs ...string) error {
-		f, err := os.OpenFile(lock, os.O_CREATE|os.O_RDWR, 0o644)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			return nil // in use
-		}
-		defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		for _, d := range dirs {
-			if err := os.RemoveAll(d); err != nil {
-				return err
-			}
-		}
-		removed = append(removed, e)
-		return nil
+		out = append(out, prunable{Entry{Path: dir, Size: duSize(dir), LastUsed: info.ModTime()},
+			func() (bool, error) { return removeLocked(lock, append([]string{dir}, also...)...) }})
 	}
 	mirrors, _ := filepath.Glob(filepath.Join(workDir, MirrorsDir, "*.git"))
 	for _, m := range mirrors {
-		if e, ok := old(m); ok {
-			// The mirror's own lock file lives inside it: taken, then the
-			// mirror goes with it.
-			if err := removeLocked(filepath.Join(m, MirrorLock), e, m); err != nil {
-				return removed, err
-			}
-		}
+		// The mirror's lock file lives inside it: taken, then gone with it.
+		add(m, filepath.Join(m, MirrorLock))
 	}
 	entries, _ := os.ReadDir(workDir)
 	for _, d := range entries {
-		if !d.IsDir() || d.Name()[0] == '.' {
-			continue
-		}
-		slot := filepath.Join(workDir, d.Name())
-		if e, ok := old(slot); ok {
-			lock := filepath.Join(workDir, SlotsDir, d.Name()+".lock")
-			if err := removeLocked(lock, e, slot, filepath.Join(workDir, HomesDir, d.Name())); err != nil {
-				return removed, err
-			}
+		if d.IsDir() && d.Name()[0] != '.' {
+			add(filepath.Join(workDir, d.Name()), filepath.Join(workDir, SlotsDir, d.Name()+".lock"),
+				filepath.Join(workDir, HomesDir, d.Name()))
 		}
 	}
-	return removed, nil
+	return out
+}
+
+// removeLocked removes dirs while holding lock exclusively, when it is
+// free (no fetch, no job); it reports whether it did.
+func removeLocked(lock string, dirs ...string) (bool, error) {
+	if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
+		return false, err
+	}
+	f, err := os.OpenFile(lock, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return false, nil // in use
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	for _, d := range dirs {
+		if err := os.RemoveAll(d); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// prunable is something Prune may remove, and how.
+type prunable struct {
+	Entry
+	remove func() (bool, error)
 }
 
 // MirrorLock is the lock file inside a bare mirror that a fetch holds.

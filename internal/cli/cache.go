@@ -38,7 +38,8 @@ func newCacheCmd() *cobra.Command {
 			if err != nil || c == nil {
 				return err
 			}
-			removed, err := c.Prune(age, size, time.Now())
+			workDir, _ := cmd.Flags().GetString("workdir")
+			removed, err := c.Prune(workDir, age, size, time.Now())
 			for _, e := range removed {
 				fmt.Fprintf(cmd.OutOrStdout(), "removed %s (%s, last used %s)\n", e.Path, human(e.Size), e.LastUsed.Local().Format(time.DateTime))
 			}
@@ -108,6 +109,7 @@ func newCacheCmd() *cobra.Command {
 		addCacheFlags(c, defaultCacheDir())
 		c.Flags().StringP("output", "o", "text", "output format: text or json")
 	}
+	prune.Flags().String("workdir", "", "the agents' work dir: its mirrors and workspace slots are pruned too")
 	stats.Flags().String("workdir", filepath.Join(os.TempDir(), "raibid-work"), "the agents' work dir (workspaces, mirrors)")
 	stats.Flags().String("data-dir", "", "raibid up's data dir: its cache and work dir")
 	cmd.AddCommand(prune, stats)
