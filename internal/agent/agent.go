@@ -115,6 +115,9 @@ type Options struct {
 	// MaxLogBytes caps one job's log (default 64 MiB); past it the last
 	// MiB of the output is kept after a marker line.
 	MaxLogBytes int64
+	// Sidecars: the pod runs the pipeline's image services (the Kubernetes
+	// executor sets RAIBID_SERVICE_SIDECARS); the agent starts none of them.
+	Sidecars bool
 	// StepConcurrency bounds the steps of one job running at once when its
 	// pipeline is a graph (depends_on); default half the CPUs.
 	StepConcurrency int

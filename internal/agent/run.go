@@ -160,7 +160,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 	}
 	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{
 		AfterStep: up.afterStep,
-		Dir:       ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Wrap: wrap, Secrets: stepSecrets, When: when, Concurrency: a.opts.StepConcurrency,
+		Dir:       ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Wrap: wrap, Secrets: stepSecrets, When: when, Concurrency: a.opts.StepConcurrency, Sidecars: a.opts.Sidecars,
 		OnStep: func(steps []ci.Step) {
 			sctx, cancel := final()
 			defer cancel()

@@ -72,6 +72,9 @@ type Job struct {
 	// is the id every job of that event's matrix shares.
 	Matrix map[string]string `json:"matrix,omitempty"`
 	Group  string            `json:"group,omitempty"`
+	// Sidecars are the pipeline's services that name an image: an executor
+	// with an image runtime (Kubernetes) runs them beside the agent.
+	Sidecars []Sidecar `json:"sidecars,omitempty"`
 	// GPUs is how many GPUs the job needs: it runs only on an agent with
 	// that many free GPU slots (queued on the GPU stream).
 	GPUs int `json:"gpus,omitempty"`
@@ -106,6 +109,13 @@ type PullRequest struct {
 	BaseBranch string `json:"base_branch"`
 	HeadBranch string `json:"head_branch"`
 	FromFork   bool   `json:"from_fork"`
+}
+
+// Sidecar is a service of a job's pipeline run from an image.
+type Sidecar struct {
+	Name  string `json:"name"`
+	Image string `json:"image"`
+	Port  int    `json:"port"`
 }
 
 // Artifact is a file a job's step uploaded: GET /jobs/{id}/artifacts/{name}.

@@ -31,6 +31,8 @@ func addAgentFlags(cmd *cobra.Command, workdir string) {
 	f.String("max-log-bytes", "64MiB", "cap of one job's log; past it a marker says what was not stored and the last MiB is kept")
 	f.StringSlice("clone-hosts", nil, "other names of the forge (host[:port] of Gitea's ROOT_URL): their clone URLs are fetched from --gitea-url")
 	f.StringSlice("pass-env", nil, "agent environment variables steps inherit besides PATH, HOME, locale, proxies and toolchain locations")
+	f.Bool("service-sidecars", false, "the pod runs the pipeline's image services as sidecars (set by the Kubernetes executor)")
+	_ = f.MarkHidden("service-sidecars")
 	f.Int("gpus", -1, "GPU slots of this machine, shared by its agents: jobs with resources.gpu wait for a free one (-1: count nvidia-smi -L)")
 	f.Int("step-concurrency", max(runtime.NumCPU()/2, 1), "steps of one job running at once when its pipeline uses depends_on")
 }
@@ -105,7 +107,8 @@ func newAgent(cfg AgentConfig, rdb *redis.Client, log *slog.Logger, gpus *agent.
 		Repos:     agent.Repos{ForgeURL: cfg.GiteaURL, Token: cfg.GiteaToken.Reveal(), AllowLocal: cfg.AllowLocalClone, Hosts: cfg.CloneHosts},
 		PublicURL: cfg.PublicURL, ServerURL: cfg.ServerURL, Cache: c, CacheMaxAge: cfg.Cache.MaxAge, CacheMaxSize: cfg.Cache.MaxSize,
 		PassEnv: cfg.PassEnv, MaxLogBytes: cfg.MaxLogBytes, StepConcurrency: cfg.StepConcurrency,
-		Once: cfg.Once, Wait: cfg.Wait, ReadyFile: cfg.ReadyFile,
+		Sidecars: cfg.ServiceSidecars,
+		Once:     cfg.Once, Wait: cfg.Wait, ReadyFile: cfg.ReadyFile,
 	}
 	opts.Tools = func() pipeline.Tools {
 		t := pipeline.DetectTools()

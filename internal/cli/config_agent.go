@@ -47,6 +47,8 @@ type AgentConfig struct {
 	StepConcurrency int
 	// GPUs is the machine's GPU slots; -1 counts `nvidia-smi -L`.
 	GPUs int
+	// ServiceSidecars: the pod runs the image services (Kubernetes).
+	ServiceSidecars bool
 	// Sandbox is bwrap or off; steps run as BuildUser when the agent is root.
 	Sandbox   string
 	BuildUser string
@@ -147,6 +149,7 @@ func agentConfigFromFlags(cmd *cobra.Command) (AgentConfig, error) {
 	}
 	c.StepConcurrency, _ = f.GetInt("step-concurrency")
 	c.GPUs, _ = f.GetInt("gpus")
+	c.ServiceSidecars, _ = f.GetBool("service-sidecars")
 	maxLog, _ := f.GetString("max-log-bytes")
 	var err error
 	if c.MaxLogBytes, err = cache.ParseSize(maxLog); err != nil {

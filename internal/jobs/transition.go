@@ -113,7 +113,7 @@ func (l *Lifecycle) Retry(ctx context.Context, id string) (*ci.Job, error) {
 		Author: orig.Author, Message: orig.Message, Attempt: orig.Attempt + 1,
 		RetryOf: orig.ID, Trigger: ci.TriggerRetry,
 		Event: orig.Event, Tag: orig.Tag, PullRequest: orig.PullRequest, Changed: orig.Changed, Before: orig.Before,
-		Matrix: orig.Matrix, Group: orig.Group, GPUs: orig.GPUs,
+		Matrix: orig.Matrix, Group: orig.Group, GPUs: orig.GPUs, Sidecars: orig.Sidecars,
 	}
 	if _, _, err := l.Submit(ctx, j, ""); err != nil {
 		return nil, err

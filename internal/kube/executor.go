@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -107,6 +108,15 @@ func (e *Executor) create(ctx context.Context, name string, j *ci.Job) error {
 	return nil
 }
 
+// sidecarName is a service name as a container name (lower-case DNS label).
+func sidecarName(s string) string {
+	out := strings.Trim(regexp.MustCompile(`[^a-z0-9-]+`).ReplaceAllString(strings.ToLower(s), "-"), "-")
+	if len(out) > 50 {
+		out = out[:50]
+	}
+	return out
+}
+
 // jobSpec is the Job called name; j says which raibid job asked for it (an
 // empty j: a spare for an entry no Job was launched for).
 func (e *Executor) jobSpec(name string, j *ci.Job) *batchv1.Job {
@@ -169,6 +179,22 @@ func (e *Executor) jobSpec(name string, j *ci.Job) *batchv1.Job {
 	pod := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: o.ServiceAccount, Volumes: volumes}
 	hardenAgentPod(&pod, &c)
 	pod.Containers = []corev1.Container{c}
+	if len(j.Sidecars) > 0 {
+		// The pipeline's image services run as native sidecars (init
+		// containers that keep running): up before the agent, stopped
+		// when it exits. The agent waits for their ports and starts none.
+		c.Env = append(c.Env, corev1.EnvVar{Name: "RAIBID_SERVICE_SIDECARS", Value: "1"})
+		pod.Containers = []corev1.Container{c}
+		always := corev1.ContainerRestartPolicyAlways
+		for _, sc := range j.Sidecars {
+			pod.InitContainers = append(pod.InitContainers, corev1.Container{
+				Name: "service-" + sidecarName(sc.Name), Image: sc.Image, RestartPolicy: &always,
+				Ports:           []corev1.ContainerPort{{ContainerPort: int32(sc.Port)}},
+				Resources:       corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")}},
+				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: new(bool)},
+			})
+		}
+	}
 	return &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace, Labels: labels},

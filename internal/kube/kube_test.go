@@ -290,3 +290,34 @@ func TestExecutorGivesGPUJobsTheirGPUs(t *testing.T) {
 		t.Fatalf("a CPU job's pod: %v %v", cpuOnly.Resources.Limits, cpuOnly.Args)
 	}
 }
+
+// A pipeline's image services run as native sidecars of the job's pod, and
+// its agent knows not to start them.
+func TestExecutorRunsImageServicesAsSidecars(t *testing.T) {
+	c := fakeCluster(t)
+	e, err := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "gitea.dgx.local:3000/raibid/raibid-agent:0.1.0",
+		RedisURL: "redis://redis.infrastructure.svc.cluster.local:6379/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := testJob()
+	j.Sidecars = []ci.Sidecar{{Name: "Postgres DB", Image: "postgres:17.2", Port: 5432}}
+	pod := e.jobSpec("x", j).Spec.Template.Spec
+	if len(pod.InitContainers) != 1 {
+		t.Fatalf("init containers %+v", pod.InitContainers)
+	}
+	sc := pod.InitContainers[0]
+	if sc.Name != "service-postgres-db" || sc.Image != "postgres:17.2" || sc.RestartPolicy == nil || *sc.RestartPolicy != corev1.ContainerRestartPolicyAlways || sc.Ports[0].ContainerPort != 5432 {
+		t.Fatalf("sidecar %+v", sc)
+	}
+	found := false
+	for _, v := range pod.Containers[0].Env {
+		found = found || (v.Name == "RAIBID_SERVICE_SIDECARS" && v.Value == "1")
+	}
+	if !found {
+		t.Fatal("the agent is not told the pod runs the services")
+	}
+	if plain := e.jobSpec("y", testJob()).Spec.Template.Spec; len(plain.InitContainers) != 0 {
+		t.Fatal("a job without image services got sidecars")
+	}
+}

@@ -55,6 +55,9 @@ type RunOptions struct {
 	// Concurrency bounds the steps of a graph running at once (default 1;
 	// a sequence runs one at a time anyway).
 	Concurrency int
+	// Sidecars: services with an image run beside the agent already (the
+	// Kubernetes executor's pod); the job only waits for their ports.
+	Sidecars bool
 	// AfterStep, when set, runs after each step that ran to an exit
 	// (succeeded or failed) — the agent uploads its artifacts there; an
 	// error fails the step with it.

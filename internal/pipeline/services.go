@@ -123,6 +123,19 @@ func (r *runner) startServices() ([]*runningService, error) {
 		ctx, cancel := context.WithCancel(r.pctx)
 		rs := &runningService{svc: svc, cancel: cancel, exited: make(chan struct{})}
 		step := Step{Name: svc.LogStep(), Run: svc.Run, Env: svc.Env}
+		if r.o.Sidecars && svc.Image != "" {
+			// A sidecar of the pod: started by Kubernetes, not here.
+			r.o.line(step.Name, "system", "sidecar "+svc.Image)
+			rs.exited = nil // never exits from here: ready waits for the port only
+			started = append(started, rs)
+			if err := rs.ready(r.pctx); err != nil {
+				r.o.line(step.Name, "system", err.Error())
+				stopServices(started)
+				return nil, err
+			}
+			r.o.line(step.Name, "system", fmt.Sprintf("ready: port %d accepts connections", svc.Port))
+			continue
+		}
 		r.o.line(step.Name, "system", "$ "+svc.Run)
 		go func() {
 			defer close(rs.exited)
@@ -174,6 +187,8 @@ func stopServices(list []*runningService) {
 		rs.cancel()
 	}
 	for _, rs := range list {
-		<-rs.exited
+		if rs.exited != nil {
+			<-rs.exited
+		}
 	}
 }

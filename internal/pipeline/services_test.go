@@ -83,3 +83,24 @@ func TestServiceThatNeverListensFailsTheJob(t *testing.T) {
 		}
 	}
 }
+
+// In a pod that runs the image services as sidecars the job starts none of
+// them, only waits for their ports; a service without an image still runs.
+func TestSidecarServicesAreWaitedForNotStarted(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	yml := fmt.Sprintf("services:\n  - {name: db, image: \"postgres:17.2\", run: touch started-by-agent, port: %d}\nsteps:\n  - {name: test, run: test ! -e started-by-agent}\n", port)
+	p, err := Parse(".raibid.yml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &recorder{}
+	res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), Sink: out, Sidecars: true})
+	if res.Status != ci.StatusSuccess || !strings.Contains(out.text(), "service db: sidecar postgres:17.2") {
+		t.Fatalf("%s %q\n%s", res.Status, res.Error, out.text())
+	}
+}

@@ -35,6 +35,13 @@ func (s *Server) submitEvent(ctx context.Context, job *ci.Job, delivery string) 
 			return submitted{Skipped: "pipeline when: " + why}, nil
 		}
 	}
+	if p != nil {
+		for _, svc := range p.Services {
+			if svc.Image != "" {
+				job.Sidecars = append(job.Sidecars, ci.Sidecar{Name: svc.Name, Image: svc.Image, Port: svc.Port})
+			}
+		}
+	}
 	lc := s.opts.Jobs
 	if p != nil && p.GPUs() > 0 {
 		job.GPUs = p.GPUs()

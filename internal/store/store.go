@@ -122,6 +122,10 @@ func JobFields(j *ci.Job) map[string]string {
 	if j.Group != "" {
 		f["group"] = j.Group
 	}
+	if len(j.Sidecars) > 0 {
+		b, _ := json.Marshal(j.Sidecars)
+		f["sidecars"] = string(b)
+	}
 	// Empty and zero fields are left out (jobFromHash reads them as such):
 	// every queued job pays for each field it holds.
 	for k, v := range f {
@@ -171,6 +175,9 @@ func JobFromHash(h map[string]string) *ci.Job {
 		_ = json.Unmarshal([]byte(h["artifacts"]), &j.Artifacts)
 	}
 	j.Group = h["group"]
+	if h["sidecars"] != "" {
+		_ = json.Unmarshal([]byte(h["sidecars"]), &j.Sidecars)
+	}
 	if j.Event == "" {
 		j.Event = ci.EventPush // jobs from before events were recorded
 		if j.Trigger == ci.TriggerManual {
