@@ -124,23 +124,17 @@ func (r *runner) startServices() ([]*runningService, error) {
 		rs := &runningService{svc: svc, cancel: cancel, exited: make(chan struct{})}
 		step := Step{Name: svc.LogStep(), Run: svc.Run, Env: svc.Env}
 		if r.o.Sidecars && svc.Image != "" {
-			// A sidecar of the pod: started by Kubernetes, not here.
+			// A sidecar of the pod: started by Kubernetes, not here; it
+			// never exits from here, ready waits for its port only.
 			r.o.line(step.Name, "system", "sidecar "+svc.Image)
-			rs.exited = nil // never exits from here: ready waits for the port only
-			started = append(started, rs)
-			if err := rs.ready(r.pctx); err != nil {
-				r.o.line(step.Name, "system", err.Error())
-				stopServices(started)
-				return nil, err
-			}
-			r.o.line(step.Name, "system", fmt.Sprintf("ready: port %d accepts connections", svc.Port))
-			continue
+			rs.exited = nil
+		} else {
+			r.o.line(step.Name, "system", "$ "+svc.Run)
+			go func() {
+				defer close(rs.exited)
+				rs.code, rs.err = runStep(ctx, step, r.p.Env, r.o, r.counter)
+			}()
 		}
-		r.o.line(step.Name, "system", "$ "+svc.Run)
-		go func() {
-			defer close(rs.exited)
-			rs.code, rs.err = runStep(ctx, step, r.p.Env, r.o, r.counter)
-		}()
 		started = append(started, rs)
 		if err := rs.ready(r.pctx); err != nil {
 			r.o.line(step.Name, "system", err.Error())
