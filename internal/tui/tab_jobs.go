@@ -273,10 +273,43 @@ func (t *jobsTab) detailKey(key string) (tea.Cmd, bool) {
 			return nil, true
 		}
 		return t.retry(t.detail.ID), true
+	case "C", "R":
+		if t.detail.Group == "" {
+			t.status = "job " + t.detail.ID + " is not part of a matrix"
+			return nil, true
+		}
+		return t.groupAction(t.detail.Group, key == "C"), true
 	case "q", "?", "ctrl+c":
 		return nil, false
 	}
 	return nil, true
+}
+
+// groupAction cancels a matrix's queued and running jobs, or retries what
+// of it did not pass.
+func (t *jobsTab) groupAction(group string, cancel bool) tea.Cmd {
+	ctx, src := t.ctx, t.src
+	if cancel {
+		t.status = "cancelling the matrix"
+	} else {
+		t.status = "retrying the matrix"
+	}
+	return func() tea.Msg {
+		ctx, stop := context.WithTimeout(ctx, fetchTimeout)
+		defer stop()
+		if cancel {
+			ids, err := src.CancelGroup(ctx, group)
+			if err != nil {
+				return actionMsg{err: fmt.Errorf("cancel the matrix: %w", err)}
+			}
+			return actionMsg{text: fmt.Sprintf("cancelled %s of the matrix", ci.Plural(len(ids), "job"))}
+		}
+		jobs, err := src.RetryGroup(ctx, group)
+		if err != nil {
+			return actionMsg{err: fmt.Errorf("retry the matrix: %w", err)}
+		}
+		return actionMsg{text: fmt.Sprintf("retrying %s of the matrix", ci.Plural(len(jobs), "job"))}
+	}
 }
 
 // editInput is what the one-line inputs (filter, log search) share: esc

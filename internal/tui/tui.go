@@ -22,6 +22,8 @@ type JobsSource interface {
 	GetJob(ctx context.Context, id string) (*ci.Job, error)
 	CancelJob(ctx context.Context, id string) (*ci.Job, error)
 	RetryJob(ctx context.Context, id string) (*ci.Job, error)
+	CancelGroup(ctx context.Context, group string) ([]string, error)
+	RetryGroup(ctx context.Context, group string) ([]ci.Job, error)
 	CreateJob(ctx context.Context, n api.NewJob) (*ci.Job, error)
 	FollowLogs(ctx context.Context, id string, fn func(ci.LogLine)) (ci.Status, error)
 }

@@ -486,3 +486,43 @@ func TestScaleKeysOnAServerThatCannotScale(t *testing.T) {
 		t.Fatalf("after the server answered 4: %+v %q", m.scale, m.scale.label())
 	}
 }
+
+// In a matrix job's view, C cancels the whole matrix through the API; a
+// job outside a matrix says it is not part of one.
+func TestMatrixKeysInTheJobView(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	group := "019aa00000ffffff0000"
+	var ids []string
+	for _, v := range []string{"1", "2"} {
+		id, _, err := r.jobs.Submit(ctx, &ci.Job{Repo: "acme/m", CloneURL: "/srv/m", Branch: "main", Group: group, Matrix: map[string]string{"v": v}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	m := r.model(t)
+	j, _ := r.client.GetJob(ctx, ids[0])
+	m.jobsTab.openDetailForTest(j)
+	cmd := m.update(key("C"))
+	if cmd == nil {
+		t.Fatal("C did nothing")
+	}
+	m.update(cmd())
+	for _, id := range ids {
+		if got, _ := r.store.Get(ctx, id); got.Status != ci.StatusCancelled {
+			t.Fatalf("job %s is %s after C", id, got.Status)
+		}
+	}
+	if !strings.Contains(m.status, "cancelled 2 jobs of the matrix") {
+		t.Fatalf("status %q", m.status)
+	}
+	plain, _ := r.client.GetJob(ctx, "019aa0000001aaaa0001")
+	m.jobsTab.openDetailForTest(plain)
+	m.update(key("C"))
+	if !strings.Contains(m.status, "is not part of a matrix") {
+		t.Fatalf("status %q", m.status)
+	}
+}
+
+func (t *jobsTab) openDetailForTest(j *ci.Job) { t.detail, t.log = j, newLogView() }

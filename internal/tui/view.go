@@ -157,6 +157,7 @@ var Keys = [][2]string{
 	{"job view: g/G, f", "top / end of the log (G follows again); f toggles following"},
 	{"job view: / n N", "search the log; next / previous match"},
 	{"job view: r", "retry a finished job and open the new one"},
+	{"job view: C / R", "a matrix job: cancel / retry the whole matrix (R: what did not pass)"},
 	{"n", "start a job: owner/name or a local path, then branch"},
 	{"+ / -", "more / fewer agents"},
 	{"Tab / Shift+Tab", "Jobs, Agents, Mirrors, System"},
