@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/raibid-labs/raibid-ci/internal/cli.Version=$(VERSION)
 
-.PHONY: help deps build cross run test bench bench-cache bench-scale soak fuzz lint
+.PHONY: help deps build cross run test test-cluster cluster-bins bench bench-cache bench-scale soak fuzz lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,12 @@ deps: ## install what the tests need when missing (redis-server, git, tmux, scca
 
 test: deps ## the whole test suite with the race detector, against real redis-server and git
 	$(GO) test -race -count=1 ./...
+
+cluster-bins: ## build etcd, kube-apiserver, kube-controller-manager and the KEDA operator from their Go modules into .cluster/
+	test/cluster/build
+
+test-cluster: deps cluster-bins ## the deploy tree, the Kubernetes executor and KEDA against a real control plane (test/cluster)
+	$(GO) test -tags cluster -count=1 -v -timeout 30m ./test/cluster/
 
 bench: ## benchmarks that print figures
 	scripts/bench
@@ -46,4 +52,5 @@ fuzz: ## run each fuzz target for 30 s
 lint: ## gofmt, go vet and the package boundaries (internal/archtest)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
+	$(GO) vet -tags cluster ./test/cluster/
 	$(GO) test -count=1 ./internal/archtest/
