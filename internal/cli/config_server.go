@@ -68,6 +68,7 @@ type KubeConfig struct {
 	ForgeSecret    string
 	ConfigMap      string
 	ServiceAccount string
+	PriorityClass  string
 	CachePVC       string
 	MaxAgents      int
 }
@@ -84,7 +85,7 @@ func DefaultServerConfig() ServerConfig {
 			MigrateTimeout: gitea.DefaultMigrateTimeout},
 		Kube: KubeConfig{Executor: executorNone, Namespace: "ci", ScaledJob: "raibid-agent",
 			RedisSecret: "redis-auth", ForgeSecret: "raibid-secrets", ConfigMap: "raibid-config", ServiceAccount: "raibid-agent",
-			CachePVC: "raibid-cache", MaxAgents: 6},
+			PriorityClass: "raibid-agent", CachePVC: "raibid-cache", MaxAgents: 6},
 	}
 }
 
@@ -163,6 +164,7 @@ func serverConfigFromFlags(cmd *cobra.Command) (ServerConfig, error) {
 	k.ForgeSecret, _ = f.GetString("forge-secret")
 	k.ConfigMap, _ = f.GetString("agent-config-map")
 	k.ServiceAccount, _ = f.GetString("agent-service-account")
+	k.PriorityClass, _ = f.GetString("agent-priority-class")
 	k.CachePVC, _ = f.GetString("cache-pvc")
 	k.MaxAgents, _ = f.GetInt("max-agents")
 	for name, dst := range map[string]*Secret{"webhook-secret": &c.WebhookSecret, "api-token": &c.APIToken,

@@ -39,12 +39,13 @@ func addKubeFlags(f *pflag.FlagSet) {
 	f.String("forge-secret", "raibid-secrets", "with --executor kubernetes: Secret whose key \"gitea-token\" agents get as their Gitea token")
 	f.String("agent-config-map", "raibid-config", "with --executor kubernetes: ConfigMap passed to agents as environment")
 	f.String("agent-service-account", "raibid-agent", "with --executor kubernetes: the agents' service account")
+	f.String("agent-priority-class", "raibid-agent", "with --executor kubernetes: the agents' PriorityClass (empty: none)")
 	f.String("cache-pvc", "raibid-cache", "with --executor kubernetes: PVC mounted as the agents' build cache (empty: none)")
 	f.Int("max-agents", 6, "with --executor kubernetes: agents at most (PUT /scale changes it)")
 }
 
 var kubeFlagNames = map[string]bool{"executor": true, "namespace": true, "scaled-job": true, "agent-image": true,
-	"agent-redis-url": true, "redis-secret": true, "forge-secret": true, "agent-config-map": true, "agent-service-account": true,
+	"agent-redis-url": true, "redis-secret": true, "forge-secret": true, "agent-config-map": true, "agent-service-account": true, "agent-priority-class": true,
 	"cache-pvc": true, "max-agents": true}
 
 // groupKubeFlags makes cmd's help list the Kubernetes-only flags under a
@@ -100,7 +101,7 @@ func kubeOptions(k KubeConfig, redisURL string, opts *server.Options, log *slog.
 		agentRedis = u.String()
 	}
 	ex, err := kube.NewExecutor(c, kube.ExecutorOptions{Namespace: k.Namespace, Image: k.AgentImage, RedisURL: agentRedis,
-		RedisSecret: k.RedisSecret, ForgeSecret: k.ForgeSecret, ConfigMap: k.ConfigMap, ServiceAccount: k.ServiceAccount, CachePVC: k.CachePVC, Log: log})
+		RedisSecret: k.RedisSecret, ForgeSecret: k.ForgeSecret, ConfigMap: k.ConfigMap, ServiceAccount: k.ServiceAccount, PriorityClass: k.PriorityClass, CachePVC: k.CachePVC, Log: log})
 	if err != nil {
 		return &UsageError{err}
 	}

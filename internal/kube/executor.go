@@ -40,8 +40,11 @@ type ExecutorOptions struct {
 	// ConfigMap, when set, is passed to the agent as environment (RAIBID_*).
 	ConfigMap      string
 	ServiceAccount string
-	CachePVC       string // mounted at /cache; "" for none
-	CPU, Memory    string // per agent, default 2 and 4Gi
+	// PriorityClass is the agents' (the tree's raibid-agent: below the
+	// infrastructure, and what the ci namespace's quota counts); "" for none.
+	PriorityClass string
+	CachePVC      string // mounted at /cache; "" for none
+	CPU, Memory   string // per agent, default 2 and 4Gi
 	// TTL removes finished Jobs after this many seconds (default 600).
 	TTL int32
 	Log *slog.Logger
@@ -176,7 +179,7 @@ func (e *Executor) jobSpec(name string, j *ci.Job) *batchv1.Job {
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: o.CachePVC}}})
 	}
 	ttl := o.TTL
-	pod := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: o.ServiceAccount, Volumes: volumes}
+	pod := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: o.ServiceAccount, PriorityClassName: o.PriorityClass, Volumes: volumes}
 	hardenAgentPod(&pod, &c)
 	pod.Containers = []corev1.Container{c}
 	if len(j.Sidecars) > 0 {

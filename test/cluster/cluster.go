@@ -61,6 +61,7 @@ type Cluster struct {
 	Config         *rest.Config
 	StartTime      time.Duration // from the first process to a ready API server and controller manager
 
+	pki   *pki
 	mu    sync.Mutex
 	procs []*proc
 }
@@ -96,6 +97,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
+	c.pki = p
 	ports, err := freePorts(4)
 	if err != nil {
 		return err
@@ -103,16 +105,16 @@ func (c *Cluster) start(ctx context.Context) error {
 	etcdClient := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	etcdPeer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	if err := c.run("etcd", nil,
-		"--name=default", "--data-dir="+filepath.Join(c.Work, "etcd"),
+		"--name=raibid-test", "--data-dir="+filepath.Join(c.Work, "etcd"),
 		"--listen-client-urls="+etcdClient, "--advertise-client-urls="+etcdClient,
 		"--listen-peer-urls="+etcdPeer, "--initial-advertise-peer-urls="+etcdPeer,
-		"--initial-cluster=default="+etcdPeer,
+		"--initial-cluster=raibid-test="+etcdPeer,
 		// A test cluster's data dies with it; fsync only slows it down.
 		"--unsafe-no-fsync", "--log-level=warn",
 	); err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, http.DefaultClient, etcdClient+"/health", 30*time.Second); err != nil {
+	if err := c.waitHTTP(ctx, "etcd", http.DefaultClient, etcdClient+"/health", 30*time.Second); err != nil {
 		return c.failed("etcd", err)
 	}
 
@@ -125,6 +127,9 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+p.SAPub, "--service-account-signing-key-file="+p.SAKey,
 		"--service-cluster-ip-range=10.0.0.0/24",
+		// The kubernetes Service's endpoint would be 127.0.0.1, which the
+		// endpoint reconciler refuses (loopback); nothing here needs it.
+		"--endpoint-reconciler-type=none",
 		"--authorization-mode=Node,RBAC",
 		"--cert-dir="+filepath.Join(c.Work, "apiserver"),
 		"--v=0",
@@ -144,7 +149,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, hc, server+"/readyz", 90*time.Second); err != nil {
+	if err := c.waitHTTP(ctx, "kube-apiserver", hc, server+"/readyz", 90*time.Second); err != nil {
 		return c.failed("kube-apiserver", err)
 	}
 
@@ -170,8 +175,8 @@ func (c *Cluster) start(ctx context.Context) error {
 				return nil
 			}
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return c.failed("kube-controller-manager", errors.New("no default service account after 60s"))
+		if time.Now().After(deadline) || ctx.Err() != nil || !c.Running("kube-controller-manager") {
+			return c.failed("kube-controller-manager", errors.New("no default service account (after 60 s, or it exited)"))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -184,12 +189,28 @@ func (c *Cluster) StartKEDA(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Its gRPC metrics service serves TLS from --cert-dir (ca.crt,
+	// tls.crt, tls.key): the API server's certificate, whose names
+	// include 127.0.0.1, does.
+	certs := filepath.Join(c.Work, "keda-certs")
+	if err := os.MkdirAll(certs, 0o700); err != nil {
+		return err
+	}
+	for dst, src := range map[string]string{"ca.crt": c.pki.CA, "tls.crt": c.pki.ServerCert, "tls.key": c.pki.ServerKey} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(certs, dst), b, 0o600); err != nil {
+			return err
+		}
+	}
 	return c.run("keda-operator", []string{
 		"KUBECONFIG=" + c.Kubeconfig, "WATCH_NAMESPACE=", "POD_NAMESPACE=keda", "KEDA_CLUSTER_OBJECT_NAMESPACE=keda",
 	},
 		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
 		"--metrics-service-bind-address=127.0.0.1:"+strconv.Itoa(ports[0]),
-		"--zap-log-level=info", "--zap-encoder=console",
+		"--cert-dir="+certs, "--zap-log-level=info", "--zap-encoder=console",
 	)
 }
 
@@ -275,10 +296,14 @@ func (c *Cluster) failed(name string, err error) error {
 	return fmt.Errorf("%s: %w\n%s", name, err, c.Log(name, 30))
 }
 
-func waitHTTP(ctx context.Context, hc *http.Client, url string, limit time.Duration) error {
+// waitHTTP polls url until it answers 200, the process name exits, or limit passes.
+func (c *Cluster) waitHTTP(ctx context.Context, name string, hc *http.Client, url string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var last error
 	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if !c.Running(name) {
+			return fmt.Errorf("exited: %v", last)
+		}
 		resp, err := hc.Get(url)
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

@@ -79,7 +79,7 @@ func TestAPIServerRefusesBrokenObjects(t *testing.T) {
 			v, _, _ := unstructured.NestedFieldCopy(u.Object, "spec", "pollingInterval")
 			unstructured.RemoveNestedField(u.Object, "spec", "pollingInterval")
 			_ = unstructured.SetNestedField(u.Object, v, "spec", "pollingIntervl")
-		}, "unknown field"},
+		}, "pollingIntervl"},
 		{"wrong type", func(u *unstructured.Unstructured) {
 			_ = unstructured.SetNestedField(u.Object, "five", "spec", "pollingInterval")
 		}, "pollingInterval"},

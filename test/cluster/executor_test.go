@@ -12,14 +12,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/raibid-labs/raibid-ci/internal/kube"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
-// installApp applies flux/apps/raibid for real into namespace ns (its
-// service accounts, RBAC, ConfigMap, ScaledJob, ...), with the Secrets the
-// tree expects from the operator, and edit applied to each object first.
+// installApp applies flux/infrastructure/configs and flux/apps/raibid for
+// real into namespace ns (priority class, quota, service accounts, RBAC,
+// ConfigMap, ScaledJob, ...), with the Secrets the tree expects from the
+// operator, and edit applied to each object first.
 func installApp(t *testing.T, ns, redisPassword string, edit func(*unstructured.Unstructured)) {
 	t.Helper()
 	ctx := context.Background()
@@ -34,7 +36,11 @@ func installApp(t *testing.T, ns, redisPassword string, edit func(*unstructured.
 			t.Fatal(err)
 		}
 	}
-	for _, u := range render(t, "flux/apps/raibid") {
+	// The PriorityClass the agents use and the namespace's quota and
+	// defaults (infrastructure/configs), then the app: the quota is what
+	// admits or refuses every pod below.
+	objs := append(render(t, "flux/infrastructure/configs"), render(t, "flux/apps/raibid")...)
+	for _, u := range objs {
 		if u.GetNamespace() != "" {
 			u.SetNamespace(ns)
 		}
@@ -130,8 +136,10 @@ func TestKubernetesExecutorAgainstAPIServer(t *testing.T) {
 	if len(pod.OwnerReferences) != 1 || pod.OwnerReferences[0].Kind != "Job" || pod.OwnerReferences[0].Name != name {
 		t.Errorf("pod owners %+v, want the Job %s", pod.OwnerReferences, name)
 	}
-	if pod.Labels[kube.LabelJobID] != id || pod.Spec.ServiceAccountName != "raibid-agent" {
-		t.Errorf("pod labels %v, service account %q", pod.Labels, pod.Spec.ServiceAccountName)
+	// The same service account, priority (and so quota) as the tree's
+	// ScaledJob agents.
+	if pod.Labels[kube.LabelJobID] != id || pod.Spec.ServiceAccountName != "raibid-agent" || pod.Spec.PriorityClassName != "raibid-agent" {
+		t.Errorf("pod labels %v, service account %q, priority class %q", pod.Labels, pod.Spec.ServiceAccountName, pod.Spec.PriorityClassName)
 	}
 	for _, e := range pod.Spec.Containers[0].Env {
 		if strings.Contains(e.Value, "gitea-token-value") {
@@ -165,7 +173,24 @@ func TestKubernetesExecutorAgainstAPIServer(t *testing.T) {
 	}
 	for _, j := range listJobs(t, ns, kube.AgentSelector, "raibid-agent-spare-") {
 		if len(podsOf(t, ns, j.GetName())) != 1 {
-			t.Errorf("spare Job %s has no pod", j.GetName())
+			t.Errorf("spare Job %s has no pod: %s", j.GetName(), events(t, ns, j.GetName()))
 		}
 	}
+}
+
+// events is what the cluster said about an object, for a failure's message.
+func events(t *testing.T, ns, name string) string {
+	t.Helper()
+	l, err := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "events"}).Namespace(ns).List(context.Background(),
+		metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, e := range l.Items {
+		reason, _, _ := unstructured.NestedString(e.Object, "reason")
+		msg, _, _ := unstructured.NestedString(e.Object, "message")
+		out = append(out, reason+": "+msg)
+	}
+	return strings.Join(out, "; ")
 }
