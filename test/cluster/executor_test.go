@@ -155,7 +155,7 @@ func TestKubernetesExecutorAgainstAPIServer(t *testing.T) {
 			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled", StartedAt: now, FinishedAt: now}}}}}
 	setPodStatus(t, &pod)
 	eventually(t, 60*time.Second, "the pod's failure in the job's log", func() bool {
-		code, body := api(t, "GET", base+"/jobs/"+id+"/logs", "tok", nil)
+		code, body := call(t, "GET", base+"/jobs/"+id+"/logs", "tok", nil)
 		return code == 200 && strings.Contains(body, "OOMKilled") && strings.Contains(body, name)
 	})
 

@@ -362,8 +362,8 @@ func push(t *testing.T, base, secret, repo, cloneURL, commit string) string {
 	return out["job_id"].(string)
 }
 
-// api calls raibid's API with the token and returns the status and body.
-func api(t *testing.T, method, url, token string, body any) (int, string) {
+// call calls raibid's API with the token and returns the status and body.
+func call(t *testing.T, method, url, token string, body any) (int, string) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
