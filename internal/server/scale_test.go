@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,18 +15,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/x/exp/teatest/v2"
+
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/client"
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
+	"github.com/raibid-labs/raibid-ci/internal/tui"
 )
 
 // BenchmarkScale loads 10k, 100k and 1M jobs (RAIBID_SCALE overrides, e.g.
 // "10000,100000") through the real submit path — concurrent, not HTTP, to be
 // quick — with 200 heartbeating agents, and prints at each size: submit
 // throughput, p50/p99 of the reads dashboards, pages and the CLI make (over
-// HTTP), and Redis bytes per queued and per finished job. `make bench-scale`.
+// HTTP), /events' connect time, the dashboard's first frame, and Redis bytes
+// per queued and per finished job. `make bench-scale`.
 func BenchmarkScale(b *testing.B) {
 	sizes := []int{10000, 100000, 1000000}
 	if v := os.Getenv("RAIBID_SCALE"); v != "" {
@@ -132,6 +139,45 @@ func BenchmarkScale(b *testing.B) {
 				sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 				fmt.Printf("   %-28s p50 %6.2f ms  p99 %6.2f ms\n", path, ms(d[len(d)/2]), ms(d[len(d)*99/100]))
 			}
+			// /events: from the request to the stream's headers (what a
+			// dashboard or page waits for before it is live).
+			var d []time.Duration
+			for range 50 {
+				req, _ := http.NewRequest("GET", base+"/events", nil)
+				req.Header.Set("Authorization", "Bearer tok")
+				req.Header.Set("Accept", "text/event-stream")
+				rctx, cancel := context.WithCancel(ctx)
+				t0 := time.Now()
+				resp, err := http.DefaultClient.Do(req.WithContext(rctx))
+				if err != nil || resp.StatusCode != 200 {
+					b.Fatalf("GET /events: %v %v", err, resp)
+				}
+				d = append(d, time.Since(t0))
+				cancel()
+				resp.Body.Close()
+			}
+			sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+			fmt.Printf("   %-28s p50 %6.2f ms  p99 %6.2f ms\n", "/events (connect)", ms(d[len(d)/2]), ms(d[len(d)*99/100]))
+			// The dashboard's first frame: a new model, until its jobs
+			// list shows the newest job.
+			d = d[:0]
+			page, err := client.New(base, "tok").ListJobs(ctx, api.JobFilter{Limit: 1})
+			if err != nil || len(page.Jobs) == 0 {
+				b.Fatalf("GET /jobs: %v", err)
+			}
+			newest := page.Jobs[0].ID
+			for range 10 {
+				mctx, cancel := context.WithCancel(ctx)
+				t0 := time.Now()
+				tm := teatest.NewTestModel(b, tui.New(mctx, client.New(base, "tok"), tui.Options{Server: base}), teatest.WithInitialTermSize(160, 50))
+				teatest.WaitFor(b, tm.Output(), func(out []byte) bool { return bytes.Contains(out, []byte(newest[len(newest)-8:])) },
+					teatest.WithDuration(30*time.Second), teatest.WithCheckInterval(time.Millisecond))
+				d = append(d, time.Since(t0))
+				cancel()
+				tm.Quit()
+			}
+			sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+			fmt.Printf("   %-28s p50 %6.2f ms  max %6.2f ms\n", "dashboard first frame", ms(d[len(d)/2]), ms(d[len(d)-1]))
 		}
 		stop()
 	}
