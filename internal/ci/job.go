@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -176,6 +177,19 @@ func NewID(now time.Time) string {
 		panic(fmt.Sprintf("ci: random source failed: %v", err))
 	}
 	return fmt.Sprintf("%012x%s", now.UnixMilli(), hex.EncodeToString(b[:]))
+}
+
+// IDTime is the creation time an id made by NewID carries (its first 12
+// hex digits, Unix milliseconds), or the zero time for any other id.
+func IDTime(id string) time.Time {
+	if len(id) != 20 {
+		return time.Time{}
+	}
+	ms, err := strconv.ParseInt(id[:12], 16, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
 }
 
 // Duration is how long the job ran, or has been running at now.

@@ -17,40 +17,47 @@ import (
 // never walks dead entries.
 //
 // KEYS: expiry schedule. ARGV: key prefix, now ms, how many at most.
-var expireScript = redis.NewScript(`
+var expireScript = redis.NewScript(store.IndexLua + `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do
   local key = ARGV[1] .. 'job:' .. id
   local h = redis.call('HMGET', key, 'status', 'repo', 'branch', 'group')
-  if h[1] then redis.call('ZREM', ARGV[1] .. 'jobs:status:' .. h[1], id) end
-  if h[2] then redis.call('ZREM', ARGV[1] .. 'jobs:repo:' .. h[2], id) end
-  if h[3] then redis.call('ZREM', ARGV[1] .. 'jobs:branch:' .. h[3], id) end
-  if h[4] then redis.call('ZREM', ARGV[1] .. 'jobs:group:' .. h[4], id) end
-  redis.call('ZREM', ARGV[1] .. 'jobs', id)
-  redis.call('ZREM', ARGV[1] .. 'jobs:short', string.sub(id, -8) .. ':' .. id)
+  if h[1] then index_rem(ARGV[1] .. 'jobs:status:' .. h[1], id) end
+  if h[2] then index_rem(ARGV[1] .. 'jobs:repo:' .. h[2], id) end
+  if h[3] then index_rem(ARGV[1] .. 'jobs:branch:' .. h[3], id) end
+  if h[4] then index_rem(ARGV[1] .. 'jobs:group:' .. h[4], id) end
+  index_rem(ARGV[1] .. 'jobs', id)
+  index_rem(ARGV[1] .. 'jobs:short', short_member(id))
   redis.call('DEL', key, key .. ':log')
   redis.call('ZREM', KEYS[1], id)
 end
 return #ids
 `)
 
-// expireBatch bounds one script call, so a backlog never blocks Redis long.
-const expireBatch = 500
+// scriptBatch bounds one call of a script that works through a backlog
+// (expiry, the index upgrade), so a backlog never blocks Redis long.
+const scriptBatch = 500
+
+// inBatches calls s, whose last argument is scriptBatch, until a call
+// handles fewer than that many, and returns how many all calls handled.
+func (l *Lifecycle) inBatches(ctx context.Context, op string, s *redis.Script, keys []string, args ...any) (int, error) {
+	total := 0
+	for {
+		n, err := s.Run(ctx, l.rdb, keys, append(args, scriptBatch)...).Int()
+		if err != nil {
+			return total, store.Wrap(op, err)
+		}
+		total += n
+		if n < scriptBatch {
+			return total, nil
+		}
+	}
+}
 
 // Expire removes every finished job whose retention has passed and returns
 // how many went.
 func (l *Lifecycle) Expire(ctx context.Context) (int, error) {
-	total := 0
-	for {
-		n, err := expireScript.Run(ctx, l.rdb, []string{l.keys.Expiry()}, l.keys.Prefix(), l.store.Now().UnixMilli(), expireBatch).Int()
-		if err != nil {
-			return total, store.Wrap("expire jobs", err)
-		}
-		total += n
-		if n < expireBatch {
-			return total, nil
-		}
-	}
+	return l.inBatches(ctx, "expire jobs", expireScript, []string{l.keys.Expiry()}, l.keys.Prefix(), l.store.Now().UnixMilli())
 }
 
 // RunExpiry calls Expire every interval until ctx ends.

@@ -92,7 +92,7 @@ func (l *Lifecycle) start(ctx context.Context, d *queue.Delivery, agent string) 
 		v, _ := pairs[i+1].(string)
 		h[k] = v
 	}
-	job := store.JobFromHash(h)
+	job := store.JobFromHash(d.JobID(), h)
 	l.store.Publish(ctx, ci.Event{Type: "job", JobID: job.ID, Status: ci.StatusRunning, Time: l.store.Now()})
 	return &Run{Job: job, Entry: d, l: l}, "", nil
 }

@@ -17,7 +17,7 @@ import (
 // 5 dead-letter stream. ARGV: 1 key prefix, 2 now (ms), 3 the step's time
 // (RFC 3339), 4 job TTL (s), 5 log TTL (s), 6 job id, 7 consumer group,
 // 8 dead letters kept; the step's own arguments follow from ARGV[9].
-const prelude = `
+const prelude = store.IndexLua + `
 local P, NOW, AT = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local JOB_TTL, LOG_TTL, ID, GROUP, DEAD_MAX = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
 local JOB, LOG, EXPIRY, STREAM, DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -45,8 +45,8 @@ local function move(allowed, to, fields)
     if to == 'running' then put('started_at', AT) end
     if FINAL[to] then put('finished_at', AT) end
     if to ~= cur then
-      redis.call('ZREM', P .. 'jobs:status:' .. cur, ID)
-      redis.call('ZADD', P .. 'jobs:status:' .. to, 0, ID)
+      index_rem(P .. 'jobs:status:' .. cur, ID)
+      index_add(P .. 'jobs:status:' .. to, ID)
     end
   end
   if #set > 0 then redis.call('HSET', JOB, unpack(set)) end
@@ -81,10 +81,16 @@ end
 
 -- dead_letter ends the job in error (unless it already ended), copies the
 -- entry to the dead-letter stream (which keeps about DEAD_MAX) and acks it.
+-- The letter names the job's repository, branch and commit, which the entry
+-- does not carry, so it still says what failed once the job has expired.
 local function dead_letter(entry, reason, deliveries)
   move('pending,running', 'error', {'error', 'dead letter: ' .. reason})
-  redis.call('XADD', DEAD, 'MAXLEN', '~', DEAD_MAX, '*',
-    unpack(entry_fields(entry, {reason = reason, original_id = entry, deliveries = deliveries})))
+  local extra = {reason = reason, original_id = entry, deliveries = deliveries}
+  local h = redis.call('HMGET', JOB, 'repo', 'branch', 'commit')
+  if h[1] then extra.repo = h[1] end
+  if h[2] then extra.branch = h[2] end
+  if h[3] then extra.commit = h[3] end
+  redis.call('XADD', DEAD, 'MAXLEN', '~', DEAD_MAX, '*', unpack(entry_fields(entry, extra)))
   redis.call('XACK', STREAM, GROUP, entry)
 end
 
@@ -125,7 +131,7 @@ if ARGV[12] ~= '' then
   dead_letter(entry, ARGV[12], ARGV[11])
   return {'skipped', 'dead letter: ' .. ARGV[12]}
 end
-move('pending,running', 'running', {'agent', ARGV[13], 'attempt', ARGV[14], 'error', '', 'steps', '', 'entry_id', entry})
+move('pending,running', 'running', {'agent', ARGV[13], 'attempt', ARGV[14], 'error', '', 'steps', ''})
 return {'started', redis.call('HGETALL', JOB)}
 `)
 
@@ -166,7 +172,6 @@ if ARGV[12] ~= '' then
 end
 move('pending,running', 'pending', rest(14))
 local sid = redis.call('XADD', STREAM, '*', unpack(entry_fields(entry, {prior_deliveries = ARGV[13]})))
-redis.call('HSET', JOB, 'entry_id', sid)
 redis.call('XACK', STREAM, GROUP, entry)
 return {'requeued', sid}
 `)

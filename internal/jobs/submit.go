@@ -20,10 +20,10 @@ import (
 // all of it is on disk, so a 202 means the job and its queue entry exist.
 //
 // KEYS: delivery key, job hash, index, stream, short-id index, and the
-// filter indexes: pending status, repository, branch, matrix group (a key
+// filter indexes (indexes are paged: store.IndexLua): pending status, repository, branch, matrix group (a key
 // that is never written when the job has none).
 // ARGV: group, job id, delivery TTL s, has delivery, n hash pairs, pairs..., stream pairs...
-var submitScript = redis.NewScript(`
+var submitScript = redis.NewScript(store.IndexLua + `
 if ARGV[4] == '1' then
   local existing = redis.call('GET', KEYS[1])
   if existing then return {existing, 0} end
@@ -36,29 +36,27 @@ local n = tonumber(ARGV[5])
 local h = {}
 for i = 6, 5 + 2 * n do h[#h + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(h))
-redis.call('ZADD', KEYS[3], 0, ARGV[2])
-redis.call('ZADD', KEYS[5], 0, string.sub(ARGV[2], -8) .. ':' .. ARGV[2])
-redis.call('ZADD', KEYS[6], 0, ARGV[2])
-redis.call('ZADD', KEYS[7], 0, ARGV[2])
-redis.call('ZADD', KEYS[8], 0, ARGV[2])
-if redis.call('HEXISTS', KEYS[2], 'group') == 1 then redis.call('ZADD', KEYS[9], 0, ARGV[2]) end
+index_add(KEYS[3], ARGV[2])
+index_add(KEYS[5], short_member(ARGV[2]))
+index_add(KEYS[6], ARGV[2])
+index_add(KEYS[7], ARGV[2])
+index_add(KEYS[8], ARGV[2])
+if redis.call('HEXISTS', KEYS[2], 'group') == 1 then index_add(KEYS[9], ARGV[2]) end
 local e = {}
 for i = 6 + 2 * n, #ARGV do e[#e + 1] = ARGV[i] end
-local sid = redis.call('XADD', KEYS[4], '*', unpack(e))
-redis.call('HSET', KEYS[2], 'entry_id', sid)
+redis.call('XADD', KEYS[4], '*', unpack(e))
 if ARGV[4] == '1' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
 return {ARGV[2], 1}
 `)
 
-// EntryFields is what a queue entry carries for a job: enough for an agent to
-// start without reading the hash first.
+// EntryFields is what a queue entry carries for a job: its id, and its
+// attempt when it is a retry. Everything else is in the job's hash, which
+// the claim reads in the same script that marks the job running: a queued
+// job pays for its entry until it is acked, so the entry holds no copy.
 func EntryFields(j *ci.Job) map[string]string {
-	f := map[string]string{
-		queue.FieldJobID: j.ID, "repo": j.Repo, "clone_url": j.CloneURL,
-		"branch": j.Branch, "commit": j.Commit, "attempt": strconv.Itoa(j.Attempt),
-	}
-	if f["branch"] == "" {
-		delete(f, "branch") // a tag's job
+	f := map[string]string{queue.FieldJobID: j.ID}
+	if j.Attempt > 1 {
+		f["attempt"] = strconv.Itoa(j.Attempt)
 	}
 	return f
 }
@@ -146,11 +144,12 @@ func CheckInput(j *ci.Job) error {
 // submit hooks. With a non-empty deliveryID, a delivery seen before returns
 // the first job's id and created false, and nothing is written.
 func (l *Lifecycle) Submit(ctx context.Context, j *ci.Job, deliveryID string) (id string, created bool, err error) {
+	now := l.store.Now()
 	if j.ID == "" {
-		j.ID = ci.NewID(l.store.Now())
+		j.ID = ci.NewID(now)
 	}
 	if j.CreatedAt.IsZero() {
-		j.CreatedAt = l.store.Now()
+		j.CreatedAt = ci.IDTime(j.ID) // the id's millisecond: the hash need not hold it twice
 	}
 	if j.Attempt == 0 {
 		j.Attempt = 1

@@ -128,6 +128,9 @@ requirepass %s
 # A finished job's hash holds its steps as JSON (a few hundred bytes): keep
 # such hashes in the compact listpack encoding, a third of a hashtable's size.
 hash-max-listpack-value 1024
+# Job indexes are pages of at most 128 members (internal/store index.go),
+# each a listpack up to this many: ~24 B a member instead of ~130.
+zset-max-listpack-entries 128
 `, s.port, s.dir, filepath.Join(s.dir, "redis.log"), s.password)
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return "", fmt.Errorf("redis config: %w", err)

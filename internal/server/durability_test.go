@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
 // A redis-server with appendonly yes and appendfsync always is killed with
@@ -94,7 +96,7 @@ func TestDurabilityAcrossRedisKill9(t *testing.T) {
 	if len(entries) != total || len(perJob) != total {
 		t.Fatalf("%d stream entries for %d jobs, want %d each", len(entries), len(perJob), total)
 	}
-	if idx := rdb.ZCard(ctx, "jobs").Val(); idx != total {
+	if idx, _ := store.New(rdb, store.Options{}).IndexSize(ctx, "jobs"); idx != int64(total) {
 		t.Fatalf("index holds %d jobs, want %d", idx, total)
 	}
 	if info, err := rdb.Info(ctx, "persistence").Result(); err != nil || !strings.Contains(info, "aof_enabled:1") {

@@ -22,6 +22,8 @@ type controlLoop struct {
 //     queue, then the acked ones trimmed — first, so a restarted server
 //     hands on what its agents dropped;
 //  2. expiry (internal/jobs expire.go): finished jobs removed on schedule;
+//     then, once, indexes written before they were paged move into pages
+//     (migrate.go) — after the reaper, which does not read them;
 //  3. cache counter (cache_counter.go): cache figures from job events;
 //  4. mirror rescan (internal/mirror), when mirroring is configured;
 //  5. executor reconcile (executor.go), on Kubernetes;
@@ -41,7 +43,10 @@ func (s *Server) controlLoops() []controlLoop {
 		}
 	}
 	out = append(out,
-		controlLoop{"expiry", func(ctx context.Context) { s.opts.Jobs.RunExpiry(ctx, time.Minute, s.log) }},
+		controlLoop{"expiry", func(ctx context.Context) {
+			s.opts.Jobs.RunIndexUpgrade(ctx, s.log)
+			s.opts.Jobs.RunExpiry(ctx, time.Minute, s.log)
+		}},
 		controlLoop{"cache counter", s.countCacheUse})
 	if s.opts.Mirrors != nil {
 		out = append(out, controlLoop{"mirror rescan", s.opts.Mirrors.Run})

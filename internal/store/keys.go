@@ -17,8 +17,10 @@ func (k Keys) Prefix() string { return k.prefix }
 func (k Keys) Job(id string) string { return k.prefix + "job:" + id }
 func (k Keys) Log(id string) string { return k.prefix + "job:" + id + ":log" }
 
-// Index holds every job id (score 0, ordered by id = by creation time);
-// Short maps the last 8 characters of an id to it ("tail:id").
+// Index holds every job id, ordered by id = by creation time; Short holds
+// them with their last 8 characters first (ShortMember). Both, and the
+// filter indexes, are paged (index.go): these are the names of indexes,
+// not of keys.
 func (k Keys) Index() string { return k.prefix + "jobs" }
 func (k Keys) Short() string { return k.prefix + "jobs:short" }
 

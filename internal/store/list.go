@@ -26,9 +26,9 @@ type Filter struct {
 const maxScan = 5000
 
 // List returns jobs newest first, and the cursor of the next page ("" when
-// there is none). The index holds every id with score 0, so it is ordered by
-// id, and ids start with their creation time: ZREVRANGEBYLEX walks newest first
-// and the cursor is simply the last id returned.
+// there is none). An index is ordered by id (see index.go), and ids start
+// with their creation time: walking it down gives the newest first, and the
+// cursor is simply the last id returned.
 func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
@@ -61,9 +61,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 	jobs := make([]*ci.Job, 0, f.Limit)
 	scanned := 0
 	for scanned < maxScan {
-		ids, err := s.rdb.ZRevRangeByLex(ctx, index, &redis.ZRangeBy{
-			Max: maxBound, Min: "-", Count: batch,
-		}).Result()
+		ids, err := s.indexNewest(ctx, index, maxBound, int(batch))
 		if err != nil {
 			return nil, "", Wrap("list jobs", err)
 		}
@@ -78,7 +76,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 		if _, err := p.Exec(ctx); err != nil {
 			return nil, "", Wrap("list jobs", err)
 		}
-		var expired []any
+		var expired []string
 		for i, c := range cmds {
 			scanned++
 			maxBound = "(" + ids[i]
@@ -87,7 +85,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 				expired = append(expired, ids[i])
 				continue
 			}
-			j := JobFromHash(h)
+			j := JobFromHash(ids[i], h)
 			if (f.Status != "" && j.Status != f.Status) || (f.Repo != "" && j.Repo != f.Repo) ||
 				(f.Branch != "" && j.Branch != f.Branch) || (f.Group != "" && j.Group != f.Group) {
 				continue
@@ -110,8 +108,6 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 // dropExpired removes index entries whose job hash is gone (Expire did not
 // run, and the safety TTL took it). Best effort: a failure only means the
 // next List skips them again.
-func (s *Store) dropExpired(ctx context.Context, index string, ids []any) {
-	if len(ids) > 0 {
-		s.rdb.ZRem(ctx, index, ids...)
-	}
+func (s *Store) dropExpired(ctx context.Context, index string, ids []string) {
+	_ = s.indexRemove(ctx, index, ids...)
 }

@@ -6,8 +6,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
 
@@ -47,14 +45,15 @@ func (s *Store) Resolve(ctx context.Context, short string) (string, error) {
 	if len(short) == 20 {
 		return short, nil
 	}
-	p := s.rdb.Pipeline()
-	byPrefix := p.ZRangeByLex(ctx, s.keys.Index(), &redis.ZRangeBy{Min: "[" + short, Max: "(" + short + "\xff", Count: maxMatches + 1})
-	var byTail *redis.StringSliceCmd
-	if len(short) <= 8 {
-		byTail = p.ZRangeByLex(ctx, s.keys.Short(), &redis.ZRangeBy{Min: "[" + short, Max: "(" + short + "\xff", Count: maxMatches + 1})
-	}
-	if _, err := p.Exec(ctx); err != nil && err != redis.Nil {
+	byPrefix, err := s.indexRange(ctx, s.keys.Index(), "["+short, "("+short+"\xff", maxMatches+1)
+	if err != nil {
 		return "", Wrap("resolve job id", err)
+	}
+	var byTail []string
+	if len(short) <= 8 {
+		if byTail, err = s.indexRange(ctx, s.keys.Short(), "["+short, "("+short+"\xff", maxMatches+1); err != nil {
+			return "", Wrap("resolve job id", err)
+		}
 	}
 	seen := map[string]bool{}
 	var ids []string
@@ -64,15 +63,11 @@ func (s *Store) Resolve(ctx context.Context, short string) (string, error) {
 			ids = append(ids, id)
 		}
 	}
-	for _, id := range byPrefix.Val() {
+	for _, id := range byPrefix {
 		add(id)
 	}
-	if byTail != nil {
-		for _, m := range byTail.Val() {
-			if _, id, ok := strings.Cut(m, ":"); ok {
-				add(id)
-			}
-		}
+	for _, m := range byTail {
+		add(IDOfShortMember(m))
 	}
 	// Index entries of jobs that expired are dropped here.
 	var live []string
@@ -85,8 +80,8 @@ func (s *Store) Resolve(ctx context.Context, short string) (string, error) {
 			live = append(live, id)
 			continue
 		}
-		s.rdb.ZRem(ctx, s.keys.Index(), id)
-		s.rdb.ZRem(ctx, s.keys.Short(), id[len(id)-8:]+":"+id)
+		_ = s.indexRemove(ctx, s.keys.Index(), id)
+		_ = s.indexRemove(ctx, s.keys.Short(), ShortMember(id))
 	}
 	switch len(live) {
 	case 0:

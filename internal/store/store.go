@@ -95,11 +95,15 @@ func parseTime(s string) *time.Time {
 	return &t
 }
 
-// JobFields is the hash form of a job.
+// JobFields is the hash form of a job. What the hash's key or other fields
+// already say is left out: the id (it is in the key), the creation time
+// when it is the id's, the event when it is the trigger's default, attempt
+// 1, and every empty field — a queued job pays for each field it holds
+// (see docs/operations.md, "Redis memory").
 func JobFields(j *ci.Job) map[string]string {
 	steps, _ := json.Marshal(j.Steps)
 	f := map[string]string{
-		"id": j.ID, "repo": j.Repo, "clone_url": j.CloneURL, "branch": j.Branch,
+		"repo": j.Repo, "clone_url": j.CloneURL, "branch": j.Branch,
 		"commit": j.Commit, "author": j.Author, "message": j.Message,
 		"status": string(j.Status), "attempt": strconv.Itoa(j.Attempt),
 		"retry_of": j.RetryOf, "agent": j.Agent, "trigger": j.Trigger,
@@ -126,8 +130,15 @@ func JobFields(j *ci.Job) map[string]string {
 		b, _ := json.Marshal(j.Sidecars)
 		f["sidecars"] = string(b)
 	}
-	// Empty and zero fields are left out (jobFromHash reads them as such):
-	// every queued job pays for each field it holds.
+	if j.CreatedAt.Equal(ci.IDTime(j.ID)) {
+		delete(f, "created_at")
+	}
+	if j.Event == defaultEvent(j.Trigger) {
+		delete(f, "event")
+	}
+	if j.Attempt == 1 {
+		delete(f, "attempt")
+	}
 	for k, v := range f {
 		if v == "" || v == "0" || v == "[]" || v == "null" {
 			delete(f, k)
@@ -142,19 +153,31 @@ func JobFields(j *ci.Job) map[string]string {
 	return f
 }
 
-// JobFromHash reads a job from its hash form.
-func JobFromHash(h map[string]string) *ci.Job {
+// defaultEvent is the event a job of trigger has when its hash names none.
+func defaultEvent(trigger string) string {
+	if trigger == ci.TriggerManual {
+		return ci.EventManual
+	}
+	return ci.EventPush
+}
+
+// JobFromHash reads job id from its hash form (see JobFields).
+func JobFromHash(id string, h map[string]string) *ci.Job {
 	j := &ci.Job{
-		ID: h["id"], Repo: h["repo"], CloneURL: ci.RedactURL(h["clone_url"]), Branch: h["branch"],
+		ID: id, Repo: h["repo"], CloneURL: ci.RedactURL(h["clone_url"]), Branch: h["branch"],
 		Commit: h["commit"], Author: h["author"], Message: h["message"],
 		Status: ci.Status(h["status"]), RetryOf: h["retry_of"], Agent: h["agent"],
 		Trigger: h["trigger"], Error: h["error"], Event: h["event"], Tag: h["tag"], Before: h["before"],
 		StartedAt: parseTime(h["started_at"]), FinishedAt: parseTime(h["finished_at"]),
 	}
-	j.Attempt, _ = strconv.Atoi(h["attempt"])
+	j.Attempt = 1
+	if n, err := strconv.Atoi(h["attempt"]); err == nil {
+		j.Attempt = n
+	}
 	j.CacheArtifacts, _ = strconv.Atoi(h["cache_artifacts"])
 	j.CacheFresh, _ = strconv.Atoi(h["cache_fresh"])
 	j.GPUs, _ = strconv.Atoi(h["gpus"])
+	j.CreatedAt = ci.IDTime(id)
 	if t := parseTime(h["created_at"]); t != nil {
 		j.CreatedAt = *t
 	}
@@ -179,10 +202,7 @@ func JobFromHash(h map[string]string) *ci.Job {
 		_ = json.Unmarshal([]byte(h["sidecars"]), &j.Sidecars)
 	}
 	if j.Event == "" {
-		j.Event = ci.EventPush // jobs from before events were recorded
-		if j.Trigger == ci.TriggerManual {
-			j.Event = ci.EventManual
-		}
+		j.Event = defaultEvent(j.Trigger)
 	}
 	if j.Steps == nil {
 		j.Steps = []ci.Step{} // the API's steps is a list, empty before any step
@@ -199,7 +219,7 @@ func (s *Store) Get(ctx context.Context, id string) (*ci.Job, error) {
 	if len(h) == 0 {
 		return nil, fmt.Errorf("job %s: %w", id, ci.ErrNotFound)
 	}
-	return JobFromHash(h), nil
+	return JobFromHash(id, h), nil
 }
 
 // Ping checks that Redis answers.

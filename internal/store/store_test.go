@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -88,7 +89,7 @@ func TestListDropsExpiredJobs(t *testing.T) {
 	if err != nil || len(jobs) != 1 || jobs[0].ID != b {
 		t.Fatalf("list = %v %v", jobs, err)
 	}
-	if n := r.Client().ZCard(ctx, "jobs").Val(); n != 1 {
+	if n, _ := s.IndexSize(ctx, "jobs"); n != 1 {
 		t.Fatalf("index still holds %d ids", n)
 	}
 }
@@ -197,5 +198,32 @@ func TestLogsPagedFromTheEnd(t *testing.T) {
 	first, _ := s.ReadLogsBefore(ctx, j, prev[0].ID, 10)
 	if len(first) != 5 || first[0].Text != "line 00" {
 		t.Fatalf("first page = %+v", first)
+	}
+}
+
+// The hash leaves out what its key or defaults say, and reads back the same
+// job whether a field was left out or written.
+func TestJobHashOmitsWhatItCanDerive(t *testing.T) {
+	id := ci.NewID(time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC))
+	base := ci.Job{ID: id, Repo: "acme/w", Branch: "main", Commit: "0123456789abcdef0123456789abcdef01234567",
+		Status: ci.StatusPending, Trigger: ci.TriggerPush, Event: ci.EventPush, Attempt: 1, CreatedAt: ci.IDTime(id), Steps: []ci.Step{}}
+	h := store.JobFields(&base)
+	for _, k := range []string{"id", "created_at", "event", "attempt"} {
+		if _, ok := h[k]; ok {
+			t.Errorf("hash holds %s = %q", k, h[k])
+		}
+	}
+	if got := store.JobFromHash(id, h); !reflect.DeepEqual(*got, base) {
+		t.Fatalf("read back %+v, want %+v", *got, base)
+	}
+	other := base
+	other.Attempt, other.Event, other.Trigger, other.Tag, other.Branch = 3, ci.EventTag, ci.TriggerPush, "v1", ""
+	other.CreatedAt = base.CreatedAt.Add(1500 * time.Microsecond)
+	h = store.JobFields(&other)
+	if h["attempt"] != "3" || h["event"] != ci.EventTag || h["created_at"] == "" {
+		t.Fatalf("hash %v lacks what differs from the defaults", h)
+	}
+	if got := store.JobFromHash(id, h); !reflect.DeepEqual(*got, other) {
+		t.Fatalf("read back %+v, want %+v", *got, other)
 	}
 }
