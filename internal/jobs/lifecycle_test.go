@@ -145,7 +145,7 @@ func TestExpireRemovesJobsAndTheirIndexEntries(t *testing.T) {
 		case "zset":
 			members, _ := r.Client().ZRange(ctx, k, 0, -1).Result()
 			for _, m := range members {
-				has = has || m == id || m == id[len(id)-8:]+":"+id
+				has = has || m == id || m == store.ShortMember(id)
 			}
 		case "hash", "stream":
 			has = k == "job:"+id || k == "job:"+id+":log"
