@@ -23,7 +23,7 @@ import (
 // IndexLua holds the helpers, for every script that writes an index (the
 // lifecycle scripts of internal/jobs prepend it); the reads below use it too.
 const IndexLua = `
-local PAGE_SIZE = 128
+local PAGE_SIZE = 128 -- PageSize
 
 -- page_bound is the bound of the page that holds (or would hold) member.
 local function page_bound(index, member)
