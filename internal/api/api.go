@@ -20,6 +20,8 @@ type JobFilter struct {
 	Branch string
 	// Group selects the jobs of one matrix.
 	Group string
+	// Event selects the jobs of one event (push, pull_request, tag, manual, cron).
+	Event string
 	// Limit is the page size (server default 50, at most 500).
 	Limit int
 	// Cursor is the NextCursor of the previous page.
@@ -38,6 +40,7 @@ func (f JobFilter) Query() url.Values {
 	set("repo", f.Repo)
 	set("branch", f.Branch)
 	set("group", f.Group)
+	set("event", f.Event)
 	set("cursor", f.Cursor)
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))

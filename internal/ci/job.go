@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -145,14 +146,13 @@ const (
 	EventCron        = "cron"
 )
 
-// ValidEvent reports whether e is one of the events.
-func ValidEvent(e string) bool {
-	switch e {
-	case EventPush, EventPullRequest, EventTag, EventManual, EventCron:
-		return true
-	}
-	return false
+// Events lists the events, in the order pages and menus show them.
+func Events() []string {
+	return []string{EventPush, EventPullRequest, EventTag, EventManual, EventCron}
 }
+
+// ValidEvent reports whether e is one of the events.
+func ValidEvent(e string) bool { return slices.Contains(Events(), e) }
 
 // MatrixLabel is a matrix combination as its commit status names it:
 // axis=value pairs by axis name ("target=x86_64,toolchain=stable").

@@ -170,9 +170,10 @@ func newJobListCmd() *cobra.Command {
 			repo, _ := f.GetString("repo")
 			branch, _ := f.GetString("branch")
 			group, _ := f.GetString("group")
+			event, _ := f.GetString("event")
 			limit, _ := f.GetInt("limit")
 			cursor, _ := f.GetString("cursor")
-			page, err := c.ListJobs(cmd.Context(), api.JobFilter{Status: ci.Status(status), Repo: repo, Branch: branch, Group: group, Limit: limit, Cursor: cursor})
+			page, err := c.ListJobs(cmd.Context(), api.JobFilter{Status: ci.Status(status), Repo: repo, Branch: branch, Group: group, Event: event, Limit: limit, Cursor: cursor})
 			if err != nil {
 				return err
 			}
@@ -204,6 +205,7 @@ func newJobListCmd() *cobra.Command {
 	f.String("repo", "", "only jobs of this owner/name")
 	f.String("branch", "", "only jobs of this branch")
 	f.String("group", "", "only the jobs of this matrix (its group id)")
+	f.String("event", "", "only jobs of this event: push, pull_request, tag, manual, cron")
 	f.Int("limit", 20, "jobs per page (1-500)")
 	f.String("cursor", "", "the page after this cursor")
 	return cmd

@@ -13,16 +13,18 @@ import (
 
 // expireScript removes the finished jobs whose time has come, in one step
 // each: the hash, the log, and every index entry (main, short ids, status,
-// repository, branch), so no index holds what is gone and a filtered list
-// never walks dead entries.
+// repository, branch, group, event), so no index holds what is gone and a
+// filtered list never walks dead entries.
 //
 // KEYS: expiry schedule. ARGV: key prefix, now ms, how many at most.
 var expireScript = redis.NewScript(store.IndexLua + `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do
   local key = ARGV[1] .. 'job:' .. id
-  local h = redis.call('HMGET', key, 'status', 'repo', 'branch', 'group')
+  local h = redis.call('HMGET', key, 'status', 'repo', 'branch', 'group', 'event', 'trigger')
   if h[1] then index_rem(ARGV[1] .. 'jobs:status:' .. h[1], id) end
+  local event = job_event(h[5], h[6])
+  if h[1] and event ~= 'push' then index_rem(ARGV[1] .. 'jobs:event:' .. event, id) end
   if h[2] then index_rem(ARGV[1] .. 'jobs:repo:' .. h[2], id) end
   if h[3] then index_rem(ARGV[1] .. 'jobs:branch:' .. h[3], id) end
   if h[4] then index_rem(ARGV[1] .. 'jobs:group:' .. h[4], id) end

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,29 +130,49 @@ func TestExpireRemovesJobsAndTheirIndexEntries(t *testing.T) {
 	r := testutil.StartRedis(t)
 	ctx := context.Background()
 	st := testutil.NewJobsWith(r.Client(), store.Options{FinishedTTL: time.Second, LogTTL: time.Second}, queue.Options{}, jobs.Options{})
-	id, _, _ := st.Submit(ctx, push("acme/old", "main"), "")
+	// A push, a manual run (its event left out of the hash) and a pull
+	// request: each in its own event's index, or none.
+	manual := push("acme/old", "main")
+	manual.Trigger = ci.TriggerManual
+	pr := push("acme/old", "feature")
+	pr.Event, pr.PullRequest = ci.EventPullRequest, &ci.PullRequest{Number: 3, BaseBranch: "main", HeadBranch: "feature"}
+	var gone []string
+	for _, j := range []*ci.Job{push("acme/old", "main"), manual, pr} {
+		id, _, err := st.Submit(ctx, j, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gone = append(gone, id)
+		st.AppendLog(ctx, id, ci.LogLine{Text: "x"})
+		st.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusCancelled})
+	}
 	keep, _, _ := st.Submit(ctx, push("acme/old", "main"), "")
-	st.AppendLog(ctx, id, ci.LogLine{Text: "x"})
-	st.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusCancelled})
 	time.Sleep(1100 * time.Millisecond)
-	if n, err := st.Expire(ctx); err != nil || n != 1 {
+	if n, err := st.Expire(ctx); err != nil || n != 3 {
 		t.Fatalf("expired %d, %v", n, err)
 	}
 	keys, _ := r.Client().Keys(ctx, "*").Result()
-	for _, k := range keys {
-		typ, _ := r.Client().Type(ctx, k).Result()
-		var has bool
-		switch typ {
-		case "zset":
-			members, _ := r.Client().ZRange(ctx, k, 0, -1).Result()
-			for _, m := range members {
-				has = has || m == id || m == store.ShortMember(id)
+	for _, id := range gone {
+		for _, k := range keys {
+			typ, _ := r.Client().Type(ctx, k).Result()
+			var has bool
+			switch typ {
+			case "zset":
+				members, _ := r.Client().ZRange(ctx, k, 0, -1).Result()
+				for _, m := range members {
+					has = has || m == id || m == store.ShortMember(id)
+				}
+			case "hash", "stream":
+				has = k == "job:"+id || k == "job:"+id+":log"
 			}
-		case "hash", "stream":
-			has = k == "job:"+id || k == "job:"+id+":log"
+			if has {
+				t.Errorf("%s still holds the expired job %s", k, id)
+			}
 		}
-		if has {
-			t.Errorf("%s still holds the expired job", k)
+	}
+	for _, k := range keys {
+		if strings.HasPrefix(k, "jobs:event:") {
+			t.Errorf("%s is left after its jobs expired", k)
 		}
 	}
 	if _, err := st.Get(ctx, keep); err != nil {

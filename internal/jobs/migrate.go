@@ -25,10 +25,12 @@ if redis.call('TYPE', old)['ok'] ~= 'zset' then return 0 end
 local ids = redis.call('ZRANGE', old, 0, n - 1)
 for _, id in ipairs(ids) do
   redis.call('ZREM', P .. 'jobs:short', string.sub(id, -8) .. ':' .. id)
-  local h = redis.call('HMGET', P .. 'job:' .. id, 'status', 'repo', 'branch', 'group')
+  local h = redis.call('HMGET', P .. 'job:' .. id, 'status', 'repo', 'branch', 'group', 'event', 'trigger')
   if h[1] then
     index_add(old, id)
     index_add(P .. 'jobs:short', short_member(id))
+    local event = job_event(h[5], h[6])
+    if event ~= 'push' then index_add(P .. 'jobs:event:' .. event, id) end
     local filters = {'jobs:status:', 'jobs:repo:', 'jobs:branch:', 'jobs:group:'}
     for i, f in ipairs(filters) do
       if h[i] then

@@ -28,7 +28,10 @@ func TestUpgradeMovesUnpagedIndexesIntoPages(t *testing.T) {
 		status := []string{"pending", "success", "failed"}[i%3]
 		repo, branch := fmt.Sprintf("acme/r%d", i%4), fmt.Sprintf("b%d", i%5)
 		rdb.HSet(ctx, "job:"+id, "id", id, "repo", repo, "branch", branch, "status", status,
-			"created_at", store.FormatTime(ci.IDTime(id)), "attempt", "1", "entry_id", "1-0")
+			"created_at", store.FormatTime(ci.IDTime(id)), "attempt", "1", "entry_id", "1-0", "event", "push")
+		if i%10 == 0 {
+			rdb.HSet(ctx, "job:"+id, "event", ci.EventCron)
+		}
 		rdb.ZAdd(ctx, "jobs", zMember(id))
 		rdb.ZAdd(ctx, "jobs:short", zMember(id[12:]+":"+id))
 		rdb.ZAdd(ctx, "jobs:status:"+status, zMember(id))
@@ -71,6 +74,9 @@ func TestUpgradeMovesUnpagedIndexesIntoPages(t *testing.T) {
 	}
 	if got := count(store.Filter{Branch: "b3"}); got != 240 {
 		t.Fatalf("branch b3: %d, want 240", got)
+	}
+	if got := count(store.Filter{Event: ci.EventCron}); got != 120 {
+		t.Fatalf("cron jobs: %d, want 120", got)
 	}
 	if id, err := jb.Resolve(ctx, ids[700][12:]); err != nil || id != ids[700] {
 		t.Fatalf("resolve %s: %q %v", ids[700][12:], id, err)

@@ -20,8 +20,9 @@ import (
 // all of it is on disk, so a 202 means the job and its queue entry exist.
 //
 // KEYS: delivery key, job hash, index, stream, short-id index, and the
-// filter indexes (indexes are paged: store.IndexLua): pending status, repository, branch, matrix group (a key
-// that is never written when the job has none).
+// filter indexes (all paged: store.IndexLua): pending status, repository,
+// branch, matrix group (a key that is never written when the job has none),
+// and the event's, which is only passed for events other than push.
 // ARGV: group, job id, delivery TTL s, has delivery, n hash pairs, pairs..., stream pairs...
 var submitScript = redis.NewScript(store.IndexLua + `
 if ARGV[4] == '1' then
@@ -42,6 +43,7 @@ index_add(KEYS[6], ARGV[2])
 index_add(KEYS[7], ARGV[2])
 index_add(KEYS[8], ARGV[2])
 if redis.call('HEXISTS', KEYS[2], 'group') == 1 then index_add(KEYS[9], ARGV[2]) end
+if KEYS[10] then index_add(KEYS[10], ARGV[2]) end
 local e = {}
 for i = 6 + 2 * n, #ARGV do e[#e + 1] = ARGV[i] end
 redis.call('XADD', KEYS[4], '*', unpack(e))
@@ -172,9 +174,12 @@ func (l *Lifecycle) Submit(ctx context.Context, j *ci.Job, deliveryID string) (i
 	for k, v := range entry {
 		args = append(args, k, v)
 	}
-	res, err := submitScript.Run(ctx, l.rdb,
-		[]string{dkey, l.keys.Job(j.ID), l.keys.Index(), l.qkeys.Stream, l.keys.Short(),
-			l.keys.Status(ci.StatusPending), l.keys.Repo(j.Repo), l.keys.Branch(j.Branch), l.keys.Group(j.Group)}, args...).Slice()
+	keys := []string{dkey, l.keys.Job(j.ID), l.keys.Index(), l.qkeys.Stream, l.keys.Short(),
+		l.keys.Status(ci.StatusPending), l.keys.Repo(j.Repo), l.keys.Branch(j.Branch), l.keys.Group(j.Group)}
+	if j.Event != ci.EventPush {
+		keys = append(keys, l.keys.Event(j.Event))
+	}
+	res, err := submitScript.Run(ctx, l.rdb, keys, args...).Slice()
 	if err != nil {
 		return "", false, store.Wrap("submit job", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -61,19 +62,29 @@ func (s *Server) jobID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return id, true
 }
 
+// jobFilter reads a job list's filters from a query (GET /jobs and the
+// web list), or says in one line what is wrong with them.
+func jobFilter(q url.Values) (store.Filter, string) {
+	f := store.Filter{Status: ci.Status(q.Get("status")), Repo: strings.TrimSpace(q.Get("repo")),
+		Branch: strings.TrimSpace(q.Get("branch")), Group: q.Get("group"), Event: q.Get("event"), Cursor: q.Get("cursor")}
+	switch {
+	case f.Group != "" && !jobIDPattern.MatchString(f.Group):
+		return f, "group is not a job id"
+	case f.Status != "" && !f.Status.Valid():
+		return f, "status must be one of pending, running, success, failed, cancelled, error"
+	case f.Event != "" && !ci.ValidEvent(f.Event):
+		return f, "event must be one of push, pull_request, tag, manual, cron"
+	case f.Cursor != "" && !jobIDPattern.MatchString(f.Cursor):
+		return f, "cursor is not one this server gave out"
+	}
+	return f, ""
+}
+
 func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.Filter{Status: ci.Status(q.Get("status")), Repo: q.Get("repo"), Branch: q.Get("branch"), Group: q.Get("group"), Cursor: q.Get("cursor")}
-	if f.Group != "" && !jobIDPattern.MatchString(f.Group) {
-		writeError(w, http.StatusBadRequest, "group is not a job id")
-		return
-	}
-	if f.Status != "" && !f.Status.Valid() {
-		writeError(w, http.StatusBadRequest, "status must be one of pending, running, success, failed, cancelled, error")
-		return
-	}
-	if f.Cursor != "" && !jobIDPattern.MatchString(f.Cursor) {
-		writeError(w, http.StatusBadRequest, "cursor is not one this server gave out")
+	f, bad := jobFilter(q)
+	if bad != "" {
+		writeError(w, http.StatusBadRequest, bad)
 		return
 	}
 	if l := q.Get("limit"); l != "" {

@@ -360,7 +360,16 @@ func TestJobsAPICreateGetListCancelRetry(t *testing.T) {
 	if len(page.Jobs) != 1 || page.Jobs[0].ID != j.ID {
 		t.Fatalf("page 2: %s", body)
 	}
-	for _, q := range []string{"status=bogus", "limit=0", "limit=x", "cursor=../../"} {
+	// Both jobs were started by hand: event manual, none a push.
+	for q, want := range map[string]int{"event=manual": 2, "event=push": 0, "event=manual&status=cancelled": 1} {
+		_, body = e.do("GET", "/jobs?"+q, "", token)
+		page.Jobs = nil
+		json.Unmarshal(body, &page)
+		if len(page.Jobs) != want {
+			t.Errorf("GET /jobs?%s: %d jobs, want %d", q, len(page.Jobs), want)
+		}
+	}
+	for _, q := range []string{"status=bogus", "limit=0", "limit=x", "cursor=../../", "event=deploy", "group=xyz"} {
 		if resp, _ := e.do("GET", "/jobs?"+q, "", token); resp.StatusCode != 400 {
 			t.Errorf("GET /jobs?%s = %d", q, resp.StatusCode)
 		}

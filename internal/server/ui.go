@@ -136,26 +136,23 @@ func (s *Server) uiError(err error) {
 }
 
 func (s *Server) listPage(r *http.Request) (*web.ListPage, int, string) {
-	q := r.URL.Query()
-	f := store.Filter{Status: ci.Status(q.Get("status")), Repo: strings.TrimSpace(q.Get("repo")),
-		Branch: strings.TrimSpace(q.Get("branch")), Group: q.Get("group"), Cursor: q.Get("cursor"), Limit: 50}
-	if f.Group != "" && !jobIDPattern.MatchString(f.Group) {
-		return nil, http.StatusBadRequest, "group is not a job id"
+	f, bad := jobFilter(r.URL.Query())
+	if bad != "" {
+		return nil, http.StatusBadRequest, bad
 	}
-	if f.Status != "" && !f.Status.Valid() {
-		return nil, http.StatusBadRequest, "unknown status " + string(f.Status)
-	}
+	f.Limit = 50
 	jobs, next, err := s.opts.Store.List(r.Context(), f)
 	if err != nil {
 		return nil, http.StatusServiceUnavailable, "job store unavailable"
 	}
 	filter := url.Values{}
-	for k, v := range map[string]string{"status": string(f.Status), "repo": f.Repo, "branch": f.Branch, "group": f.Group} {
+	for k, v := range map[string]string{"status": string(f.Status), "repo": f.Repo, "branch": f.Branch, "group": f.Group, "event": f.Event} {
 		if v != "" {
 			filter.Set(k, v)
 		}
 	}
-	p := &web.ListPage{Viewer: viewerOf(r), Jobs: jobs, Filter: web.Filter{Status: string(f.Status), Repo: f.Repo, Branch: f.Branch},
+	p := &web.ListPage{Viewer: viewerOf(r), Jobs: jobs, Filter: web.Filter{Status: string(f.Status), Repo: f.Repo, Branch: f.Branch, Event: f.Event},
+		Events:   ci.Events(),
 		Query:    urlQuery(filter),
 		Statuses: []ci.Status{ci.StatusPending, ci.StatusRunning, ci.StatusSuccess, ci.StatusFailed, ci.StatusCancelled, ci.StatusError}}
 	if next != "" {

@@ -139,6 +139,15 @@ func TestUIRequiresLoginAndEscapesEverything(t *testing.T) {
 	if !strings.Contains(list, id[len(id)-8:]) || strings.Contains(list, "<script>alert") {
 		t.Fatal("job list lacks the job or shows the message unescaped")
 	}
+	if _, list := b.get("/ui/?event=push"); !strings.Contains(list, id[len(id)-8:]) {
+		t.Fatal("the push filter lacks the pushed job")
+	}
+	if _, list := b.get("/ui/?event=tag"); strings.Contains(list, id[len(id)-8:]) || !strings.Contains(list, `<option value="tag" selected>`) {
+		t.Fatal("the tag filter shows a push, or the form forgot the filter")
+	}
+	if resp, _ := b.get("/ui/?event=deploy"); resp.StatusCode != 400 {
+		t.Fatalf("unknown event: %d", resp.StatusCode)
+	}
 	if _, static := b.get("/ui/static/app.css"); !strings.Contains(static, ".logbody") {
 		t.Fatal("stylesheet not served")
 	}

@@ -61,6 +61,14 @@ local function index_rem(index, member)
   end
 end
 
+-- job_event is a job's event from its hash's event and trigger fields (the
+-- hash leaves out the event its trigger implies: store.JobFields).
+local function job_event(event, trigger)
+  if event then return event end
+  if trigger == 'manual' then return 'manual' end
+  return 'push'
+end
+
 -- short_member is how the short-id index holds an id: its last 8
 -- characters (the random part people copy) first, so a prefix finds it.
 local function short_member(id)

@@ -51,7 +51,9 @@ func TestFilteredListCostIndependentOfHistory(t *testing.T) {
 	}
 	rare := func() {
 		for range 3 {
-			id, _, _ := st.Submit(ctx, push("acme/rare", "release"), "")
+			j := push("acme/rare", "release")
+			j.Event, j.Tag = ci.EventTag, "v1"
+			id, _, _ := st.Submit(ctx, j, "")
 			st.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning})
 			st.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusFailed})
 		}
@@ -66,6 +68,7 @@ func TestFilteredListCostIndependentOfHistory(t *testing.T) {
 		counting := store.New(c, store.Options{})
 		filters := map[string]store.Filter{
 			"status": {Status: ci.StatusFailed}, "repo": {Repo: "acme/rare"}, "branch": {Branch: "release"},
+			"event": {Event: ci.EventTag},
 		}
 		// A first round loads the scripts and settles the connection: its
 		// one-time commands are not the cost of a page.

@@ -30,6 +30,11 @@ func (k Keys) Repo(repo string) string    { return k.prefix + "jobs:repo:" + rep
 func (k Keys) Branch(b string) string     { return k.prefix + "jobs:branch:" + b }
 func (k Keys) Group(g string) string      { return k.prefix + "jobs:group:" + g }
 
+// Event indexes a job by its event, for every event but push: most jobs are
+// pushes, so an index of them would cost every job an entry to serve a
+// filter that the main index serves as well (a push filter walks it).
+func (k Keys) Event(e string) string { return k.prefix + "jobs:event:" + e }
+
 // Expiry schedules finished jobs' removal (score: when, in ms).
 func (k Keys) Expiry() string { return k.prefix + "jobs:expiry" }
 

@@ -15,6 +15,8 @@ type Filter struct {
 	Branch string
 	// Group selects the jobs of one matrix.
 	Group string
+	// Event selects the jobs of one event (push, pull_request, tag, …).
+	Event string
 	// Limit is the page size (default 50, at most 500).
 	Limit int
 	// Cursor is the NextCursor of the previous page.
@@ -41,16 +43,19 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 		maxBound = "(" + f.Cursor
 	}
 	batch := int64(f.Limit)
-	if f.Status != "" || f.Repo != "" || f.Branch != "" || f.Group != "" {
+	if f.Status != "" || f.Repo != "" || f.Branch != "" || f.Group != "" || f.Event != "" {
 		batch = 200
 	}
-	// Walk the index of the most selective filter (status, then repository,
-	// then branch): each holds only its jobs, so a page costs about the same
-	// whatever the history; the other filters are checked on the job.
+	// Walk the index of the most selective filter (matrix group, an event
+	// other than push, status, repository, then branch): each holds only its
+	// jobs, so a page costs about the same whatever the history; the other
+	// filters are checked on the job.
 	index := s.keys.Index()
 	switch {
 	case f.Group != "":
 		index = s.keys.Group(f.Group)
+	case f.Event != "" && f.Event != ci.EventPush:
+		index = s.keys.Event(f.Event)
 	case f.Status != "":
 		index = s.keys.Status(f.Status)
 	case f.Repo != "":
@@ -87,7 +92,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*ci.Job, string, error) {
 			}
 			j := JobFromHash(ids[i], h)
 			if (f.Status != "" && j.Status != f.Status) || (f.Repo != "" && j.Repo != f.Repo) ||
-				(f.Branch != "" && j.Branch != f.Branch) || (f.Group != "" && j.Group != f.Group) {
+				(f.Branch != "" && j.Branch != f.Branch) || (f.Group != "" && j.Group != f.Group) || (f.Event != "" && j.Event != f.Event) {
 				continue
 			}
 			jobs = append(jobs, j)

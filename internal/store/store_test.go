@@ -227,3 +227,52 @@ func TestJobHashOmitsWhatItCanDerive(t *testing.T) {
 		t.Fatalf("read back %+v, want %+v", *got, other)
 	}
 }
+
+// Each event lists its own jobs: events other than push through their
+// index, push through the main one.
+func TestListFiltersByEvent(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	want := map[string][]string{}
+	add := func(event string, j *ci.Job) {
+		id, _, err := s.Submit(ctx, j, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[event] = append([]string{id}, want[event]...) // newest first
+	}
+	for i := range 3 {
+		add(ci.EventPush, push("acme/e", "main"))
+		tag := push("acme/e", "")
+		tag.Event, tag.Tag = ci.EventTag, fmt.Sprintf("v1.%d", i)
+		add(ci.EventTag, tag)
+		pr := push("acme/e", "feature")
+		pr.Event, pr.PullRequest = ci.EventPullRequest, &ci.PullRequest{Number: 7, BaseBranch: "main", HeadBranch: "feature"}
+		add(ci.EventPullRequest, pr)
+		manual := push("acme/e", "main")
+		manual.Trigger = ci.TriggerManual // its event, manual, is left out of the hash
+		add(ci.EventManual, manual)
+		time.Sleep(2 * time.Millisecond)
+	}
+	for _, event := range []string{ci.EventPush, ci.EventTag, ci.EventPullRequest, ci.EventManual, ci.EventCron} {
+		jobs, _, err := s.List(ctx, store.Filter{Event: event})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, j := range jobs {
+			got = append(got, j.ID)
+		}
+		if !reflect.DeepEqual(got, want[event]) {
+			t.Errorf("event %s: %v, want %v", event, got, want[event])
+		}
+	}
+	for _, event := range []string{ci.EventTag, ci.EventManual} {
+		if n, _ := s.IndexSize(ctx, s.Keys().Event(event)); n != 3 {
+			t.Errorf("index of %s holds %d jobs, want 3", event, n)
+		}
+	}
+	if n, _ := s.IndexSize(ctx, s.Keys().Event(ci.EventPush)); n != 0 {
+		t.Errorf("pushes are indexed by event too (%d): every job pays for it", n)
+	}
+}

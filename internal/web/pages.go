@@ -34,7 +34,7 @@ type Viewer struct {
 }
 
 // Filter is the job list's filter form.
-type Filter struct{ Status, Repo, Branch string }
+type Filter struct{ Status, Repo, Branch, Event string }
 
 // ListPage is the data of /ui/.
 type ListPage struct {
@@ -43,6 +43,7 @@ type ListPage struct {
 	Jobs     []*ci.Job
 	Filter   Filter
 	Statuses []ci.Status
+	Events   []string
 	Query    template.URL // the filter as a query string, for the rows fragment
 	Next     template.URL // the query of the next page, or ""
 }
