@@ -87,6 +87,9 @@ func BenchmarkScale(b *testing.B) {
 					for i := range work {
 						j := &ci.Job{Repo: fmt.Sprintf("acme/repo-%03d", i%500), CloneURL: "http://gitea.local/acme/x.git",
 							Branch: fmt.Sprintf("b%d", i%50), Commit: "0123456789abcdef0123456789abcdef01234567", Author: "ann", Message: "fix", Trigger: ci.TriggerPush}
+						if i%100 == 50 { // one job in a hundred is a tag's
+							j.Event, j.Tag, j.Branch = ci.EventTag, fmt.Sprintf("v%d", i), ""
+						}
 						id, _, err := jb.Submit(ctx, j, "")
 						if err == nil && i%100 == 0 {
 							mu.Lock()
@@ -141,7 +144,7 @@ func BenchmarkScale(b *testing.B) {
 			hashFinished, _ := rdb.MemoryUsage(ctx, "job:"+ids[len(ids)-1]).Result()
 			fmt.Printf("%d jobs: submit %.0f jobs/s (%.0f%% of the first size's); Redis %.0f B per queued job (its hash %d B; the rest: its stream entry and 5 index entries), ~%.0f B per finished job (its hash %d B)\n",
 				size, rate, 100*rate/ingest10k, perQueued, hashQueued, perFinished, hashFinished)
-			for _, path := range []string{"/jobs", "/jobs?status=failed", "/jobs?repo=acme/repo-007", "/jobs?branch=b7", "/jobs/" + short,
+			for _, path := range []string{"/jobs", "/jobs?status=failed", "/jobs?repo=acme/repo-007", "/jobs?branch=b7", "/jobs?event=tag", "/jobs?event=push", "/jobs/" + short,
 				"/agents", "/queue", "/metrics", "/ui/"} {
 				var d []time.Duration
 				for range 50 {
