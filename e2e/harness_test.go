@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,13 +15,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
-	"github.com/raibid-labs/raibid-ci/internal/forge"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 var binary string
@@ -48,8 +46,7 @@ func TestMain(m *testing.M) {
 type proc struct {
 	t      testing.TB
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	out    bytes.Buffer
+	out    testutil.SyncBuffer
 	exited chan struct{}
 }
 
@@ -68,9 +65,7 @@ func startProc(t testing.TB, env []string, args ...string) *proc {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			p.mu.Lock()
-			p.out.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
+			p.out.Write([]byte(sc.Text() + "\n"))
 		}
 	}()
 	go func() { p.cmd.Wait(); pw.Close(); close(p.exited) }()
@@ -93,11 +88,7 @@ func startProc(t testing.TB, env []string, args ...string) *proc {
 	return p
 }
 
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *proc) output() string { return p.out.String() }
 
 func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
 
@@ -171,46 +162,11 @@ func startUpEnv(t testing.TB, env []string, args ...string) *upInstance {
 	return &upInstance{proc: p, url: "http://" + addr, secret: read("webhook-secret"), token: read("api-token"), dataDir: dataDir}
 }
 
-// pushPayload is a Gitea push of commit in the repository at cloneURL.
-func pushPayload(repo, cloneURL, branch, commit string) []byte {
-	b, _ := json.Marshal(map[string]any{
-		"ref": "refs/heads/" + branch, "before": strings.Repeat("0", 39) + "1", "after": commit,
-		"commits":     []map[string]any{{"id": commit, "message": "change\n", "author": map[string]string{"name": "Ann", "username": "ann"}}},
-		"head_commit": map[string]any{"id": commit, "message": "change\n", "author": map[string]string{"name": "Ann", "username": "ann"}},
-		"repository":  map[string]any{"full_name": repo, "clone_url": cloneURL, "html_url": "http://gitea.local/" + repo},
-		"pusher":      map[string]any{"login": "ann"},
-	})
-	return b
-}
-
-var deliveries struct {
-	sync.Mutex
-	n int
-}
-
-// push sends a signed webhook and returns the job id.
-func push(t testing.TB, base, secret string, body []byte) string {
-	t.Helper()
-	deliveries.Lock()
-	deliveries.n++
-	id := fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), deliveries.n)
-	deliveries.Unlock()
-	req, _ := http.NewRequest("POST", base+"/webhook/gitea", bytes.NewReader(body))
-	req.Header.Set("X-Gitea-Event", "push")
-	req.Header.Set("X-Gitea-Delivery", id)
-	req.Header.Set("X-Gitea-Signature", forge.SignHex([]byte(secret), body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode != 202 {
-		t.Fatalf("webhook %d %v", resp.StatusCode, out)
-	}
-	return out["job_id"].(string)
-}
+// pushPayload and push: a Gitea push's body, and sending it signed.
+var (
+	pushPayload = testutil.GiteaPushBody
+	push        = testutil.SendPush
+)
 
 func getJob(t testing.TB, base, token, id string) *ci.Job {
 	t.Helper()

@@ -23,8 +23,8 @@ for _, id in ipairs(ids) do
   local key = ARGV[1] .. 'job:' .. id
   local h = redis.call('HMGET', key, 'status', 'repo', 'branch', 'group', 'event', 'trigger')
   if h[1] then index_rem(ARGV[1] .. 'jobs:status:' .. h[1], id) end
-  local event = job_event(h[5], h[6])
-  if h[1] and event ~= 'push' then index_rem(ARGV[1] .. 'jobs:event:' .. event, id) end
+  local by_event = event_index(ARGV[1], h[5], h[6])
+  if h[1] and by_event then index_rem(by_event, id) end
   if h[2] then index_rem(ARGV[1] .. 'jobs:repo:' .. h[2], id) end
   if h[3] then index_rem(ARGV[1] .. 'jobs:branch:' .. h[3], id) end
   if h[4] then index_rem(ARGV[1] .. 'jobs:group:' .. h[4], id) end

@@ -29,8 +29,8 @@ for _, id in ipairs(ids) do
   if h[1] then
     index_add(old, id)
     index_add(P .. 'jobs:short', short_member(id))
-    local event = job_event(h[5], h[6])
-    if event ~= 'push' then index_add(P .. 'jobs:event:' .. event, id) end
+    local by_event = event_index(P, h[5], h[6])
+    if by_event then index_add(by_event, id) end
     local filters = {'jobs:status:', 'jobs:repo:', 'jobs:branch:', 'jobs:group:'}
     for i, f in ipairs(filters) do
       if h[i] then

@@ -41,6 +41,17 @@ func jobsIn(t *testing.T, c *dynfake.FakeDynamicClient) []batchv1.Job {
 	return jobs
 }
 
+// minimalExecutor is an executor on c with only the options it needs.
+func minimalExecutor(t *testing.T, c *dynfake.FakeDynamicClient) *Executor {
+	t.Helper()
+	e, err := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "gitea.dgx.local:3000/raibid/raibid-agent:0.1.0",
+		RedisURL: "redis://redis.infrastructure.svc.cluster.local:6379/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 func testJob() *ci.Job {
 	return &ci.Job{ID: "01a219e99258f7b4b47e", Repo: "acme/widget", Commit: "bffeb74224043ba2feb48d137756c8a9331c449a"}
 }
@@ -270,11 +281,7 @@ func TestExecutorJobsIsolateBuilds(t *testing.T) {
 // resource, and an agent that knows it has them; others get none.
 func TestExecutorGivesGPUJobsTheirGPUs(t *testing.T) {
 	c := fakeCluster(t)
-	e, err := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "gitea.dgx.local:3000/raibid/raibid-agent:0.1.0",
-		RedisURL: "redis://redis.infrastructure.svc.cluster.local:6379/0"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := minimalExecutor(t, c)
 	j := testJob()
 	j.GPUs = 2
 	if err := e.Launch(context.Background(), j); err != nil {
@@ -295,11 +302,7 @@ func TestExecutorGivesGPUJobsTheirGPUs(t *testing.T) {
 // its agent knows not to start them.
 func TestExecutorRunsImageServicesAsSidecars(t *testing.T) {
 	c := fakeCluster(t)
-	e, err := NewExecutor(c, ExecutorOptions{Namespace: "ci", Image: "gitea.dgx.local:3000/raibid/raibid-agent:0.1.0",
-		RedisURL: "redis://redis.infrastructure.svc.cluster.local:6379/0"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := minimalExecutor(t, c)
 	j := testJob()
 	j.Sidecars = []ci.Sidecar{{Name: "Postgres DB", Image: "postgres:17.2", Port: 5432}}
 	pod := e.jobSpec("x", j).Spec.Template.Spec

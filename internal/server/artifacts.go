@@ -72,18 +72,13 @@ func (s *Server) handleListArtifacts(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	id, ok := s.jobID(w, r)
+	j, ok := s.pathJob(w, r)
 	if !ok {
-		return
-	}
-	j, err := s.opts.Store.Get(r.Context(), id)
-	if err != nil {
-		s.storeError(w, err)
 		return
 	}
 	out := []api.Artifact{}
 	for _, a := range j.Artifacts {
-		f, err := st.Open(id, a.Name)
+		f, err := st.Open(j.ID, a.Name)
 		if err == nil {
 			f.Close()
 		}
@@ -97,16 +92,11 @@ func (s *Server) handleGetArtifact(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	id, ok := s.jobID(w, r)
+	j, ok := s.pathJob(w, r)
 	if !ok {
 		return
 	}
-	name := r.PathValue("name")
-	j, err := s.opts.Store.Get(r.Context(), id)
-	if err != nil {
-		s.storeError(w, err)
-		return
-	}
+	id, name := j.ID, r.PathValue("name")
 	var meta *ci.Artifact
 	for i := range j.Artifacts {
 		if j.Artifacts[i].Name == name {

@@ -62,6 +62,21 @@ func (s *Server) jobID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return id, true
 }
 
+// pathJob reads the job the {id} of the path names (see jobID), and
+// answers 404, 400 or 503 itself when it cannot.
+func (s *Server) pathJob(w http.ResponseWriter, r *http.Request) (*ci.Job, bool) {
+	id, ok := s.jobID(w, r)
+	if !ok {
+		return nil, false
+	}
+	j, err := s.opts.Store.Get(r.Context(), id)
+	if err != nil {
+		s.storeError(w, err)
+		return nil, false
+	}
+	return j, true
+}
+
 // jobFilter reads a job list's filters from a query (GET /jobs and the
 // web list), or says in one line what is wrong with them.
 func jobFilter(q url.Values) (store.Filter, string) {
@@ -108,13 +123,8 @@ func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.jobID(w, r)
+	j, ok := s.pathJob(w, r)
 	if !ok {
-		return
-	}
-	j, err := s.opts.Store.Get(r.Context(), id)
-	if err != nil {
-		s.storeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, j)

@@ -12,20 +12,6 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
-// existingJob reads the {id} of the path and answers 404 (or 503) itself
-// when there is no such job.
-func (s *Server) existingJob(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id, ok := s.jobID(w, r)
-	if !ok {
-		return "", false
-	}
-	if _, err := s.opts.Store.Get(r.Context(), id); err != nil {
-		s.storeError(w, err)
-		return "", false
-	}
-	return id, true
-}
-
 // logPage is how many lines one read of a plain log takes from Redis: with
 // lines of at most 64 KiB, a page is at most 8 MiB whatever the log's size.
 const logPage = 128
@@ -34,10 +20,11 @@ const logPage = 128
 // memory. Pieces of a line longer than the agent's buffer are joined again.
 // ?from=N starts at line N; ?step=NAME keeps only that step's lines.
 func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.existingJob(w, r)
+	j, ok := s.pathJob(w, r)
 	if !ok {
 		return
 	}
+	id := j.ID
 	after := ""
 	if from := r.URL.Query().Get("from"); from != "" {
 		n, err := strconv.ParseInt(from, 10, 64)
@@ -102,10 +89,11 @@ type logPresenter struct {
 
 // streamLog is the log-following loop behind the API's and the pages' streams.
 func (s *Server) streamLog(w http.ResponseWriter, r *http.Request, sink logPresenter) {
-	id, ok := s.existingJob(w, r)
+	j, ok := s.pathJob(w, r)
 	if !ok {
 		return
 	}
+	id := j.ID
 	after := r.Header.Get("Last-Event-ID")
 	if after == "" {
 		after = r.URL.Query().Get("after")

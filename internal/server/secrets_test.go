@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/raibid-labs/raibid-ci/internal/secrets"
@@ -17,24 +15,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startSecrets(t *testing.T, apiToken string) (base string, st *secrets.Store, logs *syncBuffer) {
+func startSecrets(t *testing.T, apiToken string) (base string, st *secrets.Store, logs *testutil.SyncBuffer) {
 	t.Helper()
 	r := testutil.StartRedis(t)
 	keyFile := filepath.Join(t.TempDir(), "secrets-key")
@@ -42,7 +23,7 @@ func startSecrets(t *testing.T, apiToken string) (base string, st *secrets.Store
 		t.Fatal(err)
 	}
 	st = secrets.NewStore(r.Client(), "", secrets.FileKeys(keyFile))
-	logs = &syncBuffer{}
+	logs = &testutil.SyncBuffer{}
 	e := startOn(t, r, func(o *server.Options) {
 		o.APIToken, o.Secrets, o.SecretsKeyFile = apiToken, st, keyFile
 		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

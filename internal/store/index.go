@@ -61,12 +61,16 @@ local function index_rem(index, member)
   end
 end
 
--- job_event is a job's event from its hash's event and trigger fields (the
--- hash leaves out the event its trigger implies: store.JobFields).
-local function job_event(event, trigger)
-  if event then return event end
-  if trigger == 'manual' then return 'manual' end
-  return 'push'
+-- event_index is the index of a job's event, from its hash's event and
+-- trigger fields (the hash leaves out the event its trigger implies:
+-- store.JobFields), or nil for a push, which has none (store.Keys.Event).
+local function event_index(prefix, event, trigger)
+  if not event then
+    event = 'push'
+    if trigger == 'manual' then event = 'manual' end
+  end
+  if event == 'push' then return nil end
+  return prefix .. 'jobs:event:' .. event
 end
 
 -- short_member is how the short-id index holds an id: its last 8

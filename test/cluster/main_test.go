@@ -36,7 +36,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
-	"github.com/raibid-labs/raibid-ci/internal/forge"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 	"github.com/raibid-labs/raibid-ci/test/cluster"
 )
 
@@ -257,30 +257,19 @@ func kubeconfigAs(t *testing.T, namespace, serviceAccount string) string {
 // SIGKILL) when the test ends.
 type proc struct {
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	out    bytes.Buffer
+	out    testutil.SyncBuffer
 	exited chan struct{}
 	code   int
 }
 
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *proc) output() string { return p.out.String() }
 
 func startRaibid(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{exited: make(chan struct{})}
 	p.cmd = exec.Command(raibid, args...)
 	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -334,32 +323,11 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// push sends a signed Gitea push of commit in the repository at cloneURL
-// and returns the job's id.
+// push sends a signed Gitea push of commit on main in the repository at
+// cloneURL and returns the job's id.
 func push(t *testing.T, base, secret, repo, cloneURL, commit string) string {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{
-		"ref": "refs/heads/main", "before": strings.Repeat("0", 40), "after": commit,
-		"commits":     []map[string]any{{"id": commit, "message": "change\n"}},
-		"head_commit": map[string]any{"id": commit, "message": "change\n"},
-		"repository":  map[string]any{"full_name": repo, "clone_url": cloneURL, "html_url": "http://gitea.local/" + repo},
-		"pusher":      map[string]any{"login": "ann"},
-	})
-	req, _ := http.NewRequest("POST", base+"/webhook/gitea", bytes.NewReader(body))
-	req.Header.Set("X-Gitea-Event", "push")
-	req.Header.Set("X-Gitea-Delivery", fmt.Sprintf("cluster-%d", time.Now().UnixNano()))
-	req.Header.Set("X-Gitea-Signature", forge.SignHex([]byte(secret), body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("webhook: %d %v", resp.StatusCode, out)
-	}
-	return out["job_id"].(string)
+	return testutil.SendPush(t, base, secret, testutil.GiteaPushBody(repo, cloneURL, "main", commit))
 }
 
 // call calls raibid's API with the token and returns the status and body.
