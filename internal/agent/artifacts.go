@@ -21,6 +21,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/safefs"
 )
 
 // PackagePublisher puts artifacts into the forge's package registry
@@ -71,6 +72,12 @@ func (u *uploader) afterStep(s pipeline.Step) error {
 		}
 		u.sink.Line(s.Name, "system", fmt.Sprintf("artifact %s: %d bytes, sha256 %s", a.Name, a.Size, a.SHA256))
 		if s.Publish == "gitea" {
+			if pr := u.job.PullRequest; pr != nil && pr.FromFork {
+				// A fork's author wrote this pipeline: nothing is published,
+				// signed or written with raibid's forge token on its behalf.
+				u.sink.Line(s.Name, "system", fmt.Sprintf("publish %s skipped: pull request #%d comes from a fork", name, pr.Number))
+				continue
+			}
 			if err := u.publish(name, open); err != nil {
 				return err
 			}
@@ -95,7 +102,9 @@ func (u *uploader) match(pattern string) ([]string, error) {
 	seen := map[string]bool{}
 	for _, m := range matches {
 		_ = fs.WalkDir(root.FS(), m, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() && !strings.HasPrefix(p, ".git/") {
+			// The worktree's .git (a file naming the mirror's host path) is
+			// the agent's, never an artifact.
+			if err == nil && d.Type().IsRegular() && p != ".git" && !strings.HasPrefix(p, ".git/") {
 				seen[p] = true
 			}
 			return nil
@@ -109,42 +118,48 @@ func (u *uploader) match(pattern string) ([]string, error) {
 	return out, nil
 }
 
-// open streams one file as it is, or several as a tar.gz.
+// open streams one file as it is, or several as a tar.gz. Each file is
+// opened beneath the workspace with no link on its way (safefs), and one
+// with other hard links that is not the build's is refused: the agent reads
+// as root what a build chose.
 func (u *uploader) open(files []string) (io.ReadCloser, int64, error) {
-	root, err := os.OpenRoot(u.ws)
-	if err != nil {
-		return nil, 0, err
-	}
-	if len(files) == 1 {
-		f, err := root.Open(files[0])
-		root.Close()
+	openOne := func(p string) (*os.File, int64, error) {
+		f, err := safefs.OpenBeneath(u.ws, p)
 		if err != nil {
 			return nil, 0, err
 		}
-		st, err := f.Stat()
-		if err != nil || !st.Mode().IsRegular() {
+		if err := safefs.Readable(f, u.buildUID()); err != nil {
 			f.Close()
-			return nil, 0, fmt.Errorf("%s is not a regular file", files[0])
+			return nil, 0, err
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, 0, err
 		}
 		return f, st.Size(), nil
 	}
+	if len(files) == 1 {
+		f, size, err := openOne(files[0])
+		if err != nil {
+			return nil, 0, err
+		}
+		return f, size, nil
+	}
 	pr, pw := io.Pipe()
 	go func() {
-		defer root.Close()
 		zw := gzip.NewWriter(pw)
 		tw := tar.NewWriter(zw)
 		err := func() error {
 			for _, p := range files {
-				f, err := root.Open(p)
+				f, size, err := openOne(p)
 				if err != nil {
 					return err
 				}
-				st, err := f.Stat()
-				if err == nil && st.Mode().IsRegular() {
-					err = tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: st.Size(), ModTime: st.ModTime(), Typeflag: tar.TypeReg})
-					if err == nil {
-						_, err = io.CopyN(tw, f, st.Size())
-					}
+				st, _ := f.Stat()
+				err = tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: size, ModTime: st.ModTime(), Typeflag: tar.TypeReg})
+				if err == nil {
+					_, err = io.CopyN(tw, f, size)
 				}
 				f.Close()
 				if err != nil {
@@ -159,6 +174,15 @@ func (u *uploader) open(files []string) (io.ReadCloser, int64, error) {
 		pw.CloseWithError(err)
 	}()
 	return pr, -1, nil
+}
+
+// buildUID is the user whose files a build makes (-1: the agent's own,
+// unsandboxed, when any owner goes).
+func (u *uploader) buildUID() int {
+	if sb := u.a.opts.Sandbox; sb != nil && os.Geteuid() == 0 {
+		return sb.UID()
+	}
+	return -1
 }
 
 // upload PUTs an artifact to the server and returns what the server

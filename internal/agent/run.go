@@ -40,7 +40,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 	masker := pipeline.NewMasker(a.opts.Secrets...)
 	sink := newLogSink(a.opts.Store, job.ID, fmt.Sprintf("%s/%s/%d", a.opts.Name, d.ID, d.Deliveries), a.opts.MaxLogBytes)
 	defer sink.Close()
-	ws, releaseSlot, err := acquireWorkspace(a.opts.WorkDir, job.Repo, job.CloneURL)
+	ws, releaseSlot, err := acquireWorkspace(a.opts.WorkDir, job.CacheScope(), job.CloneURL)
 	if err != nil {
 		sink.Line("clone", "system", "workspace: "+err.Error())
 		sink.Flush()

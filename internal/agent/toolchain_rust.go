@@ -11,19 +11,20 @@ import (
 	"sync"
 	"time"
 
-	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 )
 
 // rustBuild is the Rust toolchain: with a build cache, a cargo target
-// directory per repository and rustc version kept between jobs, a cargo home
-// shared by all jobs, and sccache when steps are not sandboxed.
+// directory per cache scope (ci.Job.CacheScope) and rustc version kept
+// between jobs, a cargo home per scope, and sccache when steps are not
+// sandboxed.
 type rustBuild struct{ a *Agent }
 
 func (r rustBuild) prepare(ctx context.Context, job *ci.Job, ws string) (buildSetup, bool) {
 	a := r.a
-	target := a.cargoTarget(ws, job.Repo)
+	scope := job.CacheScope()
+	target := a.cargoTarget(ws, scope)
 	if target == "" {
 		return buildSetup{}, false
 	}
@@ -36,15 +37,18 @@ func (r rustBuild) prepare(ctx context.Context, job *ci.Job, ws string) (buildSe
 			return map[string]string{"cache_artifacts": strconv.Itoa(res.Cache.Total), "cache_fresh": strconv.Itoa(res.Cache.Fresh)}
 		}},
 	}
-	if release, err := cache.Use(target); err == nil {
+	if release, err := a.opts.Cache.Use(target); err == nil {
 		s.Release = append(s.Release, release) // pruning keeps it while the job runs
 	} else {
 		a.log.Warn("build cache", "err", err)
 	}
-	if home, err := a.opts.Cache.CargoHome(userCargoHome()); err == nil {
+	if home, err := a.opts.Cache.CargoHome(scope, userCargoHome()); err == nil {
+		if release, err := a.opts.Cache.Use(home); err == nil {
+			s.Release = append(s.Release, release)
+		}
 		s.Env = append(s.Env, "CARGO_HOME="+home)
 		s.Writable = append(s.Writable, home)
-		s.Notes = append(s.Notes, "cargo home (shared by all jobs): "+home)
+		s.Notes = append(s.Notes, "cargo home (kept for "+scope+"): "+home)
 	} else {
 		a.log.Warn("build cache", "err", err)
 	}
@@ -134,17 +138,17 @@ var sccachePath = sync.OnceValue(func() string {
 	return p
 })
 
-// cargoTarget is the cached target directory for a Rust repository, or ""
+// cargoTarget is the cached target directory for a Rust build's scope, or ""
 // when there is no cache or no Cargo.toml. The pipeline's own env may still
 // set CARGO_TARGET_DIR: it comes later and wins.
-func (a *Agent) cargoTarget(ws, repo string) string {
+func (a *Agent) cargoTarget(ws, scope string) string {
 	if a.opts.Cache == nil {
 		return ""
 	}
-	if _, err := os.Stat(filepath.Join(ws, "Cargo.toml")); err != nil {
+	if _, err := os.Lstat(filepath.Join(ws, "Cargo.toml")); err != nil {
 		return ""
 	}
-	dir, err := a.opts.Cache.TargetDir(repo, rustToolchain())
+	dir, err := a.opts.Cache.TargetDir(scope, rustToolchain())
 	if err != nil {
 		a.log.Warn("build cache", "err", err)
 		return ""

@@ -349,18 +349,20 @@ func firstNonEmpty(ss ...string) string {
 	return ""
 }
 
-// maxSlots bounds how many jobs of one repository run at once on one work dir.
+// maxSlots bounds how many jobs of one scope run at once on one work dir.
 const maxSlots = 64
 
-// acquireWorkspace picks the first free slot of repo under root: a directory
-// whose path is the same from one job of the repository to the next. Cargo
-// fingerprints a package by its path, so a stable path is what lets a cached
-// target directory be reused; two jobs of one repository at once get two
-// slots. An flock marks a slot taken, across agents in other processes too;
-// release frees it.
-func acquireWorkspace(root, repo, cloneURL string) (dir string, release func(), err error) {
+// acquireWorkspace picks the first free slot of a cache scope (a
+// repository, or a fork's pull request: ci.Job.CacheScope) under root: a
+// directory whose path is the same from one job of the scope to the next.
+// Cargo fingerprints a package by its path, so a stable path is what lets a
+// cached target directory be reused; two jobs of one scope at once get two
+// slots. A slot and its step home are written by builds, so scopes never
+// share one. An flock marks a slot taken, across agents in other processes
+// too; release frees it.
+func acquireWorkspace(root, scope, cloneURL string) (dir string, release func(), err error) {
 	// Keyed by the clone URL too: a slot's worktree belongs to that URL's mirror.
-	sum := sha256.Sum256([]byte(repo + "\x00" + cloneURL))
+	sum := sha256.Sum256([]byte(scope + "\x00" + cloneURL))
 	key := hex.EncodeToString(sum[:6])
 	locks := filepath.Join(root, cache.SlotsDir)
 	if err := os.MkdirAll(locks, 0o755); err != nil {
@@ -368,7 +370,7 @@ func acquireWorkspace(root, repo, cloneURL string) (dir string, release func(), 
 	}
 	for slot := range maxSlots {
 		name := fmt.Sprintf("%s-%d", key, slot)
-		f, err := os.OpenFile(filepath.Join(locks, name+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+		f, err := os.OpenFile(filepath.Join(locks, name+".lock"), os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o644)
 		if err != nil {
 			return "", nil, err
 		}
@@ -381,5 +383,5 @@ func acquireWorkspace(root, repo, cloneURL string) (dir string, release func(), 
 		_ = os.Chtimes(dir, now, now) // its last use: PruneWork goes by it
 		return dir, func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 	}
-	return "", nil, fmt.Errorf("all %d workspace slots of %s are in use", maxSlots, repo)
+	return "", nil, fmt.Errorf("all %d workspace slots of %s are in use", maxSlots, scope)
 }

@@ -1,7 +1,11 @@
 // Package cache owns the agents' build cache on disk: one cargo target
-// directory per repository and toolchain, kept between jobs so a rebuild
+// directory per scope (a repository, or a fork's pull request) and
+// toolchain, and one cargo home per scope, kept between jobs so a rebuild
 // compiles only what changed, and pruned least recently used first when it
-// grows past its size or age limits. It knows nothing of jobs or queues.
+// grows past its size or age limits. Builds write these directories, so the
+// cache's own bookkeeping (in-use locks) lives beside them, never inside,
+// and what it writes inside goes through internal/safefs. It knows nothing
+// of jobs or queues.
 package cache
 
 import (
@@ -16,24 +20,55 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/raibid-labs/raibid-ci/internal/safefs"
 )
 
 // Cache is a cache root.
 type Cache struct{ Root string }
 
+// The kinds of scoped directory a cache root holds, one per scope and
+// (for target dirs) toolchain: <Root>/<kind>/<name>.
+const (
+	targetKind    = "target"
+	cargoHomeKind = "cargo-homes"
+	// legacyCargoHome is the cargo home every repository once shared: a
+	// build could leave there what another repository's build then ran. It
+	// is never used now; Prune removes it.
+	legacyCargoHome = "cargo-home"
+	// locksDir holds the in-use locks of scoped directories. It is the
+	// agent's alone: a lock inside a directory a build writes could be
+	// replaced by a link the agent would then open as root.
+	locksDir = "locks"
+)
+
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
-// TargetDir is the cargo target directory of repo built with toolchain, made
-// if missing, and marked used now (pruning goes by that mark). Two jobs of
-// the same repository may share it: cargo locks a build directory itself.
-func (c Cache) TargetDir(repo, toolchain string) (string, error) {
-	sum := sha256.Sum256([]byte(repo + "\x00" + toolchain))
-	name := unsafeChars.ReplaceAllString(strings.ReplaceAll(repo, "/", "_"), "-")
+// TargetDir is the cargo target directory of builds in scope made with
+// toolchain, made if missing, and marked used now (pruning goes by that
+// mark). A scope is what may share a cache (see ci.CacheScope: a
+// repository, and a fork's pull request apart from it). Two jobs of the
+// same scope may share it: cargo locks a build directory itself.
+func (c Cache) TargetDir(scope, toolchain string) (string, error) {
+	return c.scoped(targetKind, scope, toolchain)
+}
+
+// scoped is <Root>/<kind>/<readable scope>-<hash of scope and extra>, made
+// if missing and marked used now.
+func (c Cache) scoped(kind, scope, extra string) (string, error) {
+	sum := sha256.Sum256([]byte(scope + "\x00" + extra))
+	name := unsafeChars.ReplaceAllString(strings.ReplaceAll(scope, "/", "_"), "-")
 	if len(name) > 60 {
 		name = name[:60]
 	}
-	dir := filepath.Join(c.Root, "target", name+"-"+hex.EncodeToString(sum[:6]))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	parent := filepath.Join(c.Root, kind)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", fmt.Errorf("cache: %w", err)
+	}
+	dir := filepath.Join(parent, name+"-"+hex.EncodeToString(sum[:6]))
+	// The parent is the agent's (builds cannot write it), so dir itself is
+	// never a link a build planted: Mkdir and Chtimes act on dir itself.
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("cache: %w", err)
 	}
 	now := time.Now()
@@ -50,26 +85,29 @@ type Entry struct {
 	LastUsed time.Time `json:"last_used"`
 }
 
-// Entries lists the target directories, least recently used first.
+// Entries lists the scoped directories (target dirs and cargo homes),
+// least recently used first.
 func (c Cache) Entries() ([]Entry, error) {
-	dirs, err := os.ReadDir(filepath.Join(c.Root, "target"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cache: %w", err)
-	}
 	var out []Entry
-	for _, d := range dirs {
-		if !d.IsDir() {
+	for _, kind := range []string{targetKind, cargoHomeKind} {
+		dirs, err := os.ReadDir(filepath.Join(c.Root, kind))
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		info, err := d.Info()
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("cache: %w", err)
 		}
-		p := filepath.Join(c.Root, "target", d.Name())
-		out = append(out, Entry{Path: p, Size: duSize(p), LastUsed: info.ModTime()})
+		for _, d := range dirs {
+			if !d.IsDir() { // a DirEntry's type is the entry's own: links are not dirs
+				continue
+			}
+			info, err := d.Info()
+			if err != nil {
+				continue
+			}
+			p := filepath.Join(c.Root, kind, d.Name())
+			out = append(out, Entry{Path: p, Size: duSize(p), LastUsed: info.ModTime()})
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].LastUsed.Before(out[j].LastUsed) })
 	return out, nil
@@ -91,10 +129,10 @@ func duSize(root string) int64 {
 // Prune keeps everything agents keep within the limits: it removes what
 // was not used for longer than maxAge (0: no age limit), then the least
 // recently used until the whole — the cache root's target dirs, sccache
-// store and cargo home, and workDir's mirrors and workspace slots — fits in
-// maxSize bytes (0: no size limit). Target dirs, mirrors and slots are what
-// it removes (the sccache store has its own limit; the cargo home is
-// shared); nothing a running job or fetch holds is ever removed. workDir
+// store and cargo homes, and workDir's mirrors and workspace slots — fits in
+// maxSize bytes (0: no size limit). Target dirs, cargo homes, mirrors and
+// slots are what it removes (the sccache store has its own limit); nothing
+// a running job or fetch holds is ever removed. workDir
 // "" leaves the work dir alone. It returns what it removed.
 func (c Cache) Prune(workDir string, maxAge time.Duration, maxSize int64, now time.Time) ([]Entry, error) {
 	targets, err := c.Entries()
@@ -104,7 +142,11 @@ func (c Cache) Prune(workDir string, maxAge time.Duration, maxSize int64, now ti
 	var items []prunable
 	for _, e := range targets {
 		path := e.Path
-		items = append(items, prunable{e, func() (bool, error) { return removeUnused(path) }})
+		items = append(items, prunable{e, func() (bool, error) { return c.removeUnused(path) }})
+	}
+	// The cargo home all repositories once shared: nothing uses it now.
+	if err := os.RemoveAll(filepath.Join(c.Root, legacyCargoHome)); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
 	}
 	if workDir != "" {
 		items = append(items, workEntries(workDir)...)
@@ -177,22 +219,18 @@ func ParseAge(s string) (time.Duration, error) {
 // (source replacement, registries, net) and registry tokens.
 var cargoConfigFiles = []string{"config.toml", "config"}
 
-// CargoHome is a cargo home shared by every job: the registry index, crate
-// downloads and git checkouts are fetched once. The agent's own cargo
-// configuration (from userHome, its CARGO_HOME or ~/.cargo) is copied into it
-// so source replacements still apply inside a sandbox that cannot see the
-// agent's home. Credentials are never shared with builds (a build that
-// publishes gets a pipeline secret), and bin/ is never shared.
-func (c Cache) CargoHome(userHome string) (string, error) {
-	dir := filepath.Join(c.Root, "cargo-home")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("cache: %w", err)
-	}
-	// Links an earlier version made to the agent's credentials go.
-	for _, name := range []string{"credentials.toml", "credentials"} {
-		if fi, err := os.Lstat(filepath.Join(dir, name)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			_ = os.Remove(filepath.Join(dir, name))
-		}
+// CargoHome is the cargo home of builds in scope: the registry index,
+// crate downloads and git checkouts are fetched once per scope. It is not
+// shared between scopes because a build can write it: what one repository's
+// build leaves in bin/ or the registry cache, another's must never run. The
+// agent's own cargo configuration (from userHome, its CARGO_HOME or ~/.cargo)
+// is copied in so source replacements still apply inside a sandbox that
+// cannot see the agent's home; its credentials never are (a build that
+// publishes gets a pipeline secret).
+func (c Cache) CargoHome(scope, userHome string) (string, error) {
+	dir, err := c.scoped(cargoHomeKind, scope, "")
+	if err != nil {
+		return "", err
 	}
 	if userHome == "" {
 		return dir, nil
@@ -202,12 +240,7 @@ func (c Cache) CargoHome(userHome string) (string, error) {
 		if err != nil {
 			continue
 		}
-		dst := filepath.Join(dir, name)
-		if old, err := os.ReadFile(dst); err == nil && string(old) == string(b) {
-			continue
-		}
-		_ = os.Remove(dst) // a link an earlier version made
-		if err := os.WriteFile(dst, b, 0o644); err != nil {
+		if err := safefs.WriteFile(dir, name, b, 0o644); err != nil {
 			return "", fmt.Errorf("cache: %w", err)
 		}
 	}

@@ -86,7 +86,7 @@ func TestCargoHomeCopiesTheAgentsSettingsNotItsCredentials(t *testing.T) {
 	user := t.TempDir()
 	os.WriteFile(filepath.Join(user, "config.toml"), []byte("[net]\noffline = true\n"), 0o600)
 	os.WriteFile(filepath.Join(user, "credentials.toml"), []byte("[registry]\ntoken = \"agent-only\"\n"), 0o600)
-	home, err := c.CargoHome(user)
+	home, err := c.CargoHome("acme/x", user)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestCargoHomeCopiesTheAgentsSettingsNotItsCredentials(t *testing.T) {
 	if fi, _ := os.Lstat(filepath.Join(home, "config.toml")); fi.Mode()&os.ModeSymlink != 0 {
 		t.Fatal("config is a link into the agent's home, which a sandboxed step cannot see")
 	}
-	if again, err := c.CargoHome(user); err != nil || again != home {
+	if again, err := c.CargoHome("acme/x", user); err != nil || again != home {
 		t.Fatalf("second call: %s %v", again, err)
 	}
 }
@@ -114,7 +114,7 @@ func TestPruneSkipsWhatARunningJobUses(t *testing.T) {
 	old := time.Now().Add(-48 * time.Hour)
 	fill(t, busy, 1000, old)
 	fill(t, idle, 1000, old)
-	release, err := cache.Use(busy)
+	release, err := c.Use(busy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestUsageCountsEveryPart(t *testing.T) {
 	target, _ := c.TargetDir("acme/x", "rustc")
 	fill(t, target, 300, time.Now())
 	for dir, size := range map[string]int{
-		filepath.Join(c.Root, "sccache"): 200, filepath.Join(c.Root, "cargo-home"): 100,
+		filepath.Join(c.Root, "sccache"): 200, filepath.Join(c.Root, "cargo-homes"): 100,
 		filepath.Join(work, cache.MirrorsDir, "abc.git"): 400, filepath.Join(work, "abcdef-0"): 500, filepath.Join(work, cache.HomesDir, "abcdef-0"): 50,
 	} {
 		os.MkdirAll(dir, 0o755)
@@ -148,7 +148,7 @@ func TestUsageCountsEveryPart(t *testing.T) {
 	for _, p := range c.Usage(work) {
 		got[p.Name] = p.Size
 	}
-	want := map[string]int64{"target dirs": 300, "sccache": 200, "cargo home": 100, "mirrors": 400, "workspaces": 500, "step homes": 50}
+	want := map[string]int64{"target dirs": 300, "sccache": 200, "cargo homes": 100, "mirrors": 400, "workspaces": 500, "step homes": 50}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %d, want %d (%v)", k, got[k], v, got)
@@ -214,5 +214,88 @@ func TestPruneBySizeAcrossEveryPart(t *testing.T) {
 	}
 	if total > 2000 {
 		t.Fatalf("%d bytes kept, more than the 2000 allowed", total)
+	}
+}
+
+// Scopes never share a directory: another repository, and a fork's pull
+// request of the same one, get target dirs and cargo homes of their own.
+func TestScopesShareNothing(t *testing.T) {
+	c := cache.Cache{Root: t.TempDir()}
+	seen := map[string]string{}
+	for _, scope := range []string{"acme/a", "acme/b", "acme/a#fork-pr-7", "acme/a#fork-pr-8"} {
+		for _, dir := range []func() (string, error){
+			func() (string, error) { return c.TargetDir(scope, "rustc") },
+			func() (string, error) { return c.CargoHome(scope, "") },
+		} {
+			d, err := dir()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if other, ok := seen[d]; ok {
+				t.Fatalf("%s and %s share %s", scope, other, d)
+			}
+			seen[d] = scope
+		}
+	}
+}
+
+// What a build plants in the directories it writes — a link at the name of
+// the old in-use marker, at the cargo config the agent copies in, a link
+// to a host directory — steers nothing the cache does as root: using,
+// preparing, accounting and pruning leave the host as it was.
+func TestPlantedLinksSteerNothing(t *testing.T) {
+	c := cache.Cache{Root: t.TempDir()}
+	host := t.TempDir()
+	hostFile := filepath.Join(host, "nologin")
+	os.WriteFile(hostFile, []byte("host"), 0o600)
+	user := t.TempDir()
+	os.WriteFile(filepath.Join(user, "config.toml"), []byte("[net]\noffline = true\n"), 0o600)
+	target, _ := c.TargetDir("acme/x", "rustc")
+	home, _ := c.CargoHome("acme/x", user)
+	plants := map[string]string{
+		filepath.Join(target, ".raibid-in-use"): filepath.Join(host, "created-by-marker"),
+		filepath.Join(target, "release"):        host,
+		filepath.Join(home, "config.toml"):      hostFile,
+		filepath.Join(home, "credentials.toml"): filepath.Join(host, "created-by-creds"),
+		filepath.Join(home, "registry"):         host,
+	}
+	for at, to := range plants {
+		os.RemoveAll(at)
+		if err := os.Symlink(to, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Link(hostFile, filepath.Join(target, "hardlink"))
+	old := time.Now().Add(-48 * time.Hour)
+	for range 2 {
+		if _, err := c.TargetDir("acme/x", "rustc"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CargoHome("acme/x", user); err != nil {
+			t.Fatal(err)
+		}
+		release, err := c.Use(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release()
+		c.Usage(t.TempDir())
+		os.Chtimes(target, old, old)
+		os.Chtimes(home, old, old)
+	}
+	if _, err := c.Prune("", time.Hour, 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(host)
+	if len(entries) != 1 {
+		t.Fatalf("the host directory changed: %v", entries)
+	}
+	if b, _ := os.ReadFile(hostFile); string(b) != "host" {
+		t.Fatalf("the host file holds %q", b)
+	}
+	for _, d := range []string{target, home} {
+		if _, err := os.Lstat(d); err == nil {
+			t.Errorf("%s was not pruned", d)
+		}
 	}
 }

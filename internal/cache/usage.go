@@ -1,9 +1,7 @@
 package cache
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -18,16 +16,15 @@ const (
 	HomesDir   = ".home"
 )
 
-// inUseFile is the lock a job holds (shared) on a directory it builds in;
-// Prune takes it exclusively, without waiting, before it removes one.
-const inUseFile = ".raibid-in-use"
-
-// Use marks dir as in use until release: Prune never removes it meanwhile.
-// Any number of jobs may use one directory at once.
-func Use(dir string) (release func(), err error) {
-	f, err := os.OpenFile(filepath.Join(dir, inUseFile), os.O_CREATE|os.O_RDWR, 0o644)
+// Use marks dir, a scoped directory of this cache (TargetDir, CargoHome),
+// as in use until release: Prune never removes it meanwhile. Any number of
+// jobs may use one directory at once. The lock is a file of the agent's
+// own, outside dir: dir is the build's to write, and a lock there could be
+// a link the agent would open.
+func (c Cache) Use(dir string) (release func(), err error) {
+	f, err := c.openLock(dir)
 	if err != nil {
-		return nil, fmt.Errorf("cache: %w", err)
+		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
 		f.Close()
@@ -36,12 +33,28 @@ func Use(dir string) (release func(), err error) {
 	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
-// removeUnused removes dir unless a job uses it; it reports whether it did.
-func removeUnused(dir string) (bool, error) {
-	f, err := os.OpenFile(filepath.Join(dir, inUseFile), os.O_CREATE|os.O_RDWR, 0o644)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+// openLock opens the lock file of a scoped directory:
+// <Root>/locks/<kind>/<name>.lock.
+func (c Cache) openLock(dir string) (*os.File, error) {
+	kind, name := filepath.Base(filepath.Dir(dir)), filepath.Base(dir)
+	if filepath.Dir(filepath.Dir(dir)) != filepath.Clean(c.Root) {
+		return nil, fmt.Errorf("cache: %s is not a directory of the cache at %s", dir, c.Root)
 	}
+	locks := filepath.Join(c.Root, locksDir, kind)
+	if err := os.MkdirAll(locks, 0o755); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(locks, name+".lock"), os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	return f, nil
+}
+
+// removeUnused removes dir unless a job uses it; it reports whether it did.
+// os.RemoveAll unlinks links, never follows them.
+func (c Cache) removeUnused(dir string) (bool, error) {
+	f, err := c.openLock(dir)
 	if err != nil {
 		return false, err
 	}
@@ -60,13 +73,13 @@ type Part struct {
 }
 
 // Usage is one accounting of everything agents keep: the cache root's
-// target dirs, sccache store and shared cargo home, and the work
+// target dirs, sccache store and cargo homes, and the work
 // directory's workspace slots, bare mirrors and step homes.
 func (c Cache) Usage(workDir string) []Part {
 	parts := []Part{
 		{Name: "target dirs", Path: filepath.Join(c.Root, "target")},
 		{Name: "sccache", Path: filepath.Join(c.Root, "sccache")},
-		{Name: "cargo home", Path: filepath.Join(c.Root, "cargo-home")},
+		{Name: "cargo homes", Path: filepath.Join(c.Root, cargoHomeKind)},
 	}
 	if workDir != "" {
 		parts = append(parts,

@@ -212,3 +212,16 @@ func PageURL(publicURL, id string) string {
 	}
 	return strings.TrimRight(publicURL, "/") + "/ui/jobs/" + id
 }
+
+// CacheScope is what may share build caches, workspace slots and step
+// homes with this job: its repository, or, for a pull request from a fork,
+// that pull request alone. A build writes its caches, so a scope's caches
+// are only ever read by builds of the same trust: a fork's pull request
+// never writes what the base repository's builds later read or run, as
+// GitHub Actions keeps a pull request's caches to its own ref.
+func (j *Job) CacheScope() string {
+	if pr := j.PullRequest; pr != nil && pr.FromFork {
+		return fmt.Sprintf("%s#fork-pr-%d", j.Repo, pr.Number)
+	}
+	return j.Repo
+}

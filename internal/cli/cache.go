@@ -52,7 +52,7 @@ func newCacheCmd() *cobra.Command {
 	stats := &cobra.Command{
 		Use:   "stats",
 		Short: "Show what agents keep on disk, part by part, and the cached target dirs, least recently used first",
-		Long: "Everything an agent keeps: target dirs, the sccache store, the shared cargo home (under\n" +
+		Long: "Everything an agent keeps: target dirs, the sccache store, the cargo homes (one per repository, under\n" +
 			"--cache-dir), workspace slots, bare mirrors and step homes (under --workdir). With\n" +
 			"--data-dir (raibid up's), both are read from there.",
 		Args: cobra.NoArgs,

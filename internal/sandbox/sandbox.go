@@ -15,17 +15,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/safefs"
 )
 
 // Modes of the --sandbox flag.
@@ -209,42 +208,18 @@ func (s *Sandbox) Command(argv []string, j Job) (string, []string) {
 // Own makes dir and everything under it belong to the build user when the
 // agent is root (the agent clones as itself; the step must be able to write
 // its workspace and caches). Entries already owned are left alone, so a
-// cache directory costs one walk without writes after its first job.
-// Symlinks are changed themselves, never followed.
+// cache directory costs one walk without writes after its first job. The
+// walk goes through internal/safefs: links are changed themselves, never
+// followed, and a hard link to a file that is not the build's is left
+// alone — a build may have planted either.
 func (s *Sandbox) Own(dir string) error {
 	if s == nil || !s.root {
 		return nil
 	}
-	uid, gid := s.opts.UID, s.opts.GID
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		if st, ok := statOwner(info); ok && st.uid == uid && st.gid == gid {
-			return nil
-		}
-		if err := os.Lchown(p, uid, gid); err != nil {
-			return fmt.Errorf("sandbox: give %s to the build user: %w", p, err)
-		}
-		return nil
-	})
-}
-
-type owner struct{ uid, gid int }
-
-func statOwner(info fs.FileInfo) (owner, bool) {
-	st, ok := info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return owner{}, false
+	if _, err := safefs.Chown(dir, s.opts.UID, s.opts.GID); err != nil {
+		return fmt.Errorf("sandbox: give %s to the build user: %w", dir, err)
 	}
-	return owner{int(st.Uid), int(st.Gid)}, true
+	return nil
 }
 
 func within(p, dir string) bool {
