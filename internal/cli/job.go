@@ -17,6 +17,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/client"
+	"github.com/raibid-labs/raibid-ci/internal/termtext"
 )
 
 // addClientFlags declares how a client command finds the server.
@@ -184,6 +185,7 @@ func newJobListCmd() *cobra.Command {
 			fmt.Fprintln(tw, "ID\tSTATUS\tREPO\tBRANCH\tEVENT\tMATRIX\tCOMMIT\tDURATION\tAGENT\tCREATED")
 			now := time.Now()
 			for _, j := range page.Jobs {
+				j := *termtext.Job(&j) // fields from webhooks and builds, shown as data
 				matrix := dash(ci.MatrixLabel(j.Matrix))
 				if j.Group != "" {
 					matrix += " (group " + short(j.Group[len(j.Group)-8:], 8) + ")"
@@ -258,6 +260,7 @@ func newJobShowCmd() *cobra.Command {
 func printJob(w io.Writer, j *ci.Job) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	now := time.Now()
+	j = termtext.Job(j) // every value may come from a webhook or a build: shown as data
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	row("ID", j.ID)
 	row("Status", string(j.Status))
@@ -320,35 +323,55 @@ func newJobLogsCmd() *cobra.Command {
 			}
 			follow, _ := cmd.Flags().GetBool("follow")
 			step, _ := cmd.Flags().GetString("step")
+			raw, _ := cmd.Flags().GetBool("raw")
 			if !follow && !asJSON {
-				return c.Logs(cmd.Context(), args[0], step, cmd.OutOrStdout())
+				out := cmd.OutOrStdout()
+				if !raw {
+					out = termtext.NewWriter(out)
+				}
+				return c.Logs(cmd.Context(), args[0], step, out)
 			}
-			return followLogs(cmd.Context(), c, args[0], step, cmd.OutOrStdout(), asJSON, follow)
+			return followLogs(cmd.Context(), c, args[0], step, cmd.OutOrStdout(), logFormat{json: asJSON, raw: raw}, follow)
 		},
 	}
 	cmd.Flags().BoolP("follow", "f", false, "follow the log until the job ends")
 	cmd.Flags().String("step", "", "only this step's lines")
+	addRawFlag(cmd)
 	return cmd
 }
 
-// followLogs prints lines as they come (JSON lines with asJSON) and turns a
-// job that did not succeed into exit code 1 when following.
+// logFormat is how log lines are printed: JSON lines, the step's bytes as
+// they are (raw), or — the default — with only their colours kept
+// (termtext.Log): a step's output never drives the operator's terminal.
+type logFormat struct{ json, raw bool }
+
+// addRawFlag adds --raw to a command that prints a step's output.
+func addRawFlag(cmd *cobra.Command) {
+	cmd.Flags().Bool("raw", false, "print the steps' output byte for byte, escape sequences included (default: colours only)")
+}
+
+// followLogs prints lines as they come (JSON lines with format.json) and
+// turns a job that did not succeed into exit code 1 when following.
 // With step, only that step's lines; a line cut into pieces is joined.
-func followLogs(ctx context.Context, c *client.Client, id, step string, w io.Writer, asJSON, follow bool) error {
+func followLogs(ctx context.Context, c *client.Client, id, step string, w io.Writer, format logFormat, follow bool) error {
 	enc := json.NewEncoder(w)
 	open := false // a line is printed without its newline: a piece may follow
 	status, err := c.FollowLogs(ctx, id, func(l ci.LogLine) {
 		if step != "" && l.Step != step {
 			return
 		}
-		if asJSON {
+		if format.json {
 			_ = enc.Encode(l)
 			return
 		}
 		if open && !l.Cont {
 			fmt.Fprintln(w)
 		}
-		fmt.Fprint(w, l.Text)
+		if format.raw {
+			fmt.Fprint(w, l.Text)
+		} else {
+			fmt.Fprint(w, termtext.Log(l.Text))
+		}
 		open = true
 	})
 	if open {
@@ -397,7 +420,8 @@ func newJobRunCmd() *cobra.Command {
 			if !asJSON {
 				fmt.Fprintf(cmd.ErrOrStderr(), "job %s queued; following\n", j.ID)
 			}
-			return followLogs(cmd.Context(), c, j.ID, "", cmd.OutOrStdout(), asJSON, true)
+			raw, _ := cmd.Flags().GetBool("raw")
+			return followLogs(cmd.Context(), c, j.ID, "", cmd.OutOrStdout(), logFormat{json: asJSON, raw: raw}, true)
 		},
 	}
 	f := cmd.Flags()
@@ -406,6 +430,7 @@ func newJobRunCmd() *cobra.Command {
 	f.String("commit", "", "commit to build (default: the branch head)")
 	f.String("clone-url", "", "clone URL (default: <gitea-url>/<repo>.git on the server)")
 	f.Bool("wait", false, "follow the job's log until it ends")
+	addRawFlag(cmd)
 	return cmd
 }
 

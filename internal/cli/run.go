@@ -33,6 +33,7 @@ func newRunCmd() *cobra.Command {
 	f.String("branch", "", "branch to build (default the checked-out one)")
 	f.String("commit", "", "commit to build (default HEAD, or the --branch head)")
 	f.Bool("detach", false, "queue the job, print its id and do not follow it")
+	addRawFlag(cmd)
 	return cmd
 }
 
@@ -105,5 +106,6 @@ func runRun(cmd *cobra.Command, args []string) error {
 	if !asJSON {
 		fmt.Fprintf(cmd.ErrOrStderr(), "job %s: %s %s@%.12s — following (Ctrl-C stops following, not the job)\n", j.ID[len(j.ID)-8:], repo, branch, commit)
 	}
-	return followLogs(cmd.Context(), c, j.ID, "", cmd.OutOrStdout(), asJSON, true)
+	raw, _ := f.GetBool("raw")
+	return followLogs(cmd.Context(), c, j.ID, "", cmd.OutOrStdout(), logFormat{json: asJSON, raw: raw}, true)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/termtext"
 )
 
 // jobsMode is what the Jobs tab's keys do: move in the list, or type into
@@ -96,10 +97,10 @@ func (t *jobsTab) update(msg tea.Msg) tea.Cmd {
 			// Steps of a graph run at once: a header marks each change of
 			// step, so no line reads as another step's.
 			if msg.line.Step != t.logStep {
-				t.log.add(faint.Render("── " + msg.line.Step))
+				t.log.add(faint.Render("── " + termtext.Field(msg.line.Step)))
 				t.logStep = msg.line.Step
 			}
-			t.log.add(msg.line.Text)
+			t.log.add(termtext.Log(msg.line.Text)) // colours only: a step never drives the terminal
 		}
 	case retriedMsg:
 		t.status = "retrying as job " + msg.job.ID

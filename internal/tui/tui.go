@@ -14,6 +14,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/client"
+	"github.com/raibid-labs/raibid-ci/internal/termtext"
 )
 
 // JobsSource is what the Jobs tab and its job view need of the server.
@@ -162,6 +163,9 @@ func fetchJobs(ctx context.Context, src JobsSource, f api.JobFilter) tea.Cmd {
 		if err != nil {
 			return jobsMsg{err: err}
 		}
+		for i := range p.Jobs { // fields from webhooks and builds, shown as data
+			p.Jobs[i] = *termtext.Job(&p.Jobs[i])
+		}
 		return jobsMsg{jobs: p.Jobs}
 	}
 }
@@ -210,7 +214,7 @@ func fetchDetail(ctx context.Context, src JobsSource, id string) tea.Cmd {
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
 		j, err := src.GetJob(ctx, id)
-		return detailMsg{job: j, err: err}
+		return detailMsg{job: termtext.Job(j), err: err}
 	}
 }
 
