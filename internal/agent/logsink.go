@@ -100,10 +100,9 @@ func (s *logSink) LineCont(step, stream, text string, cont bool) {
 		s.capped = true
 	}
 	if s.capped {
-		if gone, n := s.tail.push(l); gone > 0 {
-			s.dropped.lines += int64(gone)
-			s.dropped.bytes += int64(n)
-		}
+		gone, n := s.tail.push(l)
+		s.dropped.lines += int64(gone)
+		s.dropped.bytes += int64(n)
 		return
 	}
 	s.buf = append(s.buf, l)
@@ -186,7 +185,7 @@ func (s *logSink) writeTail() {
 	marker := ci.LogLine{Step: "log", Stream: "system", Time: time.Now(), Text: fmt.Sprintf(
 		"log truncated at %s: %d lines, %s not stored; the last %s of the output follows",
 		humanBytes(s.maxBytes), s.dropped.lines, humanBytes(s.dropped.bytes), humanBytes(int64(s.tail.size)))}
-	if s.dropped.lines == 0 {
+	if s.dropped.bytes == 0 {
 		marker.Text = fmt.Sprintf("log reached its cap of %s; nothing was lost", humanBytes(s.maxBytes))
 	}
 	s.buf = append(append(s.buf, marker), tail...)
@@ -227,12 +226,19 @@ type tailRing struct {
 }
 
 // push adds l and returns how many lines (and bytes) fell out of the ring.
+// push adds l and drops the oldest pieces past the ring's size. It counts
+// what it dropped as the output had it: lines (a line cut into pieces at the
+// reader's buffer is one line, counted by its first piece) and bytes with
+// each line's newline.
 func (r *tailRing) push(l ci.LogLine) (lines, bytes int) {
 	r.buf = append(r.buf, l)
 	r.size += len(l.Text)
 	for r.size > r.max && len(r.buf) > 1 {
-		lines++
 		bytes += len(r.buf[0].Text)
+		if !r.buf[0].Cont {
+			lines++
+			bytes++ // its newline
+		}
 		r.size -= len(r.buf[0].Text)
 		r.buf[0] = ci.LogLine{}
 		r.buf = r.buf[1:]

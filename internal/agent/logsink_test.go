@@ -116,6 +116,42 @@ func TestLogBatchRetryIsStoredOnce(t *testing.T) {
 	}
 }
 
+// The marker counts lines as the step printed them: a line stored in pieces
+// (cut at the reader's buffer) is one line, and its bytes include its
+// newline.
+func TestLogSinkMarkerCountsWholeLines(t *testing.T) {
+	r := testutil.StartRedis(t)
+	ctx := context.Background()
+	st := store.New(r.Client(), store.Options{})
+	id, _, _ := testutil.NewJobs(r.Client(), 0).Submit(ctx, &ci.Job{Repo: "acme/log", CloneURL: "http://gitea.local/acme/log.git", Branch: "main"}, "")
+	sink := newLogSink(st, id, "w", 64<<10)
+	const n = 3000
+	for range n {
+		sink.LineCont("s", "stdout", strings.Repeat("a", 100), false)
+		sink.LineCont("s", "stdout", strings.Repeat("b", 100), true)
+	}
+	sink.Close()
+	got := readAll(t, st, id)
+	storedFirst, storedBytes := 0, 0
+	var marker string
+	for _, l := range got {
+		if l.Stream == "system" {
+			marker = l.Text
+			continue
+		}
+		storedBytes += len(l.Text)
+		if !l.Cont {
+			storedFirst++
+		}
+	}
+	droppedLines := n - storedFirst
+	droppedBytes := int64(n*200 - storedBytes + droppedLines)
+	want := fmt.Sprintf(": %d lines, %s not stored", droppedLines, humanBytes(droppedBytes))
+	if !strings.Contains(marker, want) {
+		t.Fatalf("marker %q, want it to say %q", marker, want)
+	}
+}
+
 // Past the cap the head stops, a marker says what was not stored, and the
 // last part of the output follows: the end is never lost.
 func TestLogSinkCapKeepsHeadMarkerAndTail(t *testing.T) {

@@ -147,3 +147,39 @@ func Plural(n int, noun string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }
+
+// CheckRepo refuses a repository name that is not owner/name as Gitea and
+// GitHub spell them: two parts of letters, digits, '.', '-' and '_', each
+// beginning with a letter, digit or '_' (never '-', which a tool could read
+// as an option, nor '.', so never '..'), at most 100 bytes each. It is the
+// one check of every way a repository name comes in: webhooks, the API,
+// schedules, secrets, the CLI.
+func CheckRepo(repo string) error {
+	owner, name, ok := strings.Cut(repo, "/")
+	if !ok || !repoPart(owner) || !repoPart(name) {
+		return fmt.Errorf("repository %q is not owner/name (letters, digits, '.', '-', '_'; neither part beginning with '-' or '.'): %w",
+			Truncate(repo, 80), ErrInvalid)
+	}
+	return nil
+}
+
+func repoPart(s string) bool {
+	if s == "" || len(s) > 100 || s[0] == '-' || s[0] == '.' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckOwner refuses an owner (user or organisation) name as CheckRepo
+// refuses either part of a repository's.
+func CheckOwner(owner string) error {
+	if !repoPart(owner) {
+		return fmt.Errorf("owner %q is not a user or organisation name: %w", Truncate(owner, 80), ErrInvalid)
+	}
+	return nil
+}

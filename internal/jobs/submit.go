@@ -83,6 +83,9 @@ func CheckInput(j *ci.Job) error {
 			j.Event = ci.EventManual
 		}
 	}
+	if err := ci.CheckRepo(j.Repo); err != nil {
+		return err
+	}
 	if !ci.ValidEvent(j.Event) {
 		return fmt.Errorf("event %q is not push, pull_request, tag, manual or cron: %w", ci.Truncate(j.Event, 40), ci.ErrInvalid)
 	}

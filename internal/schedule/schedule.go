@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -30,12 +29,10 @@ type Schedule = api.Schedule
 // and the @hourly/@daily/… descriptors.
 var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-var repoPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
-
 // Check refuses a schedule raibid cannot fire, with one line saying why.
 func Check(s *Schedule) error {
-	if !repoPattern.MatchString(s.Repo) {
-		return fmt.Errorf("repository %q is not owner/name: %w", ci.Truncate(s.Repo, 80), ci.ErrInvalid)
+	if err := ci.CheckRepo(s.Repo); err != nil {
+		return err
 	}
 	if err := ci.CheckBranch(s.Branch); err != nil {
 		return err

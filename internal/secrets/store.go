@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
 
 // Errors a caller turns into answers.
@@ -22,10 +24,7 @@ var (
 // MaxValue bounds one secret's value.
 const MaxValue = 64 << 10
 
-var (
-	namePattern  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-	ownerPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
-)
+var namePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 
 // Scope is where a secret applies: one repository, or every repository of
 // an organisation (a repository's secret of the same name wins).
@@ -36,17 +35,16 @@ type Scope struct {
 
 // RepoScope and OrgScope build checked scopes.
 func RepoScope(repo string) (Scope, error) {
-	owner, name, ok := strings.Cut(repo, "/")
-	if !ok || !ownerPattern.MatchString(owner) || !ownerPattern.MatchString(name) {
-		return Scope{}, fmt.Errorf("repository %q is not owner/name: %w", repo, ErrInvalid)
+	if err := ci.CheckRepo(repo); err != nil {
+		return Scope{}, fmt.Errorf("%v: %w", err, ErrInvalid)
 	}
 	return Scope{Repo: repo}, nil
 }
 
 // OrgScope is the scope of every repository of owner.
 func OrgScope(owner string) (Scope, error) {
-	if !ownerPattern.MatchString(owner) {
-		return Scope{}, fmt.Errorf("owner %q is not a user or organisation name: %w", owner, ErrInvalid)
+	if err := ci.CheckOwner(owner); err != nil {
+		return Scope{}, fmt.Errorf("%v: %w", err, ErrInvalid)
 	}
 	return Scope{Org: owner}, nil
 }

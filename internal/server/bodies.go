@@ -3,9 +3,8 @@ package server
 import (
 	"bytes"
 	"errors"
-
 	"net/http"
-
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -24,10 +23,30 @@ const (
 // reserves its Content-Length (MaxBody when the length is not declared)
 // before the first byte is read; when the budget is spent the request is
 // answered 503 with Retry-After at once, without reading.
+//
+// Bodies are read into pooled buffers: a flood of large bodies that fail
+// their signature reuses the same memory instead of leaving a body's worth
+// of garbage per request, and once the last large body of a burst is done
+// the memory goes back to the operating system (the heap would otherwise
+// keep the burst's high-water mark for minutes).
 type bodyBudget struct {
-	mu   sync.Mutex
-	left int64
+	mu    sync.Mutex
+	left  int64
+	total int64
+	// large is set when a body of at least largeBody bytes was read since
+	// the memory was last returned; returning is scheduled when the budget
+	// is whole again.
+	large    bool
+	freeing  *time.Timer
+	freeWait time.Duration
 }
+
+// largeBody is the size from which a body's memory is worth returning to
+// the operating system after a burst.
+const largeBody = 1 << 20
+
+// bodyBuffers are reused between webhook bodies.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (b *bodyBudget) take(n int64) bool {
 	b.mu.Lock()
@@ -41,15 +60,38 @@ func (b *bodyBudget) take(n int64) bool {
 
 func (b *bodyBudget) give(n int64) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.left += n
+	if n >= largeBody {
+		b.large = true
+	}
+	if b.large && b.left == b.total && b.freeing == nil {
+		// Debounced: a burst that goes on pushes it back.
+		b.freeing = time.AfterFunc(b.freeWait, b.free)
+	}
+}
+
+// free returns the heap's unused memory to the operating system once no
+// body is being read.
+func (b *bodyBudget) free() {
+	b.mu.Lock()
+	b.freeing = nil
+	idle := b.left == b.total
+	if idle {
+		b.large = false
+	}
 	b.mu.Unlock()
+	if idle {
+		debug.FreeOSMemory()
+	}
 }
 
 // readWebhookBody reads a webhook body up to MaxBody, within the body budget
 // and the body timeout. A request without the signature header is 401 before
 // anything is read; an oversized body is 413, no room in the budget 503, an
 // unreadable or too slow one 400 — each counted by result. release gives the
-// body's reservation back; call it when done with the body.
+// body's reservation and buffer back; call it when done with the body, and
+// keep nothing that points into it.
 func (s *Server) readWebhookBody(w http.ResponseWriter, r *http.Request, sigHeader string, result func(string)) (body []byte, release func(), ok bool) {
 	if r.Header.Get(sigHeader) == "" {
 		result("unauthorized")
@@ -72,9 +114,15 @@ func (s *Server) readWebhookBody(w http.ResponseWriter, r *http.Request, sigHead
 		writeError(w, http.StatusServiceUnavailable, "too many webhook bodies being read; deliver again later")
 		return nil, nil, false
 	}
-	release = func() { s.bodies.give(n) }
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	release = func() {
+		if buf.Cap() <= int(s.opts.MaxBody)+bytes.MinRead {
+			bodyBuffers.Put(buf)
+		}
+		s.bodies.give(n)
+	}
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
-	var buf bytes.Buffer
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength)) // one allocation, not ReadAll's doublings
 	}

@@ -130,8 +130,6 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, j)
 }
 
-var repoPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
-
 func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 	var req api.NewJob
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
@@ -140,8 +138,8 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "body must be JSON {repo, branch, clone_url?, commit?}: "+err.Error())
 		return
 	}
-	if !repoPattern.MatchString(req.Repo) {
-		writeError(w, http.StatusBadRequest, "repo must be owner/name")
+	if err := ci.CheckRepo(req.Repo); err != nil {
+		writeError(w, http.StatusBadRequest, userMessage(err))
 		return
 	}
 	if req.Branch == "" {

@@ -168,7 +168,7 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, log: opts.Logger, started: time.Now(),
 		pages: web.NewPages(nil), sessions: web.NewSessions(opts.APIToken),
-		bodies: &bodyBudget{left: opts.BodyBytesInFlight}}
+		bodies: &bodyBudget{left: opts.BodyBytesInFlight, total: opts.BodyBytesInFlight, freeWait: 2 * time.Second}}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.metrics = newMetrics(opts.Registry, opts.Queue)
 	if opts.Jobs != nil { // nil only in tests that read the route table

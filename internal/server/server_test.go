@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -198,6 +199,43 @@ func TestGiteaWebhookBadInputMatrix(t *testing.T) {
 				t.Fatalf("%d jobs, want %d", n, c.wantJobs)
 			}
 		})
+	}
+}
+
+// One validator for repository names at every way in: what POST /jobs
+// refuses, the webhook refuses too (400, no job), and names Gitea allows
+// are queued.
+func TestRepositoryNamesAtTheWebhook(t *testing.T) {
+	var push map[string]any
+	json.Unmarshal(fixture(t, "push.json"), &push)
+	e := start(t)
+	for i, c := range []struct {
+		repo string
+		code int
+	}{
+		{"acme/widget", 202}, {"Acme_1/w.i-d_g.et", 202}, {"_x/y", 202},
+		{"--x/../y", 400}, {"../../etc", 400}, {"../x", 400}, {"x/..", 400}, {"-x/y", 400}, {"x/-y", 400},
+		{".hidden/y", 400}, {"x/.y", 400}, {"acme", 400}, {"a/b/c", 400}, {"a b/c", 400}, {"a/b\x1b[2J", 400},
+		{"/x", 400}, {"x/", 400}, {strings.Repeat("a", 101) + "/x", 400},
+	} {
+		before := e.jobCount()
+		push["repository"].(map[string]any)["full_name"] = c.repo
+		body, _ := json.Marshal(push)
+		code, out := e.webhook(hook{body: body, delivery: fmt.Sprintf("repo-%d", i)})
+		if code != c.code {
+			t.Errorf("webhook for %q: %d %v, want %d", c.repo, code, out, c.code)
+		}
+		want := before
+		if c.code == 202 {
+			want++
+		}
+		if n := e.jobCount(); n != want {
+			t.Errorf("webhook for %q: %d jobs, want %d", c.repo, n, want)
+		}
+		resp, _ := e.do("POST", "/jobs", fmt.Sprintf(`{"repo":%q,"branch":"main","clone_url":"http://gitea.local/x.git"}`, c.repo), token)
+		if c.code == 400 && resp.StatusCode != 400 {
+			t.Errorf("POST /jobs with %q: %d, want 400", c.repo, resp.StatusCode)
+		}
 	}
 }
 
