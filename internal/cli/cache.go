@@ -34,6 +34,7 @@ func newCacheCmd() *cobra.Command {
 		Short: "Remove target dirs past --cache-max-age, then least recently used past --cache-max-size",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			useDataDir(cmd)
 			c, age, size, err := cacheFromFlags(cmd)
 			if err != nil || c == nil {
 				return err
@@ -62,14 +63,7 @@ func newCacheCmd() *cobra.Command {
 				return err
 			}
 			f := cmd.Flags()
-			if dataDir, _ := f.GetString("data-dir"); dataDir != "" {
-				if !f.Changed("cache-dir") {
-					_ = f.Set("cache-dir", filepath.Join(dataDir, "cache"))
-				}
-				if !f.Changed("workdir") {
-					_ = f.Set("workdir", filepath.Join(dataDir, "work"))
-				}
-			}
+			useDataDir(cmd)
 			c, _, _, err := cacheFromFlags(cmd)
 			if err != nil || c == nil {
 				return err
@@ -111,9 +105,25 @@ func newCacheCmd() *cobra.Command {
 	}
 	prune.Flags().String("workdir", "", "the agents' work dir: its mirrors and workspace slots are pruned too")
 	stats.Flags().String("workdir", filepath.Join(os.TempDir(), "raibid-work"), "the agents' work dir (workspaces, mirrors)")
-	stats.Flags().String("data-dir", "", "raibid up's data dir: its cache and work dir")
+	for _, c := range []*cobra.Command{prune, stats} {
+		c.Flags().String("data-dir", "", "raibid up's data dir: its cache and work dir")
+	}
 	cmd.AddCommand(prune, stats)
 	return cmd
+}
+
+// useDataDir points --cache-dir and --workdir into --data-dir (raibid up's)
+// unless they were given.
+func useDataDir(cmd *cobra.Command) {
+	f := cmd.Flags()
+	if dataDir, _ := f.GetString("data-dir"); dataDir != "" {
+		if !f.Changed("cache-dir") {
+			_ = f.Set("cache-dir", filepath.Join(dataDir, "cache"))
+		}
+		if !f.Changed("workdir") {
+			_ = f.Set("workdir", filepath.Join(dataDir, "work"))
+		}
+	}
 }
 
 // defaultCacheDir is where `raibid agent` keeps its cache; `raibid up` uses

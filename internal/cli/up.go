@@ -94,6 +94,11 @@ func upConfigFromFlags(cmd *cobra.Command) (*UpConfig, error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	// It holds the secrets and the API token: only its owner may enter it,
+	// whatever mode a directory that already existed had.
+	if err := os.Chmod(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
 	var err error
 	if c.Server, err = serverConfigFromFlags(cmd); err != nil {
 		return nil, err

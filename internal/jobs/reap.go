@@ -31,7 +31,7 @@ func (l *Lifecycle) Reap(ctx context.Context) (requeued, dead int, err error) {
 				deadReason = fmt.Sprintf("delivered %d times without finishing (limit %d); the last holder stopped heartbeating", d.Deliveries, l.opts.MaxDeliveries)
 			}
 			out, err := l.requeue(ctx, d, deadReason, d.Deliveries,
-				"agent", "", "error", fmt.Sprintf("delivery %d: the agent stopped heartbeating", d.Deliveries))
+				"agent", "", "steps", "", "error", fmt.Sprintf("delivery %d: the agent stopped heartbeating", d.Deliveries))
 			if err != nil {
 				return requeued, dead, err
 			}

@@ -176,7 +176,7 @@ func (r *Run) Requeue(ctx context.Context, reason string) (dead bool, err error)
 		deadReason = fmt.Sprintf("%s (delivered %d times, limit %d)", reason, d.Deliveries, r.l.opts.MaxDeliveries)
 	}
 	out, err := r.l.requeue(ctx, d, deadReason, d.Deliveries,
-		"agent", "", "error", fmt.Sprintf("attempt %d: %s", r.Job.Attempt, reason))
+		"agent", "", "steps", "", "error", fmt.Sprintf("attempt %d: %s", r.Job.Attempt, reason))
 	return out == "dead", err
 }
 

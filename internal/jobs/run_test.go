@@ -198,8 +198,14 @@ func TestReaperRequeuesAbandonedJobAsLag(t *testing.T) {
 	const lease = 200 * time.Millisecond
 	f := newRuns(t, lease)
 	id := f.submit(t)
-	if f.claim(t, "pod-1") == nil {
+	first := f.claim(t, "pod-1")
+	if first == nil {
 		t.Fatal("no run")
+	}
+	// The agent was killed mid-step: its step still reads running.
+	now := time.Now()
+	if err := first.Progress(context.Background(), []ci.Step{{Name: "build", Status: ci.StatusRunning, StartedAt: &now}}); err != nil {
+		t.Fatal(err)
 	}
 	if s := f.stats(t); s.Lag != 0 || s.Pending != 1 {
 		t.Fatalf("stats %+v", s)
@@ -212,8 +218,8 @@ func TestReaperRequeuesAbandonedJobAsLag(t *testing.T) {
 	if s := f.stats(t); s.Lag != 1 || s.Pending != 0 {
 		t.Fatalf("after reap: %+v, want lag 1 pending 0", s)
 	}
-	if j := f.job(t, id); j.Status != ci.StatusPending || j.Agent != "" || !strings.Contains(j.Error, "stopped heartbeating") {
-		t.Fatalf("job after reap = %+v", j)
+	if j := f.job(t, id); j.Status != ci.StatusPending || j.Agent != "" || !strings.Contains(j.Error, "stopped heartbeating") || len(j.Steps) != 0 {
+		t.Fatalf("job after reap = %+v (a pending job shows no running step)", j)
 	}
 	run := f.claim(t, "pod-2")
 	if run == nil || run.Job.ID != id || run.Entry.Deliveries != 2 || run.Job.Error != "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -82,6 +83,10 @@ func (b *bodyBudget) free() {
 	}
 	b.mu.Unlock()
 	if idle {
+		// Pooled buffers live through one collection (sync.Pool's victim
+		// cache): the first drops them to the victim, FreeOSMemory's own
+		// frees them and hands the pages back.
+		runtime.GC()
 		debug.FreeOSMemory()
 	}
 }

@@ -35,8 +35,14 @@ var deliveries atomic.Int64
 // answer but 202 fails the test.
 func SendPush(t testing.TB, base, secret string, body []byte) string {
 	t.Helper()
+	return SendEvent(t, base, secret, "push", body)
+}
+
+// SendEvent is SendPush for any Gitea event (pull_request, create).
+func SendEvent(t testing.TB, base, secret, event string, body []byte) string {
+	t.Helper()
 	req, _ := http.NewRequest("POST", base+"/webhook/gitea", bytes.NewReader(body))
-	req.Header.Set("X-Gitea-Event", "push")
+	req.Header.Set("X-Gitea-Event", event)
 	req.Header.Set("X-Gitea-Delivery", fmt.Sprintf("test-%d-%d", time.Now().UnixNano(), deliveries.Add(1)))
 	req.Header.Set("X-Gitea-Signature", forge.SignHex([]byte(secret), body))
 	resp, err := http.DefaultClient.Do(req)
