@@ -373,7 +373,7 @@ func (a *Agent) postStatus(jobID string, status ci.Status, detail string, job *c
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := a.opts.Status.PostStatus(ctx, job.Repo, job.Commit, gitea.CommitStatus{
-		State: state, Description: desc, TargetURL: target, Context: gitea.ContextOf(ci.MatrixLabel(job.Matrix)),
+		State: state, Description: desc, TargetURL: target, Context: gitea.ContextOf(job.Event, ci.MatrixLabel(job.Matrix)),
 	}); err != nil {
 		a.log.Warn("commit status not posted", "job_id", jobID, "err", err)
 	}
@@ -406,7 +406,7 @@ func (a *Agent) postAggregate(ctx context.Context, job *ci.Job) {
 			}
 		}
 	}
-	st := gitea.CommitStatus{Context: gitea.StatusContext}
+	st := gitea.CommitStatus{Context: gitea.ContextOf(job.Event, "")}
 	switch {
 	case failed > 0:
 		st.State, st.Description = gitea.StateFailure, fmt.Sprintf("%d of %d matrix jobs did not pass", failed, len(newest))

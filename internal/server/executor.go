@@ -26,7 +26,7 @@ type Executor interface {
 // background: a slow forge or API server must not slow the answer.
 func (s *Server) queued(_ context.Context, j *ci.Job) {
 	s.metrics.enqueued.WithLabelValues(j.Trigger).Inc()
-	s.postPending(j.ID, j.Repo, j.Commit, gitea.ContextOf(ci.MatrixLabel(j.Matrix)))
+	s.postPending(j.ID, j.Repo, j.Commit, gitea.ContextOf(j.Event, ci.MatrixLabel(j.Matrix)))
 	if s.opts.Executor == nil {
 		return
 	}

@@ -97,16 +97,16 @@ func TestMatrixQueuesAGroupWithStatuses(t *testing.T) {
 	}
 	got := statuses.snapshot()
 	for _, combo := range []string{"a=1,b=x", "a=1,b=y", "a=2,b=x", "a=2,b=y"} {
-		states := got["raibid-ci/"+combo]
+		states := got["raibid-ci/push/"+combo]
 		want := "success"
 		if combo == "a=2,b=y" {
 			want = "failure"
 		}
 		if len(states) != 2 || !strings.HasPrefix(states[0], "pending") || !strings.HasPrefix(states[1], want) {
-			t.Errorf("context raibid-ci/%s: %v", combo, states)
+			t.Errorf("context raibid-ci/push/%s: %v", combo, states)
 		}
 	}
-	agg := got["raibid-ci"]
+	agg := got["raibid-ci/push"]
 	if len(agg) < 2 || !strings.HasPrefix(agg[0], "pending") || agg[len(agg)-1] != "failure: 1 of 4 matrix jobs did not pass" {
 		t.Fatalf("aggregate: %v", agg)
 	}

@@ -51,7 +51,7 @@ func TestQueuedPushPostsPendingStatus(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no pending status posted")
 	}
-	want := "acme/widget@bffeb74224043ba2feb48d137756c8a9331c449a pending raibid-ci http://ci.local/ui/jobs/" + out["job_id"].(string)
+	want := "acme/widget@bffeb74224043ba2feb48d137756c8a9331c449a pending raibid-ci/push http://ci.local/ui/jobs/" + out["job_id"].(string)
 	if rec.got[0] != want {
 		t.Fatalf("status %q, want %q", rec.got[0], want)
 	}
@@ -86,7 +86,7 @@ func TestManualAndRetriedJobsPostPendingStatus(t *testing.T) {
 	}
 	var j struct{ ID string }
 	json.Unmarshal(body, &j)
-	if got := wait("POST /jobs"); got != "acme/widget@"+sha+" pending raibid-ci http://ci.local/ui/jobs/"+j.ID {
+	if got := wait("POST /jobs"); got != "acme/widget@"+sha+" pending raibid-ci/manual http://ci.local/ui/jobs/"+j.ID {
 		t.Fatalf("status %q", got)
 	}
 	if _, err := e.jobs.Cancel(context.Background(), j.ID); err != nil {
@@ -97,7 +97,7 @@ func TestManualAndRetriedJobsPostPendingStatus(t *testing.T) {
 		t.Fatalf("retry %d %s", resp.StatusCode, body)
 	}
 	json.Unmarshal(body, &j)
-	if got := wait("a retry"); got != "acme/widget@"+sha+" pending raibid-ci http://ci.local/ui/jobs/"+j.ID {
+	if got := wait("a retry"); got != "acme/widget@"+sha+" pending raibid-ci/manual http://ci.local/ui/jobs/"+j.ID {
 		t.Fatalf("status %q", got)
 	}
 }

@@ -130,7 +130,7 @@ func (s *Server) postAggregatePending(j *ci.Job, group string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := s.opts.Status.PostStatus(ctx, j.Repo, j.Commit, gitea.CommitStatus{State: gitea.StatePending,
-			TargetURL: target, Description: "matrix queued", Context: gitea.StatusContext}); err != nil {
+			TargetURL: target, Description: "matrix queued", Context: gitea.ContextOf(j.Event, "")}); err != nil {
 			s.log.Warn("pending commit status not posted", "group", group, "err", err)
 		}
 	}()

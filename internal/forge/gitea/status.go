@@ -18,18 +18,34 @@ const (
 	StateError   = "error"
 )
 
-// StatusContext is the context name raibid's statuses carry in Gitea; a
-// matrix job's carries its combination too (see ContextOf), and the plain
-// one is the matrix's aggregate.
+// StatusContext is the prefix of every context raibid's statuses carry in
+// Gitea (see ContextOf).
 const StatusContext = "raibid-ci"
 
-// ContextOf is the status context of a job of the matrix combination
-// labelled label ("toolchain=stable,target=x86_64"), or StatusContext.
-func ContextOf(label string) string {
-	if label == "" {
-		return StatusContext
+// ContextOf is the status context of a job of event (push, pull_request,
+// tag, manual, cron) and of the matrix combination labelled label
+// ("toolchain=stable,target=x86_64"): raibid-ci/push,
+// raibid-ci/pr/toolchain=stable. One commit's push, pull request, tag and
+// cron builds keep statuses of their own, as Woodpecker and Gitea Actions
+// keep them apart; a matrix's aggregate is its event's context without a
+// label.
+func ContextOf(event, label string) string {
+	name := StatusContext + "/" + eventContextName(event)
+	if label != "" {
+		name += "/" + label
 	}
-	return StatusContext + "/" + label
+	return name
+}
+
+// eventContextName is an event's part of a status context.
+func eventContextName(event string) string {
+	switch event {
+	case "", "push":
+		return "push"
+	case "pull_request":
+		return "pr"
+	}
+	return event
 }
 
 // CommitStatus is the body of Gitea's create-commit-status call.
@@ -77,7 +93,7 @@ func (c *Client) PostStatus(ctx context.Context, repo, sha string, st CommitStat
 		return fmt.Errorf("commit status: repo %q and commit %q are needed", repo, sha)
 	}
 	if st.Context == "" {
-		st.Context = StatusContext
+		st.Context = ContextOf("", "")
 	}
 	path := fmt.Sprintf("/api/v1/repos/%s/%s/statuses/%s", url.PathEscape(owner), url.PathEscape(name), url.PathEscape(sha))
 	delay := c.Backoff

@@ -81,7 +81,7 @@ func TestPostStatusMatchesGiteaAPI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("post after 2 outages: %v", err)
 	}
-	if len(fake.got) != 1 || fake.got[0].Context != "raibid-ci" || fake.got[0].State != "success" ||
+	if len(fake.got) != 1 || fake.got[0].Context != "raibid-ci/push" || fake.got[0].State != "success" ||
 		fake.paths[0] != "/api/v1/repos/acme/widget/statuses/bffeb74224043ba2feb48d137756c8a9331c449a" {
 		t.Fatalf("got %+v at %v", fake.got, fake.paths)
 	}
@@ -89,5 +89,30 @@ func TestPostStatusMatchesGiteaAPI(t *testing.T) {
 	err = bad.PostStatus(context.Background(), "acme/widget", "abc", gitea.CommitStatus{State: "success"})
 	if err == nil || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "wrong-token-value") {
 		t.Fatalf("unauthorized: %v", err)
+	}
+}
+
+// One commit's builds of different events keep statuses apart: the last to
+// finish never overwrites another event's.
+func TestContextNamesTheEvent(t *testing.T) {
+	cases := map[[2]string]string{
+		{"push", ""}:                     "raibid-ci/push",
+		{"", ""}:                         "raibid-ci/push",
+		{"pull_request", ""}:             "raibid-ci/pr",
+		{"tag", ""}:                      "raibid-ci/tag",
+		{"cron", ""}:                     "raibid-ci/cron",
+		{"manual", ""}:                   "raibid-ci/manual",
+		{"pull_request", "os=linux,v=2"}: "raibid-ci/pr/os=linux,v=2",
+	}
+	seen := map[string]bool{}
+	for in, want := range cases {
+		got := gitea.ContextOf(in[0], in[1])
+		if got != want {
+			t.Errorf("ContextOf(%q, %q) = %q, want %q", in[0], in[1], got, want)
+		}
+		seen[got] = true
+	}
+	if len(seen) != len(cases)-1 { // "" and push are one
+		t.Errorf("contexts collide: %v", seen)
 	}
 }
