@@ -712,3 +712,39 @@ func BenchmarkStepGraph(b *testing.B) {
 	b.ReportMetric((total / time.Duration(len(spans))).Seconds(), "wall-s")
 	b.ReportMetric(0.5, "limit-s")
 }
+
+// An annotated tag's event names the tag object: the job builds, shows and
+// reports the commit it points at (RAIBID_COMMIT, the job's commit, its
+// status).
+func TestAnnotatedTagBuildsItsCommit(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: show, run: 'echo commit=$RAIBID_COMMIT'}\n"})
+	git := func(args ...string) string {
+		out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("-c", "user.name=t", "-c", "user.email=t@x", "tag", "-a", "v1.0.0", "-m", "release")
+	tagObject := git("rev-parse", "v1.0.0")
+	if tagObject == sha {
+		t.Fatal("the tag is not annotated")
+	}
+	id, _, err := r.Submit(context.Background(), &ci.Job{Repo: "acme/tiny", CloneURL: dir, Tag: "v1.0.0", Commit: tagObject,
+		Event: ci.EventTag, Trigger: ci.TriggerPush}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingStatus{}
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true; o.Status = rec }))
+	j := r.job(id)
+	if j.Status != ci.StatusSuccess || j.Commit != sha || !strings.Contains(r.logs(id), "commit="+sha) {
+		t.Fatalf("job %s commit %s (want %s)\n%s", j.Status, j.Commit, sha, r.logs(id))
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.states) == 0 || !strings.HasPrefix(rec.states[len(rec.states)-1], "acme/tiny@"+sha[:7]+"=success") {
+		t.Fatalf("status posted as %v, want on %s", rec.states, sha)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -229,8 +230,11 @@ func (u *uploader) upload(step, name string, open func() (io.ReadCloser, int64, 
 }
 
 // publish puts the artifact into Gitea's generic package registry: package
-// the repository's name, version the tag (for a tag) or the commit.
+// the repository's name, version the tag (for a tag) or the commit. A
+// matrix's members publish into the same version under file names of their
+// own (publishName), as a release holds one file per platform.
 func (u *uploader) publish(name string, open func() (io.ReadCloser, int64, error)) error {
+	name = publishName(name, u.job.Matrix)
 	if u.a.opts.Packages == nil {
 		return errors.New("publish: gitea needs the agent's --gitea-url and Gitea token")
 	}
@@ -251,4 +255,30 @@ func (u *uploader) publish(name string, open func() (io.ReadCloser, int64, error
 	}
 	u.sink.Line("publish", "system", fmt.Sprintf("published %s to Gitea's packages as %s/%s %s", name, owner, pkg, version))
 	return nil
+}
+
+var unsafeFileChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// publishName is the file name a matrix member publishes name under: the
+// combination's values (in the axes' order by name) before the extension,
+// app.tar.gz → app-x86_64-stable.tar.gz. Every member uploading the same
+// name into one version would be refused by Gitea (409) after the first.
+func publishName(name string, matrix map[string]string) string {
+	if len(matrix) == 0 {
+		return name
+	}
+	keys := make([]string, 0, len(matrix))
+	for k := range matrix {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	suffix := ""
+	for _, k := range keys {
+		suffix += "-" + strings.Trim(unsafeFileChars.ReplaceAllString(matrix[k], "_"), "-")
+	}
+	base, ext := name, ""
+	if i := strings.Index(name[1:], "."); i >= 0 {
+		base, ext = name[:i+1], name[i+1:]
+	}
+	return base + suffix + ext
 }

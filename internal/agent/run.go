@@ -79,6 +79,16 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		a.retry(run, msg)
 		return
 	}
+	if c := a.opts.Repos.peel(jobCtx, mirrors, job.CloneURL, job.Commit); c != job.Commit {
+		// An annotated tag's event names the tag object: build, show and
+		// report the commit it points at.
+		sink.Line("clone", "system", fmt.Sprintf("tag object %s is commit %s", shortSHA(job.Commit), shortSHA(c)))
+		sctx, cancel := final()
+		if err := run.Peeled(sctx, c); err != nil {
+			log.Warn("record the tag's commit", "err", err)
+		}
+		cancel()
+	}
 	p, err := pipeline.Load(ws, a.opts.Tools)
 	if err != nil {
 		sink.Line("pipeline", "system", err.Error())

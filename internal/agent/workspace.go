@@ -274,6 +274,21 @@ func (s Repos) changedFiles(ctx context.Context, mirrors, cloneURL, before, comm
 	return files
 }
 
+// peel is the commit that object (a commit, or an annotated tag's object)
+// names, from the mirror that holds it; object itself when git cannot tell.
+func (s Repos) peel(ctx context.Context, mirrors, cloneURL, object string) string {
+	if !ci.ValidCommit(object) {
+		return object
+	}
+	cmd := exec.CommandContext(ctx, "git", "--git-dir", mirrorDir(mirrors, cloneURL), "rev-parse", "--verify", "--end-of-options", object+"^{commit}")
+	cmd.Env = s.gitEnv()
+	out, err := cmd.Output()
+	if c := strings.TrimSpace(string(out)); err == nil && ci.ValidCommit(c) {
+		return c
+	}
+	return object
+}
+
 // mirrorDir is the bare mirror of cloneURL under mirrors.
 func mirrorDir(mirrors, cloneURL string) string {
 	sum := sha256.Sum256([]byte(cloneURL))

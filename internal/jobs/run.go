@@ -116,6 +116,20 @@ func (r *Run) Progress(ctx context.Context, steps []ci.Step) error {
 	return err
 }
 
+// Peeled records the commit a tag's job builds when the event named the
+// tag object (an annotated tag): the job's commit, RAIBID_COMMIT, its page
+// and its statuses all name the commit.
+func (r *Run) Peeled(ctx context.Context, commit string) error {
+	if !ci.ValidCommit(commit) {
+		return fmt.Errorf("peeled commit %q: %w", ci.Truncate(commit, 80), ci.ErrInvalid)
+	}
+	_, err := r.l.Transition(ctx, r.Job.ID, Change{From: []ci.Status{ci.StatusRunning}, Fields: map[string]string{"commit": commit}})
+	if err == nil {
+		r.Job.Commit = commit
+	}
+	return err
+}
+
 // AllowUploads records the hash of the token the agent uploads this run's
 // artifacts with (the token itself stays with the agent, never the build).
 func (r *Run) AllowUploads(ctx context.Context, tokenHash string) error {

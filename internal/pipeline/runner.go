@@ -221,7 +221,14 @@ func (r *runner) exec(i int) {
 	}
 	if r.o.AfterStep != nil && (status == ci.StatusSuccess || status == ci.StatusFailed) {
 		if err := r.o.AfterStep(s); err != nil {
-			status, verdict, why = ci.StatusFailed, ci.StatusFailed, fmt.Sprintf("step %s: %v", s.Name, err)
+			if s.AllowFailure {
+				// allow_failure covers the whole step, its artifacts and
+				// publishing too: the step reads failed, the job goes on.
+				status = ci.StatusFailed
+				r.o.line(s.Name, "system", fmt.Sprintf("step %s: %v (allowed to fail)", s.Name, err))
+			} else {
+				status, verdict, why = ci.StatusFailed, ci.StatusFailed, fmt.Sprintf("step %s: %v", s.Name, err)
+			}
 		}
 	}
 	if why != "" {

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -159,5 +160,29 @@ func TestStepLeftoversAreKilled(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if n := pgrepMarker(t, marker); n != 0 {
 		t.Fatalf("%d background processes outlived their step", n)
+	}
+}
+
+// allow_failure covers what happens after a step's command too (its
+// artifacts, publishing): the step reads failed, the job and the steps
+// after it go on; without it the job fails.
+func TestAllowFailureCoversArtifactErrors(t *testing.T) {
+	for _, allow := range []bool{true, false} {
+		out := &lines{}
+		p := steps(pipeline.Step{Name: "pack", Run: "true", AllowFailure: allow}, pipeline.Step{Name: "after", Run: "echo after-ran"})
+		res := pipeline.Run(context.Background(), p, pipeline.RunOptions{Dir: t.TempDir(), Sink: out, Masker: pipeline.NewMasker(),
+			AfterStep: func(s pipeline.Step) error {
+				if s.Name == "pack" {
+					return errors.New("publish: 409 conflict")
+				}
+				return nil
+			}})
+		want, after := ci.StatusFailed, ci.StatusSkipped
+		if allow {
+			want, after = ci.StatusSuccess, ci.StatusSuccess
+		}
+		if res.Status != want || res.Steps[0].Status != ci.StatusFailed || res.Steps[1].Status != after {
+			t.Fatalf("allow_failure %v: job %s, steps %s %s (%s)", allow, res.Status, res.Steps[0].Status, res.Steps[1].Status, res.Error)
+		}
 	}
 }

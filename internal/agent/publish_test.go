@@ -1,0 +1,31 @@
+package agent
+
+import "testing"
+
+// A matrix's members publish into one package version under names of
+// their own: Gitea refuses a second upload of the same file (409).
+func TestPublishNameIsPerMatrixMember(t *testing.T) {
+	cases := []struct {
+		name   string
+		matrix map[string]string
+		want   string
+	}{
+		{"app", nil, "app"},
+		{"app.tar.gz", nil, "app.tar.gz"},
+		{"app", map[string]string{"target": "x86_64", "toolchain": "stable"}, "app-x86_64-stable"},
+		{"app.tar.gz", map[string]string{"toolchain": "stable", "target": "aarch64"}, "app-aarch64-stable.tar.gz"},
+		{".hidden", map[string]string{"os": "linux"}, ".hidden-linux"},
+		{"bin", map[string]string{"v": "1.2 beta/x"}, "bin-1.2_beta_x"},
+	}
+	seen := map[string]bool{}
+	for _, c := range cases {
+		got := publishName(c.name, c.matrix)
+		if got != c.want {
+			t.Errorf("publishName(%q, %v) = %q, want %q", c.name, c.matrix, got, c.want)
+		}
+		seen[got] = true
+	}
+	if len(seen) != len(cases) {
+		t.Errorf("names collide: %v", seen)
+	}
+}
