@@ -182,7 +182,7 @@ func runUp(cmd *cobra.Command, _ []string) error {
 	fmt.Fprintf(out, "raibid %s is up\n", Version)
 	fmt.Fprintf(out, "  URL             %s\n", base)
 	fmt.Fprintf(out, "  Web pages       %s/ui/   (log in with the API token)\n", base)
-	fmt.Fprintf(out, "  Webhook URL     %s/webhook/gitea   (Gitea: POST, application/json; events push, create, pull request)\n", base)
+	fmt.Fprintf(out, "  Webhook URL     %s/webhook/gitea   (Gitea: POST, application/json; events Push, Create, Pull Request, Pull Request Synchronized)\n", base)
 	fmt.Fprintf(out, "  Webhook secret  %s\n", cfg.shown["webhook-secret"])
 	fmt.Fprintf(out, "  API token       %s\n", cfg.shown["api-token"])
 	fmt.Fprintf(out, "  Redis           %s\n", redactURL(redisURL))
