@@ -21,29 +21,10 @@ import (
 // slowly. It prints the server's peak RSS and how many slow connections the
 // server still held after 10 s.
 func BenchmarkServerUnderAbuse(b *testing.B) {
-	r := testutil.StartRedis(b)
-	addr := freeAddr(b)
-	srv := startProc(b, []string{"RAIBID_API_TOKEN=tok", "RAIBID_WEBHOOK_SECRET=sec"}, "server",
-		"--addr", addr, "--redis-url", r.URL(), "--log-level", "info")
-	srv.waitFor("listening", 10*time.Second)
-	pid := srv.cmd.Process.Pid
+	addr, pid := startAbuseServer(b)
 	idle := vmRSS(pid)
 	for b.Loop() {
-		var peak atomic.Int64
-		stop := make(chan struct{})
-		var sampler sync.WaitGroup
-		sampler.Go(func() {
-			for {
-				if v := int64(vmRSS(pid)); v > peak.Load() {
-					peak.Store(v)
-				}
-				select {
-				case <-stop:
-					return
-				case <-time.After(50 * time.Millisecond):
-				}
-			}
-		})
+		peak := samplePeakRSS(pid)
 		var slow []net.Conn
 		for range 500 {
 			c, err := net.Dial("tcp", addr)
@@ -80,13 +61,12 @@ func BenchmarkServerUnderAbuse(b *testing.B) {
 			c.Close()
 		}
 		bodies.Wait()
-		close(stop)
-		sampler.Wait()
+		peakKiB := peak()
 		b.ReportMetric(float64(idle)/1024, "idle-RSS-MiB")
-		b.ReportMetric(float64(peak.Load())/1024, "peak-RSS-MiB")
+		b.ReportMetric(float64(peakKiB)/1024, "peak-RSS-MiB")
 		b.ReportMetric(float64(held), "slow-conns-held-after-10s")
 		fmt.Printf("server RSS idle %.1f MiB, peak %.1f MiB under 500 slow + 40×24 MiB with a bad signature; slow connections still held after 10 s: %d/500; body answers %v\n",
-			float64(idle)/1024, float64(peak.Load())/1024, held, codes)
+			float64(idle)/1024, float64(peakKiB)/1024, held, codes)
 	}
 }
 
@@ -135,30 +115,11 @@ func sendBody(addr, signature string) int {
 // flood, beside the idle baseline. Goals: peak ≤ 150 MB, and a minute later
 // within 20 MiB of the baseline.
 func BenchmarkWebhookFloods(b *testing.B) {
-	r := testutil.StartRedis(b)
-	addr := freeAddr(b)
-	srv := startProc(b, []string{"RAIBID_API_TOKEN=tok", "RAIBID_WEBHOOK_SECRET=sec"}, "server",
-		"--addr", addr, "--redis-url", r.URL(), "--log-level", "info")
-	srv.waitFor("listening", 10*time.Second)
-	pid := srv.cmd.Process.Pid
+	addr, pid := startAbuseServer(b)
 	for b.Loop() {
 		idle := vmRSS(pid)
 		for _, kind := range []string{"none", "bogus", "valid"} {
-			var peak atomic.Int64
-			stop := make(chan struct{})
-			var sampler sync.WaitGroup
-			sampler.Go(func() {
-				for {
-					if v := int64(vmRSS(pid)); v > peak.Load() {
-						peak.Store(v)
-					}
-					select {
-					case <-stop:
-						return
-					case <-time.After(50 * time.Millisecond):
-					}
-				}
-			})
+			peak := samplePeakRSS(pid)
 			var wg sync.WaitGroup
 			codes := map[int]int{}
 			var mu sync.Mutex
@@ -171,15 +132,50 @@ func BenchmarkWebhookFloods(b *testing.B) {
 				})
 			}
 			wg.Wait()
-			close(stop)
-			sampler.Wait()
+			peakKiB := peak()
 			time.Sleep(time.Minute)
 			after := vmRSS(pid)
 			name := map[string]string{"none": "unsigned", "bogus": "bad-signature", "valid": "valid"}[kind]
-			b.ReportMetric(float64(peak.Load())/1024, name+"-peak-RSS-MiB")
+			b.ReportMetric(float64(peakKiB)/1024, name+"-peak-RSS-MiB")
 			b.ReportMetric(float64(after)/1024, name+"-after-1m-RSS-MiB")
 			fmt.Printf("%-13s flood (40×24 MiB): RSS idle %.1f MiB, peak %.1f MiB, a minute later %.1f MiB; answers %v\n",
-				name, float64(idle)/1024, float64(peak.Load())/1024, float64(after)/1024, codes)
+				name, float64(idle)/1024, float64(peakKiB)/1024, float64(after)/1024, codes)
 		}
 	}
+}
+
+// samplePeakRSS samples pid's RSS every 50 ms until the returned function
+// is called, which returns the peak in KiB.
+func samplePeakRSS(pid int) (stop func() int64) {
+	var peak atomic.Int64
+	done := make(chan struct{})
+	var sampler sync.WaitGroup
+	sampler.Go(func() {
+		for {
+			if v := int64(vmRSS(pid)); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	})
+	return func() int64 {
+		close(done)
+		sampler.Wait()
+		return peak.Load()
+	}
+}
+
+// startAbuseServer starts `raibid server` (secret "sec") on a real Redis and
+// returns its address and pid.
+func startAbuseServer(b *testing.B) (addr string, pid int) {
+	r := testutil.StartRedis(b)
+	addr = freeAddr(b)
+	srv := startProc(b, []string{"RAIBID_API_TOKEN=tok", "RAIBID_WEBHOOK_SECRET=sec"}, "server",
+		"--addr", addr, "--redis-url", r.URL(), "--log-level", "info")
+	srv.waitFor("listening", 10*time.Second)
+	return addr, srv.cmd.Process.Pid
 }
