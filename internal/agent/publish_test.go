@@ -1,6 +1,10 @@
 package agent
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 // A matrix's members publish into one package version under names of
 // their own: Gitea refuses a second upload of the same file (409).
@@ -27,5 +31,20 @@ func TestPublishNameIsPerMatrixMember(t *testing.T) {
 	}
 	if len(seen) != len(cases) {
 		t.Errorf("names collide: %v", seen)
+	}
+}
+
+// `artifacts: [{path: "**"}]` never takes the worktree's .git file (it
+// names the mirror's host path) nor a link.
+func TestArtifactGlobLeavesOutGitAndLinks(t *testing.T) {
+	ws := t.TempDir()
+	os.WriteFile(filepath.Join(ws, ".git"), []byte("gitdir: /var/lib/raibid/work/.mirrors/x.git/worktrees/a\n"), 0o644)
+	os.MkdirAll(filepath.Join(ws, "out"), 0o755)
+	os.WriteFile(filepath.Join(ws, "out", "app"), []byte("bin"), 0o644)
+	os.Symlink("/etc/hostname", filepath.Join(ws, "out", "link"))
+	u := &uploader{ws: ws}
+	got, err := u.match("**")
+	if err != nil || len(got) != 1 || got[0] != "out/app" {
+		t.Fatalf("match(**) = %v, %v; want [out/app]", got, err)
 	}
 }
