@@ -68,7 +68,8 @@ type Options struct {
 	Jobs Jobs
 	// GPUJobs and GPUs, when set, let the agent take jobs that need a GPU
 	// (their own stream) whenever enough of the machine's GPU slots are
-	// free.
+	// free. Without GPUs, GPUJobs is where the jobs whose pipeline needs one
+	// are handed.
 	GPUJobs Jobs
 	GPUs    *GPUSlots
 	Store   Store
@@ -118,6 +119,10 @@ type Options struct {
 	// Sidecars: the pod runs the pipeline's image services (the Kubernetes
 	// executor sets RAIBID_SERVICE_SIDECARS); the agent starts none of them.
 	Sidecars bool
+	// ShapedPod: the Kubernetes executor made this pod for the job it
+	// claims, with the sidecars the job named; a pipeline that needs others
+	// is handed to a pod of its own (RAIBID_SHAPED_POD).
+	ShapedPod bool
 	// StepConcurrency bounds the steps of one job running at once when its
 	// pipeline is a graph (depends_on); default half the CPUs.
 	StepConcurrency int

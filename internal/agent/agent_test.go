@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -318,12 +319,14 @@ func TestShutdownHandsRunningJobBack(t *testing.T) {
 type recordingStatus struct {
 	mu     sync.Mutex
 	states []string
+	descs  []string // context: state: description
 }
 
 func (s *recordingStatus) PostStatus(_ context.Context, repo, sha string, st gitea.CommitStatus) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.states = append(s.states, repo+"@"+sha[:7]+"="+st.State+":"+st.TargetURL)
+	s.descs = append(s.descs, st.Context+": "+st.State+": "+st.Description)
 	return nil
 }
 
@@ -661,11 +664,17 @@ func TestPathConditionsUseGitsDiff(t *testing.T) {
 	}
 
 	dir2, sha2 := testutil.GitRepo(t, map[string]string{".raibid.yml": "when: {event: tag}\nsteps:\n  - {name: release, run: echo releasing}\n"})
-	id2, _, _ := r.Submit(context.Background(), &ci.Job{Repo: "acme/tagonly", CloneURL: dir2, Branch: "main", Commit: sha2}, "")
-	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true }))
+	id2, _, _ := r.Submit(context.Background(), &ci.Job{Repo: "acme/tagonly", CloneURL: dir2, Branch: "main", Commit: sha2, Event: ci.EventPush}, "")
+	rec := &recordingStatus{}
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true; o.Status = rec }))
 	j2, logs2 := r.job(id2), r.logs(id2)
 	if j2.Status != ci.StatusSuccess || stepStatuses(j2) != "release=skipped" || !strings.Contains(logs2, "pipeline skipped: event push is not tag") || strings.Contains(logs2, "releasing") {
 		t.Fatalf("%s %s\n%s", j2.Status, stepStatuses(j2), logs2)
+	}
+	// The server queued it without reading the pipeline (its pending
+	// status is out): the commit's status says it was skipped, and why.
+	if len(rec.descs) != 1 || !strings.HasPrefix(rec.descs[0], "raibid-ci/push: success: skipped: event push is not tag") {
+		t.Fatalf("statuses %q", rec.descs)
 	}
 }
 
@@ -746,5 +755,25 @@ func TestAnnotatedTagBuildsItsCommit(t *testing.T) {
 	defer rec.mu.Unlock()
 	if len(rec.states) == 0 || !strings.HasPrefix(rec.states[len(rec.states)-1], "acme/tiny@"+sha[:7]+"=success") {
 		t.Fatalf("status posted as %v, want on %s", rec.states, sha)
+	}
+}
+
+// In a pod the executor made for its job, a pipeline with image services
+// the job did not name (the server queued it without reading the pipeline)
+// is handed back with its sidecars, so the executor launches a pod that has
+// them; no step runs in the pod without them.
+func TestShapedPodHandsOverAJobThatNeedsSidecars(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "services:\n  - {name: db, image: \"postgres:17.2\", run: postgres, port: 5432}\nsteps:\n  - {name: test, run: echo ran-here}\n"})
+	id := r.submit(dir, sha)
+	r.runOnce(r.agent("pod", func(o *agent.Options) { o.Once = true; o.ShapedPod = true }))
+	j, logs := r.job(id), r.logs(id)
+	want := []ci.Sidecar{{Name: "db", Image: "postgres:17.2", Port: 5432}}
+	if j.Status != ci.StatusPending || !reflect.DeepEqual(j.Sidecars, want) || strings.Contains(logs, "ran-here") ||
+		!strings.Contains(logs, "handed over: the pipeline needs a pod with the pipeline's services") {
+		t.Fatalf("%s sidecars %+v\n%s", j.Status, j.Sidecars, logs)
+	}
+	if st, _ := r.Queue.Stats(context.Background()); st.Lag != 1 || st.Pending != 0 {
+		t.Fatalf("queue %+v, want the job queued again", st)
 	}
 }

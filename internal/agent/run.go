@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/cache"
@@ -102,15 +103,20 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 	}
 	when := pipeline.ContextOf(job, changed)
 	if ok, why := p.When.Match(when); !ok {
-		// The server checks this before it queues; this is for jobs it
-		// could not check (the forge did not answer, a retry).
+		// The server queues every event without reading the pipeline: the
+		// job ends here, its steps skipped, its status saying why.
 		sink.Line("pipeline", "system", "pipeline skipped: "+why)
 		sink.Flush()
 		skipped := make([]ci.Step, len(p.Steps))
 		for i, s := range p.Steps {
 			skipped[i] = ci.Step{Name: s.Name, Status: ci.StatusSkipped}
 		}
-		a.finish(run, ci.StatusSuccess, "", skipped, nil)
+		a.conclude(run, jobs.Verdict{Status: ci.StatusSuccess, Steps: skipped}, "skipped: "+why)
+		return
+	}
+	var posts sync.WaitGroup
+	defer posts.Wait()
+	if !a.plan(jobCtx, run, p, sink, &posts) {
 		return
 	}
 	stepSecrets, err := a.pipelineSecrets(jobCtx, job, p)
@@ -316,10 +322,16 @@ func (a *Agent) interrupted(run *jobs.Run, cause error, steps []ci.Step) {
 // finish records the verdict and acks (one step), then reports the commit
 // status.
 func (a *Agent) finish(run *jobs.Run, status ci.Status, errMsg string, steps []ci.Step, fields map[string]string) {
-	job := run.Job
+	a.conclude(run, jobs.Verdict{Status: status, Error: errMsg, Steps: steps, Fields: fields}, errMsg)
+}
+
+// conclude is finish with the verdict whole and the commit status's detail
+// apart from the job's error (a skipped pipeline passes, saying why).
+func (a *Agent) conclude(run *jobs.Run, v jobs.Verdict, detail string) {
+	job, status := run.Job, v.Status
 	fctx, cancel := final()
 	defer cancel()
-	done, err := run.Finish(fctx, jobs.Verdict{Status: status, Error: errMsg, Steps: steps, Fields: fields})
+	done, err := run.Finish(fctx, v)
 	switch {
 	case errors.Is(err, ci.ErrConflict), errors.Is(err, ci.ErrNotFound):
 		a.log.Info("job changed status meanwhile; verdict dropped", "job_id", job.ID, "verdict", status)
@@ -332,11 +344,11 @@ func (a *Agent) finish(run *jobs.Run, status ci.Status, errMsg string, steps []c
 		a.log.Error("record verdict", "job_id", job.ID, "err", err)
 		return
 	}
-	a.log.Info("job finished", "job_id", job.ID, "status", status, "error", errMsg)
+	a.log.Info("job finished", "job_id", job.ID, "status", status, "error", v.Error)
 	if done != nil {
 		job = done
 	}
-	a.postStatus(job.ID, status, errMsg, job)
+	a.postStatus(job.ID, status, detail, job)
 }
 
 // retry gives the delivery up for a system failure: back to pending and into
@@ -368,6 +380,9 @@ func (a *Agent) postStatus(jobID string, status ci.Status, detail string, job *c
 	switch status {
 	case ci.StatusSuccess:
 		state, desc = gitea.StateSuccess, "passed"
+		if detail != "" {
+			desc = detail
+		}
 	case ci.StatusFailed:
 		state, desc = gitea.StateFailure, "failed: "+detail
 	case ci.StatusCancelled:

@@ -33,6 +33,8 @@ func addAgentFlags(cmd *cobra.Command, workdir string) {
 	f.StringSlice("pass-env", nil, "agent environment variables steps inherit besides PATH, HOME, locale, proxies and toolchain locations")
 	f.Bool("service-sidecars", false, "the pod runs the pipeline's image services as sidecars (set by the Kubernetes executor)")
 	_ = f.MarkHidden("service-sidecars")
+	f.Bool("shaped-pod", false, "the pod was made for the job it claims: a pipeline that needs a GPU or sidecars it lacks is handed to a pod of its own (set by the Kubernetes executor)")
+	_ = f.MarkHidden("shaped-pod")
 	f.Int("gpus", -1, "GPU slots of this machine, shared by its agents: jobs with resources.gpu wait for a free one (-1: count nvidia-smi -L)")
 	f.Int("step-concurrency", max(runtime.NumCPU()/2, 1), "steps of one job running at once when its pipeline uses depends_on")
 }
@@ -107,8 +109,8 @@ func newAgent(cfg AgentConfig, rdb *redis.Client, log *slog.Logger, gpus *agent.
 		Repos:     agent.Repos{ForgeURL: cfg.GiteaURL, Token: cfg.GiteaToken.Reveal(), AllowLocal: cfg.AllowLocalClone, Hosts: cfg.CloneHosts},
 		PublicURL: cfg.PublicURL, ServerURL: cfg.ServerURL, Cache: c, CacheMaxAge: cfg.Cache.MaxAge, CacheMaxSize: cfg.Cache.MaxSize,
 		PassEnv: cfg.PassEnv, MaxLogBytes: cfg.MaxLogBytes, StepConcurrency: cfg.StepConcurrency,
-		Sidecars: cfg.ServiceSidecars,
-		Once:     cfg.Once, Wait: cfg.Wait, ReadyFile: cfg.ReadyFile,
+		Sidecars: cfg.ServiceSidecars, ShapedPod: cfg.ShapedPod,
+		Once: cfg.Once, Wait: cfg.Wait, ReadyFile: cfg.ReadyFile,
 	}
 	opts.Tools = func() pipeline.Tools {
 		t := pipeline.DetectTools()
@@ -127,9 +129,9 @@ func newAgent(cfg AgentConfig, rdb *redis.Client, log *slog.Logger, gpus *agent.
 	if cfg.SecretsKeyFile != "" {
 		opts.PipelineSecrets = secrets.NewStore(rdb, cfg.Jobs.KeyPrefix, secrets.FileKeys(cfg.SecretsKeyFile))
 	}
-	if gpus.Total() > 0 {
-		opts.GPUJobs = cfg.Jobs.openGPU(st, rdb)
-	}
+	// Every agent knows the GPU stream: one without GPUs hands the jobs
+	// whose pipeline needs one there (it claims from it only with GPUs).
+	opts.GPUJobs = cfg.Jobs.openGPU(st, rdb)
 	var err error
 	if opts.Sandbox, err = newSandbox(cfg, log); err != nil {
 		return nil, err

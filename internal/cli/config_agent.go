@@ -49,6 +49,8 @@ type AgentConfig struct {
 	GPUs int
 	// ServiceSidecars: the pod runs the image services (Kubernetes).
 	ServiceSidecars bool
+	// ShapedPod: the Kubernetes executor made the pod for its job.
+	ShapedPod bool
 	// Sandbox is bwrap or off; steps run as BuildUser when the agent is root.
 	Sandbox   string
 	BuildUser string
@@ -150,6 +152,7 @@ func agentConfigFromFlags(cmd *cobra.Command) (AgentConfig, error) {
 	c.StepConcurrency, _ = f.GetInt("step-concurrency")
 	c.GPUs, _ = f.GetInt("gpus")
 	c.ServiceSidecars, _ = f.GetBool("service-sidecars")
+	c.ShapedPod, _ = f.GetBool("shaped-pod")
 	maxLog, _ := f.GetString("max-log-bytes")
 	var err error
 	if c.MaxLogBytes, err = cache.ParseSize(maxLog); err != nil {

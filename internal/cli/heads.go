@@ -10,7 +10,6 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
-	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 )
 
 // forgeRepos reads what the server needs of a repository before it queues
@@ -58,31 +57,4 @@ func sameHost(cloneURL, base string) bool {
 	a, err1 := url.Parse(cloneURL)
 	b, err2 := url.Parse(base)
 	return err1 == nil && err2 == nil && strings.EqualFold(a.Host, b.Host)
-}
-
-// PipelineFile is the repository's .raibid.yml at commit; nil, nil when it
-// has none, or when the repository cannot be read here.
-func (h forgeRepos) PipelineFile(ctx context.Context, repo, cloneURL, commit string) ([]byte, error) {
-	if !ci.ValidCommit(commit) {
-		return nil, nil
-	}
-	if path, ok := ci.LocalClonePath(cloneURL); ok {
-		if !h.allowLocal {
-			return nil, nil
-		}
-		// The commit is 40/64 hex digits: never an option.
-		out, err := exec.CommandContext(ctx, "git", "-C", path, "cat-file", "blob", commit+":"+pipeline.FileName).Output()
-		if err != nil {
-			return nil, nil // no such file (or not a repository: the agent says so)
-		}
-		return out, nil
-	}
-	if h.gitea == nil || !sameHost(cloneURL, h.gitea.BaseURL) {
-		return nil, nil
-	}
-	b, err := h.gitea.RawFile(ctx, repo, commit, pipeline.FileName)
-	if errors.Is(err, gitea.ErrNotFound) {
-		return nil, nil
-	}
-	return b, err
 }

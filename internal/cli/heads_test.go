@@ -42,32 +42,3 @@ func TestBranchHeads(t *testing.T) {
 		t.Fatalf("another host = %q, %v", got, err)
 	}
 }
-
-// The server reads .raibid.yml at the pushed commit: from a local checkout
-// with git (raibid up only), from Gitea through its raw-file API (the
-// project's fake Gitea here); no file is nil, nil.
-func TestPipelineFiles(t *testing.T) {
-	ctx := context.Background()
-	yml := "when: {event: tag}\nsteps:\n  - {name: a, run: x}\n"
-	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": yml})
-	local := forgeRepos{allowLocal: true}
-	if b, err := local.PipelineFile(ctx, "local/x", dir, sha); err != nil || string(b) != yml {
-		t.Fatalf("local = %q, %v", b, err)
-	}
-	plain, plainSHA := testutil.GitRepo(t, map[string]string{"Cargo.toml": ""})
-	if b, err := local.PipelineFile(ctx, "local/y", plain, plainSHA); b != nil || err != nil {
-		t.Fatalf("no file = %q, %v", b, err)
-	}
-	if b, _ := (forgeRepos{}).PipelineFile(ctx, "local/x", dir, sha); b != nil {
-		t.Fatal("a server without local clones read a local path")
-	}
-	fake := fakeforge.NewGitea(t, "tok")
-	fake.SetFile("acme/widget", sha, ".raibid.yml", yml)
-	forge := forgeRepos{gitea: gitea.NewClient(fake.URL, "tok", nil)}
-	if b, err := forge.PipelineFile(ctx, "acme/widget", fake.URL+"/acme/widget.git", sha); err != nil || string(b) != yml {
-		t.Fatalf("gitea = %q, %v", b, err)
-	}
-	if b, err := forge.PipelineFile(ctx, "acme/widget", fake.URL+"/acme/widget.git", plainSHA); b != nil || err != nil {
-		t.Fatalf("gitea without the file = %q, %v", b, err)
-	}
-}

@@ -110,7 +110,7 @@ func newServer(cfg ServerConfig, rdb *redis.Client, log *slog.Logger) (*server.S
 			opts.Status = heads.gitea
 		}
 	}
-	opts.Heads, opts.PipelineFiles = heads, heads
+	opts.Heads = heads
 	opts.Schedules = schedule.NewStore(rdb, cfg.Jobs.KeyPrefix)
 	if cfg.ArtifactsDir != "" && cfg.ArtifactsDir != "off" {
 		opts.Artifacts = &artifacts.Store{Dir: cfg.ArtifactsDir, MaxJobBytes: cfg.ArtifactMaxBytes, Retention: cfg.ArtifactRetention}

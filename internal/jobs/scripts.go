@@ -179,11 +179,16 @@ return {'requeued', sid}
 // step runs a lifecycle script for job id with the shared keys and
 // arguments (see prelude) and the step's own.
 func (l *Lifecycle) step(ctx context.Context, s *redis.Script, id string, at time.Time, args ...any) *redis.Cmd {
+	keys := []string{l.keys.Job(id), l.keys.Log(id), l.keys.Expiry(), l.qkeys.Stream, l.qkeys.Dead}
+	return l.stepKeys(ctx, s, keys, id, at, args...)
+}
+
+// stepKeys is step with the prelude's keys given, and any the step adds.
+func (l *Lifecycle) stepKeys(ctx context.Context, s *redis.Script, keys []string, id string, at time.Time, args ...any) *redis.Cmd {
 	now := l.store.Now()
 	if at.IsZero() {
 		at = now
 	}
-	keys := []string{l.keys.Job(id), l.keys.Log(id), l.keys.Expiry(), l.qkeys.Stream, l.qkeys.Dead}
 	head := []any{l.keys.Prefix(), now.UnixMilli(), store.FormatTime(at),
 		int(l.store.JobTTL().Seconds()), int(l.store.LogTTL().Seconds()), id, l.qkeys.Group, l.opts.DeadLetterMax}
 	return s.Run(ctx, l.rdb, keys, append(head, args...)...)

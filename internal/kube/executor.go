@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"regexp"
 	"strconv"
@@ -87,13 +88,34 @@ func NewExecutor(c dynamic.Interface, opts ExecutorOptions) (*Executor, error) {
 	return &Executor{c: c, opts: opts}, nil
 }
 
-// JobName is the Kubernetes Job of a raibid job.
+// JobName is the Kubernetes Job of a raibid job that needs no GPU and no
+// sidecars (PodName names any).
 func JobName(id string) string { return "raibid-agent-" + strings.ToLower(id) }
 
+// PodName is the Kubernetes Job launched for j: its id, and the shape of
+// the pod when it is not the plain one. The agent that reads the pipeline
+// hands a job that needs another shape (a GPU, its services) back to the
+// queue, and the new shape gets a Job of its own rather than finding the
+// first one.
+func PodName(j *ci.Job) string {
+	name := JobName(j.ID)
+	if j.GPUs > 0 {
+		name += "-g" + strconv.Itoa(j.GPUs)
+	}
+	if len(j.Sidecars) > 0 {
+		h := fnv.New32a()
+		for _, sc := range j.Sidecars {
+			fmt.Fprintf(h, "%s\x00%s\x00%d\x00", sc.Name, sc.Image, sc.Port)
+		}
+		name += fmt.Sprintf("-s%08x", h.Sum32())
+	}
+	return name
+}
+
 // Launch creates the Job for a queued job; a second call for the same job
-// finds the first Job and creates nothing.
+// and shape finds the first Job and creates nothing.
 func (e *Executor) Launch(ctx context.Context, j *ci.Job) error {
-	return e.create(ctx, JobName(j.ID), j)
+	return e.create(ctx, PodName(j), j)
 }
 
 func (e *Executor) create(ctx context.Context, name string, j *ci.Job) error {
@@ -149,7 +171,7 @@ func (e *Executor) jobSpec(name string, j *ci.Job) *batchv1.Job {
 		env = append(env, corev1.EnvVar{Name: "RAIBID_GITEA_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: o.ForgeSecret}, Key: "gitea-token", Optional: &optional}}})
 	}
-	args := []string{"agent", "--once", "--wait", "30s", "--ready-file", "/tmp/claimed", "--workdir", "/work", "--gpus", "0"}
+	args := []string{"agent", "--once", "--wait", "30s", "--ready-file", "/tmp/claimed", "--workdir", "/work", "--shaped-pod", "--gpus", "0"}
 	if j.GPUs > 0 {
 		// The pod gets the GPUs the job needs (the NVIDIA device plugin's
 		// resource; with time-slicing a GPU is several), and its agent

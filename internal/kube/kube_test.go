@@ -324,3 +324,27 @@ func TestExecutorRunsImageServicesAsSidecars(t *testing.T) {
 		t.Fatal("a job without image services got sidecars")
 	}
 }
+
+// A job handed back for another pod shape (its pipeline needs a GPU or
+// sidecars) gets a Job of its own: the first one's name is taken. The same
+// shape always gets the same name, so launching it twice creates one.
+func TestPodNamesFollowTheShape(t *testing.T) {
+	plain := testJob()
+	gpu := testJob()
+	gpu.GPUs = 1
+	side := testJob()
+	side.Sidecars = []ci.Sidecar{{Name: "db", Image: "postgres:17.2", Port: 5432}}
+	other := testJob()
+	other.Sidecars = []ci.Sidecar{{Name: "db", Image: "postgres:16", Port: 5432}}
+	names := map[string]bool{}
+	for _, j := range []*ci.Job{plain, gpu, side, other} {
+		n := PodName(j)
+		if names[n] || len(n) > 63 || !strings.HasPrefix(n, JobName(j.ID)) {
+			t.Fatalf("pod name %q (seen %v)", n, names)
+		}
+		names[n] = true
+	}
+	if PodName(plain) != JobName(plain.ID) || PodName(side) != PodName(&ci.Job{ID: side.ID, Sidecars: side.Sidecars}) {
+		t.Fatal("pod names are not stable")
+	}
+}

@@ -40,9 +40,38 @@ func (s *Server) queued(_ context.Context, j *ci.Job) {
 	})
 }
 
+// launchPlanned starts agents for jobs queued outside this server — the
+// other combinations of a matrix an agent planned, a job an agent handed
+// over for a GPU or its sidecars — as their pending events come, until ctx
+// ends. Launch is idempotent per job and shape, so the events of jobs
+// queued here (launched already) cost a refused create; pub/sub drops
+// events when the server is away, and Reconcile covers what it drops.
+func (s *Server) launchPlanned(ctx context.Context) {
+	events, err := s.opts.Store.Subscribe(ctx)
+	if err != nil {
+		s.log.Warn("kubernetes executor: job events", "err", err)
+		return
+	}
+	for ev := range events {
+		if ev.Type != "job" || ev.Status != ci.StatusPending || ev.JobID == "" {
+			continue
+		}
+		j, err := s.opts.Store.Get(ctx, ev.JobID)
+		if err != nil || j.Status != ci.StatusPending {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := s.opts.Executor.Launch(lctx, j); err != nil && ctx.Err() == nil {
+			s.log.Error("kubernetes executor: launch", "job_id", j.ID, "err", err)
+		}
+		cancel()
+	}
+}
+
 // runExecutor reconciles lag the launches did not cover and records agent
 // failures on their jobs, until ctx ends.
 func (s *Server) runExecutor(ctx context.Context) {
+	go s.launchPlanned(ctx)
 	go s.opts.Executor.WatchFailures(ctx, func(jobID, reason string) {
 		s.log.Warn("agent failed outside raibid", "job_id", jobID, "reason", reason)
 		if jobID == "" {

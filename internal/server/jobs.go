@@ -179,11 +179,7 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	if sub.Skipped != "" {
-		writeError(w, http.StatusConflict, "not queued: "+sub.Skipped)
-		return
-	}
-	j, err := s.opts.Store.Get(r.Context(), sub.IDs[0])
+	j, err := s.opts.Store.Get(r.Context(), sub.ID)
 	if err != nil {
 		s.storeError(w, err)
 		return

@@ -40,44 +40,53 @@ func (l *statusLog) snapshot() map[string][]string {
 	return out
 }
 
-// A 2×2 matrix: one push queues four jobs in one group, each sees its
-// combination and posts its own status; the plain context is the aggregate,
-// pending first, failure once one combination failed.
+// A 2×2 matrix: one push queues one job; the agent that claims it reads
+// the pipeline, becomes the first combination and queues the other three
+// in a group named by its id. Each combination sees its values and posts
+// its own status; the plain context is the aggregate, pending first,
+// failure once one combination failed.
 func TestMatrixQueuesAGroupWithStatuses(t *testing.T) {
 	testutil.RequireTool(t, "git")
 	yml := "matrix:\n  a: [\"1\", \"2\"]\n  b: [x, y]\nsteps:\n  - name: test\n    run: echo combo=$RAIBID_MATRIX_A$RAIBID_MATRIX_B; test \"$RAIBID_MATRIX_A$RAIBID_MATRIX_B\" != 2y\n"
 	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": yml})
 	statuses := &statusLog{got: map[string][]string{}}
-	e := startWith(t, func(o *server.Options) {
-		o.PipelineFiles = pipelineFiles{"acme/matrix": yml}
-		o.Status = statuses
-	})
+	e := startWith(t, func(o *server.Options) { o.Status = statuses })
 	body, _ := json.Marshal(map[string]any{"ref": "refs/heads/main", "after": sha,
 		"repository": map[string]any{"full_name": "acme/matrix", "clone_url": dir}})
 	code, out := e.webhook(hook{body: body, delivery: "m-1"})
-	ids, _ := out["jobs"].([]any)
-	if code != 202 || out["group"] == nil || len(ids) != 4 {
+	first, _ := out["job_id"].(string)
+	if code != 202 || first == "" {
 		t.Fatalf("webhook = %d %v", code, out)
 	}
-	if code, again := e.webhook(hook{body: body, delivery: "m-1"}); code != 202 || again["duplicate"] != true || e.jobCount() != 4 {
+	if code, again := e.webhook(hook{body: body, delivery: "m-1"}); code != 202 || again["duplicate"] != true || e.jobCount() != 1 {
 		t.Fatalf("redelivery = %d %v, %d jobs", code, again, e.jobCount())
 	}
-	group := out["group"].(string)
-	page, _, err := e.store.List(context.Background(), store.Filter{Group: group})
-	if err != nil || len(page) != 4 {
-		t.Fatalf("group list = %d, %v", len(page), err)
-	}
-
-	// The pending statuses go out in the background; let them land first.
-	for wait := time.Now().Add(5 * time.Second); len(statuses.snapshot()) < 5 && time.Now().Before(wait); {
+	// The server's pending status for the event goes out in the
+	// background; let it land first.
+	for wait := time.Now().Add(5 * time.Second); len(statuses.snapshot()) < 1 && time.Now().Before(wait); {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The agent is another process: its own lifecycle, without the
+	// server's hooks.
+	own := testutil.NewJobs(e.redis.Client(), 30*time.Second)
 	for range 4 {
-		a := agent.New(agent.Options{Name: "m1", Jobs: e.jobs, Store: e.store, Status: statuses, WorkDir: t.TempDir(),
+		a := agent.New(agent.Options{Name: "m1", Jobs: own.Lifecycle, Store: own.Store, Status: statuses, WorkDir: t.TempDir(),
 			Repos: agent.Repos{AllowLocal: true}, Once: true, Wait: 5 * time.Second, ClaimBlock: 200 * time.Millisecond})
 		if err := a.Run(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+	}
+	group := first
+	page, _, err := e.store.List(context.Background(), store.Filter{Group: group})
+	if err != nil || len(page) != 4 {
+		t.Fatalf("group list = %d, %v", len(page), err)
+	}
+	if j := e.job(first); ci.MatrixLabel(j.Matrix) != "a=1,b=x" || j.Group != group {
+		t.Fatalf("the first job is %q in group %q", ci.MatrixLabel(j.Matrix), j.Group)
+	}
+	var ids []string
+	for _, j := range page {
+		ids = append(ids, j.ID)
 	}
 	var results []string
 	for _, id := range ids {

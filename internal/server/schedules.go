@@ -30,10 +30,7 @@ func (s *Server) submitScheduled(ctx context.Context, j *ci.Job) (string, error)
 		}
 	}
 	sub, err := s.submitEvent(ctx, j, "")
-	if err != nil || sub.Skipped != "" {
-		return "", errors.Join(err, errorIf(sub.Skipped))
-	}
-	return sub.IDs[0], nil
+	return sub.ID, err
 }
 
 func (s *Server) schedules(w http.ResponseWriter) (*schedule.Store, bool) {

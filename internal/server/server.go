@@ -91,10 +91,6 @@ type Options struct {
 	// Heads, when set, resolves the branch of a manual job (POST /jobs
 	// without a commit) to its head commit, recorded on the job.
 	Heads HeadResolver
-	// PipelineFiles, when set, reads a repository's .raibid.yml before a
-	// webhook's job is queued: a pipeline whose when: does not match the
-	// event queues nothing.
-	PipelineFiles PipelineFileReader
 	// Artifacts, when set, stores what agents upload and serves it.
 	Artifacts *artifacts.Store
 	// Schedules, when set, serves /schedules and fires them (control loop).
@@ -107,12 +103,6 @@ type Options struct {
 // does not exist.
 type HeadResolver interface {
 	BranchHead(ctx context.Context, repo, cloneURL, branch string) (string, error)
-}
-
-// PipelineFileReader reads a repository's pipeline file at a commit: nil,
-// nil when it has none (or it cannot be read from here).
-type PipelineFileReader interface {
-	PipelineFile(ctx context.Context, repo, cloneURL, commit string) ([]byte, error)
 }
 
 // StatusPoster reports commit statuses to the forge.

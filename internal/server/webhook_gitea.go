@@ -75,11 +75,6 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub, err := s.submitEvent(r.Context(), job, delivery)
-	if err == nil && sub.Skipped != "" {
-		result("skipped")
-		writeJSON(w, http.StatusOK, map[string]string{"skipped": sub.Skipped})
-		return
-	}
 	if errors.Is(err, ci.ErrInvalid) {
 		// A commit, branch or clone URL raibid will not hand to git: no
 		// redelivery can fix it.
@@ -96,16 +91,12 @@ func (s *Server) handleGiteaWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if !sub.Created {
 		result("duplicate")
-		writeJSON(w, http.StatusAccepted, map[string]any{"job_id": sub.IDs[0], "duplicate": true})
+		writeJSON(w, http.StatusAccepted, map[string]any{"job_id": sub.ID, "duplicate": true})
 		return
 	}
 	result("accepted")
-	s.log.Info("job queued", "job_id", sub.IDs[0], "jobs", len(sub.IDs), "event", job.Event, "repo", job.Repo, "branch", job.Branch, "tag", job.Tag, "commit", job.Commit)
-	out := map[string]any{"job_id": sub.IDs[0]}
-	if sub.Group != "" {
-		out["group"], out["jobs"] = sub.Group, sub.IDs
-	}
-	writeJSON(w, http.StatusAccepted, out)
+	s.log.Info("job queued", "job_id", sub.ID, "event", job.Event, "repo", job.Repo, "branch", job.Branch, "tag", job.Tag, "commit", job.Commit)
+	writeJSON(w, http.StatusAccepted, map[string]any{"job_id": sub.ID})
 }
 
 // pushJob is the job of a branch or tag push.

@@ -91,41 +91,6 @@ func (c *Client) BranchHead(ctx context.Context, repo, branch string) (string, e
 	return out.Commit.ID, nil
 }
 
-// RawFile is a file of repo at ref (GET /api/v1/repos/{owner}/{repo}/raw/
-// {path}?ref=…); ErrNotFound when the repository, the ref or the file does
-// not exist.
-func (c *Client) RawFile(ctx context.Context, repo, ref, path string) ([]byte, error) {
-	owner, name, ok := strings.Cut(repo, "/")
-	if !ok {
-		return nil, fmt.Errorf("gitea file: repository %q is not owner/name", repo)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		c.BaseURL+repoPath(owner, name)+"/raw/"+url.PathEscape(path)+"?ref="+url.QueryEscape(ref), nil)
-	if err != nil {
-		return nil, err
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "token "+c.Token)
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("gitea file %s of %s: %w", path, repo, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20+1))
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("gitea file %s of %s: %w", path, repo, err)
-	case resp.StatusCode == http.StatusNotFound:
-		return nil, ErrNotFound
-	case resp.StatusCode/100 != 2:
-		return nil, fmt.Errorf("gitea file %s of %s: gitea answered %s", path, repo, resp.Status)
-	case len(data) > 1<<20:
-		return nil, fmt.Errorf("gitea file %s of %s is larger than 1 MiB", path, repo)
-	}
-	return data, nil
-}
-
 // PutPackage uploads a file to Gitea's generic package registry (PUT
 // /api/packages/{owner}/generic/{package}/{version}/{file}); ErrConflict
 // when that version already has the file.
