@@ -23,6 +23,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/sandbox"
 	"github.com/raibid-labs/raibid-ci/internal/secrets"
+	"github.com/raibid-labs/raibid-ci/internal/statuses"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
@@ -55,10 +56,20 @@ type StatusPoster interface {
 	PostStatus(ctx context.Context, repo, sha string, st gitea.CommitStatus) error
 }
 
+// statusOutbox is a StatusPoster that stores statuses to post them later
+// (internal/statuses): the agent runs its poster while it runs, and drains
+// it before it stops.
+type statusOutbox interface {
+	StatusPoster
+	Run(ctx context.Context, poll time.Duration)
+	Drain(ctx context.Context) (int, error)
+}
+
 var (
 	_ Jobs         = (*jobs.Lifecycle)(nil)
 	_ Store        = (*store.Store)(nil)
 	_ StatusPoster = (*gitea.Client)(nil)
+	_ statusOutbox = (*statuses.Outbox)(nil)
 	_ SecretSource = (*secrets.Store)(nil)
 )
 
@@ -199,6 +210,25 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	if a.opts.Cache != nil && (a.opts.CacheMaxAge > 0 || a.opts.CacheMaxSize > 0) {
 		go a.pruneLoop(beatCtx)
+	}
+	if out, ok := a.opts.Status.(statusOutbox); ok {
+		postCtx, stopPosting := context.WithCancel(context.Background())
+		posted := make(chan struct{})
+		go func() { defer close(posted); out.Run(postCtx, time.Second) }()
+		defer func() {
+			stopPosting()
+			<-posted
+			// The statuses of the last job go out before the agent does
+			// (a pod's agent exits after one job); what does not make it in
+			// time stays in the outbox for the server's poster.
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			for fctx.Err() == nil {
+				if n, err := out.Drain(fctx); n == 0 || err != nil {
+					break
+				}
+			}
+		}()
 	}
 	deadline := time.Now().Add(a.opts.Wait)
 	a.log.Debug("waiting for work", "since_start", time.Since(a.started))

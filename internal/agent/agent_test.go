@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -527,12 +528,16 @@ func (r *rig) storedLog(id string) []string {
 	}
 }
 
-// A step's output, stored: the lines between the step's command line and the
-// runner's verdict.
+// A step's output, stored: the lines after the step's command line, without
+// the job's closing summary (its phases).
 func stepOutput(log []string, step string) []string {
 	for i, l := range log {
 		if strings.HasPrefix(l, "$ ") && strings.Contains(l, step) {
-			return log[i+1:]
+			out := log[i+1:]
+			if n := len(out); n > 0 && strings.HasPrefix(out[n-1], "overhead ") {
+				out = out[:n-1]
+			}
+			return out
 		}
 	}
 	return nil
@@ -775,5 +780,24 @@ func TestShapedPodHandsOverAJobThatNeedsSidecars(t *testing.T) {
 	}
 	if st, _ := r.Queue.Stats(context.Background()); st.Lag != 1 || st.Pending != 0 {
 		t.Fatalf("queue %+v, want the job queued again", st)
+	}
+}
+
+// A job records where the agent's time went: each phase, and the overhead
+// (all but the steps), in its phases and in its log's last line.
+func TestJobRecordsItsPhases(t *testing.T) {
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: nap, run: sleep 0.2}\n"})
+	id := r.submit(dir, sha)
+	r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true }))
+	j, logs := r.job(id), r.logs(id)
+	for _, k := range []string{"workspace", "clone", "plan", "prepare", "steps", "overhead"} {
+		if _, ok := j.Phases[k]; !ok {
+			t.Fatalf("phases %v lack %s", j.Phases, k)
+		}
+	}
+	sum := j.Phases["workspace"] + j.Phases["clone"] + j.Phases["plan"] + j.Phases["prepare"]
+	if j.Phases["steps"] < 200 || math.Abs(j.Phases["overhead"]-sum) > 0.05 || !strings.Contains(logs, "overhead ") {
+		t.Fatalf("phases %v\n%s", j.Phases, logs)
 	}
 }

@@ -13,10 +13,10 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
-	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/sandbox"
+	"github.com/raibid-labs/raibid-ci/internal/statuses"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
@@ -38,6 +38,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 	go func() { defer close(watchDone); a.watch(jobCtx, run, interrupt) }()
 	defer func() { interrupt(nil); <-watchDone }()
 
+	timing := startPhases()
 	masker := pipeline.NewMasker(a.opts.Secrets...)
 	sink := newLogSink(a.opts.Store, job.ID, fmt.Sprintf("%s/%s/%d", a.opts.Name, d.ID, d.Deliveries), a.opts.MaxLogBytes)
 	defer sink.Close()
@@ -49,6 +50,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		return
 	}
 	defer releaseSlot()
+	timing.mark("workspace")
 	mirrors := filepath.Join(a.opts.WorkDir, cache.MirrorsDir)
 	// Without a build cache every job starts from a fresh worktree, removed
 	// afterwards. With one, the slot's worktree is kept and reset to the next
@@ -80,9 +82,14 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		a.retry(run, msg)
 		return
 	}
-	if c := a.opts.Repos.peel(jobCtx, mirrors, job.CloneURL, job.Commit); c != job.Commit {
-		// An annotated tag's event names the tag object: build, show and
-		// report the commit it points at.
+	// An annotated tag's event names the tag object: build, show and report
+	// the commit it points at. Only a tag's event can name one, and asking
+	// git costs a process, so other events do not ask.
+	peeled := job.Commit
+	if job.Event == ci.EventTag {
+		peeled = a.opts.Repos.peel(jobCtx, mirrors, job.CloneURL, job.Commit)
+	}
+	if c := peeled; c != job.Commit {
 		sink.Line("clone", "system", fmt.Sprintf("tag object %s is commit %s", shortSHA(job.Commit), shortSHA(c)))
 		sctx, cancel := final()
 		if err := run.Peeled(sctx, c); err != nil {
@@ -90,6 +97,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		}
 		cancel()
 	}
+	timing.mark("clone")
 	p, err := pipeline.Load(ws, a.opts.Tools)
 	if err != nil {
 		sink.Line("pipeline", "system", err.Error())
@@ -138,6 +146,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		sink.Line("pipeline", "system", fmt.Sprintf("secrets: %s (masked in this log)", strings.Join(p.SecretNames(), ", ")))
 	}
 	sink.Line("pipeline", "system", fmt.Sprintf("running %s of the %s", ci.Plural(len(p.Steps), "step"), p.Origin))
+	timing.mark("plan")
 	env := append(jobEnv(job), a.opts.Env...)
 	if a.opts.GPUs.Total() > 0 {
 		env = append(env, gpuEnv(gpus)...)
@@ -174,6 +183,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 			log.Warn("artifact uploads not allowed", "err", err)
 		}
 	}
+	timing.mark("prepare")
 	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{
 		AfterStep: up.afterStep,
 		Dir:       ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Wrap: wrap, Secrets: stepSecrets, When: when, Concurrency: a.opts.StepConcurrency, Sidecars: a.opts.Sidecars,
@@ -185,12 +195,18 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 			}
 		},
 	})
+	timing.mark("steps")
+	sink.Line("summary", "system", timing.String())
 	sink.Flush()
 	if cause := context.Cause(jobCtx); cause != nil {
 		a.interrupted(run, cause, res.Steps)
 		return
 	}
-	a.finish(run, res.Status, res.Error, res.Steps, build.stats(res))
+	fields := build.stats(res)
+	fields["phases"] = timing.field()
+	reported := time.Now()
+	a.finish(run, res.Status, res.Error, res.Steps, fields)
+	log.Debug("job reported", "verdict_and_status_ms", float64(time.Since(reported).Microseconds())/1000)
 }
 
 // pipelineSecrets reads the values of the secrets the pipeline's steps name.
@@ -370,81 +386,39 @@ func (a *Agent) retry(run *jobs.Run, reason string) {
 	a.log.Warn("system failure; job requeued", "job_id", job.ID, "reason", reason)
 }
 
-// postStatus reports the verdict to the forge, retrying within a bound; a
-// forge outage never changes the job.
+// postStatus reports the verdict to the forge: stored in the status outbox
+// (internal/statuses), which posts it, retrying across outages; a forge
+// outage never changes the job.
 func (a *Agent) postStatus(jobID string, status ci.Status, detail string, job *ci.Job) {
 	if a.opts.Status == nil || job.Commit == "" {
 		return
 	}
-	state, desc := gitea.StateError, "error: "+detail
-	switch status {
-	case ci.StatusSuccess:
-		state, desc = gitea.StateSuccess, "passed"
-		if detail != "" {
-			desc = detail
-		}
-	case ci.StatusFailed:
-		state, desc = gitea.StateFailure, "failed: "+detail
-	case ci.StatusCancelled:
-		desc = "cancelled"
-	}
-	if d := job.Duration(time.Now()); d > 0 {
-		desc = fmt.Sprintf("%s in %s", desc, d.Round(100*time.Millisecond))
-	}
-	if len(desc) > 140 {
-		desc = desc[:137] + "..."
-	}
-	target := ci.PageURL(a.opts.PublicURL, jobID)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	j := *job
+	j.ID, j.Status = jobID, status
+	ctx, cancel := final()
 	defer cancel()
-	if err := a.opts.Status.PostStatus(ctx, job.Repo, job.Commit, gitea.CommitStatus{
-		State: state, Description: desc, TargetURL: target, Context: gitea.ContextOf(job.Event, ci.MatrixLabel(job.Matrix)),
-	}); err != nil {
-		a.log.Warn("commit status not posted", "job_id", jobID, "err", err)
+	if err := a.opts.Status.PostStatus(ctx, job.Repo, job.Commit, statuses.ForJob(&j, detail, a.opts.PublicURL, time.Now())); err != nil {
+		a.log.Warn("commit status not stored", "job_id", jobID, "err", err)
 	}
 	if job.Group != "" {
 		a.postAggregate(ctx, job)
 	}
 }
 
-// postAggregate posts a matrix's plain status once it is decided: failure
-// as soon as a combination's newest job did not succeed, success when every
-// combination's newest job did. The agent ending the last job sees them all.
+// postAggregate posts a matrix's plain status once it is decided (see
+// statuses.Aggregate): the agent ending the last job sees them all.
 func (a *Agent) postAggregate(ctx context.Context, job *ci.Job) {
 	members, _, err := a.opts.Store.List(ctx, store.Filter{Group: job.Group, Limit: 500})
 	if err != nil {
 		a.log.Warn("matrix status not posted", "group", job.Group, "err", err)
 		return
 	}
-	newest := map[string]*ci.Job{} // the list is newest first: a retry wins
-	for _, m := range members {
-		if l := ci.MatrixLabel(m.Matrix); newest[l] == nil {
-			newest[l] = m
-		}
-	}
-	failed, done := 0, 0
-	for _, m := range newest {
-		if m.Status.Final() {
-			done++
-			if m.Status != ci.StatusSuccess {
-				failed++
-			}
-		}
-	}
-	st := gitea.CommitStatus{Context: gitea.ContextOf(job.Event, "")}
-	switch {
-	case failed > 0:
-		st.State, st.Description = gitea.StateFailure, fmt.Sprintf("%d of %d matrix jobs did not pass", failed, len(newest))
-	case done == len(newest):
-		st.State, st.Description = gitea.StateSuccess, fmt.Sprintf("all %d matrix jobs passed", len(newest))
-	default:
+	st, ok := statuses.Aggregate(members, a.opts.PublicURL)
+	if !ok {
 		return
 	}
-	if a.opts.PublicURL != "" {
-		st.TargetURL = strings.TrimRight(a.opts.PublicURL, "/") + "/ui/?group=" + job.Group
-	}
 	if err := a.opts.Status.PostStatus(ctx, job.Repo, job.Commit, st); err != nil {
-		a.log.Warn("matrix status not posted", "group", job.Group, "err", err)
+		a.log.Warn("matrix status not stored", "group", job.Group, "err", err)
 	}
 }
 

@@ -80,6 +80,10 @@ type Job struct {
 	// GPUs is how many GPUs the job needs: it runs only on an agent with
 	// that many free GPU slots (queued on the GPU stream).
 	GPUs int `json:"gpus,omitempty"`
+	// Phases is where the agent's time on the job went, in milliseconds:
+	// workspace, clone, plan, prepare (caches, sandbox), steps, and
+	// everything but the steps as overhead (set with the verdict).
+	Phases map[string]float64 `json:"phases,omitempty"`
 	// Artifacts are the files the job's steps uploaded.
 	Artifacts  []Artifact `json:"artifacts,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`

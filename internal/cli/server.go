@@ -15,6 +15,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/schedule"
 	"github.com/raibid-labs/raibid-ci/internal/secrets"
 	"github.com/raibid-labs/raibid-ci/internal/server"
+	"github.com/raibid-labs/raibid-ci/internal/statuses"
 )
 
 // serverFlags are shared by `raibid server` and `raibid up`.
@@ -107,7 +108,7 @@ func newServer(cfg ServerConfig, rdb *redis.Client, log *slog.Logger) (*server.S
 	if cfg.GiteaURL != "" {
 		heads.gitea = gitea.NewClient(cfg.GiteaURL, cfg.GiteaToken.Reveal(), log)
 		if cfg.GiteaToken != "" {
-			opts.Status = heads.gitea
+			opts.Status = statuses.New(rdb, heads.gitea, statuses.Options{Prefix: cfg.Jobs.KeyPrefix, Log: log})
 		}
 	}
 	opts.Heads = heads

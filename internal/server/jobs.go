@@ -192,7 +192,7 @@ func (s *Server) handleCancelJob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	j, err := s.opts.Jobs.Cancel(r.Context(), id)
+	j, err := s.cancelJob(r.Context(), id)
 	if err != nil {
 		s.storeError(w, err)
 		return

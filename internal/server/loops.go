@@ -24,12 +24,15 @@ type controlLoop struct {
 //  2. expiry (internal/jobs expire.go): finished jobs removed on schedule;
 //     then, once, indexes written before they were paged move into pages
 //     (migrate.go) — after the reaper, which does not read them;
-//  3. cache counter (cache_counter.go): cache figures from job events;
+//  3. finished-job counters (finished.go): cache figures and phase timings from job events;
 //  4. mirror rescan (internal/mirror), when mirroring is configured;
 //  5. executor reconcile (executor.go), on Kubernetes;
 //  6. artifacts prune (artifacts.go): past their retention, hourly;
 //  7. schedules (internal/schedule), when configured: due cron schedules
-//     queue their jobs, once across every server.
+//     queue their jobs, once across every server;
+//  8. commit statuses (internal/statuses), with a forge token: the outbox
+//     posted, retried across outages; what is left when it stops waits in
+//     Redis for the next poster.
 //
 // They stop in the reverse order, after the HTTP drain: the executor
 // launches nothing more before the reaper, the last to stop, lets go of
@@ -47,7 +50,7 @@ func (s *Server) controlLoops() []controlLoop {
 			s.opts.Jobs.RunIndexUpgrade(ctx, s.log)
 			s.opts.Jobs.RunExpiry(ctx, time.Minute, s.log)
 		}},
-		controlLoop{"cache counter", s.countCacheUse})
+		controlLoop{"finished-job counters", s.countFinished})
 	if s.opts.Mirrors != nil {
 		out = append(out, controlLoop{"mirror rescan", s.opts.Mirrors.Run})
 	}
@@ -64,6 +67,11 @@ func (s *Server) controlLoops() []controlLoop {
 		out = append(out, controlLoop{"schedules", func(ctx context.Context) {
 			s.opts.Schedules.Run(ctx, scheduleTick, s.submitScheduled, s.log)
 		}})
+	}
+	if box, ok := s.opts.Status.(interface {
+		Run(ctx context.Context, poll time.Duration)
+	}); ok {
+		out = append(out, controlLoop{"commit statuses", func(ctx context.Context) { box.Run(ctx, time.Second) }})
 	}
 	return out
 }

@@ -132,6 +132,15 @@ func TestMatrixQueuesAGroupWithStatuses(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), retried.Jobs[0].ID) {
 		t.Fatalf("group cancel = %d %s", resp.StatusCode, body)
 	}
+	// The retry was cancelled before an agent took it: its pending status
+	// is ended here (no agent will), and the matrix is decided again.
+	got = statuses.snapshot()
+	if s := got["raibid-ci/push/a=2,b=y"]; s[len(s)-1] != "error: cancelled" {
+		t.Fatalf("the cancelled retry's statuses: %v", s)
+	}
+	if s := got["raibid-ci/push"]; s[len(s)-1] != "failure: 1 of 4 matrix jobs did not pass" {
+		t.Fatalf("aggregate after the cancel: %v", s)
+	}
 	if resp, _ := e.do("POST", "/groups/"+strings.Repeat("0", 20)+"/cancel", "", token); resp.StatusCode != 404 {
 		t.Fatalf("unknown group: %d", resp.StatusCode)
 	}

@@ -18,6 +18,7 @@ type metrics struct {
 	enqueued       *prometheus.CounterVec
 	httpDuration   *prometheus.HistogramVec
 	cacheArtifacts *prometheus.CounterVec
+	jobPhases      *prometheus.HistogramVec
 	mirrorDuration *prometheus.HistogramVec
 	mirrorErrors   *prometheus.CounterVec
 	mirrorLastSync *prometheus.GaugeVec
@@ -44,7 +45,12 @@ func newMetrics(reg *prometheus.Registry, q *queue.Queue) *metrics {
 		Name: "raibid_build_cache_artifacts_total",
 		Help: "Cargo artifacts of finished jobs, by whether the build cache had them fresh.",
 	}, []string{"fresh"})
-	reg.MustRegister(m.webhooks, m.enqueued, m.httpDuration, m.cacheArtifacts, &queueCollector{q: q},
+	m.jobPhases = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "raibid_job_phase_seconds",
+		Help:    "Where finished jobs spent their time on the agent: workspace, clone, plan, prepare (caches, sandbox), steps, and overhead (all but the steps).",
+		Buckets: []float64{.001, .0025, .005, .01, .015, .025, .05, .1, .25, .5, 1, 5, 30, 300, 3600},
+	}, []string{"phase"})
+	reg.MustRegister(m.webhooks, m.enqueued, m.httpDuration, m.cacheArtifacts, m.jobPhases, &queueCollector{q: q},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.registerMirrorMetrics(reg)
 	return m

@@ -530,21 +530,23 @@ func TestMetricsExposeWebhooksAndQueue(t *testing.T) {
 	}
 }
 
-// A finished job's cargo artifacts reach the cache counters, whichever
-// process ran it.
-func TestBuildCacheCounters(t *testing.T) {
+// A finished job's cargo artifacts reach the cache counters, and its
+// phases on the agent the phase histogram, whichever process ran it.
+func TestFinishedJobCounters(t *testing.T) {
 	e := start(t)
 	ctx := context.Background()
 	id, _, _ := e.jobs.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/x", Branch: "main"}, "")
 	e.jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning})
 	time.Sleep(300 * time.Millisecond) // the server's subscription is up
 	e.jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusSuccess,
-		Fields: map[string]string{"cache_artifacts": "10", "cache_fresh": "9"}})
+		Fields: map[string]string{"cache_artifacts": "10", "cache_fresh": "9", "phases": `{"clone":12.5,"steps":300,"overhead":20}`}})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, body := e.do("GET", "/metrics", "", token)
 		if strings.Contains(string(body), `raibid_build_cache_artifacts_total{fresh="true"} 9`) &&
-			strings.Contains(string(body), `raibid_build_cache_artifacts_total{fresh="false"} 1`) {
+			strings.Contains(string(body), `raibid_build_cache_artifacts_total{fresh="false"} 1`) &&
+			strings.Contains(string(body), `raibid_job_phase_seconds_sum{phase="overhead"} 0.02`) &&
+			strings.Contains(string(body), `raibid_job_phase_seconds_bucket{phase="clone",le="0.015"} 1`) {
 			return
 		}
 		if time.Now().After(deadline) {

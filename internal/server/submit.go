@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
+	"github.com/raibid-labs/raibid-ci/internal/statuses"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
@@ -33,6 +35,33 @@ func (s *Server) lifecycleFor(j *ci.Job) *jobs.Lifecycle {
 		return s.opts.GPUJobs
 	}
 	return s.opts.Jobs
+}
+
+// cancelJob cancels a pending or running job. A job that never started
+// gets its cancelled commit status here (no agent will post one), and its
+// matrix's aggregate when that decides it; a running job's agent posts its
+// own when it stops.
+func (s *Server) cancelJob(ctx context.Context, id string) (*ci.Job, error) {
+	j, err := s.opts.Jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusCancelled, Error: "cancelled by request"})
+	if errors.Is(err, ci.ErrConflict) {
+		return s.opts.Jobs.Cancel(ctx, id) // running: its agent reports
+	}
+	if err != nil || s.opts.Status == nil || j.Commit == "" {
+		return j, err
+	}
+	if err := s.opts.Status.PostStatus(ctx, j.Repo, j.Commit, statuses.ForJob(j, "", s.opts.PublicURL, time.Now())); err != nil {
+		s.log.Warn("cancelled commit status not stored", "job_id", j.ID, "err", err)
+	}
+	if j.Group == "" {
+		return j, nil
+	}
+	members, _, lerr := s.opts.Store.List(ctx, store.Filter{Group: j.Group, Limit: 500})
+	if st, ok := statuses.Aggregate(members, s.opts.PublicURL); lerr == nil && ok {
+		if err := s.opts.Status.PostStatus(ctx, j.Repo, j.Commit, st); err != nil {
+			s.log.Warn("matrix commit status not stored", "group", j.Group, "err", err)
+		}
+	}
+	return j, nil
 }
 
 // retry runs a finished job again, in the stream its job needs.
@@ -83,7 +112,7 @@ func (s *Server) handleCancelGroup(w http.ResponseWriter, r *http.Request) {
 		if j.Status.Final() {
 			continue
 		}
-		if _, err := s.opts.Jobs.Cancel(r.Context(), j.ID); err == nil {
+		if _, err := s.cancelJob(r.Context(), j.ID); err == nil {
 			cancelled = append(cancelled, j.ID)
 		} else if !errors.Is(err, ci.ErrConflict) {
 			s.storeError(w, err)

@@ -282,7 +282,7 @@ func (s *Server) handleUIJobStream(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleUICancel(w http.ResponseWriter, r *http.Request) {
-	s.uiJobAction(w, r, func(id string) (*ci.Job, error) { return s.opts.Jobs.Cancel(r.Context(), id) })
+	s.uiJobAction(w, r, func(id string) (*ci.Job, error) { return s.cancelJob(r.Context(), id) })
 }
 
 func (s *Server) handleUIRetry(w http.ResponseWriter, r *http.Request) {

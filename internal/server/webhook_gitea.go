@@ -136,7 +136,7 @@ func (s *Server) closePullRequest(w http.ResponseWriter, r *http.Request, pr *gi
 				if j.PullRequest == nil || j.PullRequest.Number != pr.Number {
 					continue
 				}
-				if _, err := s.opts.Jobs.Cancel(r.Context(), j.ID); err == nil {
+				if _, err := s.cancelJob(r.Context(), j.ID); err == nil {
 					cancelled = append(cancelled, j.ID)
 				}
 			}
@@ -151,22 +151,19 @@ func (s *Server) closePullRequest(w http.ResponseWriter, r *http.Request, pr *gi
 	writeJSON(w, http.StatusOK, map[string]any{"closed": pr.Number, "cancelled": cancelled})
 }
 
-// postPending tells the forge the commit is queued, in the background: the
-// webhook answer must not wait for the forge, and a forge outage is retried
-// by the client and then only logged.
+// postPending tells the forge the commit is queued. The status outbox
+// stores it (internal/statuses: a Redis write, posted by its loop), so the
+// answer never waits for the forge and an outage only delays the status.
 func (s *Server) postPending(jobID, repo, commit, statusContext string) {
 	if s.opts.Status == nil || commit == "" {
 		return
 	}
-	target := ci.PageURL(s.opts.PublicURL, jobID)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		err := s.opts.Status.PostStatus(ctx, repo, commit, gitea.CommitStatus{
-			State: gitea.StatePending, TargetURL: target, Description: "queued", Context: statusContext,
-		})
-		if err != nil {
-			s.log.Warn("pending commit status not posted", "job_id", jobID, "err", err)
-		}
-	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.opts.Status.PostStatus(ctx, repo, commit, gitea.CommitStatus{
+		State: gitea.StatePending, TargetURL: ci.PageURL(s.opts.PublicURL, jobID), Description: "queued", Context: statusContext,
+	})
+	if err != nil {
+		s.log.Warn("pending commit status not stored", "job_id", jobID, "err", err)
+	}
 }

@@ -198,6 +198,9 @@ func JobFromHash(id string, h map[string]string) *ci.Job {
 		_ = json.Unmarshal([]byte(h["artifacts"]), &j.Artifacts)
 	}
 	j.Group = h["group"]
+	if h["phases"] != "" {
+		_ = json.Unmarshal([]byte(h["phases"]), &j.Phases)
+	}
 	if h["sidecars"] != "" {
 		_ = json.Unmarshal([]byte(h["sidecars"]), &j.Sidecars)
 	}

@@ -2,6 +2,7 @@ package gitea
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -63,8 +64,6 @@ type Client struct {
 	Token   string
 	HTTP    *http.Client
 	Log     *slog.Logger
-	// Backoff is the first retry delay; it doubles up to 5 tries.
-	Backoff time.Duration
 	// MigrateTimeout bounds one migration (default DefaultMigrateTimeout):
 	// Gitea clones the whole source before it answers, which takes minutes
 	// for a large repository — far past HTTP's timeout for other calls.
@@ -81,41 +80,32 @@ func NewClient(baseURL, token string, log *slog.Logger) *Client {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token,
-		HTTP: &http.Client{Timeout: 15 * time.Second}, Log: log, Backoff: 500 * time.Millisecond}
+		HTTP: &http.Client{Timeout: 15 * time.Second}, Log: log}
 }
 
-// PostStatus sets the commit status of repo (owner/name) at sha:
-// POST /api/v1/repos/{owner}/{repo}/statuses/{sha}. Server errors and network
-// failures are retried with backoff; a forge outage costs a status, never a job.
+// ErrRejected means Gitea refused a commit status for good (a bad token,
+// an unknown repository or commit): posting it again will not help.
+var ErrRejected = errors.New("gitea refused the commit status")
+
+// PostStatus sets the commit status of repo (owner/name) at sha, once:
+// POST /api/v1/repos/{owner}/{repo}/statuses/{sha}. A refusal that no retry
+// can fix wraps ErrRejected; network failures, server errors and
+// throttling do not (internal/statuses retries them).
 func (c *Client) PostStatus(ctx context.Context, repo, sha string, st CommitStatus) error {
 	owner, name, ok := strings.Cut(repo, "/")
 	if !ok || owner == "" || name == "" || sha == "" {
-		return fmt.Errorf("commit status: repo %q and commit %q are needed", repo, sha)
+		return fmt.Errorf("commit status: repo %q and commit %q are needed: %w", repo, sha, ErrRejected)
 	}
 	if st.Context == "" {
 		st.Context = ContextOf("", "")
 	}
 	path := fmt.Sprintf("/api/v1/repos/%s/%s/statuses/%s", url.PathEscape(owner), url.PathEscape(name), url.PathEscape(sha))
-	delay := c.Backoff
-	var lastErr error
-	for attempt := 1; attempt <= 5; attempt++ {
-		code, err := c.call(ctx, http.MethodPost, path, st, nil)
-		if err == nil {
-			return nil
-		}
-		lastErr = err
-		// Network failures (no code), server errors and throttling pass;
-		// anything else (bad token, unknown repo) will not.
-		if code != 0 && code < 500 && code != http.StatusTooManyRequests {
-			break
-		}
-		c.Log.Warn("gitea commit status: retrying", "repo", repo, "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("commit status %s@%.12s: %w", repo, sha, ctx.Err())
-		case <-time.After(delay):
-		}
-		delay *= 2
+	code, err := c.call(ctx, http.MethodPost, path, st, nil)
+	if err == nil {
+		return nil
 	}
-	return fmt.Errorf("commit status %s@%.12s: %w", repo, sha, lastErr)
+	if code != 0 && code < 500 && code != http.StatusTooManyRequests && code != http.StatusRequestTimeout {
+		return fmt.Errorf("commit status %s@%.12s: %w: %w", repo, sha, ErrRejected, err)
+	}
+	return fmt.Errorf("commit status %s@%.12s: %w", repo, sha, err)
 }

@@ -3,12 +3,12 @@ package gitea_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 )
@@ -75,10 +75,16 @@ func TestPostStatusMatchesGiteaAPI(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 	c := gitea.NewClient(srv.URL+"/", "gitea-tok", nil)
-	c.Backoff = 10 * time.Millisecond
-	err := c.PostStatus(context.Background(), "acme/widget", "bffeb74224043ba2feb48d137756c8a9331c449a",
-		gitea.CommitStatus{State: gitea.StateSuccess, TargetURL: "http://ci.local/jobs/x", Description: "passed in 12s"})
-	if err != nil {
+	post := func() error {
+		return c.PostStatus(context.Background(), "acme/widget", "bffeb74224043ba2feb48d137756c8a9331c449a",
+			gitea.CommitStatus{State: gitea.StateSuccess, TargetURL: "http://ci.local/jobs/x", Description: "passed in 12s"})
+	}
+	for range 2 { // an outage: worth another try, not a refusal
+		if err := post(); err == nil || errors.Is(err, gitea.ErrRejected) {
+			t.Fatalf("post during an outage: %v", err)
+		}
+	}
+	if err := post(); err != nil {
 		t.Fatalf("post after 2 outages: %v", err)
 	}
 	if len(fake.got) != 1 || fake.got[0].Context != "raibid-ci/push" || fake.got[0].State != "success" ||
@@ -86,8 +92,8 @@ func TestPostStatusMatchesGiteaAPI(t *testing.T) {
 		t.Fatalf("got %+v at %v", fake.got, fake.paths)
 	}
 	bad := gitea.NewClient(srv.URL, "wrong-token-value", nil)
-	err = bad.PostStatus(context.Background(), "acme/widget", "abc", gitea.CommitStatus{State: "success"})
-	if err == nil || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "wrong-token-value") {
+	err := bad.PostStatus(context.Background(), "acme/widget", "abc", gitea.CommitStatus{State: "success"})
+	if !errors.Is(err, gitea.ErrRejected) || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "wrong-token-value") {
 		t.Fatalf("unauthorized: %v", err)
 	}
 }

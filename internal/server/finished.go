@@ -5,10 +5,11 @@ import (
 	"time"
 )
 
-// countCacheUse adds every finished job's cargo artifacts to the cache
-// counters. Agents may run in other processes, so the server learns of
-// verdicts the way dashboards do: from the job events.
-func (s *Server) countCacheUse(ctx context.Context) {
+// countFinished adds every finished job's cargo artifacts to the cache
+// counters and its phases on the agent to their histogram. Agents may run
+// in other processes, so the server learns of verdicts the way dashboards
+// do: from the job events.
+func (s *Server) countFinished(ctx context.Context) {
 	for ctx.Err() == nil {
 		events, err := s.opts.Store.Subscribe(ctx)
 		if err != nil {
@@ -24,7 +25,13 @@ func (s *Server) countCacheUse(ctx context.Context) {
 				continue
 			}
 			j, err := s.opts.Store.Get(ctx, ev.JobID)
-			if err != nil || j.CacheArtifacts == 0 {
+			if err != nil {
+				continue
+			}
+			for phase, ms := range j.Phases {
+				s.metrics.jobPhases.WithLabelValues(phase).Observe(ms / 1000)
+			}
+			if j.CacheArtifacts == 0 {
 				continue
 			}
 			s.metrics.cacheArtifacts.WithLabelValues("true").Add(float64(j.CacheFresh))
