@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/raibid-labs/raibid-ci/internal/cli.Version=$(VERSION)
 
-.PHONY: help deps build cross run test test-cluster cluster-bins forge-bins bench bench-cache bench-scale soak fuzz lint
+.PHONY: help deps build cross run test test-cluster test-forge cluster-bins forge-bins bench bench-cache bench-scale soak fuzz lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -30,8 +30,11 @@ cluster-bins: ## build etcd, kube-apiserver, kube-controller-manager and the KED
 test-cluster: deps cluster-bins ## the deploy tree, the Kubernetes executor and KEDA against a real control plane (test/cluster)
 	$(GO) test -tags cluster -count=1 -v -timeout 30m ./test/cluster/
 
-forge-bins: ## build Gitea 1.27.3 from its Go module into ~/.cache/raibid/forge (once per version; for the forge suite of #26, not yet written)
+forge-bins: ## build Gitea 1.27.3 from its Go module into ~/.cache/raibid/forge (once per version)
 	test/forge/build
+
+test-forge: deps forge-bins ## raibid against a real Gitea: webhooks, private clones, matrix statuses, statuses across an outage and a restart (test/forge)
+	$(GO) test -tags forge -count=1 -v -timeout 20m ./test/forge/
 
 bench: ## benchmarks that print figures
 	scripts/bench

@@ -1,0 +1,277 @@
+//go:build forge
+
+// The forge suite (make test-forge): raibid against a real Gitea 1.27.3 —
+// webhooks Gitea signs and delivers, clones of a private repository with
+// the documented token scopes, commit statuses read back from Gitea's own
+// API, and statuses that outlive Gitea going away and raibid restarting.
+package forge_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/raibid-labs/raibid-ci/test/forge"
+)
+
+var (
+	gt     *forge.Gitea
+	raibid string
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	work, err := os.MkdirTemp("", "raibid-forge-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(work)
+	raibid = filepath.Join(work, "raibid")
+	build := exec.Command("go", "build", "-o", raibid, "github.com/raibid-labs/raibid-ci/cmd/raibid")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build raibid:", err)
+		return 1
+	}
+	dir := filepath.Join(work, "gitea")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	t0 := time.Now()
+	gt, err = forge.Start(context.Background(), dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gitea:", err)
+		return 1
+	}
+	defer gt.Stop()
+	fmt.Printf("gitea %s ready in %.1f s at %s\n", forge.Version, time.Since(t0).Seconds(), gt.URL)
+	return m.Run()
+}
+
+// up is a `raibid up` talking to the suite's Gitea.
+type up struct {
+	t       *testing.T
+	url     string
+	secret  string
+	dataDir string
+	addr    string
+	cmd     *exec.Cmd
+	log     *os.File
+}
+
+func startRaibid(t *testing.T, dataDir, addr string) *up {
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(dataDir+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(raibid, "up", "--data-dir", dataDir, "--addr", addr, "--agents", "2",
+		"--gitea-url", gt.URL, "--public-url", "http://"+addr, "--log-level", "info")
+	cmd.Env = append(os.Environ(), "RAIBID_GITEA_TOKEN="+gt.Token)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	u := &up{t: t, url: "http://" + addr, dataDir: dataDir, addr: addr, cmd: cmd, log: logf}
+	t.Cleanup(u.stop)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(filepath.Join(dataDir, "webhook-secret")); err == nil && len(b) > 0 {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				u.secret = strings.TrimSpace(string(b))
+				return u
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("raibid up did not start:\n%s", u.logs())
+	return nil
+}
+
+func (u *up) stop() {
+	if u.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-u.cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { u.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(-u.cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+	u.log.Close()
+	u.cmd = nil
+}
+
+func (u *up) logs() string {
+	b, _ := os.ReadFile(u.dataDir + ".log")
+	return string(b)
+}
+
+// repo creates a private repository with raibid's webhook (push, create,
+// pull request events) and returns a clone to commit in.
+func repo(t *testing.T, u *up, name string) (full, work string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := gt.API(ctx, "POST", "/user/repos", map[string]any{"name": name, "private": true}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	full = gt.User + "/" + name
+	hook := map[string]any{"type": "gitea", "active": true, "events": []string{"push", "create", "pull_request", "pull_request_sync"},
+		"config": map[string]string{"url": u.url + "/webhook/gitea", "content_type": "json", "secret": u.secret}}
+	if err := gt.API(ctx, "POST", "/repos/"+full+"/hooks", hook, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	work = t.TempDir()
+	git(t, work, "init", "-q", "-b", "main")
+	git(t, work, "remote", "add", "origin", gt.PushURL(full))
+	return full, work
+}
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=Ann", "-c", "user.email=ann@forge.test"}, args...)...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// commitAndPush writes files, commits and pushes main; returns the commit.
+func commitAndPush(t *testing.T, work string, files map[string]string) string {
+	t.Helper()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(work, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(t, work, "add", "-A")
+	git(t, work, "commit", "-q", "-m", "change")
+	sha := git(t, work, "rev-parse", "HEAD")
+	git(t, work, "push", "-q", "origin", "HEAD:main")
+	return sha
+}
+
+// statuses is Gitea's combined view of a commit's statuses: the newest
+// state per context.
+func statuses(t *testing.T, full, sha string) map[string]string {
+	t.Helper()
+	var out []struct {
+		Context     string `json:"context"`
+		Status      string `json:"status"`
+		Description string `json:"description"`
+		ID          int64  `json:"id"`
+	}
+	if err := gt.API(context.Background(), "GET", "/repos/"+full+"/commits/"+sha+"/statuses?limit=50", nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	got := map[string]string{}
+	for _, s := range out {
+		got[s.Context] = s.Status + ": " + s.Description
+	}
+	return got
+}
+
+// waitStatuses waits until Gitea's statuses of sha satisfy ok.
+func waitStatuses(t *testing.T, u *up, full, sha string, within time.Duration, ok func(map[string]string) bool) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var got map[string]string
+	for time.Now().Before(deadline) {
+		if got = statuses(t, full, sha); ok(got) {
+			return got
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("statuses of %s in Gitea: %v\nraibid's log:\n%s", sha[:12], got, tail(u.logs(), 60))
+	return nil
+}
+
+func tail(s string, n int) string {
+	var lines []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func final(st string) bool {
+	return strings.HasPrefix(st, "success") || strings.HasPrefix(st, "failure") || strings.HasPrefix(st, "error")
+}
+
+// A push to a private repository: Gitea signs and delivers the webhook,
+// an agent clones with raibid's token, the agent plans the 2-way matrix,
+// and every status — each combination's and the aggregate — ends in
+// Gitea's own API as the verdict, none left pending.
+func TestPushBuildsAMatrixAndStatusesReachGitea(t *testing.T) {
+	dataDir := t.TempDir()
+	u := startRaibid(t, filepath.Join(dataDir, "up"), freeAddr(t))
+	full, work := repo(t, u, "matrix")
+	yml := "matrix:\n  variant: [plain, fails]\nsteps:\n  - name: test\n    run: echo variant=$RAIBID_MATRIX_VARIANT; test $RAIBID_MATRIX_VARIANT = plain\n"
+	sha := commitAndPush(t, work, map[string]string{".raibid.yml": yml, "README": "x\n"})
+	got := waitStatuses(t, u, full, sha, 90*time.Second, func(s map[string]string) bool {
+		return final(s["raibid-ci/push/variant=plain"]) && final(s["raibid-ci/push/variant=fails"]) && final(s["raibid-ci/push"])
+	})
+	if !strings.HasPrefix(got["raibid-ci/push/variant=plain"], "success") || !strings.HasPrefix(got["raibid-ci/push/variant=fails"], "failure") ||
+		got["raibid-ci/push"] != "failure: 1 of 2 matrix jobs did not pass" {
+		t.Fatalf("statuses %v", got)
+	}
+}
+
+// Gitea goes away while a job runs and raibid restarts while it is away:
+// the job's verdict waits in the status outbox (Redis) and reaches Gitea
+// once it is back, posted by the new raibid.
+func TestStatusOutlivesGiteaDownAndARaibidRestart(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "up")
+	addr := freeAddr(t)
+	u := startRaibid(t, dataDir, addr)
+	full, work := repo(t, u, "outage")
+	sha := commitAndPush(t, work, map[string]string{".raibid.yml": "steps:\n  - name: slow\n    run: sleep 4; echo done\n"})
+	waitStatuses(t, u, full, sha, 60*time.Second, func(s map[string]string) bool {
+		return strings.HasPrefix(s["raibid-ci/push"], "pending")
+	})
+	gt.Down()
+	time.Sleep(8 * time.Second) // the job ends meanwhile; its status cannot be posted
+	u.stop()
+	u = startRaibid(t, dataDir, addr)
+	if err := gt.Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := waitStatuses(t, u, full, sha, 90*time.Second, func(s map[string]string) bool { return final(s["raibid-ci/push"]) })
+	if !strings.HasPrefix(got["raibid-ci/push"], "success: passed") {
+		t.Fatalf("statuses %v", got)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
