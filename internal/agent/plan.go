@@ -102,7 +102,7 @@ func (a *Agent) postPlanned(first *ci.Job, planned jobs.Planned, posts *sync.Wai
 			ctx, cancel := final()
 			defer cancel()
 			if err := a.opts.Status.PostStatus(ctx, first.Repo, first.Commit, st); err != nil {
-				a.log.Warn("pending commit status not posted", "job_id", first.ID, "context", st.Context, "err", err)
+				a.log.Warn("pending commit status not stored", "job_id", first.ID, "context", st.Context, "err", err)
 			}
 		})
 	}
