@@ -158,16 +158,7 @@ func git(t *testing.T, dir string, args ...string) string {
 // commitAndPush writes files, commits and pushes main; returns the commit.
 func commitAndPush(t *testing.T, work string, files map[string]string) string {
 	t.Helper()
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(work, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	git(t, work, "add", "-A")
-	git(t, work, "commit", "-q", "-m", "change")
-	sha := git(t, work, "rev-parse", "HEAD")
-	git(t, work, "push", "-q", "origin", "HEAD:main")
-	return sha
+	return commitAndPushBranch(t, work, "main", files)
 }
 
 // statuses is Gitea's combined view of a commit's statuses: the newest
@@ -274,4 +265,54 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// An annotated tag and a pull request from a branch, as Gitea sends them:
+// the tag's job builds the commit the tag object points at and reports on
+// it under the tag's context; the pull request's job reports on its head
+// commit under the pull request's context, apart from the branch's push.
+func TestAnnotatedTagAndPullRequestReportOnTheirCommits(t *testing.T) {
+	u := startRaibid(t, filepath.Join(t.TempDir(), "up"), freeAddr(t))
+	full, work := repo(t, u, "events")
+	yml := "steps:\n  - name: show\n    run: echo event=$RAIBID_EVENT commit=$RAIBID_COMMIT\n"
+	base := commitAndPush(t, work, map[string]string{".raibid.yml": yml})
+	waitStatuses(t, u, full, base, 60*time.Second, func(s map[string]string) bool { return final(s["raibid-ci/push"]) })
+
+	git(t, work, "tag", "-a", "v1.0.0", "-m", "release")
+	if obj := git(t, work, "rev-parse", "v1.0.0"); obj == base {
+		t.Fatal("the tag is not annotated")
+	}
+	git(t, work, "push", "-q", "origin", "v1.0.0")
+	got := waitStatuses(t, u, full, base, 60*time.Second, func(s map[string]string) bool { return final(s["raibid-ci/tag"]) })
+	if !strings.HasPrefix(got["raibid-ci/tag"], "success") {
+		t.Fatalf("tag status on its commit: %v", got)
+	}
+
+	git(t, work, "checkout", "-q", "-b", "feature")
+	head := commitAndPushBranch(t, work, "feature", map[string]string{"feature.txt": "x\n"})
+	if err := gt.API(context.Background(), "POST", "/repos/"+full+"/pulls",
+		map[string]string{"head": "feature", "base": "main", "title": "A feature"}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	got = waitStatuses(t, u, full, head, 60*time.Second, func(s map[string]string) bool {
+		return final(s["raibid-ci/pr"]) && final(s["raibid-ci/push"])
+	})
+	if !strings.HasPrefix(got["raibid-ci/pr"], "success") || !strings.HasPrefix(got["raibid-ci/push"], "success") {
+		t.Fatalf("pull request head statuses: %v", got)
+	}
+}
+
+// commitAndPushBranch is commitAndPush to another branch.
+func commitAndPushBranch(t *testing.T, work, branch string, files map[string]string) string {
+	t.Helper()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(work, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(t, work, "add", "-A")
+	git(t, work, "commit", "-q", "-m", "on "+branch)
+	sha := git(t, work, "rev-parse", "HEAD")
+	git(t, work, "push", "-q", "origin", "HEAD:"+branch)
+	return sha
 }
