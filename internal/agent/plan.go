@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
@@ -19,9 +18,8 @@ import (
 // agent, holding the checkout, is the first to know that it is a matrix
 // (it becomes the first combination, the others are queued beside it), or
 // needs a GPU or a pod with the pipeline's image services (it is handed
-// to an agent that has them). It reports whether the job runs here; the
-// pending statuses of what it queued are posted on posts.
-func (a *Agent) plan(ctx context.Context, run *jobs.Run, p *pipeline.Pipeline, sink *logSink, posts *sync.WaitGroup) bool {
+// to an agent that has them). It reports whether the job runs here.
+func (a *Agent) plan(ctx context.Context, run *jobs.Run, p *pipeline.Pipeline, sink *logSink) bool {
 	job := run.Job
 	plan := jobs.Plan{GPUs: job.GPUs, Sidecars: job.Sidecars}
 	changed := false
@@ -61,7 +59,7 @@ func (a *Agent) plan(ctx context.Context, run *jobs.Run, p *pipeline.Pipeline, s
 	if len(plan.Matrix) > 0 {
 		sink.Line("pipeline", "system", fmt.Sprintf("matrix of %s: this job is %s; queued %s", ci.Plural(len(plan.Matrix), "combination"),
 			ci.MatrixLabel(plan.Matrix[0]), siblingLabels(planned.Siblings)))
-		a.postPlanned(run.Job, planned, posts)
+		a.postPlanned(run.Job, planned)
 	}
 	if planned.HandedOff {
 		why := "a pod with the pipeline's services"
@@ -79,17 +77,13 @@ func (a *Agent) plan(ctx context.Context, run *jobs.Run, p *pipeline.Pipeline, s
 // postPlanned posts the pending statuses of a matrix just planned: the
 // aggregate's (the plain context, which the server's pending status for
 // the event already holds), this job's combination and its siblings'.
-func (a *Agent) postPlanned(first *ci.Job, planned jobs.Planned, posts *sync.WaitGroup) {
+func (a *Agent) postPlanned(first *ci.Job, planned jobs.Planned) {
 	if a.opts.Status == nil || first.Commit == "" {
 		return
 	}
-	group := first.Group
-	if group == "" {
-		group = first.ID
-	}
 	target := ""
 	if a.opts.PublicURL != "" {
-		target = strings.TrimRight(a.opts.PublicURL, "/") + "/ui/?group=" + group
+		target = strings.TrimRight(a.opts.PublicURL, "/") + "/ui/?group=" + first.Group
 	}
 	sts := []gitea.CommitStatus{{State: gitea.StatePending, TargetURL: target,
 		Description: fmt.Sprintf("matrix of %d jobs queued", len(planned.Siblings)+1), Context: gitea.ContextOf(first.Event, "")}}
@@ -97,14 +91,12 @@ func (a *Agent) postPlanned(first *ci.Job, planned jobs.Planned, posts *sync.Wai
 		sts = append(sts, gitea.CommitStatus{State: gitea.StatePending, TargetURL: ci.PageURL(a.opts.PublicURL, j.ID),
 			Description: "queued", Context: gitea.ContextOf(j.Event, ci.MatrixLabel(j.Matrix))})
 	}
+	ctx, cancel := final()
+	defer cancel()
 	for _, st := range sts {
-		posts.Go(func() {
-			ctx, cancel := final()
-			defer cancel()
-			if err := a.opts.Status.PostStatus(ctx, first.Repo, first.Commit, st); err != nil {
-				a.log.Warn("pending commit status not stored", "job_id", first.ID, "context", st.Context, "err", err)
-			}
-		})
+		if err := a.opts.Status.PostStatus(ctx, first.Repo, first.Commit, st); err != nil {
+			a.log.Warn("pending commit status not stored", "job_id", first.ID, "context", st.Context, "err", err)
+		}
 	}
 }
 

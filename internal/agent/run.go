@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/cache"
@@ -85,14 +84,14 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 	// An annotated tag's event names the tag object: build, show and report
 	// the commit it points at. Only a tag's event can name one, and asking
 	// git costs a process, so other events do not ask.
-	peeled := job.Commit
+	commit := job.Commit
 	if job.Event == ci.EventTag {
-		peeled = a.opts.Repos.peel(jobCtx, mirrors, job.CloneURL, job.Commit)
+		commit = a.opts.Repos.peel(jobCtx, mirrors, job.CloneURL, job.Commit)
 	}
-	if c := peeled; c != job.Commit {
-		sink.Line("clone", "system", fmt.Sprintf("tag object %s is commit %s", shortSHA(job.Commit), shortSHA(c)))
+	if commit != job.Commit {
+		sink.Line("clone", "system", fmt.Sprintf("tag object %s is commit %s", shortSHA(job.Commit), shortSHA(commit)))
 		sctx, cancel := final()
-		if err := run.Peeled(sctx, c); err != nil {
+		if err := run.Peeled(sctx, commit); err != nil {
 			log.Warn("record the tag's commit", "err", err)
 		}
 		cancel()
@@ -122,9 +121,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		a.conclude(run, jobs.Verdict{Status: ci.StatusSuccess, Steps: skipped}, "skipped: "+why)
 		return
 	}
-	var posts sync.WaitGroup
-	defer posts.Wait()
-	if !a.plan(jobCtx, run, p, sink, &posts) {
+	if !a.plan(jobCtx, run, p, sink) {
 		return
 	}
 	stepSecrets, err := a.pipelineSecrets(jobCtx, job, p)
@@ -400,25 +397,8 @@ func (a *Agent) postStatus(jobID string, status ci.Status, detail string, job *c
 	if err := a.opts.Status.PostStatus(ctx, job.Repo, job.Commit, statuses.ForJob(&j, detail, a.opts.PublicURL, time.Now())); err != nil {
 		a.log.Warn("commit status not stored", "job_id", jobID, "err", err)
 	}
-	if job.Group != "" {
-		a.postAggregate(ctx, job)
-	}
-}
-
-// postAggregate posts a matrix's plain status once it is decided (see
-// statuses.Aggregate): the agent ending the last job sees them all.
-func (a *Agent) postAggregate(ctx context.Context, job *ci.Job) {
-	members, _, err := a.opts.Store.List(ctx, store.Filter{Group: job.Group, Limit: 500})
-	if err != nil {
-		a.log.Warn("matrix status not posted", "group", job.Group, "err", err)
-		return
-	}
-	st, ok := statuses.Aggregate(members, a.opts.PublicURL)
-	if !ok {
-		return
-	}
-	if err := a.opts.Status.PostStatus(ctx, job.Repo, job.Commit, st); err != nil {
-		a.log.Warn("matrix status not stored", "group", job.Group, "err", err)
+	if err := statuses.PostAggregate(ctx, a.opts.Store, a.opts.Status, job, a.opts.PublicURL); err != nil {
+		a.log.Warn("matrix commit status not stored", "group", job.Group, "err", err)
 	}
 }
 

@@ -128,8 +128,7 @@ func (r *Run) Plan(ctx context.Context, p Plan) (Planned, error) {
 		flag = "1"
 	}
 	args := append([]any{r.Entry.ID, r.Entry.Consumer, group, flag, to.qkeys.Group, r.Entry.Deliveries - 1}, pairs...)
-	keys := []string{r.l.keys.Job(r.Job.ID), r.l.keys.Log(r.Job.ID), r.l.keys.Expiry(), r.l.qkeys.Stream, r.l.qkeys.Dead, to.qkeys.Stream}
-	res, err := replyStrings(r.l.stepKeys(ctx, planScript, keys, r.Job.ID, time.Time{}, args...))
+	res, err := replyStrings(r.l.stepWith(ctx, planScript, []string{to.qkeys.Stream}, r.Job.ID, time.Time{}, args...))
 	if err != nil {
 		return out, store.Wrap("plan job", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
 	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 var combos = []map[string]string{{"os": "linux"}, {"os": "mac"}, {"os": "bsd"}}
@@ -23,8 +24,8 @@ func TestMatrixPlanQueuesEachCombinationOnce(t *testing.T) {
 	ctx := context.Background()
 	id := f.submit(t)
 	old := f.claim(t, "slow")
-	time.Sleep(lease + 50*time.Millisecond)
-	run := f.claim(t, "live")
+	var run *jobs.Run
+	testutil.Eventually(t, 10*lease, func() bool { run = f.claim(t, "live"); return run != nil }) // once the lease is out
 	if run == nil || run.Job.ID != id {
 		t.Fatalf("reclaim = %+v", run)
 	}

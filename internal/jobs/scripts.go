@@ -179,12 +179,12 @@ return {'requeued', sid}
 // step runs a lifecycle script for job id with the shared keys and
 // arguments (see prelude) and the step's own.
 func (l *Lifecycle) step(ctx context.Context, s *redis.Script, id string, at time.Time, args ...any) *redis.Cmd {
-	keys := []string{l.keys.Job(id), l.keys.Log(id), l.keys.Expiry(), l.qkeys.Stream, l.qkeys.Dead}
-	return l.stepKeys(ctx, s, keys, id, at, args...)
+	return l.stepWith(ctx, s, nil, id, at, args...)
 }
 
-// stepKeys is step with the prelude's keys given, and any the step adds.
-func (l *Lifecycle) stepKeys(ctx context.Context, s *redis.Script, keys []string, id string, at time.Time, args ...any) *redis.Cmd {
+// stepWith is step for a script with keys of its own after the prelude's.
+func (l *Lifecycle) stepWith(ctx context.Context, s *redis.Script, extra []string, id string, at time.Time, args ...any) *redis.Cmd {
+	keys := append([]string{l.keys.Job(id), l.keys.Log(id), l.keys.Expiry(), l.qkeys.Stream, l.qkeys.Dead}, extra...)
 	now := l.store.Now()
 	if at.IsZero() {
 		at = now

@@ -31,6 +31,7 @@ func (s *Server) queued(_ context.Context, j *ci.Job) {
 		return
 	}
 	job := *j
+	s.launched.Store(job.ID, time.Now())
 	s.background.Go(func() {
 		ctx, cancel := context.WithTimeout(s.streams, 30*time.Second)
 		defer cancel()
@@ -40,13 +41,13 @@ func (s *Server) queued(_ context.Context, j *ci.Job) {
 	})
 }
 
-// launchPlanned starts agents for jobs queued outside this server — the
-// other combinations of a matrix an agent planned, a job an agent handed
-// over for a GPU or its sidecars — as their pending events come, until ctx
-// ends. Launch is idempotent per job and shape, so the events of jobs
-// queued here (launched already) cost a refused create; pub/sub drops
-// events when the server is away, and Reconcile covers what it drops.
-func (s *Server) launchPlanned(ctx context.Context) {
+// launchQueuedElsewhere starts agents for jobs queued outside this server —
+// the other combinations of a matrix an agent planned, a job an agent
+// handed over for a GPU or its sidecars — as their pending events come,
+// until ctx ends. The jobs this server queued were launched by queued and
+// are skipped; pub/sub drops events when the server is away, and Reconcile
+// covers what it drops.
+func (s *Server) launchQueuedElsewhere(ctx context.Context) {
 	events, err := s.opts.Store.Subscribe(ctx)
 	if err != nil {
 		s.log.Warn("kubernetes executor: job events", "err", err)
@@ -54,6 +55,9 @@ func (s *Server) launchPlanned(ctx context.Context) {
 	}
 	for ev := range events {
 		if ev.Type != "job" || ev.Status != ci.StatusPending || ev.JobID == "" {
+			continue
+		}
+		if _, ours := s.launched.LoadAndDelete(ev.JobID); ours {
 			continue
 		}
 		j, err := s.opts.Store.Get(ctx, ev.JobID)
@@ -71,7 +75,7 @@ func (s *Server) launchPlanned(ctx context.Context) {
 // runExecutor reconciles lag the launches did not cover and records agent
 // failures on their jobs, until ctx ends.
 func (s *Server) runExecutor(ctx context.Context) {
-	go s.launchPlanned(ctx)
+	go s.launchQueuedElsewhere(ctx)
 	go s.opts.Executor.WatchFailures(ctx, func(jobID, reason string) {
 		s.log.Warn("agent failed outside raibid", "job_id", jobID, "reason", reason)
 		if jobID == "" {
@@ -80,6 +84,13 @@ func (s *Server) runExecutor(ctx context.Context) {
 		_ = s.opts.Store.AppendLog(ctx, jobID, ci.LogLine{Step: "kubernetes", Stream: "stderr", Text: reason})
 	})
 	ticker.Every(ctx, 5*time.Second, func() {
+		// An event pub/sub lost leaves its job here: forget it after a while.
+		s.launched.Range(func(id, at any) bool {
+			if time.Since(at.(time.Time)) > time.Minute {
+				s.launched.Delete(id)
+			}
+			return true
+		})
 		st, err := s.opts.Queue.Stats(ctx)
 		if err != nil {
 			return

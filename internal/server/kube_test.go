@@ -14,9 +14,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	dynfake "k8s.io/client-go/dynamic/fake"
 
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/kube"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 // --executor kubernetes against client-go's fake dynamic client (no API
@@ -85,5 +87,35 @@ func TestKubernetesExecutorWithFakeDynamicClient(t *testing.T) {
 	}
 	if strings.Contains(string(body), "redis-auth") {
 		t.Fatal("agents leak configuration")
+	}
+}
+
+// Jobs queued outside the server — a matrix's other combinations planned by
+// an agent, a job an agent handed over for a GPU — get their Kubernetes Job
+// from their pending event, named by their pod's shape.
+func TestExecutorLaunchesJobsAgentsQueued(t *testing.T) {
+	c := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kube.ListKinds)
+	ex, err := kube.NewExecutor(c, kube.ExecutorOptions{Namespace: "ci", Image: "a/agent:1", RedisURL: "redis://r:6379/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startWith(t, func(o *server.Options) { o.Executor = ex })
+	agentSide := testutil.NewJobs(e.redis.Client(), 30*time.Second) // another process: no server hooks
+	// The server's event subscription starts with it, unobserved: queue
+	// jobs until one is seen (each is another chance).
+	var ids []string
+	found := testutil.Eventually(t, 10*time.Second, func() bool {
+		j := testutil.Push("acme/train", "main")
+		j.GPUs = 1
+		ids = append(ids, agentSide.MustSubmit(t, j))
+		for _, id := range ids {
+			if _, err := c.Resource(kube.JobsResource).Namespace("ci").Get(context.Background(), kube.PodName(&ci.Job{ID: id, GPUs: 1}), metav1.GetOptions{}); err == nil {
+				return true
+			}
+		}
+		return false
+	})
+	if !found {
+		t.Fatalf("no Kubernetes Job for the %d jobs an agent queued", len(ids))
 	}
 }

@@ -124,9 +124,13 @@ type Server struct {
 	// background holds work started by requests that outlives them
 	// (executor launches); shutdown waits for it.
 	background sync.WaitGroup
-	pages      *web.Pages
-	sessions   *web.Sessions
-	bodies     *bodyBudget
+	// launched holds the jobs this server queued and launched an agent
+	// for, until their pending event comes by (launchQueuedElsewhere skips
+	// them): job id → when.
+	launched sync.Map
+	pages    *web.Pages
+	sessions *web.Sessions
+	bodies   *bodyBudget
 	// artifactBytes is what stored artifacts take: measured at each prune,
 	// grown by each upload in between.
 	artifactBytes atomic.Int64

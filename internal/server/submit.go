@@ -52,14 +52,8 @@ func (s *Server) cancelJob(ctx context.Context, id string) (*ci.Job, error) {
 	if err := s.opts.Status.PostStatus(ctx, j.Repo, j.Commit, statuses.ForJob(j, "", s.opts.PublicURL, time.Now())); err != nil {
 		s.log.Warn("cancelled commit status not stored", "job_id", j.ID, "err", err)
 	}
-	if j.Group == "" {
-		return j, nil
-	}
-	members, _, lerr := s.opts.Store.List(ctx, store.Filter{Group: j.Group, Limit: 500})
-	if st, ok := statuses.Aggregate(members, s.opts.PublicURL); lerr == nil && ok {
-		if err := s.opts.Status.PostStatus(ctx, j.Repo, j.Commit, st); err != nil {
-			s.log.Warn("matrix commit status not stored", "group", j.Group, "err", err)
-		}
+	if err := statuses.PostAggregate(ctx, s.opts.Store, s.opts.Status, j, s.opts.PublicURL); err != nil {
+		s.log.Warn("matrix commit status not stored", "group", j.Group, "err", err)
 	}
 	return j, nil
 }

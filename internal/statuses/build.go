@@ -1,12 +1,14 @@
 package statuses
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
 // ForJob is the commit status of a job that ended, under its event's (and
@@ -72,4 +74,27 @@ func Aggregate(members []*ci.Job, publicURL string) (st gitea.CommitStatus, ok b
 		st.TargetURL = strings.TrimRight(publicURL, "/") + "/ui/?group=" + members[0].Group
 	}
 	return st, true
+}
+
+// Lister reads a matrix's jobs (store.Store).
+type Lister interface {
+	List(ctx context.Context, f store.Filter) ([]*ci.Job, string, error)
+}
+
+// PostAggregate posts the plain status of j's matrix when its members
+// decide it (see Aggregate); nothing while it is undecided. Whoever ends a
+// member calls it: the agent that finished it, the server that cancelled it.
+func PostAggregate(ctx context.Context, jobs Lister, post Poster, j *ci.Job, publicURL string) error {
+	if j.Group == "" || j.Commit == "" {
+		return nil
+	}
+	members, _, err := jobs.List(ctx, store.Filter{Group: j.Group, Limit: 500})
+	if err != nil {
+		return fmt.Errorf("matrix status: %w", err)
+	}
+	st, ok := Aggregate(members, publicURL)
+	if !ok {
+		return nil
+	}
+	return post.PostStatus(ctx, j.Repo, j.Commit, st)
 }

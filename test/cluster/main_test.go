@@ -58,11 +58,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(work)
-	raibid = filepath.Join(work, "raibid")
-	build := exec.Command("go", "build", "-o", raibid, "github.com/raibid-labs/raibid-ci/cmd/raibid")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build raibid:", err)
+	if raibid, err = testutil.BuildRaibid(work); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	ctx := context.Background()

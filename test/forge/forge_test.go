@@ -20,6 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
+	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/client"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 	"github.com/raibid-labs/raibid-ci/test/forge"
 )
 
@@ -37,11 +41,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(work)
-	raibid = filepath.Join(work, "raibid")
-	build := exec.Command("go", "build", "-o", raibid, "github.com/raibid-labs/raibid-ci/cmd/raibid")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build raibid:", err)
+	if raibid, err = testutil.BuildRaibid(work); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	dir := filepath.Join(work, "gitea")
@@ -87,19 +88,36 @@ func startRaibid(t *testing.T, dataDir, addr string) *up {
 	}
 	u := &up{t: t, url: "http://" + addr, dataDir: dataDir, addr: addr, cmd: cmd, log: logf}
 	t.Cleanup(u.stop)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(filepath.Join(dataDir, "webhook-secret")); err == nil && len(b) > 0 {
-			if c, err := net.Dial("tcp", addr); err == nil {
-				c.Close()
-				u.secret = strings.TrimSpace(string(b))
-				return u
-			}
+	if !testutil.Eventually(t, 60*time.Second, func() bool {
+		b, err := os.ReadFile(filepath.Join(dataDir, "webhook-secret"))
+		if err != nil || len(b) == 0 {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		u.secret = strings.TrimSpace(string(b))
+		return true
+	}) {
+		t.Fatalf("raibid up did not start:\n%s", u.logs())
 	}
-	t.Fatalf("raibid up did not start:\n%s", u.logs())
-	return nil
+	return u
+}
+
+// jobsOf is raibid's jobs of repo, newest first (its API, with up's token).
+func (u *up) jobsOf(repo string) []ci.Job {
+	u.t.Helper()
+	token, err := os.ReadFile(filepath.Join(u.dataDir, "api-token"))
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	page, err := client.New(u.url, strings.TrimSpace(string(token))).ListJobs(context.Background(), api.JobFilter{Repo: repo})
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	return page.Jobs
 }
 
 func (u *up) stop() {
@@ -185,16 +203,11 @@ func statuses(t *testing.T, full, sha string) map[string]string {
 // waitStatuses waits until Gitea's statuses of sha satisfy ok.
 func waitStatuses(t *testing.T, u *up, full, sha string, within time.Duration, ok func(map[string]string) bool) map[string]string {
 	t.Helper()
-	deadline := time.Now().Add(within)
 	var got map[string]string
-	for time.Now().Before(deadline) {
-		if got = statuses(t, full, sha); ok(got) {
-			return got
-		}
-		time.Sleep(250 * time.Millisecond)
+	if !testutil.Eventually(t, within, func() bool { got = statuses(t, full, sha); return ok(got) }) {
+		t.Fatalf("statuses of %s in Gitea: %v\nraibid's log:\n%s", sha[:12], got, tail(u.logs(), 60))
 	}
-	t.Fatalf("statuses of %s in Gitea: %v\nraibid's log:\n%s", sha[:12], got, tail(u.logs(), 60))
-	return nil
+	return got
 }
 
 func tail(s string, n int) string {
@@ -245,7 +258,13 @@ func TestStatusOutlivesGiteaDownAndARaibidRestart(t *testing.T) {
 		return strings.HasPrefix(s["raibid-ci/push"], "pending")
 	})
 	gt.Down()
-	time.Sleep(8 * time.Second) // the job ends meanwhile; its status cannot be posted
+	// The job ends while Gitea is away: its status cannot be posted.
+	if !testutil.Eventually(t, 60*time.Second, func() bool {
+		js := u.jobsOf(full)
+		return len(js) == 1 && js[0].Status.Final()
+	}) {
+		t.Fatalf("the job did not end while Gitea was down: %+v", u.jobsOf(full))
+	}
 	u.stop()
 	u = startRaibid(t, dataDir, addr)
 	if err := gt.Up(context.Background()); err != nil {
