@@ -49,6 +49,13 @@ func (a *Agent) plan(ctx context.Context, run *jobs.Run, p *pipeline.Pipeline, s
 	case errors.Is(err, jobs.ErrLeaseLost), errors.Is(err, ci.ErrConflict):
 		a.log.Warn("plan dropped", "job_id", job.ID, "err", err)
 		return false
+	case errors.Is(err, ci.ErrInvalid):
+		// What the pipeline asks cannot be queued: no retry will change it.
+		msg := "plan: " + err.Error()
+		sink.Line("pipeline", "system", msg)
+		sink.Flush()
+		a.finish(run, ci.StatusError, msg, nil, nil)
+		return false
 	case err != nil:
 		msg := "plan: " + err.Error()
 		sink.Line("pipeline", "system", msg)

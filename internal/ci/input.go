@@ -4,8 +4,32 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
+
+var axisPattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,31}$`)
+
+// ValidAxis reports whether name may name a matrix axis: a letter, then up
+// to 31 letters, digits or _ (it becomes RAIBID_MATRIX_<NAME>).
+func ValidAxis(name string) bool { return axisPattern.MatchString(name) }
+
+// CheckMatrix refuses a combination a job cannot carry: more than 16 axes,
+// axis names other than a letter then letters, digits or _, values longer
+// than 128 bytes or holding control characters (they reach terminals and
+// status contexts). Pipelines are checked with it when parsed, jobs when
+// queued.
+func CheckMatrix(m map[string]string) error {
+	if len(m) > 16 {
+		return fmt.Errorf("matrix of %d axes, at most 16: %w", len(m), ErrInvalid)
+	}
+	for k, v := range m {
+		if !ValidAxis(k) || len(v) > 128 || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return fmt.Errorf("matrix %s=%q: axis names are letters, digits and _, values short printable text: %w", Truncate(k, 40), Truncate(v, 40), ErrInvalid)
+		}
+	}
+	return nil
+}
 
 // ValidCommit reports whether s is a full git object id: 40 (SHA-1) or 64
 // (SHA-256) lower-case hex digits. Nothing else may be handed to git as a

@@ -65,7 +65,6 @@ func EntryFields(j *ci.Job) map[string]string {
 
 var (
 	groupPattern = regexp.MustCompile(`^[0-9a-f]{20}$`)
-	axisPattern  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,31}$`)
 )
 
 // maxChanged bounds the changed-file list a job carries; past it, path
@@ -121,13 +120,8 @@ func CheckInput(j *ci.Job) error {
 	if j.Group != "" && !groupPattern.MatchString(j.Group) {
 		return fmt.Errorf("group %q is not a job id: %w", ci.Truncate(j.Group, 40), ci.ErrInvalid)
 	}
-	if len(j.Matrix) > 16 {
-		return fmt.Errorf("matrix of %d axes, at most 16: %w", len(j.Matrix), ci.ErrInvalid)
-	}
-	for k, v := range j.Matrix {
-		if !axisPattern.MatchString(k) || len(v) > 128 || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			return fmt.Errorf("matrix %s=%q: axis names are letters, digits and _, values short printable text: %w", ci.Truncate(k, 40), ci.Truncate(v, 40), ci.ErrInvalid)
-		}
+	if err := ci.CheckMatrix(j.Matrix); err != nil {
+		return err
 	}
 	if len(j.Changed) > maxChanged {
 		j.Changed = nil

@@ -2,11 +2,11 @@ package pipeline
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/yamlfile"
 )
 
@@ -76,8 +76,6 @@ func (m *Matrix) excluded(c map[string]string) bool {
 	return false
 }
 
-var axisName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,31}$`)
-
 // parseMatrix reads `matrix: {axis: [values], include: [...], exclude: [...]}`.
 func parseMatrix(f *yamlfile.File, n *yaml.Node) (*Matrix, error) {
 	if n.Kind != yaml.MappingNode {
@@ -98,7 +96,7 @@ func parseMatrix(f *yamlfile.File, n *yaml.Node) (*Matrix, error) {
 			}{k.Value, v})
 			return nil
 		}
-		if !axisName.MatchString(k.Value) {
+		if !ci.ValidAxis(k.Value) {
 			return f.At(k, field, "axis names are a letter, then letters, digits or _")
 		}
 		if v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
@@ -155,8 +153,16 @@ func parseMatrix(f *yamlfile.File, n *yaml.Node) (*Matrix, error) {
 	if len(m.Axes) == 0 {
 		return nil, f.At(n, "matrix", "has no axis")
 	}
-	if count := len(m.Combinations()); count == 0 || count > MaxMatrixJobs {
+	combos := m.Combinations()
+	if count := len(combos); count == 0 || count > MaxMatrixJobs {
 		return nil, f.At(n, "matrix", "makes %d jobs; from 1 to %d", count, MaxMatrixJobs)
+	}
+	for _, c := range combos {
+		// Each combination becomes a job's: refused here, with the line,
+		// rather than when the agent queues it.
+		if err := ci.CheckMatrix(c); err != nil {
+			return nil, f.At(n, "matrix", "%s", strings.TrimSuffix(err.Error(), ": "+ci.ErrInvalid.Error()))
+		}
 	}
 	return m, nil
 }

@@ -38,6 +38,7 @@ steps:
 		"matrix:\n  a: [1, 2]\n  b: [1]\n  include:\n    - {a: 3}\nsteps:\n  - {name: a, run: x}\n":  ".raibid.yml:5: matrix.include[0]: an included combination names every axis (a, b)",
 		"matrix:\n  a: [1,2,3,4,5,6,7,8,9]\n  b: [1,2,3,4,5,6,7,8]\nsteps:\n  - {name: a, run: x}\n": ".raibid.yml:2: matrix: makes 72 jobs; from 1 to 64",
 		"matrix:\n  9x: [1]\nsteps:\n  - {name: a, run: x}\n":                                        ".raibid.yml:2: matrix.9x: axis names",
+		"matrix:\n  os: [\"linux\\e[2J\"]\nsteps:\n  - {name: a, run: x}\n":                          ".raibid.yml:2: matrix: matrix os=\"linux\\x1b[2J\": axis names are letters, digits and _, values short printable text",
 	} {
 		if _, err := Parse(".raibid.yml", []byte(yml)); err == nil || !strings.HasPrefix(err.Error(), msg) {
 			t.Errorf("%q: %v, want %q", yml, err, msg)
