@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/client"
+	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 	"github.com/raibid-labs/raibid-ci/test/forge"
 )
@@ -334,4 +336,144 @@ func commitAndPushBranch(t *testing.T, work, branch string, files map[string]str
 	sha := git(t, work, "rev-parse", "HEAD")
 	git(t, work, "push", "-q", "origin", "HEAD:"+branch)
 	return sha
+}
+
+// The client contract against the real Gitea (the fake runs it in every
+// make test: contract_fake_test.go).
+func TestClientContractWithTheRealGitea(t *testing.T) {
+	// Right after a repository's first push Gitea answers 500 for its
+	// branch for a moment; raibid's client asks again (a manual job or a
+	// schedule on a new repository).
+	if err := gt.API(context.Background(), "POST", "/user/repos", map[string]any{"name": "fresh"}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	fresh := t.TempDir()
+	git(t, fresh, "init", "-q", "-b", "main")
+	git(t, fresh, "remote", "add", "origin", gt.PushURL(gt.User+"/fresh"))
+	head := commitAndPush(t, fresh, map[string]string{"README": "fresh\n"})
+	if sha, err := gitea.NewClient(gt.URL, gt.Token, nil).BranchHead(context.Background(), gt.User+"/fresh", "main"); err != nil || sha != head {
+		t.Fatalf("BranchHead right after the first push = %q, %v", sha, err)
+	}
+	forge.ClientContract(t, forge.Target{URL: gt.URL, Token: gt.Token, Owner: gt.User,
+		Seed: func(t *testing.T, name string) string {
+			if err := gt.API(context.Background(), "POST", "/user/repos", map[string]any{"name": name}, nil, true); err != nil {
+				t.Fatal(err)
+			}
+			work := t.TempDir()
+			git(t, work, "init", "-q", "-b", "main")
+			git(t, work, "remote", "add", "origin", gt.PushURL(gt.User+"/"+name))
+			head := commitAndPush(t, work, map[string]string{"README": name + "\n"})
+			// Gitea takes a moment to process a first push: until then the
+			// repository reads empty, and its branch API answers 500.
+			if !testutil.Eventually(t, 30*time.Second, func() bool {
+				var r struct{ Empty bool }
+				return gt.API(context.Background(), "GET", "/repos/"+gt.User+"/"+name, nil, &r) == nil && !r.Empty
+			}) {
+				t.Fatalf("gitea never processed the first push to %s", name)
+			}
+			return head
+		}})
+}
+
+// A matrix that publishes, a pull request from a fork, and a pull request
+// closed while its job runs, against the real Gitea:
+//   - each combination uploads its own file into one package version (no
+//     409 from Gitea's generic registry);
+//   - the fork's pull request builds and reports on the fork's head commit
+//     but publishes nothing;
+//   - closing a pull request cancels its running job, whose status ends.
+func TestPublishForksAndClosedPullRequests(t *testing.T) {
+	ctx := context.Background()
+	u := startRaibid(t, filepath.Join(t.TempDir(), "up"), freeAddr(t))
+	if err := gt.API(ctx, "POST", "/user/repos", map[string]any{"name": "shared"}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	full := gt.User + "/shared"
+	hook := map[string]any{"type": "gitea", "active": true, "events": []string{"push", "create", "pull_request", "pull_request_sync"},
+		"config": map[string]string{"url": u.url + "/webhook/gitea", "content_type": "json", "secret": u.secret}}
+	if err := gt.API(ctx, "POST", "/repos/"+full+"/hooks", hook, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	git(t, work, "init", "-q", "-b", "main")
+	git(t, work, "remote", "add", "origin", gt.PushURL(full))
+	yml := "matrix:\n  arch: [x86_64, aarch64]\nsteps:\n  - name: build\n    run: mkdir -p out && echo $RAIBID_MATRIX_ARCH > out/app.txt\n" +
+		"    artifacts: [out/app.txt]\n    publish: gitea\n"
+	base := commitAndPush(t, work, map[string]string{".raibid.yml": yml})
+	got := waitStatuses(t, u, full, base, 90*time.Second, func(s map[string]string) bool { return final(s["raibid-ci/push"]) })
+	if got["raibid-ci/push"] != "success: all 2 matrix jobs passed" {
+		t.Fatalf("publishing matrix: %v", got)
+	}
+	files := packageFiles(t, "shared", base)
+	if !slices.Contains(files, "app-x86_64.txt") || !slices.Contains(files, "app-aarch64.txt") {
+		t.Fatalf("package shared/%s holds %v", base, files)
+	}
+
+	// A fork's pull request.
+	if err := gt.API(ctx, "POST", "/admin/users", map[string]any{"username": "mallory", "email": "mallory@forge.test",
+		"password": "forge-suite-pw-2", "must_change_password": false}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	mallory := forge.As(gt, "mallory", "forge-suite-pw-2")
+	if err := mallory.API(ctx, "POST", "/repos/"+full+"/forks", map[string]any{}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	forkWork := t.TempDir()
+	git(t, forkWork, "clone", "-q", mallory.PushURL("mallory/shared"), ".")
+	git(t, forkWork, "checkout", "-q", "-b", "feature")
+	forkHead := commitAndPushBranch(t, forkWork, "feature", map[string]string{"fork.txt": "from a fork\n"})
+	if err := mallory.API(ctx, "POST", "/repos/"+full+"/pulls", map[string]string{"head": "mallory:feature", "base": "main", "title": "from a fork"}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	got = waitStatuses(t, u, full, forkHead, 90*time.Second, func(s map[string]string) bool { return final(s["raibid-ci/pr"]) })
+	if got["raibid-ci/pr"] != "success: all 2 matrix jobs passed" {
+		t.Fatalf("fork pull request: %v", got)
+	}
+	if files := packageFiles(t, "shared", forkHead); len(files) != 0 {
+		t.Fatalf("a fork's pull request published %v", files)
+	}
+
+	// A pull request closed while its job runs.
+	git(t, work, "checkout", "-q", "-b", "slow")
+	slowHead := commitAndPushBranch(t, work, "slow", map[string]string{".raibid.yml": "steps:\n  - name: slow\n    run: sleep 60\n"})
+	var pr struct{ Number int }
+	if err := gt.API(ctx, "POST", "/repos/"+full+"/pulls", map[string]string{"head": "slow", "base": "main", "title": "slow"}, &pr, true); err != nil {
+		t.Fatal(err)
+	}
+	if !testutil.Eventually(t, 60*time.Second, func() bool {
+		for _, j := range u.jobsOf(full) {
+			if j.Event == ci.EventPullRequest && j.Commit == slowHead && j.Status == ci.StatusRunning {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatal("the slow pull request's job did not start")
+	}
+	if err := gt.API(ctx, "PATCH", fmt.Sprintf("/repos/%s/pulls/%d", full, pr.Number), map[string]string{"state": "closed"}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	got = waitStatuses(t, u, full, slowHead, 60*time.Second, func(s map[string]string) bool { return final(s["raibid-ci/pr"]) })
+	if !strings.HasPrefix(got["raibid-ci/pr"], "error: cancelled") {
+		t.Fatalf("closed pull request: %v", got)
+	}
+}
+
+// packageFiles is the files of the generic package name at version in
+// Gitea's registry (none when there is no such version).
+func packageFiles(t *testing.T, name, version string) []string {
+	t.Helper()
+	var files []struct{ Name string }
+	err := gt.API(context.Background(), "GET", "/packages/"+gt.User+"/generic/"+name+"/"+version+"/files", nil, &files, true)
+	if forge.IsCode(err, 404) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range files {
+		out = append(out, f.Name)
+	}
+	return out
 }

@@ -239,6 +239,15 @@ func IsCode(err error, code int) bool {
 	return errors.As(err, &e) && e.Code == code
 }
 
+// As is g seen as another user (with basic auth: API calls pass basic),
+// for a second account — a fork's author.
+func As(g *Gitea, user, password string) *Gitea {
+	other := *g
+	other.User, other.Password, other.Token = user, password, ""
+	other.cmd = nil
+	return &other
+}
+
 // Stop ends Gitea.
 func (g *Gitea) Stop() { g.Down() }
 

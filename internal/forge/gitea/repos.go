@@ -85,10 +85,24 @@ func (c *Client) BranchHead(ctx context.Context, repo, branch string) (string, e
 			ID string `json:"id"`
 		} `json:"commit"`
 	}
-	if _, err := c.call(ctx, http.MethodGet, repoPath(owner, name)+"/branches/"+strings.Join(segs, "/"), nil, &out); err != nil {
-		return "", fmt.Errorf("gitea branch %s of %s: %w", branch, repo, err)
+	path := repoPath(owner, name) + "/branches/" + strings.Join(segs, "/")
+	// Gitea 1.27 answers 500 for a branch of a repository whose first push
+	// it is still processing (it reads empty for a moment, test/forge):
+	// a server error is asked again, briefly.
+	for attempt := 1; ; attempt++ {
+		code, err := c.call(ctx, http.MethodGet, path, nil, &out)
+		if err == nil {
+			return out.Commit.ID, nil
+		}
+		if code < 500 || attempt == 3 {
+			return "", fmt.Errorf("gitea branch %s of %s: %w", branch, repo, err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("gitea branch %s of %s: %w", branch, repo, ctx.Err())
+		case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+		}
 	}
-	return out.Commit.ID, nil
 }
 
 // PutPackage uploads a file to Gitea's generic package registry (PUT
