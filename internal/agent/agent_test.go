@@ -758,8 +758,11 @@ func TestAnnotatedTagBuildsItsCommit(t *testing.T) {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.states) == 0 || !strings.HasPrefix(rec.states[len(rec.states)-1], "acme/tiny@"+sha[:7]+"=success") {
-		t.Fatalf("status posted as %v, want on %s", rec.states, sha)
+	// On the commit, and on the tag object too: the server's pending
+	// status went there (it cannot peel without the checkout), and must end.
+	if len(rec.states) != 2 || !strings.HasPrefix(rec.states[0], "acme/tiny@"+sha[:7]+"=success") ||
+		!strings.HasPrefix(rec.states[1], "acme/tiny@"+tagObject[:7]+"=success") || j.TagObject != tagObject {
+		t.Fatalf("status posted as %v, want on %s and %s (tag object recorded: %q)", rec.states, sha, tagObject, j.TagObject)
 	}
 }
 

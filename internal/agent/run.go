@@ -394,8 +394,14 @@ func (a *Agent) postStatus(jobID string, status ci.Status, detail string, job *c
 	j.ID, j.Status = jobID, status
 	ctx, cancel := final()
 	defer cancel()
-	if err := a.opts.Status.PostStatus(ctx, job.Repo, job.Commit, statuses.ForJob(&j, detail, a.opts.PublicURL, time.Now())); err != nil {
-		a.log.Warn("commit status not stored", "job_id", jobID, "err", err)
+	st := statuses.ForJob(&j, detail, a.opts.PublicURL, time.Now())
+	for _, sha := range []string{job.Commit, job.TagObject} {
+		if sha == "" {
+			continue
+		}
+		if err := a.opts.Status.PostStatus(ctx, job.Repo, sha, st); err != nil {
+			a.log.Warn("commit status not stored", "job_id", jobID, "err", err)
+		}
 	}
 	if err := statuses.PostAggregate(ctx, a.opts.Store, a.opts.Status, job, a.opts.PublicURL); err != nil {
 		a.log.Warn("matrix commit status not stored", "group", job.Group, "err", err)

@@ -80,6 +80,10 @@ type Job struct {
 	// GPUs is how many GPUs the job needs: it runs only on an agent with
 	// that many free GPU slots (queued on the GPU stream).
 	GPUs int `json:"gpus,omitempty"`
+	// TagObject is the annotated tag object a tag's event named, when the
+	// agent found it points at Commit (the commit built): statuses go to
+	// both, so the pending status posted on the tag object is ended too.
+	TagObject string `json:"tag_object,omitempty"`
 	// Phases is where the agent's time on the job went, in milliseconds:
 	// workspace, clone, plan, prepare (caches, sandbox), steps, and
 	// everything but the steps as overhead (set with the verdict).

@@ -123,9 +123,9 @@ func (r *Run) Peeled(ctx context.Context, commit string) error {
 	if !ci.ValidCommit(commit) {
 		return fmt.Errorf("peeled commit %q: %w", ci.Truncate(commit, 80), ci.ErrInvalid)
 	}
-	_, err := r.l.Transition(ctx, r.Job.ID, Change{From: []ci.Status{ci.StatusRunning}, Fields: map[string]string{"commit": commit}})
+	_, err := r.l.Transition(ctx, r.Job.ID, Change{From: []ci.Status{ci.StatusRunning}, Fields: map[string]string{"commit": commit, "tag_object": r.Job.Commit}})
 	if err == nil {
-		r.Job.Commit = commit
+		r.Job.TagObject, r.Job.Commit = r.Job.Commit, commit
 	}
 	return err
 }

@@ -109,7 +109,7 @@ func JobFields(j *ci.Job) map[string]string {
 		"retry_of": j.RetryOf, "agent": j.Agent, "trigger": j.Trigger,
 		"created_at": FormatTime(j.CreatedAt), "error": j.Error, "steps": string(steps),
 		"cache_artifacts": strconv.Itoa(j.CacheArtifacts), "cache_fresh": strconv.Itoa(j.CacheFresh),
-		"event": j.Event, "tag": j.Tag, "before": j.Before, "gpus": strconv.Itoa(j.GPUs),
+		"event": j.Event, "tag": j.Tag, "before": j.Before, "gpus": strconv.Itoa(j.GPUs), "tag_object": j.TagObject,
 	}
 	if j.PullRequest != nil {
 		b, _ := json.Marshal(j.PullRequest)
@@ -167,7 +167,7 @@ func JobFromHash(id string, h map[string]string) *ci.Job {
 		ID: id, Repo: h["repo"], CloneURL: ci.RedactURL(h["clone_url"]), Branch: h["branch"],
 		Commit: h["commit"], Author: h["author"], Message: h["message"],
 		Status: ci.Status(h["status"]), RetryOf: h["retry_of"], Agent: h["agent"],
-		Trigger: h["trigger"], Error: h["error"], Event: h["event"], Tag: h["tag"], Before: h["before"],
+		Trigger: h["trigger"], Error: h["error"], Event: h["event"], Tag: h["tag"], Before: h["before"], TagObject: h["tag_object"],
 		StartedAt: parseTime(h["started_at"]), FinishedAt: parseTime(h["finished_at"]),
 	}
 	j.Attempt = 1

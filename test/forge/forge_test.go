@@ -300,13 +300,20 @@ func TestAnnotatedTagAndPullRequestReportOnTheirCommits(t *testing.T) {
 	waitStatuses(t, u, full, base, 60*time.Second, func(s map[string]string) bool { return final(s["raibid-ci/push"]) })
 
 	git(t, work, "tag", "-a", "v1.0.0", "-m", "release")
-	if obj := git(t, work, "rev-parse", "v1.0.0"); obj == base {
+	obj := git(t, work, "rev-parse", "v1.0.0")
+	if obj == base {
 		t.Fatal("the tag is not annotated")
 	}
 	git(t, work, "push", "-q", "origin", "v1.0.0")
 	got := waitStatuses(t, u, full, base, 60*time.Second, func(s map[string]string) bool { return final(s["raibid-ci/tag"]) })
 	if !strings.HasPrefix(got["raibid-ci/tag"], "success") {
 		t.Fatalf("tag status on its commit: %v", got)
+	}
+	// The server's pending went to the tag object (the event names it):
+	// it ends with the verdict, never left pending.
+	got = waitStatuses(t, u, full, obj, 30*time.Second, func(s map[string]string) bool { return final(s["raibid-ci/tag"]) })
+	if !strings.HasPrefix(got["raibid-ci/tag"], "success") {
+		t.Fatalf("tag status on the tag object: %v", got)
 	}
 
 	git(t, work, "checkout", "-q", "-b", "feature")
