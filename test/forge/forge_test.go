@@ -247,9 +247,9 @@ func TestPushBuildsAMatrixAndStatusesReachGitea(t *testing.T) {
 	}
 }
 
-// Gitea goes away while a job runs and raibid restarts while it is away:
-// the job's verdict waits in the status outbox (Redis) and reaches Gitea
-// once it is back, posted by the new raibid.
+// Gitea goes away for two minutes while a job runs, and raibid restarts
+// while it is away: the job's verdict waits in the status outbox (Redis)
+// and reaches Gitea once it is back, posted by the new raibid.
 func TestStatusOutlivesGiteaDownAndARaibidRestart(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "up")
 	addr := freeAddr(t)
@@ -260,6 +260,7 @@ func TestStatusOutlivesGiteaDownAndARaibidRestart(t *testing.T) {
 		return strings.HasPrefix(s["raibid-ci/push"], "pending")
 	})
 	gt.Down()
+	down := time.Now()
 	// The job ends while Gitea is away: its status cannot be posted.
 	if !testutil.Eventually(t, 60*time.Second, func() bool {
 		js := u.jobsOf(full)
@@ -269,6 +270,9 @@ func TestStatusOutlivesGiteaDownAndARaibidRestart(t *testing.T) {
 	}
 	u.stop()
 	u = startRaibid(t, dataDir, addr)
+	// Two minutes away in all: the outbox's retries reach their longest
+	// wait (a minute) before Gitea is back.
+	time.Sleep(time.Until(down.Add(2 * time.Minute)))
 	if err := gt.Up(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -327,6 +331,31 @@ func TestAnnotatedTagAndPullRequestReportOnTheirCommits(t *testing.T) {
 	})
 	if !strings.HasPrefix(got["raibid-ci/pr"], "success") || !strings.HasPrefix(got["raibid-ci/push"], "success") {
 		t.Fatalf("pull request head statuses: %v", got)
+	}
+
+	// New commits on the pull request (Gitea's "synchronized") build again.
+	next := commitAndPushBranch(t, work, "feature", map[string]string{"feature.txt": "y\n"})
+	got = waitStatuses(t, u, full, next, 60*time.Second, func(s map[string]string) bool { return final(s["raibid-ci/pr"]) })
+	if !strings.HasPrefix(got["raibid-ci/pr"], "success") {
+		t.Fatalf("synchronized pull request: %v", got)
+	}
+
+	// A lightweight tag arrives twice (its push and Gitea's create event):
+	// one build.
+	git(t, work, "tag", "v1.0.1")
+	git(t, work, "push", "-q", "origin", "v1.0.1")
+	waitStatuses(t, u, full, next, 60*time.Second, func(s map[string]string) bool { return final(s["raibid-ci/tag"]) })
+	tagJobs := 0
+	for _, j := range u.jobsOf(full) {
+		if j.Event == ci.EventTag && j.Tag == "v1.0.1" {
+			tagJobs++
+			if j.Commit != next {
+				t.Errorf("tag job builds %s, want %s", j.Commit, next)
+			}
+		}
+	}
+	if tagJobs != 1 {
+		t.Fatalf("%d jobs for one lightweight tag", tagJobs)
 	}
 }
 

@@ -16,13 +16,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
 
 // Version is the Gitea the suite runs (test/forge/build builds it).
 const Version = "v1.27.3"
+
+// Org is the organisation Start creates (the admin owns it).
+const Org = "acme"
 
 // Binary is the Gitea binary `make forge-bins` built.
 func Binary() (string, error) {
@@ -46,7 +52,8 @@ type Gitea struct {
 	URL      string // http://127.0.0.1:port (its ROOT_URL, without the slash)
 	User     string // the admin
 	Password string
-	Token    string // the admin's, with the scopes install.md names
+	Token    string   // the admin's, with the scopes install.md names
+	Scopes   []string // those scopes
 	bin, dir string
 	port     int
 	cmd      *exec.Cmd
@@ -118,13 +125,20 @@ ENABLED = false
 	if err := g.Up(ctx); err != nil {
 		return nil, err
 	}
+	if err := g.API(ctx, "POST", "/orgs", map[string]any{"username": Org}, nil, true); err != nil {
+		return nil, fmt.Errorf("create organisation: %w", err)
+	}
 	var tok struct {
 		SHA1 string `json:"sha1"`
 	}
-	if err := g.API(ctx, "POST", "/users/"+g.User+"/tokens", map[string]any{"name": "raibid",
-		"scopes": []string{"write:repository", "read:user", "write:package", "read:organization"}}, &tok, true); err != nil {
+	scopes, err := DocumentedScopes()
+	if err != nil {
+		return nil, err
+	}
+	if err := g.API(ctx, "POST", "/users/"+g.User+"/tokens", map[string]any{"name": "raibid", "scopes": scopes}, &tok, true); err != nil {
 		return nil, fmt.Errorf("create token: %w", err)
 	}
+	g.Scopes = scopes
 	g.Token = tok.SHA1
 	return g, nil
 }
@@ -255,6 +269,41 @@ func (g *Gitea) Stop() { g.Down() }
 func (g *Gitea) PushURL(repo string) string {
 	return fmt.Sprintf("http://%s:%s@127.0.0.1:%d/%s.git", g.User, g.Password, g.port, repo)
 }
+
+// DocumentedScopes is the token scopes docs/install.md tells a team to
+// give raibid's token (its "Gitea tokens" paragraph): the suite's token has
+// exactly these, so the docs cannot drift from what raibid needs.
+func DocumentedScopes() ([]string, error) {
+	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return nil, fmt.Errorf("find docs/install.md: %w", err)
+	}
+	b, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "docs", "install.md"))
+	if err != nil {
+		return nil, err
+	}
+	text := string(b)
+	start := strings.Index(text, "**Gitea tokens.**")
+	if start < 0 {
+		return nil, errors.New(`docs/install.md has no "Gitea tokens" paragraph`)
+	}
+	para := text[start:]
+	if end := strings.Index(para, "\n\n"); end >= 0 {
+		para = para[:end]
+	}
+	var scopes []string
+	for _, m := range scopePattern.FindAllStringSubmatch(para, -1) {
+		if !slices.Contains(scopes, m[1]) {
+			scopes = append(scopes, m[1])
+		}
+	}
+	if len(scopes) == 0 {
+		return nil, errors.New("docs/install.md names no token scope")
+	}
+	return scopes, nil
+}
+
+var scopePattern = regexp.MustCompile("`((?:read|write):[a-z]+)`")
 
 // moduleDir is Gitea's module directory in the module cache.
 func moduleDir(ctx context.Context) (string, error) {

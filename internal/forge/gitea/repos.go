@@ -88,13 +88,13 @@ func (c *Client) BranchHead(ctx context.Context, repo, branch string) (string, e
 	path := repoPath(owner, name) + "/branches/" + strings.Join(segs, "/")
 	// Gitea 1.27 answers 500 for a branch of a repository whose first push
 	// it is still processing (it reads empty for a moment, test/forge):
-	// a server error is asked again, briefly.
+	// a server error is asked again, for up to about 5 s.
 	for attempt := 1; ; attempt++ {
 		code, err := c.call(ctx, http.MethodGet, path, nil, &out)
 		if err == nil {
 			return out.Commit.ID, nil
 		}
-		if code < 500 || attempt == 3 {
+		if code < 500 || attempt == 6 {
 			return "", fmt.Errorf("gitea branch %s of %s: %w", branch, repo, err)
 		}
 		select {
