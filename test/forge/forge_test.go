@@ -65,7 +65,7 @@ func run(m *testing.M) int {
 
 // up is a `raibid up` talking to the suite's Gitea.
 type up struct {
-	t       *testing.T
+	t       testing.TB
 	url     string
 	secret  string
 	dataDir string
@@ -74,7 +74,7 @@ type up struct {
 	log     *os.File
 }
 
-func startRaibid(t *testing.T, dataDir, addr string) *up {
+func startRaibid(t testing.TB, dataDir, addr string) *up {
 	t.Helper()
 	logf, err := os.OpenFile(filepath.Join(dataDir+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -146,7 +146,7 @@ func (u *up) logs() string {
 
 // repo creates a private repository with raibid's webhook (push, create,
 // pull request events) and returns a clone to commit in.
-func repo(t *testing.T, u *up, name string) (full, work string) {
+func repo(t testing.TB, u *up, name string) (full, work string) {
 	t.Helper()
 	ctx := context.Background()
 	if err := gt.API(ctx, "POST", "/user/repos", map[string]any{"name": name, "private": true}, nil, true); err != nil {
@@ -164,7 +164,7 @@ func repo(t *testing.T, u *up, name string) (full, work string) {
 	return full, work
 }
 
-func git(t *testing.T, dir string, args ...string) string {
+func git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", append([]string{"-c", "user.name=Ann", "-c", "user.email=ann@forge.test"}, args...)...)
 	cmd.Dir = dir
@@ -176,14 +176,14 @@ func git(t *testing.T, dir string, args ...string) string {
 }
 
 // commitAndPush writes files, commits and pushes main; returns the commit.
-func commitAndPush(t *testing.T, work string, files map[string]string) string {
+func commitAndPush(t testing.TB, work string, files map[string]string) string {
 	t.Helper()
 	return commitAndPushBranch(t, work, "main", files)
 }
 
 // statuses is Gitea's combined view of a commit's statuses: the newest
 // state per context.
-func statuses(t *testing.T, full, sha string) map[string]string {
+func statuses(t testing.TB, full, sha string) map[string]string {
 	t.Helper()
 	var out []struct {
 		Context     string `json:"context"`
@@ -203,7 +203,7 @@ func statuses(t *testing.T, full, sha string) map[string]string {
 }
 
 // waitStatuses waits until Gitea's statuses of sha satisfy ok.
-func waitStatuses(t *testing.T, u *up, full, sha string, within time.Duration, ok func(map[string]string) bool) map[string]string {
+func waitStatuses(t testing.TB, u *up, full, sha string, within time.Duration, ok func(map[string]string) bool) map[string]string {
 	t.Helper()
 	var got map[string]string
 	if !testutil.Eventually(t, within, func() bool { got = statuses(t, full, sha); return ok(got) }) {
@@ -282,7 +282,7 @@ func TestStatusOutlivesGiteaDownAndARaibidRestart(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -360,7 +360,7 @@ func TestAnnotatedTagAndPullRequestReportOnTheirCommits(t *testing.T) {
 }
 
 // commitAndPushBranch is commitAndPush to another branch.
-func commitAndPushBranch(t *testing.T, work, branch string, files map[string]string) string {
+func commitAndPushBranch(t testing.TB, work, branch string, files map[string]string) string {
 	t.Helper()
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(work, name), []byte(body), 0o644); err != nil {
@@ -512,4 +512,62 @@ func packageFiles(t *testing.T, name, version string) []string {
 		out = append(out, f.Name)
 	}
 	return out
+}
+
+// BenchmarkForgeStatuses: 20 pushes of a one-`echo` pipeline, one at a
+// time, through the real Gitea to `raibid up` (2 agents). Prints push →
+// Gitea shows `pending` and push → Gitea shows the final status, p50 and
+// p90, and Gitea's own part of it: push → raibid's server has the webhook
+// (the job's created_at; one machine, one clock).
+func BenchmarkForgeStatuses(b *testing.B) {
+	u := startRaibid(b, filepath.Join(b.TempDir(), "up"), freeAddr(b))
+	full, work := repo(b, u, fmt.Sprintf("bench-%d", time.Now().UnixNano()))
+	b.ResetTimer()
+	for range b.N {
+		var toPending, toFinal, toWebhook []time.Duration
+		for i := range 20 {
+			for name, body := range map[string]string{".raibid.yml": "steps:\n  - {name: ok, run: echo ok}\n", "n": fmt.Sprint(i)} {
+				if err := os.WriteFile(filepath.Join(work, name), []byte(body), 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+			git(b, work, "add", "-A")
+			git(b, work, "commit", "-q", "-m", "bench")
+			sha := git(b, work, "rev-parse", "HEAD")
+			t0 := time.Now()
+			git(b, work, "push", "-q", "origin", "HEAD:main")
+			var pending time.Duration
+			for st := ""; !final(st); st = statuses(b, full, sha)["raibid-ci/push"] {
+				if pending == 0 && st != "" {
+					pending = time.Since(t0)
+				}
+				if time.Since(t0) > time.Minute {
+					b.Fatalf("push %d: status %q after a minute", i, st)
+				}
+				time.Sleep(5 * time.Millisecond) // Gitea's API is the clock here: poll it
+			}
+			toFinal = append(toFinal, time.Since(t0))
+			toPending = append(toPending, pending)
+			for _, j := range u.jobsOf(full) {
+				if j.Commit == sha {
+					toWebhook = append(toWebhook, j.CreatedAt.Sub(t0))
+				}
+			}
+		}
+		b.ReportMetric(pct(toPending, 0.5), "pending-p50-ms")
+		b.ReportMetric(pct(toPending, 0.9), "pending-p90-ms")
+		b.ReportMetric(pct(toFinal, 0.5), "final-p50-ms")
+		b.ReportMetric(pct(toFinal, 0.9), "final-p90-ms")
+		b.ReportMetric(pct(toWebhook, 0.5), "gitea-delivery-p50-ms")
+		b.ReportMetric(pct(toWebhook, 0.9), "gitea-delivery-p90-ms")
+	}
+}
+
+func pct(d []time.Duration, p float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return float64(s[int(float64(len(s)-1)*p)].Microseconds()) / 1000
 }
