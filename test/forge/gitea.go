@@ -106,6 +106,8 @@ DISABLE_REGISTRATION = true
 DELIVER_TIMEOUT = 10
 [packages]
 ENABLED = true
+[migrations]
+ALLOW_LOCALNETWORKS = true
 [log]
 LEVEL = Warn
 ROOT_PATH = %[1]s/log

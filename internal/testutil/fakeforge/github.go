@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/cgi"
+	"os/exec"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -44,6 +46,8 @@ type GitHub struct {
 	hammered     int
 	// remaining counts down x-ratelimit-remaining.
 	remaining int
+	// git is the bare repositories served over HTTP: owner/name → dir.
+	git map[string]string
 }
 
 // NewGitHub starts a fake GitHub that requires token.
@@ -67,6 +71,45 @@ func (g *GitHub) AddUser(user string, repos ...GitHubRepo) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.users[user] = append(g.users[user], repos...)
+}
+
+// ServeGit serves the bare repository at dir as owner/name's git over HTTP
+// (git's smart protocol, through git http-backend), at the clone_url the
+// fake reports: Gitea's migration from the fake really clones.
+func (g *GitHub) ServeGit(owner, name, dir string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.git == nil {
+		g.git = map[string]string{}
+	}
+	g.git[strings.ToLower(owner+"/"+name)] = dir
+}
+
+// serveGit answers a request under /{owner}/{name}.git/ with git
+// http-backend when that repository is served; false when it is not one.
+func (g *GitHub) serveGit(w http.ResponseWriter, r *http.Request) bool {
+	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 3)
+	if len(parts) < 3 || !strings.HasSuffix(parts[1], ".git") {
+		return false
+	}
+	g.mu.Lock()
+	dir, ok := g.git[strings.ToLower(parts[0]+"/"+strings.TrimSuffix(parts[1], ".git"))]
+	g.mu.Unlock()
+	if !ok {
+		http.Error(w, "Repository not found.", http.StatusNotFound)
+		return true
+	}
+	// The repository is GIT_PROJECT_ROOT itself: PATH_INFO is what follows
+	// its .git (info/refs, git-upload-pack).
+	git, err := exec.LookPath("git")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return true
+	}
+	h := &cgi.Handler{Path: git, Args: []string{"http-backend"}, Root: "/" + parts[0] + "/" + parts[1],
+		Env: []string{"GIT_PROJECT_ROOT=" + dir, "GIT_HTTP_EXPORT_ALL=1"}, InheritEnv: []string{"PATH"}}
+	h.ServeHTTP(w, r)
+	return true
 }
 
 // RateLimitNext makes the next request a primary rate-limit refusal (403,
@@ -99,6 +142,12 @@ func (g *GitHub) CloneURL(owner, name string) string {
 }
 
 func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) {
+	if g.serveGit(w, r) {
+		return
+	}
+	// GitHub Enterprise serves the same API under /api/v3 (Gitea's
+	// migration calls it there for any host but github.com).
+	r.URL.Path = strings.TrimPrefix(r.URL.Path, "/api/v3")
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.requests = append(g.requests, r.Method+" "+r.URL.RequestURI())
@@ -222,6 +271,6 @@ func (g *GitHub) repoJSON(owner string, r GitHubRepo) map[string]any {
 		"private": r.Private, "description": r.Description, "fork": false, "archived": false,
 		"owner":     map[string]any{"login": owner},
 		"html_url":  g.URL + "/" + owner + "/" + r.Name,
-		"clone_url": g.CloneURL(owner, r.Name),
+		"clone_url": g.CloneURL(owner, r.Name), "default_branch": "main",
 	}
 }
