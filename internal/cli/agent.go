@@ -18,7 +18,6 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/sandbox"
 	"github.com/raibid-labs/raibid-ci/internal/secrets"
-	"github.com/raibid-labs/raibid-ci/internal/statuses"
 )
 
 // addAgentFlags are shared by `raibid agent` and `raibid up`.
@@ -120,7 +119,7 @@ func newAgent(cfg AgentConfig, rdb *redis.Client, log *slog.Logger, gpus *agent.
 	}
 	if cfg.GiteaURL != "" && cfg.GiteaToken != "" {
 		gt := gitea.NewClient(cfg.GiteaURL, cfg.GiteaToken.Reveal(), log)
-		opts.Status = statuses.New(rdb, gt, statuses.Options{Prefix: cfg.Jobs.KeyPrefix, Log: log})
+		opts.Status = cfg.Jobs.openStatuses(rdb, gt, log)
 		opts.Packages = gt
 	}
 	for _, n := range cfg.Mask {

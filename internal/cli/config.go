@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/statuses"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 )
 
@@ -95,6 +97,7 @@ func addJobsFlags(f *pflag.FlagSet, lease string) {
 	f.Int64("dead-letters-kept", jobs.DefaultDeadLetterMax, "dead letters kept in ci-jobs:dead (about; older ones are trimmed)")
 	f.Duration("job-retention", store.DefaultFinishedTTL, "how long a finished job's summary is kept (commit status links point at it)")
 	f.Duration("log-retention", store.DefaultLogTTL, "how long a finished job's log is kept (at most --job-retention)")
+	f.Duration("status-retry-for", statuses.DefaultMaxAge, "how long a commit status Gitea did not take is tried again before it is dropped")
 }
 
 // Secret is a secret value loaded into a configuration: printing it (%v,
@@ -131,12 +134,15 @@ type JobsConfig struct {
 	DeadLettersKept int64
 	JobRetention    time.Duration
 	LogRetention    time.Duration
+	// StatusRetryFor bounds the status outbox's retries (internal/statuses).
+	StatusRetryFor time.Duration
 }
 
 // DefaultJobsConfig is JobsConfig's defaults (the flags' defaults).
 func DefaultJobsConfig() JobsConfig {
 	return JobsConfig{Lease: queue.DefaultLease, MaxDeliveries: jobs.DefaultMaxDeliveries,
-		DeadLettersKept: jobs.DefaultDeadLetterMax, JobRetention: store.DefaultFinishedTTL, LogRetention: store.DefaultLogTTL}
+		DeadLettersKept: jobs.DefaultDeadLetterMax, JobRetention: store.DefaultFinishedTTL, LogRetention: store.DefaultLogTTL,
+		StatusRetryFor: statuses.DefaultMaxAge}
 }
 
 // Validate says what is wrong, naming the flag.
@@ -152,6 +158,8 @@ func (c JobsConfig) Validate() error {
 		return fmt.Errorf("--job-retention %s: must be positive", c.JobRetention)
 	case c.LogRetention <= 0:
 		return fmt.Errorf("--log-retention %s: must be positive", c.LogRetention)
+	case c.StatusRetryFor <= 0:
+		return fmt.Errorf("--status-retry-for %s: must be positive", c.StatusRetryFor)
 	}
 	return nil
 }
@@ -165,6 +173,7 @@ func jobsConfigFromFlags(f *pflag.FlagSet) JobsConfig {
 	c.DeadLettersKept, _ = f.GetInt64("dead-letters-kept")
 	c.JobRetention, _ = f.GetDuration("job-retention")
 	c.LogRetention, _ = f.GetDuration("log-retention")
+	c.StatusRetryFor, _ = f.GetDuration("status-retry-for")
 	return c
 }
 
@@ -173,6 +182,12 @@ func (c JobsConfig) open(rdb redis.UniversalClient) (*store.Store, *queue.Queue,
 	st := store.New(rdb, store.Options{Prefix: c.KeyPrefix, FinishedTTL: c.JobRetention, LogTTL: c.LogRetention})
 	q := queue.New(rdb, queue.Options{Keys: queue.KeysWithPrefix(c.KeyPrefix), Lease: c.Lease})
 	return st, q, jobs.New(st, q, c.lifecycleOptions())
+}
+
+// openStatuses is the commit status outbox, posting with post (the server
+// and every agent with a Gitea token run its poster).
+func (c JobsConfig) openStatuses(rdb redis.UniversalClient, post statuses.Poster, log *slog.Logger) *statuses.Outbox {
+	return statuses.New(rdb, post, statuses.Options{Prefix: c.KeyPrefix, MaxAge: c.StatusRetryFor, Log: log})
 }
 
 // openGPU is the lifecycle of jobs that need a GPU: the same store, the

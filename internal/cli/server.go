@@ -15,7 +15,6 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/schedule"
 	"github.com/raibid-labs/raibid-ci/internal/secrets"
 	"github.com/raibid-labs/raibid-ci/internal/server"
-	"github.com/raibid-labs/raibid-ci/internal/statuses"
 )
 
 // serverFlags are shared by `raibid server` and `raibid up`.
@@ -108,7 +107,7 @@ func newServer(cfg ServerConfig, rdb *redis.Client, log *slog.Logger) (*server.S
 	if cfg.GiteaURL != "" {
 		heads.gitea = gitea.NewClient(cfg.GiteaURL, cfg.GiteaToken.Reveal(), log)
 		if cfg.GiteaToken != "" {
-			opts.Status = statuses.New(rdb, heads.gitea, statuses.Options{Prefix: cfg.Jobs.KeyPrefix, Log: log})
+			opts.Status = cfg.Jobs.openStatuses(rdb, heads.gitea, log)
 		}
 	}
 	opts.Heads = heads
