@@ -148,17 +148,22 @@ func (u *up) logs() string {
 // pull request events) and returns a clone to commit in.
 func repo(t testing.TB, u *up, name string) (full, work string) {
 	t.Helper()
-	ctx := context.Background()
-	if err := gt.API(ctx, "POST", "/user/repos", map[string]any{"name": name, "private": true}, nil, true); err != nil {
-		t.Fatal(err)
-	}
-	full = gt.User + "/" + name
+	full, work = newRepo(t, name, true)
 	hook := map[string]any{"type": "gitea", "active": true, "events": []string{"push", "create", "pull_request", "pull_request_sync"},
 		"config": map[string]string{"url": u.url + "/webhook/gitea", "content_type": "json", "secret": u.secret}}
-	if err := gt.API(ctx, "POST", "/repos/"+full+"/hooks", hook, nil, true); err != nil {
+	if err := gt.API(context.Background(), "POST", "/repos/"+full+"/hooks", hook, nil, true); err != nil {
 		t.Fatal(err)
 	}
-	work = t.TempDir()
+	return full, work
+}
+
+// newRepo creates the admin's repository name, and a clone to commit in.
+func newRepo(t testing.TB, name string, private bool) (full, work string) {
+	t.Helper()
+	if err := gt.API(context.Background(), "POST", "/user/repos", map[string]any{"name": name, "private": private}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	full, work = gt.User+"/"+name, t.TempDir()
 	git(t, work, "init", "-q", "-b", "main")
 	git(t, work, "remote", "add", "origin", gt.PushURL(full))
 	return full, work
@@ -380,24 +385,14 @@ func TestClientContractWithTheRealGitea(t *testing.T) {
 	// Right after a repository's first push Gitea answers 500 for its
 	// branch for a moment; raibid's client asks again (a manual job or a
 	// schedule on a new repository).
-	if err := gt.API(context.Background(), "POST", "/user/repos", map[string]any{"name": "fresh"}, nil, true); err != nil {
-		t.Fatal(err)
-	}
-	fresh := t.TempDir()
-	git(t, fresh, "init", "-q", "-b", "main")
-	git(t, fresh, "remote", "add", "origin", gt.PushURL(gt.User+"/fresh"))
-	head := commitAndPush(t, fresh, map[string]string{"README": "fresh\n"})
-	if sha, err := gitea.NewClient(gt.URL, gt.Token, nil).BranchHead(context.Background(), gt.User+"/fresh", "main"); err != nil || sha != head {
+	fresh, work := newRepo(t, "fresh", false)
+	head := commitAndPush(t, work, map[string]string{"README": "fresh\n"})
+	if sha, err := gitea.NewClient(gt.URL, gt.Token, nil).BranchHead(context.Background(), fresh, "main"); err != nil || sha != head {
 		t.Fatalf("BranchHead right after the first push = %q, %v", sha, err)
 	}
 	forge.ClientContract(t, forge.Target{URL: gt.URL, Token: gt.Token, Owner: gt.User,
 		Seed: func(t *testing.T, name string) string {
-			if err := gt.API(context.Background(), "POST", "/user/repos", map[string]any{"name": name}, nil, true); err != nil {
-				t.Fatal(err)
-			}
-			work := t.TempDir()
-			git(t, work, "init", "-q", "-b", "main")
-			git(t, work, "remote", "add", "origin", gt.PushURL(gt.User+"/"+name))
+			_, work := newRepo(t, name, false)
 			head := commitAndPush(t, work, map[string]string{"README": name + "\n"})
 			// Gitea takes a moment to process a first push: until then the
 			// repository reads empty, and its branch API answers 500.
@@ -421,18 +416,11 @@ func TestClientContractWithTheRealGitea(t *testing.T) {
 func TestPublishForksAndClosedPullRequests(t *testing.T) {
 	ctx := context.Background()
 	u := startRaibid(t, filepath.Join(t.TempDir(), "up"), freeAddr(t))
-	if err := gt.API(ctx, "POST", "/user/repos", map[string]any{"name": "shared"}, nil, true); err != nil {
+	full, work := repo(t, u, "shared")
+	// Public: another user forks it.
+	if err := gt.API(ctx, "PATCH", "/repos/"+full, map[string]any{"private": false}, nil, true); err != nil {
 		t.Fatal(err)
 	}
-	full := gt.User + "/shared"
-	hook := map[string]any{"type": "gitea", "active": true, "events": []string{"push", "create", "pull_request", "pull_request_sync"},
-		"config": map[string]string{"url": u.url + "/webhook/gitea", "content_type": "json", "secret": u.secret}}
-	if err := gt.API(ctx, "POST", "/repos/"+full+"/hooks", hook, nil, true); err != nil {
-		t.Fatal(err)
-	}
-	work := t.TempDir()
-	git(t, work, "init", "-q", "-b", "main")
-	git(t, work, "remote", "add", "origin", gt.PushURL(full))
 	yml := "matrix:\n  arch: [x86_64, aarch64]\nsteps:\n  - name: build\n    run: mkdir -p out && echo $RAIBID_MATRIX_ARCH > out/app.txt\n" +
 		"    artifacts: [out/app.txt]\n    publish: gitea\n"
 	base := commitAndPush(t, work, map[string]string{".raibid.yml": yml})
