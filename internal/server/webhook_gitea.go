@@ -151,19 +151,35 @@ func (s *Server) closePullRequest(w http.ResponseWriter, r *http.Request, pr *gi
 	writeJSON(w, http.StatusOK, map[string]any{"closed": pr.Number, "cancelled": cancelled})
 }
 
-// postPending tells the forge the commit is queued. The status outbox
-// stores it (internal/statuses: a Redis write, posted by its loop), so the
-// answer never waits for the forge and an outage only delays the status.
+// postPending tells the forge the commit is queued. With the status
+// outbox (internal/statuses) it is stored after the answer, in the
+// background, marked as decided when the job was made, so the verdict —
+// decided later — is never replaced by it however late it is stored; the
+// answer pays nothing for it.
 func (s *Server) postPending(jobID, repo, commit, statusContext string) {
 	if s.opts.Status == nil || commit == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.opts.Status.PostStatus(ctx, repo, commit, gitea.CommitStatus{
-		State: gitea.StatePending, TargetURL: ci.PageURL(s.opts.PublicURL, jobID), Description: "queued", Context: statusContext,
-	})
-	if err != nil {
-		s.log.Warn("pending commit status not stored", "job_id", jobID, "err", err)
+	st := gitea.CommitStatus{State: gitea.StatePending, TargetURL: ci.PageURL(s.opts.PublicURL, jobID), Description: "queued", Context: statusContext}
+	store := func(post func(context.Context) error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := post(ctx); err != nil {
+			s.log.Warn("pending commit status not stored", "job_id", jobID, "err", err)
+		}
 	}
+	if box, ok := s.opts.Status.(decidedPoster); ok {
+		decided := ci.IDTime(jobID)
+		s.background.Go(func() {
+			store(func(ctx context.Context) error { return box.PostStatusDecided(ctx, repo, commit, st, decided) })
+		})
+		return
+	}
+	// A poster without decision times: in order, before the answer.
+	store(func(ctx context.Context) error { return s.opts.Status.PostStatus(ctx, repo, commit, st) })
+}
+
+// decidedPoster stores a status decided before it is stored (the outbox).
+type decidedPoster interface {
+	PostStatusDecided(ctx context.Context, repo, sha string, st gitea.CommitStatus, decided time.Time) error
 }

@@ -118,18 +118,29 @@ redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
 return 1
 `)
 
-// PostStatus stores st for repo@sha in the outbox and wakes this process's
-// poster; it fails only when Redis does.
+// PostStatus stores st for repo@sha in the outbox, decided now, and wakes
+// this process's poster; it fails only when Redis does.
 func (o *Outbox) PostStatus(ctx context.Context, repo, sha string, st gitea.CommitStatus) error {
+	o.mu.Lock()
+	seq := max(time.Now().UnixMicro(), o.lastSeq+1) // later calls here, larger seqs
+	o.lastSeq = seq
+	o.mu.Unlock()
+	return o.add(ctx, repo, sha, st, seq)
+}
+
+// PostStatusDecided is PostStatus for a status decided at decided and
+// stored later (the server's pending status, stored after the webhook's
+// answer): whatever was decided after it for the same context — the
+// job's verdict — is never replaced by it.
+func (o *Outbox) PostStatusDecided(ctx context.Context, repo, sha string, st gitea.CommitStatus, decided time.Time) error {
+	return o.add(ctx, repo, sha, st, decided.UnixMicro())
+}
+
+func (o *Outbox) add(ctx context.Context, repo, sha string, st gitea.CommitStatus, seq int64) error {
 	if st.Context == "" {
 		st.Context = gitea.ContextOf("", "")
 	}
-	at := time.Now()
-	now := at.UnixMilli()
-	o.mu.Lock()
-	seq := max(at.UnixMicro(), o.lastSeq+1) // later calls here, larger seqs
-	o.lastSeq = seq
-	o.mu.Unlock()
+	now := time.Now().UnixMilli()
 	b, _ := json.Marshal(entry{Repo: repo, SHA: sha, Status: st, Added: now, Seq: seq})
 	if err := addScript.Run(ctx, o.rdb, []string{o.hash, o.due}, key(repo, sha, st.Context), string(b), now, seq).Err(); err != nil {
 		return fmt.Errorf("store commit status: %w", err)

@@ -145,3 +145,24 @@ func TestRefusedStatusIsDropped(t *testing.T) {
 		t.Fatalf("%d statuses waiting after a refusal", n)
 	}
 }
+
+// A status decided before another of its context but stored after it (the
+// server's pending, stored in the background after the webhook's answer,
+// arriving after a quick job's verdict) never replaces it.
+func TestAStatusDecidedEarlierNeverReplacesALaterOne(t *testing.T) {
+	r := testutil.StartRedis(t)
+	ctx := context.Background()
+	f := &forge{}
+	o := statuses.New(r.Client(), f, statuses.Options{})
+	queued := time.Now()
+	if err := o.PostStatus(ctx, "acme/widget", sha, status(gitea.StateSuccess)); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.PostStatusDecided(ctx, "acme/widget", sha, status(gitea.StatePending), queued); err != nil {
+		t.Fatal(err)
+	}
+	drainAll(t, o)
+	if got := f.posted(); len(got) != 1 || got[0] != "raibid-ci/push=success" {
+		t.Fatalf("posted %v, want only the verdict", got)
+	}
+}
