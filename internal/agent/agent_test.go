@@ -21,6 +21,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
+	"github.com/raibid-labs/raibid-ci/internal/sandbox"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
@@ -803,4 +804,65 @@ func TestJobRecordsItsPhases(t *testing.T) {
 	if j.Phases["steps"] < 200 || math.Abs(j.Phases["overhead"]-sum) > 0.05 || !strings.Contains(logs, "overhead ") {
 		t.Fatalf("phases %v\n%s", j.Phases, logs)
 	}
+}
+
+// With the sandbox, the agent checks out as root and hands the tree to the
+// build user. Two jobs of one commit must still leave an unchanged file's
+// modification time alone (cargo decides freshness by it), while a file a
+// build changed — even one it gave back its old size and time — is put back.
+func TestKeptWorktreeKeepsTimesUnderTheSandbox(t *testing.T) {
+	sb := testSandbox(t)
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, map[string]string{
+		".raibid.yml": "steps:\n  - {name: tamper, run: 'if [ -n \"$TAMPER\" ]; then t=$(stat -c %Y src.txt); printf evil > src.txt; touch -d @$t src.txt; fi'}\n",
+		"src.txt":     "good",
+		"other.txt":   "left alone",
+	})
+	c := &cache.Cache{Root: t.TempDir()}
+	work := t.TempDir()
+	run := func(env ...string) string {
+		id := r.submit(dir, sha)
+		r.runOnce(r.agent("a1", func(o *agent.Options) {
+			o.Once, o.Cache, o.WorkDir, o.Sandbox, o.Env = true, c, work, sb, env
+		}))
+		if j := r.job(id); j.Status != ci.StatusSuccess {
+			t.Fatalf("job %s %q\n%s", j.Status, j.Error, r.logs(id))
+		}
+		slots, _ := filepath.Glob(filepath.Join(work, "*-0"))
+		if len(slots) != 1 {
+			t.Fatalf("slots %v", slots)
+		}
+		return slots[0]
+	}
+	slot := run()
+	mtime := func(name string) time.Time {
+		st, err := os.Stat(filepath.Join(slot, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.ModTime()
+	}
+	before := mtime("other.txt") // a rewrite would give other nanoseconds
+	run("TAMPER=1")
+	if after := mtime("other.txt"); !after.Equal(before) {
+		t.Fatalf("an unchanged file was rewritten: %v then %v", before, after)
+	}
+	if got, _ := os.ReadFile(filepath.Join(slot, "src.txt")); string(got) != "evil" {
+		t.Fatalf("the tampering step did not run: %q", got)
+	}
+	run()
+	if got, _ := os.ReadFile(filepath.Join(slot, "src.txt")); string(got) != "good" {
+		t.Fatalf("a file the last build changed was kept: %q", got)
+	}
+}
+
+// testSandbox is a bwrap sandbox for steps, skipping where bwrap cannot run.
+func testSandbox(t *testing.T) *sandbox.Sandbox {
+	t.Helper()
+	testutil.RequireTool(t, "bwrap")
+	sb, err := sandbox.New(sandbox.Options{})
+	if err != nil {
+		t.Skip(err)
+	}
+	return sb
 }

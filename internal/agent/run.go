@@ -157,7 +157,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		sink.Line("pipeline", "system", note)
 	}
 	env = append(env, build.Env...)
-	wrap, sandboxEnv, err := a.sandboxFor(job, ws, mirrors, keep, build.Writable)
+	wrap, sandboxEnv, err := a.sandboxFor(jobCtx, job, ws, mirrors, keep, build.Writable)
 	if err != nil {
 		msg := "sandbox: " + err.Error()
 		sink.Line("pipeline", "system", msg)
@@ -231,16 +231,28 @@ func (a *Agent) pipelineSecrets(ctx context.Context, job *ci.Job, p *pipeline.Pi
 // sandboxFor prepares the sandbox of a job's steps: their HOME, the
 // directories they write handed to the build user, and the command-line
 // wrapper with what the steps may see. Without a sandbox it returns nothing.
-func (a *Agent) sandboxFor(job *ci.Job, ws, mirrors string, keep bool, writable []string) (wrap func([]string) (string, []string), env []string, err error) {
+func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string, keep bool, writable []string) (wrap func([]string) (string, []string), env []string, err error) {
 	sb := a.opts.Sandbox
 	if sb == nil {
 		return nil, nil, nil
 	}
 	home, err := a.stepHome(ws, keep)
-	if err == nil {
-		err = a.giveToBuildUser(append([]string{ws, home}, writable...)...)
-	}
 	if err != nil {
+		return nil, nil, err
+	}
+	changed, err := sb.Own(ws)
+	if err != nil {
+		return nil, nil, err
+	}
+	if keep && changed > 0 {
+		// The checkout wrote these files as the agent; handing them over
+		// changed their owner and ctime, which git would take for an edit
+		// and rewrite next job, giving cargo new times for old sources.
+		// Recording the handed-over state keeps them; an edit by the build
+		// still changes the ctime git compares.
+		a.opts.Repos.refreshIndex(ctx, mirrors, ws)
+	}
+	if err := a.giveToBuildUser(append([]string{home}, writable...)...); err != nil {
 		return nil, nil, err
 	}
 	env = []string{"HOME=" + home}
@@ -270,7 +282,7 @@ func (a *Agent) stepHome(ws string, keep bool) (string, error) {
 // user (a no-op unless the agent is root).
 func (a *Agent) giveToBuildUser(dirs ...string) error {
 	for _, d := range dirs {
-		if err := a.opts.Sandbox.Own(d); err != nil {
+		if _, err := a.opts.Sandbox.Own(d); err != nil {
 			return err
 		}
 	}

@@ -332,6 +332,32 @@ func (s Repos) reset(ctx context.Context, mirror, dir, commit string, fetch func
 	return run("clean", "-q", "-ffdx")
 }
 
+// refreshIndex records in a kept worktree's index the current state of its
+// files (git update-index --refresh), right after the checkout, before any
+// step has run. It goes through the mirror's record of the worktree, as
+// reset does; a failure only costs the next job a rewrite.
+func (s Repos) refreshIndex(ctx context.Context, mirrors, dir string) {
+	for _, gitDir := range worktreeRecords(mirrors, dir) {
+		cmd := exec.CommandContext(ctx, "git", "--git-dir", gitDir, "--work-tree", dir, "-C", dir, "update-index", "-q", "--refresh")
+		cmd.Env = s.gitEnv()
+		_ = cmd.Run()
+	}
+}
+
+// worktreeRecords are the mirrors' records of the worktree dir that point
+// back at it.
+func worktreeRecords(mirrors, dir string) []string {
+	var out []string
+	entries, _ := filepath.Glob(filepath.Join(mirrors, "*.git", "worktrees", filepath.Base(dir)))
+	for _, gitDir := range entries {
+		back, err := os.ReadFile(filepath.Join(gitDir, "gitdir"))
+		if err == nil && filepath.Clean(strings.TrimSpace(string(back))) == filepath.Join(dir, ".git") {
+			out = append(out, gitDir)
+		}
+	}
+	return out
+}
+
 // removeWorkspace deletes a job's worktree and the mirror's record of it,
 // which is what `git worktree prune` would do, without another process.
 func removeWorkspace(mirrors, dir string) {

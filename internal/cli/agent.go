@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"time"
 
@@ -36,7 +35,7 @@ func addAgentFlags(cmd *cobra.Command, workdir string) {
 	f.Bool("shaped-pod", false, "the pod was made for the job it claims: a pipeline that needs a GPU or sidecars it lacks is handed to a pod of its own (set by the Kubernetes executor)")
 	_ = f.MarkHidden("shaped-pod")
 	f.Int("gpus", -1, "GPU slots of this machine, shared by its agents: jobs with resources.gpu wait for a free one (-1: count nvidia-smi -L)")
-	f.Int("step-concurrency", max(runtime.NumCPU()/2, 1), "steps of one job running at once when its pipeline uses depends_on")
+	f.Int("step-concurrency", defaultStepConcurrency(), "steps of one job running at once when its pipeline uses depends_on (default: half the CPUs, at least 2)")
 }
 
 func newAgentCmd() *cobra.Command {
@@ -160,16 +159,18 @@ func newSandbox(cfg AgentConfig, log *slog.Logger) (*sandbox.Sandbox, error) {
 	if c := cfg.Cache.open(); c != nil {
 		o.Hidden = append(o.Hidden, c.Root)
 	}
-	if home, err := os.UserHomeDir(); err == nil && home != "/" {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "/" {
+		home = ""
+	}
+	if home != "" {
 		o.Hidden = append(o.Hidden, home)
 	}
-	// Toolchains: every absolute PATH entry, and rustup's home (its proxies
-	// on PATH need it; steps get RUSTUP_HOME pointing at it).
-	for _, p := range filepath.SplitList(os.Getenv("PATH")) {
-		if filepath.IsAbs(p) {
-			o.ReadOnly = append(o.ReadOnly, p)
-		}
-	}
+	// Toolchains: every absolute PATH entry and the version managers' roots
+	// they lead into (pyenv's shims need its libexec and versions), and
+	// rustup's home (its proxies on PATH are copies, not links; steps get
+	// RUSTUP_HOME pointing at it).
+	o.ReadOnly = append(o.ReadOnly, sandbox.ToolchainRoots(os.Getenv("PATH"), home, os.Getenv)...)
 	if rh := rustupHome(); rh != "" {
 		o.ReadOnly = append(o.ReadOnly, rh)
 	}

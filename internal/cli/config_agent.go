@@ -82,7 +82,7 @@ func DefaultAgentConfig() AgentConfig {
 	return AgentConfig{
 		RedisURL: "redis://127.0.0.1:6379/0", WorkDir: filepath.Join(os.TempDir(), "raibid-work"),
 		Jobs: DefaultJobsConfig(), Wait: 30 * time.Second, ReadyFile: "/tmp/claimed",
-		MaxLogBytes: 64 << 20, Sandbox: sandbox.ModeBwrap, BuildUser: "nobody", StepConcurrency: max(runtime.NumCPU()/2, 1), GPUs: -1,
+		MaxLogBytes: 64 << 20, Sandbox: sandbox.ModeBwrap, BuildUser: "nobody", StepConcurrency: defaultStepConcurrency(), GPUs: -1,
 		Cache: CacheConfig{Dir: defaultCacheDir(), MaxAge: 7 * 24 * time.Hour, MaxSize: 50e9},
 	}
 }
@@ -220,3 +220,8 @@ func nilIfEmpty(s []string) []string {
 	}
 	return s
 }
+
+// defaultStepConcurrency is half the CPUs, and at least 2: on a small box a
+// pipeline's independent steps (depends_on) still overlap, since most of a
+// step's time is often waiting (a download, a test's sleep), not CPU.
+func defaultStepConcurrency() int { return max(runtime.NumCPU()/2, 2) }

@@ -21,7 +21,13 @@ func newScheduleCmd() *cobra.Command {
 	add := &cobra.Command{
 		Use:   "add OWNER/REPO --branch BRANCH --cron \"0 3 * * *\"",
 		Short: "Add a schedule (five cron fields in the server's time zone, or @hourly, @daily, @weekly)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Add a schedule (five cron fields in the server's time zone, or @hourly, @daily, @weekly).
+
+It fires at the start of each minute its fields name, as cron does, from the
+first such minute after it is added: "* * * * *" added at 12:00:53 first fires
+at 12:01:00. A firing missed while no server ran (up to 5 minutes back) is
+caught up once when a server starts; several servers fire it once between them.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
 			n := api.NewSchedule{Repo: args[0]}

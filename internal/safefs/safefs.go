@@ -147,35 +147,40 @@ func WriteFile(dir, name string, data []byte, perm os.FileMode) error {
 // entered, links are changed themselves (never their targets), and a file
 // with other hard links that uid does not already own is left alone — the
 // build could have linked a file of the host there. Entries already owned
-// are not written. It returns how many entries it left alone for that
-// reason.
-func Chown(dir string, uid, gid int) (refused int, err error) {
+// are not written. It returns how many entries it changed, and how many it
+// left alone for that reason.
+func Chown(dir string, uid, gid int) (changed, refused int, err error) {
 	d, err := OpenDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return 0, nil
+			return 0, 0, nil
 		}
-		return 0, err
+		return 0, 0, err
 	}
 	defer d.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(d.Fd()), &st); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if int(st.Uid) != uid || int(st.Gid) != gid {
 		if err := unix.Fchown(int(d.Fd()), uid, gid); err != nil {
-			return 0, fmt.Errorf("safefs: chown %s: %w", dir, err)
+			return 0, 0, fmt.Errorf("safefs: chown %s: %w", dir, err)
 		}
+		changed++
 	}
-	return chownBeneath(int(d.Fd()), dir, uid, gid)
+	var c chownCount
+	err = c.beneath(int(d.Fd()), dir, uid, gid)
+	return changed + c.changed, c.refused, err
 }
 
-func chownBeneath(dfd int, path string, uid, gid int) (int, error) {
+// chownCount counts what a Chown walk did.
+type chownCount struct{ changed, refused int }
+
+func (c *chownCount) beneath(dfd int, path string, uid, gid int) error {
 	names, err := readNames(dfd)
 	if err != nil {
-		return 0, fmt.Errorf("safefs: read %s: %w", path, err)
+		return fmt.Errorf("safefs: read %s: %w", path, err)
 	}
-	refused := 0
 	for _, name := range names {
 		var st unix.Stat_t
 		if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -184,13 +189,14 @@ func chownBeneath(dfd int, path string, uid, gid int) (int, error) {
 		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 		owned := int(st.Uid) == uid && int(st.Gid) == gid
 		if !isDir && st.Nlink > 1 && int(st.Uid) != uid {
-			refused++ // a hard link to a file that is not the build's
+			c.refused++ // a hard link to a file that is not the build's
 			continue
 		}
 		if !owned {
 			if err := unix.Fchownat(dfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, unix.ENOENT) {
-				return refused, fmt.Errorf("safefs: chown %s/%s: %w", path, name, err)
+				return fmt.Errorf("safefs: chown %s/%s: %w", path, name, err)
 			}
+			c.changed++
 		}
 		if !isDir {
 			continue
@@ -199,14 +205,13 @@ func chownBeneath(dfd int, path string, uid, gid int) (int, error) {
 		if err != nil {
 			continue // swapped for a link or gone: not entered
 		}
-		n, err := chownBeneath(cfd, path+"/"+name, uid, gid)
+		err = c.beneath(cfd, path+"/"+name, uid, gid)
 		unix.Close(cfd)
-		refused += n
 		if err != nil {
-			return refused, err
+			return err
 		}
 	}
-	return refused, nil
+	return nil
 }
 
 // readNames lists a directory from its descriptor (a duplicate, so the

@@ -102,7 +102,7 @@ func TestChownNeverChangesWhatALinkPointsAt(t *testing.T) {
 	if err := os.Link(file, filepath.Join(build, "hardlink")); err != nil {
 		t.Fatal(err)
 	}
-	refused, err := safefs.Chown(build, 65534, 65534)
+	_, refused, err := safefs.Chown(build, 65534, 65534)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestChownNeverChangesWhatALinkPointsAt(t *testing.T) {
 	// A directory handed over as a link is not entered either.
 	link := filepath.Join(t.TempDir(), "link")
 	os.Symlink(host, link)
-	if _, err := safefs.Chown(link, 65534, 65534); !errors.Is(err, safefs.ErrLink) {
+	if _, _, err := safefs.Chown(link, 65534, 65534); !errors.Is(err, safefs.ErrLink) {
 		t.Errorf("Chown of a link: %v", err)
 	}
 }

@@ -90,7 +90,7 @@ func New(opts Options) (*Sandbox, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	if err := s.Own(dir); err != nil {
+	if _, err := s.Own(dir); err != nil {
 		return nil, err
 	}
 	name, args := s.Command([]string{"/bin/sh", "-c", "test -w . && [ $$ -le 3 ]"}, Job{Dir: dir})
@@ -211,15 +211,17 @@ func (s *Sandbox) Command(argv []string, j Job) (string, []string) {
 // cache directory costs one walk without writes after its first job. The
 // walk goes through internal/safefs: links are changed themselves, never
 // followed, and a hard link to a file that is not the build's is left
-// alone — a build may have planted either.
-func (s *Sandbox) Own(dir string) error {
+// alone — a build may have planted either. It returns how many entries it
+// changed.
+func (s *Sandbox) Own(dir string) (changed int, err error) {
 	if s == nil || !s.root {
-		return nil
+		return 0, nil
 	}
-	if _, err := safefs.Chown(dir, s.opts.UID, s.opts.GID); err != nil {
-		return fmt.Errorf("sandbox: give %s to the build user: %w", dir, err)
+	changed, _, err = safefs.Chown(dir, s.opts.UID, s.opts.GID)
+	if err != nil {
+		return changed, fmt.Errorf("sandbox: give %s to the build user: %w", dir, err)
 	}
-	return nil
+	return changed, nil
 }
 
 func within(p, dir string) bool {

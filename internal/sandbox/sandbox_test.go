@@ -25,7 +25,7 @@ func newSandbox(t *testing.T, o sandbox.Options) *sandbox.Sandbox {
 // combined output.
 func run(t *testing.T, sb *sandbox.Sandbox, j sandbox.Job, script string) (string, error) {
 	t.Helper()
-	if err := sb.Own(j.Dir); err != nil {
+	if _, err := sb.Own(j.Dir); err != nil {
 		t.Fatal(err)
 	}
 	name, args := sb.Command([]string{"/bin/bash", "-c", script}, j)
@@ -100,7 +100,7 @@ func TestHiddenPathsAndReadOnlySystem(t *testing.T) {
 	ws := filepath.Join(data, "work", "slot-0")
 	os.MkdirAll(ws, 0o755)
 	sb := newSandbox(t, sandbox.Options{Hidden: []string{data, secretFile}, ReadOnly: []string{tools}})
-	if err := sb.Own(cache); err != nil {
+	if _, err := sb.Own(cache); err != nil {
 		t.Fatal(err)
 	}
 	out, err := run(t, sb, sandbox.Job{Dir: ws, Writable: []string{cache}}, `

@@ -19,7 +19,6 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
-	"github.com/raibid-labs/raibid-ci/internal/ticker"
 )
 
 // Schedule is one cron schedule of a repository's branch: the API's type.
@@ -160,8 +159,8 @@ func (st *Store) Fire(ctx context.Context, now time.Time, submit Submit, log *sl
 			from = s.CreatedAt.Truncate(time.Minute) // never fire for before it existed
 		}
 		for due := Next(s, from.Add(-time.Second)); !due.IsZero() && !due.After(minute); due = Next(s, due) {
-			if due.Before(from) {
-				continue
+			if due.Before(from) || due.Before(s.CreatedAt) {
+				continue // a minute that began before the schedule existed
 			}
 			won, err := st.rdb.SetNX(ctx, st.lockKey(s.ID, due), "1", lockTTL).Result()
 			if err != nil {
@@ -196,11 +195,29 @@ func (st *Store) Fire(ctx context.Context, now time.Time, submit Submit, log *sl
 	return fired, nil
 }
 
-// Run calls Fire every interval until ctx ends.
-func (st *Store) Run(ctx context.Context, interval time.Duration, submit Submit, log *slog.Logger) {
-	ticker.Every(ctx, interval, func() {
-		if _, err := st.Fire(ctx, st.now(), submit, log); err != nil && ctx.Err() == nil {
+// Run calls Fire at once (catching up what a restart missed), then at
+// every minute boundary, as cron does, until ctx ends. A wake-up that comes
+// late or early by the timer's slack still fires the right minute: Fire goes
+// by the minute now falls in.
+func (st *Store) Run(ctx context.Context, submit Submit, log *slog.Logger) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		now := st.now()
+		if _, err := st.Fire(ctx, now, submit, log); err != nil && ctx.Err() == nil {
 			log.Warn("schedules", "err", err)
 		}
-	})
+		timer.Reset(untilNextMinute(st.now()))
+	}
+}
+
+// untilNextMinute is how long from now until the next minute begins, plus a
+// little so that a timer firing a hair early still lands in the new minute.
+func untilNextMinute(now time.Time) time.Duration {
+	return now.Truncate(time.Minute).Add(time.Minute).Sub(now) + 10*time.Millisecond
 }

@@ -90,3 +90,32 @@ func TestScheduleFiresOnceWithTwoServers(t *testing.T) {
 		t.Fatalf("second remove: %v", err)
 	}
 }
+
+// A schedule added mid-minute fires first at the next minute boundary, as
+// cron does — not seconds after it was added for the minute already begun.
+func TestScheduleFiresOnMinuteBoundaries(t *testing.T) {
+	r := testutil.StartRedis(t)
+	jb := testutil.NewJobs(r.Client(), 0)
+	ctx := context.Background()
+	queued := 0
+	submit := func(ctx context.Context, j *ci.Job) (string, error) {
+		queued++
+		id, _, err := jb.Submit(ctx, j, "")
+		return id, err
+	}
+	st := schedule.NewStore(r.Client(), "")
+	s, err := st.Add(ctx, schedule.Schedule{Repo: "acme/widget", Branch: "main", Cron: "* * * * *", CloneURL: "http://gitea.local/acme/widget.git"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	minute := s.CreatedAt.Truncate(time.Minute)
+	if s.CreatedAt.Equal(minute) {
+		t.Skip("added exactly on a minute boundary; nothing mid-minute to check")
+	}
+	if _, err := st.Fire(ctx, s.CreatedAt.Add(time.Millisecond), submit, nil); err != nil || queued != 0 {
+		t.Fatalf("fired %d job(s) in the minute it was added (%v)", queued, err)
+	}
+	if _, err := st.Fire(ctx, minute.Add(time.Minute), submit, nil); err != nil || queued != 1 {
+		t.Fatalf("%d job(s) at the next boundary, want 1 (%v)", queued, err)
+	}
+}

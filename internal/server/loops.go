@@ -65,7 +65,7 @@ func (s *Server) controlLoops() []controlLoop {
 	}
 	if s.opts.Schedules != nil {
 		out = append(out, controlLoop{"schedules", func(ctx context.Context) {
-			s.opts.Schedules.Run(ctx, scheduleTick, s.submitScheduled, s.log)
+			s.opts.Schedules.Run(ctx, s.submitScheduled, s.log)
 		}})
 	}
 	if box, ok := s.opts.Status.(interface {

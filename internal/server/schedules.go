@@ -7,16 +7,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/schedule"
 )
-
-// scheduleTick is how often due schedules are looked for: well within a
-// minute, so a firing is at most this late.
-const scheduleTick = 10 * time.Second
 
 // submitScheduled queues a schedule's job; its clone URL defaults to the
 // configured Gitea's, its commit to the branch head when it can be told.

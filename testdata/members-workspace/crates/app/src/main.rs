@@ -1,0 +1,3 @@
+fn main() {
+    println!("{}", 3 + api::value() + leaf::value() + tools::value());
+}

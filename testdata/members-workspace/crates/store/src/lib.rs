@@ -1,0 +1,12 @@
+/// The value of store: its own and its dependencies'.
+pub fn value() -> u64 {
+    5 + model::value() + util::value()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn positive() {
+        assert!(super::value() > 0);
+    }
+}
