@@ -155,3 +155,25 @@ func TestRunBuildsTheCheckoutsCommit(t *testing.T) {
 		t.Fatalf("raibid run outside a checkout: exit %d\n%s", code, out)
 	}
 }
+
+// `raibid run` of a matrix follows the whole group: a line per member as it
+// ends, the failed members' logs, and the worst verdict as its exit status.
+func TestRunOfAMatrixFollowsTheGroup(t *testing.T) {
+	up := startUp(t, "--agents", "2")
+	dir, _ := testutil.GitRepo(t, map[string]string{".raibid.yml": "matrix:\n  n: [a, b, c]\nsteps:\n" +
+		"  - {name: t, run: 'if [ $RAIBID_MATRIX_N = b ]; then echo member-b-broke; exit 3; fi; echo member-$RAIBID_MATRIX_N-ok'}\n"})
+	cmd := exec.Command(binary, "run", "--data-dir", up.dataDir, dir)
+	out, _ := cmd.CombinedOutput()
+	got := string(out)
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("exit %d, want 1 (member b failed):\n%s", code, got)
+	}
+	for _, want := range []string{"matrix n=a: success", "matrix n=b: failed", "matrix n=c: success", "\nmember-b-broke\n", "2 of 3 passed"} {
+		if n := strings.Count(got, want); n != 1 {
+			t.Fatalf("%q appears %d times:\n%s", want, n, got)
+		}
+	}
+	if strings.Contains(got, "\nmember-c-ok") {
+		t.Fatalf("a passing member's log was printed:\n%s", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -146,7 +147,7 @@ func completeJobIDs(cmd *cobra.Command, args []string, _ string) ([]string, cobr
 	}
 	out := make([]string, 0, len(page.Jobs))
 	for _, j := range page.Jobs {
-		out = append(out, fmt.Sprintf("%s\t%s %s %s", j.ID[len(j.ID)-8:], j.Repo, j.Branch, j.Status))
+		out = append(out, fmt.Sprintf("%s\t%s %s %s", shortID(j.ID), j.Repo, j.Branch, j.Status))
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
@@ -380,10 +381,124 @@ func followLogs(ctx context.Context, c *client.Client, id, step string, w io.Wri
 	if err != nil {
 		return err
 	}
-	if follow && status != ci.StatusSuccess {
+	if !follow {
+		return nil
+	}
+	if format.json {
+		return verdict(id, status)
+	}
+	// A job may have become the first member of a matrix (its agent
+	// queued the other combinations): the verdict is the whole group's.
+	j, err := c.GetJob(ctx, id)
+	if err != nil || j.Group == "" {
+		return verdict(id, status)
+	}
+	return followGroup(ctx, c, j, w)
+}
+
+// verdict is nil for success, else the error that exits 1.
+func verdict(id string, status ci.Status) error {
+	if status != ci.StatusSuccess {
 		return &jobEndedBadly{id: id, status: status}
 	}
 	return nil
+}
+
+// groupPoll is how often followGroup looks at the members still running.
+const groupPoll = 500 * time.Millisecond
+
+// followGroup waits for every member of first's matrix group to end. It
+// prints a line per member as it ends (first, whose log was followed,
+// included), then the log of each member that did not pass, and returns
+// the worst verdict: what `raibid run` of a matrix exits with.
+func followGroup(ctx context.Context, c *client.Client, first *ci.Job, w io.Writer) error {
+	ended := map[string]*ci.Job{}
+	var order []*ci.Job
+	for {
+		page, err := c.ListJobs(ctx, api.JobFilter{Group: first.Group, Limit: 500})
+		if err != nil {
+			return err
+		}
+		running := 0
+		members := page.Jobs
+		sort.Slice(members, func(a, b int) bool { return members[a].ID < members[b].ID })
+		for i := range members {
+			m := &members[i]
+			if !m.Status.Final() {
+				running++
+				continue
+			}
+			if ended[m.ID] == nil {
+				ended[m.ID] = m
+				order = append(order, m)
+				fmt.Fprintf(w, "matrix %s: %s (job %s)\n", memberLabel(m), m.Status, shortID(m.ID))
+			}
+		}
+		if running == 0 && len(ended) > 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(groupPoll):
+		}
+	}
+	var worst *ci.Job
+	passed := 0
+	for _, m := range order {
+		if m.Status == ci.StatusSuccess {
+			passed++
+			continue
+		}
+		if worst == nil || severity(m.Status) > severity(worst.Status) {
+			worst = m
+		}
+		if m.ID == first.ID {
+			continue // its log is above
+		}
+		fmt.Fprintf(w, "\n--- log of matrix %s (job %s, %s) ---\n", memberLabel(m), shortID(m.ID), m.Status)
+		if err := c.Logs(ctx, m.ID, "", w); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "matrix group %s: %d of %d passed\n", shortID(first.Group), passed, len(order))
+	if worst == nil {
+		return nil
+	}
+	return &jobEndedBadly{id: worst.ID, status: worst.Status}
+}
+
+// severity orders verdicts for a group's worst: an error (the CI's fault)
+// over a failure (the build's), over a cancel, over a skip.
+func severity(s ci.Status) int {
+	switch s {
+	case ci.StatusError:
+		return 4
+	case ci.StatusFailed:
+		return 3
+	case ci.StatusCancelled:
+		return 2
+	case ci.StatusSkipped:
+		return 1
+	}
+	return 0
+}
+
+// memberLabel names a matrix member by its combination.
+func memberLabel(j *ci.Job) string {
+	if l := ci.MatrixLabel(j.Matrix); l != "" {
+		return l
+	}
+	return shortID(j.ID)
+}
+
+// shortID is the last 8 characters of an id, as lists show it.
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[len(id)-8:]
+	}
+	return id
 }
 
 func newJobRunCmd() *cobra.Command {

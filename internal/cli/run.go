@@ -104,7 +104,7 @@ func runRun(cmd *cobra.Command, args []string) error {
 		return nil
 	}
 	if !asJSON {
-		fmt.Fprintf(cmd.ErrOrStderr(), "job %s: %s %s@%.12s — following (Ctrl-C stops following, not the job)\n", j.ID[len(j.ID)-8:], repo, branch, commit)
+		fmt.Fprintf(cmd.ErrOrStderr(), "job %s: %s %s@%.12s — following (Ctrl-C stops following, not the job)\n", shortID(j.ID), repo, branch, commit)
 	}
 	raw, _ := f.GetBool("raw")
 	return followLogs(cmd.Context(), c, j.ID, "", cmd.OutOrStdout(), logFormat{json: asJSON, raw: raw}, true)
