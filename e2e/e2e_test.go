@@ -209,3 +209,39 @@ func TestExitCodesAndOneLineErrors(t *testing.T) {
 		t.Errorf("bad env: %d %q", cmd.ProcessState.ExitCode(), out)
 	}
 }
+
+// With the build cache, cargo builds into a target dir kept outside the
+// workspace; steps and artifacts still see it as target/, as in any cargo
+// checkout.
+func TestCachedTargetDirIsTheWorkspacesTarget(t *testing.T) {
+	testutil.RequireTool(t, "cargo")
+	up := startUp(t, "--agents", "1")
+	files := testutil.RustCrate(false)
+	files["src/main.rs"] = "fn main() {\n    println!(\"{}\", tiny::add(2, 3));\n}\n"
+	files[".raibid.yml"] = "steps:\n  - name: build\n    run: cargo build --release && ls target/release/tiny\n" +
+		"    artifacts:\n      - target/release/tiny\n      - {name: deps, path: \"target/release/*.d\"}\n"
+	dir, sha := testutil.GitRepo(t, files)
+	id := push(t, up.url, up.secret, pushPayload("acme/tiny", dir, "main", sha))
+	j := waitJob(t, up.url, up.token, id, 3*time.Minute, nil)
+	logs := apiGet(t, up.url, up.token, "/jobs/"+id+"/logs", nil)
+	if j.Status != ci.StatusSuccess {
+		t.Fatalf("job %s %q\n%s", j.Status, j.Error, logs)
+	}
+	if !strings.Contains(logs, "seen as target/") || strings.Contains(logs, "nothing matches") {
+		t.Fatalf("the cached target dir is not the workspace's target/:\n%s", logs)
+	}
+	var arts struct {
+		Artifacts []struct {
+			Name string `json:"name"`
+			Size int64  `json:"size"`
+		} `json:"artifacts"`
+	}
+	apiGet(t, up.url, up.token, "/jobs/"+id+"/artifacts", &arts)
+	names := map[string]int64{}
+	for _, a := range arts.Artifacts {
+		names[a.Name] = a.Size
+	}
+	if names["tiny"] < 1000 || names["deps.tar.gz"] == 0 {
+		t.Fatalf("artifacts %+v, want the binary and deps.tar.gz", arts)
+	}
+}

@@ -434,7 +434,7 @@ func TestSecondRustJobReusesCachedTargetDir(t *testing.T) {
 	if !strings.Contains(first, "cargo home (kept for acme/tiny): "+filepath.Join(c.Root, "cargo-homes")) {
 		t.Fatalf("no cargo home of the repository's own:\n%s", first)
 	}
-	if !strings.Contains(first, "Compiling tiny") || !strings.Contains(first, "cargo target dir (kept between jobs)") {
+	if !strings.Contains(first, "Compiling tiny") || !strings.Contains(first, "cargo target dir (kept between jobs") {
 		t.Fatalf("first job did not build:\n%s", first)
 	}
 	if strings.Contains(second, "Compiling tiny") {

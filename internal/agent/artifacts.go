@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -40,6 +41,24 @@ type uploader struct {
 	ws    string
 	token string
 	sink  *logSink
+	// shown are the cache directories steps see inside the workspace
+	// (buildSetup.Shown): a pattern under one is looked for there.
+	shown map[string]string
+}
+
+// place is where a workspace-relative path lives on the agent's side: the
+// directory it is beneath and its path there. A path under a shown cache
+// directory (target/… with cargo's cache) is in that directory.
+func (u *uploader) place(p string) (dir, rel string) {
+	for at, src := range u.shown {
+		if p == at {
+			return src, "."
+		}
+		if rest, ok := strings.CutPrefix(p, at+"/"); ok {
+			return src, rest
+		}
+	}
+	return u.ws, p
 }
 
 // newUploadToken makes a run's upload token.
@@ -91,12 +110,14 @@ func (u *uploader) afterStep(s pipeline.Step) error {
 // directory stands for the files under it), sorted. Symbolic links are
 // never followed: a build could point one at the agent's own files.
 func (u *uploader) match(pattern string) ([]string, error) {
-	root, err := os.OpenRoot(u.ws)
+	dir, rel := u.place(pattern)
+	prefix := strings.TrimSuffix(strings.TrimSuffix(pattern, rel), "/") // the shown dir's name, or ""
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
-	matches, err := doublestar.Glob(root.FS(), pattern, doublestar.WithNoFollow())
+	matches, err := doublestar.Glob(root.FS(), rel, doublestar.WithNoFollow())
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +127,9 @@ func (u *uploader) match(pattern string) ([]string, error) {
 			// The worktree's .git (a file naming the mirror's host path) is
 			// the agent's, never an artifact.
 			if err == nil && d.Type().IsRegular() && p != ".git" && !strings.HasPrefix(p, ".git/") {
+				if prefix != "" {
+					p = path.Join(prefix, p)
+				}
 				seen[p] = true
 			}
 			return nil
@@ -125,7 +149,7 @@ func (u *uploader) match(pattern string) ([]string, error) {
 // as root what a build chose.
 func (u *uploader) open(files []string) (io.ReadCloser, int64, error) {
 	openOne := func(p string) (*os.File, int64, error) {
-		f, err := safefs.OpenBeneath(u.ws, p)
+		f, err := safefs.OpenBeneath(u.place(p))
 		if err != nil {
 			return nil, 0, err
 		}

@@ -157,7 +157,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		sink.Line("pipeline", "system", note)
 	}
 	env = append(env, build.Env...)
-	wrap, sandboxEnv, err := a.sandboxFor(jobCtx, job, ws, mirrors, keep, build.Writable)
+	wrap, sandboxEnv, err := a.sandboxFor(jobCtx, job, ws, mirrors, keep, build)
 	if err != nil {
 		msg := "sandbox: " + err.Error()
 		sink.Line("pipeline", "system", msg)
@@ -171,7 +171,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 	} else {
 		sink.Line("pipeline", "system", "sandbox: off (steps run as the agent's user)")
 	}
-	up := &uploader{a: a, job: job, ws: ws, token: newUploadToken(), sink: sink}
+	up := &uploader{a: a, job: job, ws: ws, token: newUploadToken(), sink: sink, shown: build.Shown}
 	if hasArtifacts(p) {
 		sctx, cancel := final()
 		err := run.AllowUploads(sctx, store.HashUploadToken(up.token))
@@ -231,11 +231,22 @@ func (a *Agent) pipelineSecrets(ctx context.Context, job *ci.Job, p *pipeline.Pi
 // sandboxFor prepares the sandbox of a job's steps: their HOME, the
 // directories they write handed to the build user, and the command-line
 // wrapper with what the steps may see. Without a sandbox it returns nothing.
-func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string, keep bool, writable []string) (wrap func([]string) (string, []string), env []string, err error) {
+func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string, keep bool, build buildSetup) (wrap func([]string) (string, []string), env []string, err error) {
 	sb := a.opts.Sandbox
+	shown := map[string]string{}
+	for rel, dir := range build.Shown {
+		shown[filepath.Join(ws, rel)] = dir
+	}
 	if sb == nil {
+		// Unsandboxed steps run as the agent's user: a link serves.
+		for at, dir := range shown {
+			if err := linkShown(at, dir); err != nil {
+				return nil, nil, err
+			}
+		}
 		return nil, nil, nil
 	}
+	writable := build.Writable
 	home, err := a.stepHome(ws, keep)
 	if err != nil {
 		return nil, nil, err
@@ -261,9 +272,23 @@ func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string,
 		// steps); git in a step would otherwise refuse it as "dubious".
 		env = append(env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*")
 	}
-	sjob := sandbox.Job{Dir: ws, Writable: append([]string{home}, writable...),
+	sjob := sandbox.Job{Dir: ws, Writable: append([]string{home}, writable...), Shown: shown,
 		ReadOnly: []string{mirrorDir(mirrors, job.CloneURL), filepath.Join(ws, ".git")}}
 	return func(argv []string) (string, []string) { return sb.Command(argv, sjob) }, env, nil
+}
+
+// linkShown makes at (inside a fresh checkout) a link to dir. A file the
+// repository itself has there is left alone: its own wins.
+func linkShown(at, dir string) error {
+	if st, err := os.Lstat(at); err == nil {
+		if st.Mode()&os.ModeSymlink == 0 {
+			return nil
+		}
+		if err := os.Remove(at); err != nil {
+			return err
+		}
+	}
+	return os.Symlink(dir, at)
 }
 
 // stepHome is the HOME of a sandboxed step: a directory per workspace slot,

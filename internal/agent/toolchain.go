@@ -25,6 +25,10 @@ type buildSetup struct {
 	Env      []string // NAME=value for every step (the pipeline's own env wins)
 	Writable []string // directories outside the workspace the steps write
 	Notes    []string // lines for the job's log
+	// Shown are cache directories steps and artifacts see inside the
+	// workspace, by workspace-relative path: cargo's cached target dir as
+	// target/, so `target/release/app` means what a cargo user expects.
+	Shown map[string]string
 	// Stats turn the pipeline's result into fields recorded with the
 	// verdict (cache figures), one per toolchain that gives any.
 	Stats []func(pipeline.Result) map[string]string
@@ -60,6 +64,10 @@ func (a *Agent) prepareBuild(ctx context.Context, job *ci.Job, ws string) buildS
 		all.Env = append(all.Env, s.Env...)
 		all.Writable = append(all.Writable, s.Writable...)
 		all.Notes = append(all.Notes, s.Notes...)
+		if len(s.Shown) > 0 && all.Shown == nil {
+			all.Shown = map[string]string{}
+		}
+		maps.Copy(all.Shown, s.Shown)
 		all.Stats = append(all.Stats, s.Stats...)
 		all.Release = append(all.Release, s.Release...)
 	}

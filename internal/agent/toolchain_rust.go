@@ -28,11 +28,15 @@ func (r rustBuild) prepare(ctx context.Context, job *ci.Job, ws string) (buildSe
 	if target == "" {
 		return buildSetup{}, false
 	}
+	// Steps see the cached dir as the workspace's own target/ (a bind in
+	// the sandbox, a link without one): paths in steps and artifacts read
+	// as in any cargo checkout.
 	s := buildSetup{
 		Release:  []func(){},
-		Env:      []string{"CARGO_TARGET_DIR=" + target},
+		Env:      []string{"CARGO_TARGET_DIR=" + filepath.Join(ws, "target")},
 		Writable: []string{target},
-		Notes:    []string{"cargo target dir (kept between jobs): " + target},
+		Shown:    map[string]string{"target": target},
+		Notes:    []string{"cargo target dir (kept between jobs, seen as target/): " + target},
 		Stats: []func(pipeline.Result) map[string]string{func(res pipeline.Result) map[string]string {
 			return map[string]string{"cache_artifacts": strconv.Itoa(res.Cache.Total), "cache_fresh": strconv.Itoa(res.Cache.Fresh)}
 		}},

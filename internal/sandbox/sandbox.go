@@ -15,9 +15,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -120,6 +122,9 @@ type Job struct {
 	// ReadOnly adds paths of this job shown read-only (the git mirror that
 	// the workspace's .git points into, the workspace's .git file itself).
 	ReadOnly []string
+	// Shown maps paths inside Dir to directories of this job shown there,
+	// read-write (the cached cargo target dir as the workspace's target/).
+	Shown map[string]string
 }
 
 // Command returns the program and arguments that run argv in the sandbox.
@@ -186,6 +191,11 @@ func (s *Sandbox) Command(argv []string, j Job) (string, []string) {
 	bind("--ro-bind", j.ReadOnly)
 	bind("--bind", s.opts.Writable)
 	bind("--bind", append([]string{j.Dir}, j.Writable...))
+	for _, dst := range slices.Sorted(maps.Keys(j.Shown)) {
+		if src := j.Shown[dst]; within(dst, j.Dir) && dst != j.Dir {
+			a = append(a, "--bind", src, dst)
+		}
+	}
 	// Paths inside the workspace that must stay read-only (its .git file)
 	// come after the workspace's own bind.
 	for _, p := range j.ReadOnly {
