@@ -177,3 +177,36 @@ func TestRunOfAMatrixFollowsTheGroup(t *testing.T) {
 		t.Fatalf("a passing member's log was printed:\n%s", got)
 	}
 }
+
+// `raibid run --event` runs a checkout as a tag or a pull request, so a
+// pipeline's when: can be tried before pushing.
+func TestRunAsAnEvent(t *testing.T) {
+	up := startUp(t, "--agents", "1")
+	dir, _ := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n" +
+		"  - {name: release, run: 'echo releasing $RAIBID_TAG', when: {event: tag, tag: \"v*\"}}\n" +
+		"  - {name: review, run: 'echo reviewing for $RAIBID_BRANCH', when: {event: pull_request, branch: main}}\n"})
+	run := func(args ...string) string {
+		cmd := exec.Command(binary, append([]string{"run", "--data-dir", up.dataDir, dir}, args...)...)
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("raibid run %v: exit %d\n%s", args, code, out)
+		}
+		return string(out)
+	}
+	if out := run("--event", "tag", "--tag", "v1.2.3"); !strings.Contains(out, "\nreleasing v1.2.3\n") || strings.Contains(out, "\nreviewing") {
+		t.Fatalf("as a tag:\n%s", out)
+	}
+	if out := run("--event", "pull_request"); !strings.Contains(out, "\nreviewing for ") || strings.Contains(out, "\nreleasing") {
+		t.Fatalf("as a pull request:\n%s", out)
+	}
+	cmd := exec.Command(binary, "run", "--data-dir", up.dataDir, dir, "--event", "tag")
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "--event tag needs --tag") {
+		t.Fatalf("--event tag without a tag: exit %d\n%s", code, out)
+	}
+	cmd = exec.Command(binary, "run", "--data-dir", up.dataDir, dir, "--event", "deploy")
+	out, _ = cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(string(out), `event "deploy" is not push, tag, pull_request, cron or manual`) {
+		t.Fatalf("--event deploy: exit %d\n%s", code, out)
+	}
+}

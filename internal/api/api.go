@@ -57,9 +57,17 @@ type JobPage struct {
 // NewJob is the body of POST /jobs: a manual trigger.
 type NewJob struct {
 	Repo     string `json:"repo"`
-	Branch   string `json:"branch"`
+	Branch   string `json:"branch,omitempty"`
 	Commit   string `json:"commit,omitempty"`
 	CloneURL string `json:"clone_url,omitempty"`
+	// Event is the event the job is run as (default manual): push, tag
+	// (with Tag and Commit), pull_request (Branch is its head, Base where
+	// it would land) or cron, so a pipeline's when: can be tried by hand.
+	Event string `json:"event,omitempty"`
+	Tag   string `json:"tag,omitempty"`
+	Base  string `json:"base,omitempty"`
+	// PR is the number of event pull_request (default 1).
+	PR int `json:"pr,omitempty"`
 }
 
 // Agent is one row of GET /agents: the agent's own heartbeat, and in

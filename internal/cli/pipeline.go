@@ -69,7 +69,7 @@ func newPipelineCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid, %d steps\n", file, len(p.Steps))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid, %s\n", file, ci.Plural(len(p.Steps), "step"))
 			return nil
 		},
 	}
@@ -87,6 +87,8 @@ func printPipeline(cmd *cobra.Command, p *pipeline.Pipeline, when *pipeline.Cont
 		} else {
 			fmt.Fprintf(out, "runs for this event\n")
 		}
+	} else if d := p.When.Describe(); d != "" {
+		fmt.Fprintf(out, "runs %s\n", d)
 	}
 	for _, k := range sortedKeys(p.Env) {
 		fmt.Fprintf(out, "  env %s=%s\n", k, p.Env[k])
@@ -103,6 +105,9 @@ func printPipeline(cmd *cobra.Command, p *pipeline.Pipeline, when *pipeline.Cont
 		if s.SkipReason != "" {
 			notes = append(notes, "skipped: "+s.SkipReason)
 		}
+		if len(s.DependsOn) > 0 {
+			notes = append(notes, "depends on "+strings.Join(s.DependsOn, ", "))
+		}
 		if s.AllowFailure {
 			notes = append(notes, "may fail")
 		}
@@ -116,6 +121,8 @@ func printPipeline(cmd *cobra.Command, p *pipeline.Pipeline, when *pipeline.Cont
 			if ok, why := s.When.Match(*when); !ok {
 				notes = append(notes, "skipped: "+why)
 			}
+		} else if d := s.When.Describe(); d != "" {
+			notes = append(notes, "runs "+d)
 		}
 		if s.When != nil && len(s.When.Status) > 0 {
 			notes = append(notes, "after: "+strings.Join(s.When.Status, ", "))

@@ -32,6 +32,15 @@ func TestPipelineShowAndValidate(t *testing.T) {
 	if !strings.Contains(out, `SKIPPED for this event: branch "feature" does not match when.branch`) {
 		t.Fatalf("show feature:\n%s", out)
 	}
+	gdir := t.TempDir()
+	os.WriteFile(filepath.Join(gdir, ".raibid.yml"), []byte("when: {event: [push, tag]}\nsteps:\n  - {name: build, run: make}\n"+
+		"  - {name: test, run: make test, depends_on: [build]}\n  - {name: release, run: ./release, depends_on: [test], when: {event: tag, tag: \"v*\"}}\n"), 0o644)
+	out, _ = runRoot(t, "pipeline", "show", gdir)
+	for _, want := range []string{"runs on push, tag\n", "- test: make test  (depends on build)\n", "- release: ./release  (depends on test; runs on tag, tag v*)\n"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("show without an event lacks %q:\n%s", want, out)
+		}
+	}
 	mdir := t.TempDir()
 	os.WriteFile(filepath.Join(mdir, ".raibid.yml"), []byte("matrix:\n  os: [a, b]\n  v: [\"1\"]\nsteps:\n  - {name: t, run: x}\n"), 0o644)
 	if out, err := runRoot(t, "pipeline", "show", mdir); err != nil || !strings.Contains(out, "matrix: 2 jobs\n  os=a,v=1\n  os=b,v=1\n") {

@@ -33,6 +33,10 @@ func newRunCmd() *cobra.Command {
 	f.String("branch", "", "branch to build (default the checked-out one)")
 	f.String("commit", "", "commit to build (default HEAD, or the --branch head)")
 	f.Bool("detach", false, "queue the job, print its id and do not follow it")
+	f.String("event", "", "run as this event, to try a pipeline's when: push, tag, pull_request, cron (default manual)")
+	f.String("tag", "", "the tag of --event tag (default: a tag at the commit)")
+	f.String("base", "", "the branch --event pull_request would land on (default main)")
+	f.Int("pr", 0, "the number of --event pull_request (default 1)")
 	addRawFlag(cmd)
 	return cmd
 }
@@ -92,7 +96,25 @@ func runRun(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	j, err := c.CreateJob(cmd.Context(), api.NewJob{Repo: repo, Branch: branch, Commit: commit, CloneURL: top})
+	n := api.NewJob{Repo: repo, Branch: branch, Commit: commit, CloneURL: top}
+	n.Event, _ = f.GetString("event")
+	n.Tag, _ = f.GetString("tag")
+	n.Base, _ = f.GetString("base")
+	n.PR, _ = f.GetInt("pr")
+	switch n.Event {
+	case ci.EventTag:
+		if n.Tag == "" {
+			tags, _ := git("tag", "--points-at", commit)
+			if n.Tag, _, _ = strings.Cut(tags, "\n"); n.Tag == "" {
+				return &UsageError{fmt.Errorf("--event tag needs --tag (no tag points at %.12s)", commit)}
+			}
+		}
+	case ci.EventPullRequest:
+		if n.Base == "" {
+			n.Base = "main"
+		}
+	}
+	j, err := c.CreateJob(cmd.Context(), n)
 	if err != nil {
 		return err
 	}

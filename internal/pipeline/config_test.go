@@ -61,6 +61,7 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 		{"env list", "env: [A]\nsteps:\n  - {name: a, run: x}\n", ".raibid.yml:1: env: must be a mapping"},
 		{"bad env name", "steps:\n  - name: a\n    run: x\n    env: {1X: y}\n", ".raibid.yml:4: steps[0].env.1X:"},
 		{"syntax", "timeout: 1m\nimage: x\nsteps: a: b\n", ".raibid.yml:3: invalid YAML"},
+		{"mis-indented key", "steps:\n  - name: a\n    run: x\n   bad: 1\n", ".raibid.yml:4: invalid YAML"},
 		{"duplicate key", "steps:\n  - name: a\n    run: x\n    run: y\n", ".raibid.yml:4: steps[0].run: appears twice"},
 		{"empty", "", ".raibid.yml:1: file is empty"},
 	}

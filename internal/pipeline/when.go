@@ -49,6 +49,31 @@ func (f Filter) Match(s string) bool {
 	return (len(f.Include) == 0 || match(f.Include)) && !match(f.Exclude)
 }
 
+// Describe says in a few words what w requires of an event ("" when it
+// requires nothing of one): what `raibid pipeline show` prints beside a
+// step when no event is given.
+func (w *When) Describe() string {
+	if w == nil {
+		return ""
+	}
+	var parts []string
+	if len(w.Event) > 0 {
+		parts = append(parts, "on "+strings.Join(w.Event, ", "))
+	}
+	for _, f := range []struct {
+		name string
+		f    Filter
+	}{{"branch", w.Branch}, {"tag", w.Tag}, {"path", w.Path}} {
+		if len(f.f.Include) > 0 {
+			parts = append(parts, f.name+" "+strings.Join(f.f.Include, ", "))
+		}
+		if len(f.f.Exclude) > 0 {
+			parts = append(parts, f.name+" not "+strings.Join(f.f.Exclude, ", "))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Context is what a when is evaluated against.
 type Context struct {
 	Event  string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -135,15 +136,16 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "body must be JSON {repo, branch, clone_url?, commit?}: "+err.Error())
+		writeError(w, http.StatusBadRequest, "body must be JSON {repo, branch, clone_url?, commit?, event?, tag?, base?}: "+err.Error())
 		return
 	}
 	if err := ci.CheckRepo(req.Repo); err != nil {
 		writeError(w, http.StatusBadRequest, userMessage(err))
 		return
 	}
-	if req.Branch == "" {
-		writeError(w, http.StatusBadRequest, "branch is required")
+	job, msg := manualJob(req)
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
 	if req.CloneURL == "" {
@@ -151,29 +153,27 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "clone_url is required when no Gitea URL is configured")
 			return
 		}
-		req.CloneURL = strings.TrimRight(s.opts.GiteaURL, "/") + "/" + req.Repo + ".git"
+		job.CloneURL = strings.TrimRight(s.opts.GiteaURL, "/") + "/" + req.Repo + ".git"
 	}
-	if req.Commit == "" && s.opts.Heads != nil {
-		if err := ci.CheckBranch(req.Branch); err != nil {
+	if job.Commit == "" && s.opts.Heads != nil {
+		if err := ci.CheckBranch(job.Branch); err != nil {
 			writeError(w, http.StatusBadRequest, userMessage(err))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
-		sha, err := s.opts.Heads.BranchHead(ctx, req.Repo, req.CloneURL, req.Branch)
+		sha, err := s.opts.Heads.BranchHead(ctx, job.Repo, job.CloneURL, job.Branch)
 		cancel()
 		switch {
 		case errors.Is(err, ci.ErrNotFound):
-			writeError(w, http.StatusBadRequest, "branch "+req.Branch+" does not exist in "+req.Repo)
+			writeError(w, http.StatusBadRequest, "branch "+job.Branch+" does not exist in "+job.Repo)
 			return
 		case err != nil:
-			s.log.Warn("resolve branch head", "repo", req.Repo, "branch", req.Branch, "err", err)
-			writeError(w, http.StatusBadGateway, "cannot find the head of "+req.Branch+": "+userMessage(err))
+			s.log.Warn("resolve branch head", "repo", job.Repo, "branch", job.Branch, "err", err)
+			writeError(w, http.StatusBadGateway, "cannot find the head of "+job.Branch+": "+userMessage(err))
 			return
 		}
-		req.Commit = sha
+		job.Commit = sha
 	}
-	job := &ci.Job{Repo: req.Repo, CloneURL: req.CloneURL, Branch: req.Branch, Commit: req.Commit,
-		Trigger: ci.TriggerManual, Event: ci.EventManual}
 	sub, err := s.submitEvent(r.Context(), job, "")
 	if err != nil {
 		s.storeError(w, err)
@@ -185,6 +185,44 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, j)
+}
+
+// manualJob is the job a POST /jobs asks for, run as its event (manual by
+// default), or why it cannot be made.
+func manualJob(req api.NewJob) (*ci.Job, string) {
+	job := &ci.Job{Repo: req.Repo, CloneURL: req.CloneURL, Branch: req.Branch, Commit: req.Commit, Trigger: ci.TriggerManual, Event: req.Event}
+	if job.Event == "" {
+		job.Event = ci.EventManual
+	}
+	if req.Tag != "" && job.Event != ci.EventTag {
+		return nil, "tag is only for event tag"
+	}
+	if (req.Base != "" || req.PR != 0) && job.Event != ci.EventPullRequest {
+		return nil, "base and pr are only for event pull_request"
+	}
+	switch job.Event {
+	case ci.EventManual, ci.EventPush, ci.EventCron:
+	case ci.EventTag:
+		if err := ci.CheckTag(req.Tag); err != nil {
+			return nil, "event tag needs a tag: " + userMessage(err)
+		}
+		if req.Commit == "" {
+			return nil, "event tag needs the commit the tag names"
+		}
+		job.Tag, job.Branch = req.Tag, ""
+		return job, ""
+	case ci.EventPullRequest:
+		if err := ci.CheckBranch(req.Base); err != nil {
+			return nil, "event pull_request needs base, the branch it would land on: " + userMessage(err)
+		}
+		job.PullRequest = &ci.PullRequest{Number: max(req.PR, 1), BaseBranch: req.Base, HeadBranch: req.Branch}
+	default:
+		return nil, fmt.Sprintf("event %q is not push, tag, pull_request, cron or manual", req.Event)
+	}
+	if job.Branch == "" {
+		return nil, "branch is required"
+	}
+	return job, ""
 }
 
 func (s *Server) handleCancelJob(w http.ResponseWriter, r *http.Request) {

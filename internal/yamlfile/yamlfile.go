@@ -40,7 +40,7 @@ type File struct {
 func Parse(name string, data []byte, emptyHint string) (*File, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, syntaxError(name, err)
+		return nil, syntaxError(name, err, data)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, &Error{File: name, Line: 1, Msg: "file is empty; " + emptyHint}
@@ -101,7 +101,10 @@ func Duration(n *yaml.Node) (time.Duration, error) {
 var yamlLine = regexp.MustCompile(`line (\d+)`)
 
 // syntaxError turns a yaml.v3 error into one line with the file and line.
-func syntaxError(file string, err error) error {
+// yaml.v3 names the line where the enclosing block began (line 1 for a
+// mis-indented key on line 4), so the line is the first at which the file,
+// read up to it, no longer parses: where an editor should put the cursor.
+func syntaxError(file string, err error, data []byte) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 1
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
@@ -109,5 +112,34 @@ func syntaxError(file string, err error) error {
 		msg = strings.TrimSpace(yamlLine.ReplaceAllString(msg, ""))
 		msg = strings.TrimPrefix(msg, ": ")
 	}
+	if l := firstBadLine(data); l > line {
+		line = l
+	}
 	return &Error{File: file, Line: line, Msg: "invalid YAML: " + strings.ReplaceAll(msg, "\n", " ")}
+}
+
+// firstBadLine is the smallest n such that data's first n lines do not
+// parse (0 when they all do, or data is too long to look).
+func firstBadLine(data []byte) int {
+	lines := strings.SplitAfter(string(data), "\n")
+	if len(lines) > 5000 {
+		return 0
+	}
+	bad := func(n int) bool {
+		var doc yaml.Node
+		return yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &doc) != nil
+	}
+	lo, hi := 1, len(lines) // bad(hi) holds: the whole file fails
+	if !bad(hi) {
+		return 0
+	}
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if bad(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
 }
