@@ -589,13 +589,13 @@ func firstOf(a, b string) string {
 	return b
 }
 
-// newJobArtifactsCmd is `raibid job artifacts ID [NAME] [-o DIR]`: download
+// newJobArtifactsCmd is `raibid job artifacts ID [NAME] [-O DIR]`: download
 // a job's artifacts (or one), each checked against the sha256 the server
 // recorded.
 func newJobArtifactsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "artifacts ID [NAME]",
-		Short: "Download a job's artifacts (or one) into -o DIR, sha256-checked; --list only lists them",
+		Short: "Download a job's artifacts (or one) into -O DIR, sha256-checked; --list only lists them",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, asJSON, err := clientAndFormat(cmd)

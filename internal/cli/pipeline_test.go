@@ -63,3 +63,21 @@ func TestPipelineShowAndValidate(t *testing.T) {
 		t.Fatalf("validate bad: %v", err)
 	}
 }
+
+// A missing or extra argument is one line naming it, with the usage, and
+// exit code 2 — not cobra's "accepts 1 arg(s), received 0".
+func TestArgumentErrorsNameWhatIsMissing(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"job", "logs"}, "job logs: missing ID (usage: raibid job logs ID [flags])"},
+		{[]string{"job", "show", "a", "b"}, "job show: too many arguments (usage: raibid job show ID [flags])"},
+		{[]string{"schedule", "add"}, "schedule add: missing OWNER/REPO"},
+	} {
+		_, err := runRoot(t, c.args...)
+		if err == nil || ExitCode(err) != 2 || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("raibid %v: %v (exit %d), want %q", c.args, err, ExitCode(err), c.want)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func wrapArgs(c *cobra.Command) {
 		inner := c.Args
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := inner(cmd, args); err != nil {
-				return &UsageError{err}
+				return &UsageError{argsError(cmd, args)}
 			}
 			return nil
 		}
@@ -76,6 +76,27 @@ func wrapArgs(c *cobra.Command) {
 	for _, sub := range c.Commands() {
 		wrapArgs(sub)
 	}
+}
+
+// argsError says in one line what is wrong with a command's arguments,
+// from the placeholders of its Use line ("logs ID": "missing ID") rather
+// than cobra's "accepts 1 arg(s), received 0".
+func argsError(cmd *cobra.Command, args []string) error {
+	usage := cmd.UseLine()
+	name := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+	var required []string
+	for _, w := range strings.Fields(cmd.Use)[1:] {
+		if w == "|" {
+			break // the first form is enough to name what is missing
+		}
+		if !strings.HasPrefix(w, "-") && !strings.HasPrefix(w, "[") && !strings.HasPrefix(w, "\"") && w == strings.ToUpper(w) {
+			required = append(required, w)
+		}
+	}
+	if len(args) < len(required) {
+		return fmt.Errorf("%s: missing %s (usage: %s)", name, required[len(args)], usage)
+	}
+	return fmt.Errorf("%s: too many arguments (usage: %s)", name, usage)
 }
 
 // EnvName is the environment variable that sets a flag: RAIBID_ and the flag
