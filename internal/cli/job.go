@@ -207,7 +207,7 @@ func newJobListCmd() *cobra.Command {
 	f.String("status", "", "only jobs in this status")
 	f.String("repo", "", "only jobs of this owner/name")
 	f.String("branch", "", "only jobs of this branch")
-	f.String("group", "", "only the jobs of this matrix (its group id)")
+	f.String("group", "", "only the jobs of this matrix (its group id, or the short id printed beside it)")
 	f.String("event", "", "only jobs of this event: push, pull_request, tag, manual, cron")
 	f.Int("limit", 20, "jobs per page (1-500)")
 	f.String("cursor", "", "the page after this cursor")

@@ -47,6 +47,30 @@ func userMessage(err error) string {
 
 var jobIDPattern = regexp.MustCompile(`^[0-9a-f]{20}$`)
 
+// groupIDPattern is a group id as people give it: whole, or short.
+var groupIDPattern = regexp.MustCompile(`^[0-9a-f]{4,20}$`)
+
+// groupOf resolves a group id as people give it — the group's id, or a
+// short id of it or of any member, as the CLI prints ("group b22b3b42") —
+// to the group's full id. A full id no job has is returned as it is (a
+// group with no members); an ambiguous short id is a ci.ErrInvalid.
+func (s *Server) groupOf(ctx context.Context, g string) (string, error) {
+	id, err := s.opts.Store.Resolve(ctx, g)
+	if err != nil {
+		return "", err
+	}
+	j, err := s.opts.Store.Get(ctx, id)
+	switch {
+	case errors.Is(err, ci.ErrNotFound):
+		return id, nil
+	case err != nil:
+		return "", err
+	case j.Group != "":
+		return j.Group, nil
+	}
+	return id, nil
+}
+
 // jobID resolves the {id} of the path — a full id, or a short one copied
 // from the dashboard or a page (see store.Resolve) — and answers 404, 400
 // (an ambiguous short id, listing the matches) or 503 itself when it cannot.
@@ -84,8 +108,8 @@ func jobFilter(q url.Values) (store.Filter, string) {
 	f := store.Filter{Status: ci.Status(q.Get("status")), Repo: strings.TrimSpace(q.Get("repo")),
 		Branch: strings.TrimSpace(q.Get("branch")), Group: q.Get("group"), Event: q.Get("event"), Cursor: q.Get("cursor")}
 	switch {
-	case f.Group != "" && !jobIDPattern.MatchString(f.Group):
-		return f, "group is not a job id"
+	case f.Group != "" && !groupIDPattern.MatchString(f.Group):
+		return f, "group is not a group id (4 to 20 hex digits)"
 	case f.Status != "" && !f.Status.Valid():
 		return f, "status must be one of pending, running, success, failed, cancelled, error"
 	case f.Event != "" && !ci.ValidEvent(f.Event):
@@ -102,6 +126,18 @@ func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) {
 	if bad != "" {
 		writeError(w, http.StatusBadRequest, bad)
 		return
+	}
+	if f.Group != "" {
+		var err error
+		f.Group, err = s.groupOf(r.Context(), f.Group)
+		if errors.Is(err, ci.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "group not found")
+			return
+		}
+		if err != nil {
+			s.storeError(w, err)
+			return
+		}
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)

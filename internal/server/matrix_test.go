@@ -120,6 +120,32 @@ func TestMatrixQueuesAGroupWithStatuses(t *testing.T) {
 		t.Fatalf("aggregate: %v", agg)
 	}
 
+	// A group is found by the short id the CLI prints, or by a member's.
+	member := ids[0]
+	if member == group {
+		member = ids[1]
+	}
+	for _, short := range []string{group[len(group)-8:], member[len(member)-8:]} {
+		resp, body := e.do("GET", "/jobs?group="+short, "", token)
+		var pg struct{ Jobs []ci.Job }
+		json.Unmarshal(body, &pg)
+		if resp.StatusCode != 200 || len(pg.Jobs) != 4 {
+			t.Fatalf("GET /jobs?group=%s = %d, %d jobs: %s", short, resp.StatusCode, len(pg.Jobs), body)
+		}
+	}
+	if resp, _ := e.do("GET", "/jobs?group=abcdef12", "", token); resp.StatusCode != 404 {
+		t.Fatalf("an unknown short group: %d", resp.StatusCode)
+	}
+	b := newBrowser(t, e)
+	b.login()
+	if resp, page := b.get("/ui/?group=" + group[len(group)-8:]); resp.StatusCode != 200 || strings.Count(page, "a=") < 4 {
+		t.Fatalf("/ui/?group=<short> = %d:\n%.600s", resp.StatusCode, page)
+	}
+	if resp, page := b.get("/ui/?group=xyz"); resp.StatusCode != 400 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(page, "<h1>400 Bad Request</h1>") || !strings.Contains(page, "group is not a group id") {
+		t.Fatalf("/ui/?group=xyz = %d %s:\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), page)
+	}
+
 	// Retrying the group runs what did not pass, in the group; cancelling
 	// it stops what is queued.
 	resp, body := e.do("POST", "/groups/"+group+"/retry", "", token)
@@ -128,7 +154,7 @@ func TestMatrixQueuesAGroupWithStatuses(t *testing.T) {
 	if resp.StatusCode != 201 || len(retried.Jobs) != 1 || ci.MatrixLabel(retried.Jobs[0].Matrix) != "a=2,b=y" || retried.Jobs[0].Group != group {
 		t.Fatalf("group retry = %d %s", resp.StatusCode, body)
 	}
-	resp, body = e.do("POST", "/groups/"+group+"/cancel", "", token)
+	resp, body = e.do("POST", "/groups/"+group[len(group)-8:]+"/cancel", "", token)
 	if resp.StatusCode != 200 || !strings.Contains(string(body), retried.Jobs[0].ID) {
 		t.Fatalf("group cancel = %d %s", resp.StatusCode, body)
 	}

@@ -71,8 +71,17 @@ func (s *Server) retry(ctx context.Context, id string) (*ci.Job, error) {
 // combination's retry, not the job it retried), or 404.
 func (s *Server) groupMembers(w http.ResponseWriter, r *http.Request) ([]*ci.Job, bool) {
 	group := r.PathValue("id")
-	if !jobIDPattern.MatchString(group) {
+	if !groupIDPattern.MatchString(group) {
 		writeError(w, http.StatusNotFound, "group not found")
+		return nil, false
+	}
+	group, err := s.groupOf(r.Context(), group)
+	if errors.Is(err, ci.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "group not found")
+		return nil, false
+	}
+	if err != nil {
+		s.storeError(w, err)
 		return nil, false
 	}
 	all, _, err := s.opts.Store.List(r.Context(), store.Filter{Group: group, Limit: 500})

@@ -101,18 +101,18 @@ func (s *Server) uiAct(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess := s.session(r)
 		if sess == "" {
-			writeError(w, http.StatusForbidden, "log in first: /ui/login")
+			s.uiFail(w, r, http.StatusForbidden, "log in first: /ui/login")
 			return
 		}
 		if o := r.Header.Get("Origin"); o != "" && o != "null" {
 			if u, err := url.Parse(o); err != nil || u.Host != r.Host {
-				writeError(w, http.StatusForbidden, "cross-origin form refused")
+				s.uiFail(w, r, http.StatusForbidden, "cross-origin form refused")
 				return
 			}
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		if !s.sessions.CheckCSRF(sess, r.PostFormValue("csrf")) {
-			writeError(w, http.StatusForbidden, "missing or wrong form token; reload the page")
+			s.uiFail(w, r, http.StatusForbidden, "missing or wrong form token; reload the page")
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(contextWithViewer(r.Context(), s.viewer(r, sess))))
@@ -127,6 +127,11 @@ func (s *Server) viewer(r *http.Request, sess string) web.Viewer {
 	return v
 }
 
+// uiFail answers a page that cannot be shown with an error page of code.
+func (s *Server) uiFail(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	s.uiError(s.pages.Error(w, code, &web.ErrorPage{Viewer: viewerOf(r), Message: msg}))
+}
+
 // uiError logs a page that could not be rendered (the answer is already
 // under way, so there is nothing else to tell the browser).
 func (s *Server) uiError(err error) {
@@ -139,6 +144,18 @@ func (s *Server) listPage(r *http.Request) (*web.ListPage, int, string) {
 	f, bad := jobFilter(r.URL.Query())
 	if bad != "" {
 		return nil, http.StatusBadRequest, bad
+	}
+	if f.Group != "" {
+		var err error
+		f.Group, err = s.groupOf(r.Context(), f.Group)
+		switch {
+		case errors.Is(err, ci.ErrInvalid):
+			return nil, http.StatusBadRequest, userMessage(err)
+		case errors.Is(err, ci.ErrNotFound):
+			return nil, http.StatusNotFound, "group not found"
+		case err != nil:
+			return nil, http.StatusServiceUnavailable, "job store unavailable"
+		}
 	}
 	f.Limit = 50
 	jobs, next, err := s.opts.Store.List(r.Context(), f)
@@ -171,14 +188,14 @@ func (s *Server) listHandler(render func(http.ResponseWriter, *web.ListPage) err
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, code, msg := s.listPage(r)
 		if p == nil {
-			http.Error(w, msg, code)
+			s.uiFail(w, r, code, msg)
 			return
 		}
 		s.uiError(render(w, p))
 	}
 }
 
-// uiJobID resolves the page's {id} (short ids too), answering a plain-text
+// uiJobID resolves the page's {id} (short ids too), answering an error page:
 // 404 or, for an ambiguous short id, 400 listing the matches.
 func (s *Server) uiJobID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id, err := s.opts.Store.Resolve(r.Context(), r.PathValue("id"))
@@ -188,7 +205,7 @@ func (s *Server) uiJobID(w http.ResponseWriter, r *http.Request) (string, bool) 
 		if errors.As(err, &amb) {
 			msg, code = amb.Error(), http.StatusBadRequest
 		}
-		http.Error(w, msg, code)
+		s.uiFail(w, r, code, msg)
 		return "", false
 	}
 	return id, true
@@ -202,20 +219,20 @@ func (s *Server) handleUIJob(w http.ResponseWriter, r *http.Request) {
 	j, err := s.opts.Store.Get(r.Context(), id)
 	switch {
 	case errors.Is(err, ci.ErrNotFound):
-		http.Error(w, fmt.Sprintf("job not found (finished jobs are kept %s)", ci.ShortAge(s.opts.Store.JobTTL())), http.StatusNotFound)
+		s.uiFail(w, r, http.StatusNotFound, fmt.Sprintf("job not found (finished jobs are kept %s)", ci.ShortAge(s.opts.Store.JobTTL())))
 		return
 	case err != nil:
-		http.Error(w, "job store unavailable", http.StatusServiceUnavailable)
+		s.uiFail(w, r, http.StatusServiceUnavailable, "job store unavailable")
 		return
 	}
 	before := r.URL.Query().Get("before")
 	if before != "" && !store.ValidLogID(before) {
-		http.Error(w, "before is not a log line id", http.StatusBadRequest)
+		s.uiFail(w, r, http.StatusBadRequest, "before is not a log line id")
 		return
 	}
 	lines, err := s.opts.Store.ReadLogsBefore(r.Context(), id, before, logPageLines)
 	if err != nil {
-		http.Error(w, "log store unavailable", http.StatusServiceUnavailable)
+		s.uiFail(w, r, http.StatusServiceUnavailable, "log store unavailable")
 		return
 	}
 	total, _ := s.opts.Store.LogLength(r.Context(), id)
@@ -299,11 +316,11 @@ func (s *Server) uiJobAction(w http.ResponseWriter, r *http.Request, act func(id
 	j, err := act(id)
 	switch {
 	case errors.Is(err, ci.ErrNotFound):
-		http.Error(w, "job not found", http.StatusNotFound)
+		s.uiFail(w, r, http.StatusNotFound, "job not found")
 	case errors.Is(err, ci.ErrConflict):
 		http.Redirect(w, r, "/ui/jobs/"+id, http.StatusSeeOther) // already ended: the page says how
 	case err != nil:
-		http.Error(w, "job store unavailable", http.StatusServiceUnavailable)
+		s.uiFail(w, r, http.StatusServiceUnavailable, "job store unavailable")
 	default:
 		http.Redirect(w, r, "/ui/jobs/"+j.ID, http.StatusSeeOther)
 	}
@@ -339,7 +356,7 @@ func (s *Server) handleUILogout(w http.ResponseWriter, r *http.Request) {
 		if id, exp, ok := s.sessions.ID(c.Value); ok {
 			if err := s.opts.Store.RevokeSession(r.Context(), id, time.Until(exp)); err != nil {
 				s.log.Error("logout: revoke session", "err", err)
-				writeError(w, http.StatusServiceUnavailable, "could not log out, try again")
+				s.uiFail(w, r, http.StatusServiceUnavailable, "could not log out, try again")
 				return
 			}
 		}

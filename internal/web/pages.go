@@ -74,9 +74,19 @@ type LoginPage struct {
 	Title, Next, Error string
 }
 
+// ErrorPage is the data of a page that could not be shown: its HTTP
+// status and why, in one line.
+type ErrorPage struct {
+	Title   string
+	Viewer  Viewer
+	Code    int
+	Status  string
+	Message string
+}
+
 // Pages renders the templates.
 type Pages struct {
-	list, job, login *template.Template
+	list, job, login, error *template.Template
 	now              func() time.Time
 }
 
@@ -129,6 +139,7 @@ func NewPages(now func() time.Time) *Pages {
 	p.list = parse("templates/base.html", "templates/list.html", "templates/rows.html")
 	p.job = parse("templates/base.html", "templates/job.html", "templates/summary.html")
 	p.login = parse("templates/base.html", "templates/login.html")
+	p.error = parse("templates/base.html", "templates/error.html")
 	return p
 }
 
@@ -172,6 +183,22 @@ func (p *Pages) Summary(d *JobPage) (string, error) {
 func (p *Pages) Login(w http.ResponseWriter, d *LoginPage) error {
 	d.Title = "Log in"
 	return render(w, p.login, "login.html", d)
+}
+
+// Error writes an error page with status code: a page like the others
+// (the browser's back and the header's links still work), never bare text.
+func (p *Pages) Error(w http.ResponseWriter, code int, d *ErrorPage) error {
+	d.Code, d.Status = code, http.StatusText(code)
+	d.Title = d.Status
+	var b bytes.Buffer
+	if err := p.error.ExecuteTemplate(&b, "error.html", d); err != nil {
+		http.Error(w, d.Message, code)
+		return fmt.Errorf("render error.html: %w", err)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_, err := io.Copy(w, &b)
+	return err
 }
 
 // Static serves the embedded CSS and script.
