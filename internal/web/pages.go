@@ -87,7 +87,7 @@ type ErrorPage struct {
 // Pages renders the templates.
 type Pages struct {
 	list, job, login, error *template.Template
-	now              func() time.Time
+	now                     func() time.Time
 }
 
 // NewPages parses the embedded templates; now is the clock of relative times.
