@@ -147,6 +147,12 @@ func TestRunBuildsTheCheckoutsCommit(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "built "+sha+" on main") || !strings.Contains(out, "uncommitted changes") {
 		t.Fatalf("raibid run: exit %d\n%s", code, out)
 	}
+	// The job carries the commit's author and message, as a push's does.
+	var list struct{ Jobs []ci.Job }
+	apiGet(t, up.url, up.token, "/jobs?limit=1", &list)
+	if len(list.Jobs) != 1 || list.Jobs[0].Author == "" || list.Jobs[0].Message == "" {
+		t.Fatalf("the run's job has no author or message: %+v", list.Jobs)
+	}
 	failing, _ := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: no, run: 'echo failing-step; exit 4'}\n"})
 	if out, code := run(failing); code != 1 || !strings.Contains(out, "failing-step") {
 		t.Fatalf("raibid run of a failing pipeline: exit %d\n%s", code, out)

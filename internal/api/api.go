@@ -68,6 +68,10 @@ type NewJob struct {
 	Base  string `json:"base,omitempty"`
 	// PR is the number of event pull_request (default 1).
 	PR int `json:"pr,omitempty"`
+	// Author and Message describe the commit, for the pages (raibid run
+	// reads them from the checkout; a webhook's job has them from Gitea).
+	Author  string `json:"author,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 // Agent is one row of GET /agents: the agent's own heartbeat, and in

@@ -109,6 +109,8 @@ type Step struct {
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	DurationMS int64      `json:"duration_ms"`
+	// AllowFailure marks a step whose failure does not fail the job.
+	AllowFailure bool `json:"allow_failure,omitempty"`
 }
 
 // PullRequest is the pull request a job builds: its head commit, cloned
@@ -232,4 +234,20 @@ func (j *Job) CacheScope() string {
 		return fmt.Sprintf("%s#fork-pr-%d", j.Repo, pr.Number)
 	}
 	return j.Repo
+}
+
+// StepDuration is a step's duration as every view prints it, to the
+// millisecond ("63ms", "1.204s", "2m3.5s"): a fast step's time is not
+// rounded into another.
+func StepDuration(ms int64) string {
+	return (time.Duration(ms) * time.Millisecond).String()
+}
+
+// StepStatus is a step's status as text views print it: a failure the
+// pipeline allows says so ("failed (allowed)").
+func StepStatus(s Step) string {
+	if s.AllowFailure && s.Status == StatusFailed {
+		return string(s.Status) + " (allowed)"
+	}
+	return string(s.Status)
 }

@@ -305,9 +305,9 @@ func printJob(w io.Writer, j *ci.Job) {
 		}
 		d := "-"
 		if s.StartedAt != nil {
-			d = (time.Duration(s.DurationMS) * time.Millisecond).String()
+			d = ci.StepDuration(s.DurationMS)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Status, exit, d)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, ci.StepStatus(s), exit, d)
 	}
 	tw.Flush()
 }

@@ -101,6 +101,11 @@ func runRun(cmd *cobra.Command, args []string) error {
 	n.Tag, _ = f.GetString("tag")
 	n.Base, _ = f.GetString("base")
 	n.PR, _ = f.GetInt("pr")
+	// The pages show who wrote the commit and why, as for a push.
+	if info, err := git("log", "-1", "--format=%an%x00%B", "--end-of-options", commit); err == nil {
+		n.Author, n.Message, _ = strings.Cut(info, "\x00")
+		n.Author, n.Message = ci.Truncate(n.Author, 250), ci.Truncate(strings.TrimSpace(n.Message), 16<<10-8)
+	}
 	switch n.Event {
 	case ci.EventTag:
 		if n.Tag == "" {

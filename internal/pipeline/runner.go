@@ -92,7 +92,7 @@ func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
 	r := &runner{p: p, o: o, ctx: ctx, pctx: pctx, timeout: timeout, counter: &cargoCounter{},
 		steps: make([]ci.Step, len(p.Steps)), blocking: make([]bool, len(p.Steps)), res: Result{Status: ci.StatusSuccess}}
 	for i, s := range p.Steps {
-		r.steps[i] = ci.Step{Name: s.Name, Status: ci.StatusPending}
+		r.steps[i] = ci.Step{Name: s.Name, Status: ci.StatusPending, AllowFailure: s.AllowFailure}
 	}
 	services, err := r.startServices()
 	switch {

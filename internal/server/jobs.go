@@ -172,7 +172,7 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "body must be JSON {repo, branch, clone_url?, commit?, event?, tag?, base?}: "+err.Error())
+		writeError(w, http.StatusBadRequest, "body must be JSON {repo, branch, clone_url?, commit?, event?, tag?, base?, pr?, author?, message?}: "+err.Error())
 		return
 	}
 	if err := ci.CheckRepo(req.Repo); err != nil {
@@ -226,7 +226,11 @@ func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {
 // manualJob is the job a POST /jobs asks for, run as its event (manual by
 // default), or why it cannot be made.
 func manualJob(req api.NewJob) (*ci.Job, string) {
-	job := &ci.Job{Repo: req.Repo, CloneURL: req.CloneURL, Branch: req.Branch, Commit: req.Commit, Trigger: ci.TriggerManual, Event: req.Event}
+	if len(req.Author) > 256 || len(req.Message) > 16<<10 {
+		return nil, "author is at most 256 bytes, message at most 16 KiB"
+	}
+	job := &ci.Job{Repo: req.Repo, CloneURL: req.CloneURL, Branch: req.Branch, Commit: req.Commit, Trigger: ci.TriggerManual, Event: req.Event,
+		Author: req.Author, Message: req.Message}
 	if job.Event == "" {
 		job.Event = ci.EventManual
 	}

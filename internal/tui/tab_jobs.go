@@ -588,9 +588,9 @@ func (t *jobsTab) detailView(w, rows int) []string {
 	for _, s := range j.Steps {
 		d := "-"
 		if s.StartedAt != nil {
-			d = (time.Duration(s.DurationMS) * time.Millisecond).String()
+			d = ci.StepDuration(s.DurationMS)
 		}
-		out = append(out, fmt.Sprintf("   %s %s %s", pad(s.Name, 12), statusStyle(s.Status).Render(pad(string(s.Status), 9)), d))
+		out = append(out, fmt.Sprintf("   %s %s %s", pad(s.Name, 12), statusStyle(s.Status).Render(pad(ci.StepStatus(s), 9)), d))
 	}
 	title := " ── log · " + t.log.position() + " "
 	if t.log.query != "" {

@@ -129,7 +129,7 @@ func NewPages(now func() time.Time) *Pages {
 				}
 				return "—"
 			}
-			return (time.Duration(s.DurationMS) * time.Millisecond).Round(100 * time.Millisecond).String()
+			return ci.StepDuration(s.DurationMS)
 		},
 		"deref": func(i *int) int { return *i },
 	}
