@@ -216,3 +216,40 @@ func TestRunAsAnEvent(t *testing.T) {
 		t.Fatalf("--event deploy: exit %d\n%s", code, out)
 	}
 }
+
+// `raibid job logs` of steps that ran at once marks which step the lines
+// that follow belong to, wherever their lines mixed.
+func TestJobLogsOfParallelStepsSayWhoseLinesTheyAre(t *testing.T) {
+	up := startUp(t, "--agents", "1", "--step-concurrency", "2")
+	dir, sha := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - {name: prep, run: 'echo prep-1'}\n" +
+		"  - {name: left, run: 'echo left-1; sleep 0.4; echo left-2; sleep 0.4; echo left-3', depends_on: [prep]}\n" +
+		"  - {name: right, run: 'sleep 0.2; echo right-1; sleep 0.4; echo right-2', depends_on: [prep]}\n"})
+	id := push(t, up.url, up.secret, pushPayload("acme/par", dir, "main", sha))
+	if j := waitJob(t, up.url, up.token, id, time.Minute, nil); j.Status != ci.StatusSuccess {
+		t.Fatalf("job %s %q", j.Status, j.Error)
+	}
+	for _, args := range [][]string{{"logs", id}, {"logs", "-f", id}} {
+		out, code := raibidJob(t, up, args...)
+		if code != 0 {
+			t.Fatalf("job %v: exit %d\n%s", args, code, out)
+		}
+		// Every output line is under the step it came from: the last mark,
+		// or the step's own "$ command" line when it began.
+		owner := ""
+		for _, line := range strings.Split(out, "\n") {
+			switch {
+			case strings.HasPrefix(line, "── ") && strings.HasSuffix(line, " ──"):
+				owner = strings.Trim(line, "─ ")
+			case strings.HasPrefix(line, "$ echo left"):
+				owner = "left"
+			case strings.HasPrefix(line, "$ sleep 0.2; echo right"):
+				owner = "right"
+			case strings.HasPrefix(line, "left-") && owner != "left", strings.HasPrefix(line, "right-") && owner != "right":
+				t.Fatalf("job %v: %q printed under %q:\n%s", args, line, owner, out)
+			}
+		}
+		if strings.Count(out, "── left ──")+strings.Count(out, "── right ──") < 2 {
+			t.Fatalf("job %v: the steps' lines did not mix, or no marks:\n%s", args, out)
+		}
+	}
+}

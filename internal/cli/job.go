@@ -326,11 +326,16 @@ func newJobLogsCmd() *cobra.Command {
 			step, _ := cmd.Flags().GetString("step")
 			raw, _ := cmd.Flags().GetBool("raw")
 			if !follow && !asJSON {
-				out := cmd.OutOrStdout()
-				if !raw {
-					out = termtext.NewWriter(out)
+				// A finished job's log is read line by line with each
+				// line's step, so mixed lines of steps run at once are
+				// marked; a running one's is the plain log so far.
+				if j, err := c.GetJob(cmd.Context(), args[0]); err != nil || !j.Status.Final() || step != "" {
+					out := cmd.OutOrStdout()
+					if !raw {
+						out = termtext.NewWriter(out)
+					}
+					return c.Logs(cmd.Context(), args[0], step, out)
 				}
-				return c.Logs(cmd.Context(), args[0], step, out)
 			}
 			return followLogs(cmd.Context(), c, args[0], step, cmd.OutOrStdout(), logFormat{json: asJSON, raw: raw}, follow)
 		},
@@ -351,12 +356,35 @@ func addRawFlag(cmd *cobra.Command) {
 	cmd.Flags().Bool("raw", false, "print the steps' output byte for byte, escape sequences included (default: colours only)")
 }
 
+// stepMarks tells which step the lines that follow belong to when steps of
+// a graph run at once and their lines arrive mixed: a line of a step that
+// wrote before, after another step's lines, gets a "── step ──" line above
+// it. Steps that run one after the other write in runs and get none.
+type stepMarks struct {
+	last string
+	seen map[string]bool
+}
+
+// next is the mark to print before a line of step, or "".
+func (m *stepMarks) next(step string) string {
+	if m.seen == nil {
+		m.seen = map[string]bool{}
+	}
+	mark := ""
+	if step != m.last && m.seen[step] {
+		mark = "── " + step + " ──"
+	}
+	m.last, m.seen[step] = step, true
+	return mark
+}
+
 // followLogs prints lines as they come (JSON lines with format.json) and
 // turns a job that did not succeed into exit code 1 when following.
 // With step, only that step's lines; a line cut into pieces is joined.
 func followLogs(ctx context.Context, c *client.Client, id, step string, w io.Writer, format logFormat, follow bool) error {
 	enc := json.NewEncoder(w)
 	open := false // a line is printed without its newline: a piece may follow
+	var steps stepMarks
 	status, err := c.FollowLogs(ctx, id, func(l ci.LogLine) {
 		if step != "" && l.Step != step {
 			return
@@ -367,6 +395,11 @@ func followLogs(ctx context.Context, c *client.Client, id, step string, w io.Wri
 		}
 		if open && !l.Cont {
 			fmt.Fprintln(w)
+		}
+		if !l.Cont {
+			if mark := steps.next(l.Step); mark != "" {
+				fmt.Fprintln(w, mark)
+			}
 		}
 		if format.raw {
 			fmt.Fprint(w, l.Text)
