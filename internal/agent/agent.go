@@ -154,6 +154,9 @@ type Agent struct {
 	toolchains []toolchain
 	mu         sync.Mutex
 	current    string
+	// changed wakes the record loop when current changes, so dashboards
+	// see an agent busy or idle when it is, not at the next heartbeat.
+	changed chan struct{}
 }
 
 // New returns an agent.
@@ -168,7 +171,7 @@ func New(opts Options) *Agent {
 		opts.ServerURL = opts.PublicURL
 	}
 	if opts.StepConcurrency <= 0 {
-		opts.StepConcurrency = max(runtime.NumCPU()/2, 1)
+		opts.StepConcurrency = max(runtime.NumCPU()/2, 2)
 	}
 	if opts.CancelPoll <= 0 {
 		opts.CancelPoll = 250 * time.Millisecond
@@ -186,7 +189,7 @@ func New(opts Options) *Agent {
 	if opts.Repos.Token != "" {
 		opts.Secrets = append(opts.Secrets, opts.Repos.Token)
 	}
-	a := &Agent{opts: opts, log: opts.Logger.With("agent", opts.Name), started: time.Now()}
+	a := &Agent{opts: opts, log: opts.Logger.With("agent", opts.Name), started: time.Now(), changed: make(chan struct{}, 1)}
 	a.toolchains = []toolchain{rustBuild{a}}
 	return a
 }
@@ -315,6 +318,7 @@ func (a *Agent) recordLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-a.changed:
 		case <-time.After(interval):
 		}
 	}
@@ -332,6 +336,10 @@ func (a *Agent) setCurrent(id string) {
 	a.mu.Lock()
 	a.current = id
 	a.mu.Unlock()
+	select {
+	case a.changed <- struct{}{}:
+	default: // a wake-up is already pending
+	}
 }
 
 // Why a job's run was interrupted.

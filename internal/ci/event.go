@@ -5,10 +5,13 @@ import "time"
 // Event is a change that dashboards follow on GET /events.
 type Event struct {
 	// Type is "job" for a job's change of status or "queue" for the queue.
-	Type   string    `json:"type"`
-	JobID  string    `json:"job_id,omitempty"`
-	Status Status    `json:"status,omitempty"`
-	Time   time.Time `json:"time"`
+	Type   string `json:"type"`
+	JobID  string `json:"job_id,omitempty"`
+	Status Status `json:"status,omitempty"`
+	// Agent is the agent that took the job (running) or ended it, so a
+	// dashboard shows it busy or idle with the job's own event.
+	Agent string    `json:"agent,omitempty"`
+	Time  time.Time `json:"time"`
 }
 
 // LogLine is one line of a job's output.

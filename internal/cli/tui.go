@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -36,7 +39,7 @@ func newTUICmd() *cobra.Command {
 			}
 			defer f.Close()
 			slog.SetDefault(slog.New(slog.NewTextHandler(f, nil)))
-			return tui.Run(cmd.Context(), c, tui.Options{Server: c.BaseURL()})
+			return tui.Run(cmd.Context(), c, tui.Options{Server: c.BaseURL(), Branch: checkedOutBranch(cmd.Context())})
 		},
 	}
 	addClientFlags(cmd)
@@ -44,4 +47,15 @@ func newTUICmd() *cobra.Command {
 	_ = cmd.PersistentFlags().MarkHidden("output")
 	cmd.Flags().String("log-file", "", "where the dashboard logs (default <data-dir>/tui.log)")
 	return cmd
+}
+
+// checkedOutBranch is the branch checked out in the working directory, or
+// "" outside a checkout (or on a detached head).
+func checkedOutBranch(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "git", "rev-parse", "--abbrev-ref", "HEAD").Output()
+	b := strings.TrimSpace(string(out))
+	if err != nil || b == "HEAD" {
+		return ""
+	}
+	return b
 }

@@ -93,7 +93,7 @@ func (l *Lifecycle) start(ctx context.Context, d *queue.Delivery, agent string) 
 		h[k] = v
 	}
 	job := store.JobFromHash(d.JobID(), h)
-	l.store.Publish(ctx, ci.Event{Type: "job", JobID: job.ID, Status: ci.StatusRunning, Time: l.store.Now()})
+	l.store.Publish(ctx, ci.Event{Type: "job", JobID: job.ID, Status: ci.StatusRunning, Agent: agent, Time: l.store.Now()})
 	return &Run{Job: job, Entry: d, l: l}, "", nil
 }
 
@@ -175,7 +175,7 @@ func (r *Run) end(ctx context.Context, from, to ci.Status, c Change) (*ci.Job, e
 	case "conflict":
 		return nil, fmt.Errorf("job %s is %v: %w", r.Job.ID, res[1], ci.ErrConflict)
 	}
-	r.l.store.Publish(ctx, ci.Event{Type: "job", JobID: r.Job.ID, Status: to, Time: r.l.store.Now()})
+	r.l.store.Publish(ctx, ci.Event{Type: "job", JobID: r.Job.ID, Status: to, Agent: r.Job.Agent, Time: r.l.store.Now()})
 	return r.l.store.Get(ctx, r.Job.ID)
 }
 

@@ -10,6 +10,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/raibid-labs/raibid-ci/internal/api"
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
 
 // shared is what every part of the dashboard reads: the context and
@@ -25,10 +26,14 @@ type shared struct {
 	status string // result of the last action, shown in the footer
 
 	agents []api.Agent
-	queue  api.QueueStats
-	system *api.System
-	depth  []int64 // queue lag, one sample a second
-	scale  agentScale
+	// agentNews is the latest job event of each agent: what it is doing
+	// now, ahead of its next heartbeat (a fetched record older than the
+	// event does not undo it).
+	agentNews map[string]ci.Event
+	queue     api.QueueStats
+	system    *api.System
+	depth     []int64 // queue lag, one sample a second
+	scale     agentScale
 }
 
 // agentScale is what the dashboard knows of the server's agent limit.
@@ -49,6 +54,40 @@ func (s agentScale) label() string {
 	return ""
 }
 
+// agentEvent shows at once what a job's event says of its agent: busy with
+// the job it started, idle when the job it held ended.
+func (s *shared) agentEvent(ev ci.Event) {
+	if ev.Agent == "" {
+		return
+	}
+	if s.agentNews == nil {
+		s.agentNews = map[string]ci.Event{}
+	}
+	s.agentNews[ev.Agent] = ev
+	for i := range s.agents {
+		if s.agents[i].Name == ev.Agent {
+			applyJobEvent(&s.agents[i], ev)
+			return
+		}
+	}
+	if ev.Status == ci.StatusRunning { // an agent new since the last fetch
+		a := api.Agent{Name: ev.Agent, StartedAt: ev.Time, LastSeen: ev.Time}
+		applyJobEvent(&a, ev)
+		s.agents = append(s.agents, a)
+		sort.Slice(s.agents, func(i, j int) bool { return s.agents[i].Name < s.agents[j].Name })
+	}
+}
+
+// applyJobEvent sets a's state from a job event of its own.
+func applyJobEvent(a *api.Agent, ev ci.Event) {
+	switch {
+	case ev.Status == ci.StatusRunning:
+		a.Status, a.CurrentJob = "busy", ev.JobID
+	case ev.Status.Final() && a.CurrentJob == ev.JobID:
+		a.Status, a.CurrentJob = "idle", ""
+	}
+}
+
 // fleetUpdate takes the fleet's messages; ok is false for any other.
 func (s *shared) fleetUpdate(msg tea.Msg) (tea.Cmd, bool) {
 	switch msg := msg.(type) {
@@ -57,6 +96,16 @@ func (s *shared) fleetUpdate(msg tea.Msg) (tea.Cmd, bool) {
 	case agentsMsg:
 		if msg.err == nil {
 			s.agents = msg.agents
+			for i := range s.agents {
+				a := &s.agents[i]
+				if ev, ok := s.agentNews[a.Name]; ok {
+					if ev.Time.After(a.LastSeen) {
+						applyJobEvent(a, ev)
+					} else {
+						delete(s.agentNews, a.Name) // the record has caught up
+					}
+				}
+			}
 			sort.Slice(s.agents, func(i, j int) bool { return s.agents[i].Name < s.agents[j].Name })
 		}
 	case systemMsg:

@@ -24,6 +24,9 @@ type logView struct {
 	// query is the search; match the line of the current match (-1: none).
 	query string
 	match int
+	// dir is the search's direction (-1: up, from the end, as a pager's
+	// "?"): n goes on that way, N the other; both wrap around.
+	dir int
 	// last render's geometry, for paging and for keeping top in range.
 	width, height int
 	// cache holds the lines wrapped at cacheWidth; new lines are wrapped as
@@ -119,9 +122,9 @@ func (v *logView) key(k string) bool {
 			v.scroll(0)
 		}
 	case "n":
-		v.next(+1)
+		v.next(v.dir)
 	case "N":
-		v.next(-1)
+		v.next(-v.dir)
 	default:
 		return false
 	}
@@ -131,7 +134,7 @@ func (v *logView) key(k string) bool {
 // search starts a search for q from the end of the log backwards (the
 // newest match first, as in a pager opened at its end).
 func (v *logView) search(q string) bool {
-	v.query, v.match = q, len(v.lines)
+	v.query, v.match, v.dir = q, len(v.lines), -1
 	if q == "" {
 		v.match = -1
 		return false
@@ -139,14 +142,26 @@ func (v *logView) search(q string) bool {
 	return v.next(-1)
 }
 
-// next moves to the next match in dir (+1 down, -1 up) and scrolls it into
-// view; false when there is none.
+// next moves to the next match in dir (+1 down, -1 up), wrapping around
+// the ends, and scrolls it into view; false when there is none.
 func (v *logView) next(dir int) bool {
-	if v.query == "" {
+	if v.query == "" || len(v.lines) == 0 {
 		return false
 	}
+	if dir == 0 {
+		dir = -1
+	}
 	q := strings.ToLower(v.query)
-	for i := v.match + dir; i >= 0 && i < len(v.lines); i += dir {
+	n := len(v.lines)
+	start := v.match
+	if start < 0 || start >= n {
+		start = n // the first step lands on the last line going up, the first going down
+		if dir > 0 {
+			start = -1
+		}
+	}
+	for k := 1; k <= n; k++ {
+		i := ((start+dir*k)%n + n) % n
 		if strings.Contains(strings.ToLower(ansi.Strip(v.lines[i])), q) {
 			v.match = i
 			_, first := v.rows(v.width)
@@ -156,6 +171,24 @@ func (v *logView) next(dir int) bool {
 		}
 	}
 	return false
+}
+
+// matches is the current match's place among all matches, from the top,
+// and how many there are: "3/12" in the log's title.
+func (v *logView) matches() (at, total int) {
+	if v.query == "" {
+		return 0, 0
+	}
+	q := strings.ToLower(v.query)
+	for i, l := range v.lines {
+		if strings.Contains(strings.ToLower(ansi.Strip(l)), q) {
+			total++
+			if i == v.match {
+				at = total
+			}
+		}
+	}
+	return at, total
 }
 
 // render returns height rows of the log at width.

@@ -74,15 +74,25 @@ func TestLogViewSearch(t *testing.T) {
 	if !v.search("WIDGET") || !strings.Contains(plain(v.render(40, 5)), "error: widget failed") {
 		t.Fatalf("search did not bring the match into view:\n%s", plain(v.render(40, 5)))
 	}
-	v.search("line 1")
+	v.search("line 1") // from the end up, as a pager's "?": line 199 first
 	first := v.match
-	v.key("N")
-	if v.match >= first {
-		t.Fatalf("N did not go up: %d → %d", first, v.match)
+	if at, total := v.matches(); at != 111 || total != 111 {
+		t.Fatalf("counter %d/%d, want 111/111", at, total)
 	}
-	v.key("n")
+	v.key("n") // on in the search's direction: up
+	if v.match >= first {
+		t.Fatalf("n did not go on up: %d → %d", first, v.match)
+	}
+	if at, _ := v.matches(); at != 110 {
+		t.Fatalf("counter at %d after n, want 110", at)
+	}
+	v.key("N")
 	if v.match != first {
-		t.Fatalf("n did not come back: %d", v.match)
+		t.Fatalf("N did not come back: %d", v.match)
+	}
+	v.key("N") // past the last match: around to the first
+	if at, _ := v.matches(); at != 1 {
+		t.Fatalf("N past the last match is at %d, want 1 (wrapped)", at)
 	}
 	if v.search("no such text") {
 		t.Fatal("found what is not there")

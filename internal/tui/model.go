@@ -5,6 +5,8 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
 
 type tab int
@@ -37,6 +39,9 @@ const refetchGap = 250 * time.Millisecond
 // Options configure the dashboard.
 type Options struct {
 	Server string // shown in the header
+	// Branch is what the new-job prompt (n) suggests: the branch checked
+	// out where the dashboard was started (default main).
+	Branch string
 	// Now is the clock (tests fix it).
 	Now func() time.Time
 }
@@ -113,6 +118,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return nil
 	case jobEventMsg:
+		m.agentEvent(ci.Event(msg))
 		return tea.Batch(m.jobsTab.update(msg), fetchAgents(m.ctx, m.src))
 	case tickMsg:
 		cmd := m.fleetTick(time.Time(msg))

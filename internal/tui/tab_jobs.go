@@ -239,7 +239,10 @@ func (t *jobsTab) key(k tea.KeyPressMsg) (tea.Cmd, bool) {
 			}
 		}
 	case "n":
-		t.mode, t.newRepo, t.newBranch, t.newField, t.newFresh = modeNewJob, "", "main", 0, false
+		t.mode, t.newRepo, t.newBranch, t.newField, t.newFresh = modeNewJob, "", t.opts.Branch, 0, false
+		if t.newBranch == "" {
+			t.newBranch = "main"
+		}
 	default:
 		return nil, false
 	}
@@ -505,7 +508,8 @@ func (t *jobsTab) keymap() []binding {
 	if t.detail != nil {
 		return []binding{{"↑↓ PgUp/PgDn", "scroll"}, {"G", "follow"}, {"/", "search"}, {"c", "cancel"}, {"r", "retry"}, {"esc", "back"}}
 	}
-	return []binding{{"↑↓", "move"}, {"enter", "open"}, {"c", "cancel"}, {"n", "new"}, keyScale, {"/", "filter"}, keyHelp}
+	// Arrows go unsaid: the footer must fit 80 columns with q in it.
+	return []binding{{"enter", "open"}, {"c", "cancel"}, {"n", "new"}, keyScale, {"/", "filter"}, keyHelp, keyQuit}
 }
 
 func (t *jobsTab) view(w, h int) []string {
@@ -594,7 +598,8 @@ func (t *jobsTab) detailView(w, rows int) []string {
 	}
 	title := " ── log · " + t.log.position() + " "
 	if t.log.query != "" {
-		title = " ── log · " + t.log.position() + " · /" + t.log.query + " "
+		at, total := t.log.matches()
+		title = fmt.Sprintf(" ── log · %s · /%s %d/%d (n/N) ", t.log.position(), t.log.query, at, total)
 	}
 	out = append(out, faint.Render(title+strings.Repeat("─", max(w-ansi.StringWidth(title), 0))))
 	for _, l := range t.log.render(w-1, max(rows-len(out), 1)) {

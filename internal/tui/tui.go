@@ -80,10 +80,11 @@ type (
 		err error
 	}
 	// scaledMsg answers our own PUT /scale.
-	scaledMsg   scaleMsg
-	queueMsg    api.QueueStats
-	connMsg     client.ConnState
-	jobEventMsg struct{}
+	scaledMsg scaleMsg
+	queueMsg  api.QueueStats
+	connMsg   client.ConnState
+	// jobEventMsg is a job's change, with the agent it concerns.
+	jobEventMsg ci.Event
 	detailMsg   struct {
 		job *ci.Job
 		err error
@@ -137,7 +138,9 @@ func followEvents(ctx context.Context, src EventsSource, in inbox) {
 	_ = src.FollowEvents(ctx, func(ev client.Event) {
 		switch ev.Name {
 		case "job":
-			in.send(jobEventMsg{})
+			var e ci.Event
+			_ = json.Unmarshal(ev.Data, &e)
+			in.send(jobEventMsg(e))
 		case "queue":
 			var q api.QueueStats
 			if json.Unmarshal(ev.Data, &q) == nil {

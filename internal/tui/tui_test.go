@@ -526,3 +526,46 @@ func TestMatrixKeysInTheJobView(t *testing.T) {
 }
 
 func (t *jobsTab) openDetailForTest(j *ci.Job) { t.detail, t.log = j, newLogView() }
+
+// A job's own event moves its agent's row at once — busy with the job when
+// it starts, idle when it ends — and an agent record fetched from before
+// the event does not move it back.
+func TestAgentsPanelFollowsJobEvents(t *testing.T) {
+	m := New(t.Context(), nil, Options{})
+	seen := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	stale := []api.Agent{{Name: "local-1", Status: "idle", LastSeen: seen}}
+	m.update(agentsMsg{agents: stale})
+	row := func() string { return m.agents[0].Status + " " + m.agents[0].CurrentJob }
+	m.update(jobEventMsg{Type: "job", JobID: "019aa0000004dddd0004", Status: ci.StatusRunning, Agent: "local-1", Time: seen.Add(time.Second)})
+	if got := row(); got != "busy 019aa0000004dddd0004" {
+		t.Fatalf("after the job's start event: %q", got)
+	}
+	m.update(agentsMsg{agents: []api.Agent{{Name: "local-1", Status: "idle", LastSeen: seen}}})
+	if got := row(); got != "busy 019aa0000004dddd0004" {
+		t.Fatalf("a record older than the event undid it: %q", got)
+	}
+	m.update(jobEventMsg{Type: "job", JobID: "019aa0000004dddd0004", Status: ci.StatusSuccess, Agent: "local-1", Time: seen.Add(2 * time.Second)})
+	if got := row(); got != "idle " {
+		t.Fatalf("after the job's end event: %q", got)
+	}
+	m.update(jobEventMsg{Type: "job", JobID: "019aa0000005eeee0005", Status: ci.StatusRunning, Agent: "local-2", Time: seen.Add(3 * time.Second)})
+	if len(m.agents) != 2 || m.agents[1].Name != "local-2" || m.agents[1].Status != "busy" {
+		t.Fatalf("an agent first seen in an event: %+v", m.agents)
+	}
+}
+
+// The new-job prompt suggests the branch checked out where the dashboard
+// runs; the jobs footer names q.
+func TestNewJobPromptSuggestsTheCheckoutsBranch(t *testing.T) {
+	for _, c := range []struct{ checkout, want string }{{"master", "master"}, {"", "main"}} {
+		m := New(t.Context(), nil, Options{Branch: c.checkout})
+		m.update(key("n"))
+		if m.jobsTab.newBranch != c.want {
+			t.Errorf("checkout on %q: prompt suggests %q, want %q", c.checkout, m.jobsTab.newBranch, c.want)
+		}
+	}
+	m := New(t.Context(), nil, Options{})
+	if f := ansi.Strip(m.footer()); !strings.Contains(f, "q quit") {
+		t.Errorf("jobs footer %q lacks q quit", f)
+	}
+}
