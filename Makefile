@@ -10,6 +10,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/raibid (stripped)
+	@[ -x bin/raibid ] || echo "building bin/raibid: the first build downloads and compiles raibid's dependencies (about 8 minutes on 2 cores; later builds take seconds)"
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/raibid ./cmd/raibid
 
 cross: ## check the release build for the DGX Spark (linux/arm64)

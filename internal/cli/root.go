@@ -55,7 +55,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{err} })
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(newVersionCmd(), newServerCmd(), newUpCmd(), newAgentCmd(), newJobCmd(), newTUICmd(), newCacheCmd(), newMirrorCmd(), newSecretCmd(), newRunCmd(), newPipelineCmd(), newScheduleCmd())
+	root.AddCommand(newVersionCmd(), newServerCmd(), newUpCmd(), newAgentCmd(), newJobCmd(), newTUICmd(), newCacheCmd(), newMirrorCmd(), newSecretCmd(), newRunCmd(), newPipelineCmd(), newScheduleCmd(), newBackupCmd(), newRestoreCmd())
 	for _, c := range root.Commands() {
 		wrapArgs(c)
 	}
