@@ -64,6 +64,9 @@ type Step struct {
 	// pipeline has it, the steps form a graph: those without it start at
 	// once, up to the agent's step concurrency.
 	DependsOn []string
+	// started, when set, is told the pid of the step's process once it
+	// runs (a service's readiness check looks at what it listens on).
+	started func(pid int)
 }
 
 // SecretRef names a pipeline secret and the variable a step sees it as.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -94,7 +95,10 @@ func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
 	for i, s := range p.Steps {
 		r.steps[i] = ci.Step{Name: s.Name, Status: ci.StatusPending, AllowFailure: s.AllowFailure}
 	}
-	services, err := r.startServices()
+	services, serviceEnv, err := r.startServices()
+	r.o.Env = append(r.o.Env, serviceEnv...)
+	watched := make(chan struct{})
+	watchServices(services, watched, r.serviceDied)
 	switch {
 	case err != nil:
 		// No step runs without the services it was promised.
@@ -110,7 +114,13 @@ func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
 	default:
 		r.sequence()
 	}
+	close(watched)
 	stopServices(services)
+	if why := r.died.Load(); why != nil && r.res.Status != ci.StatusCancelled {
+		// A service the steps relied on went away: whatever they made of
+		// it, the job is not a pass.
+		r.res.Status, r.res.Error = ci.StatusError, *why
+	}
 	r.report()
 	r.res.Steps = r.steps
 	r.res.Cache = r.counter.count()
@@ -134,6 +144,17 @@ type runner struct {
 	// (not allowed to), errored, cancelled, or skipped because of that.
 	blocking []bool
 	res      Result
+	// died is why a service exited while the steps ran (nil: none did).
+	died atomic.Pointer[string]
+}
+
+// serviceDied records the first service that exited during the steps; no
+// step starts after it.
+func (r *runner) serviceDied(rs *runningService) {
+	why := fmt.Sprintf("service %s exited (code %d) while the steps ran; its log is under \"%s\"", rs.svc.Name, rs.code, rs.svc.LogStep())
+	if r.died.CompareAndSwap(nil, &why) {
+		r.o.line(rs.svc.LogStep(), "system", why)
+	}
 }
 
 func (r *runner) report() {
@@ -156,7 +177,7 @@ func (r *runner) setStatus(i int, st ci.Status, blocking bool) {
 
 // stopped reports whether the job was cancelled or timed out: nothing more
 // starts then.
-func (r *runner) stopped() bool { return r.ctx.Err() != nil || r.pctx.Err() != nil }
+func (r *runner) stopped() bool { return r.ctx.Err() != nil || r.pctx.Err() != nil || r.died.Load() != nil }
 
 // admit decides whether step i runs, given whether a failure came before it
 // (in a sequence: any step; in a graph: one of its dependencies). A step not
@@ -392,6 +413,9 @@ func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOp
 		return -1, err
 	}
 	pgid := cmd.Process.Pid
+	if s.started != nil {
+		s.started(pgid)
+	}
 	var readers sync.WaitGroup
 	for _, r := range []struct {
 		f      *os.File

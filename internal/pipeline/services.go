@@ -3,8 +3,12 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
+	"regexp"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -20,9 +24,13 @@ const DefaultServiceTimeout = time.Minute
 // accepts connections, stopped after the last step. Its output is a log
 // section of its own ("service NAME").
 type Service struct {
-	Name    string
-	Run     string
-	Port    int
+	Name string
+	Run  string
+	// Port is where the service listens; with AutoPort the agent picks a
+	// free one per job (the service gets it as $PORT), so two jobs' services
+	// never meet on one port.
+	Port     int
+	AutoPort bool
 	Timeout time.Duration // to accept connections; default DefaultServiceTimeout
 	Env     map[string]string
 	// Image is for executors with an image runtime (a sidecar container);
@@ -64,9 +72,13 @@ func parseServices(f *yamlfile.File, n *yaml.Node) ([]Service, error) {
 				}
 				s.Run = run
 			case "port":
+				if v.Kind == yaml.ScalarNode && v.Value == "auto" {
+					s.AutoPort = true
+					return nil
+				}
 				p, err := strconv.Atoi(v.Value)
 				if err != nil || v.Kind != yaml.ScalarNode || p < 1 || p > 65535 {
-					return f.At(v, field, "must be a TCP port, 1 to 65535")
+					return f.At(v, field, "must be a TCP port, 1 to 65535, or auto")
 				}
 				s.Port = p
 			case "timeout":
@@ -95,10 +107,13 @@ func parseServices(f *yamlfile.File, n *yaml.Node) ([]Service, error) {
 		if err != nil {
 			return nil, err
 		}
-		for what, missing := range map[string]bool{"name": s.Name == "", "run": s.Run == "", "port": s.Port == 0} {
+		for what, missing := range map[string]bool{"name": s.Name == "", "run": s.Run == "", "port": s.Port == 0 && !s.AutoPort} {
 			if missing {
 				return nil, f.At(sn, prefix+"."+what, "is missing")
 			}
+		}
+		if s.AutoPort && s.Image != "" {
+			return nil, f.At(sn, prefix+".port", "auto cannot go with image: the image decides its port")
 		}
 		seen[s.Name] = true
 		out = append(out, s)
@@ -113,23 +128,61 @@ type runningService struct {
 	exited chan struct{}
 	code   int
 	err    error
+	// pid is the service's process (its sandbox), once started; 0 for a
+	// sidecar, which is not ours to watch.
+	pid atomic.Int64
+	// stopping marks an exit we asked for.
+	stopping atomic.Bool
 }
 
-// startServices starts every service and waits until each accepts
-// connections on its port. On an error the ones started are stopped.
-func (r *runner) startServices() ([]*runningService, error) {
+// ServiceEnv is the variable a service's port is exported to steps as:
+// RAIBID_SERVICE_<NAME>_PORT, the name in upper case with anything but
+// letters and digits as _.
+func ServiceEnv(name string) string {
+	return "RAIBID_SERVICE_" + strings.ToUpper(nonAlnum.ReplaceAllString(name, "_")) + "_PORT"
+}
+
+var nonAlnum = regexp.MustCompile(`[^A-Za-z0-9]+`)
+
+// startServices starts every service and waits until each listens on its
+// port — itself, not another process that holds the port. On an error the
+// ones started are stopped. It returns the ports as steps' variables.
+func (r *runner) startServices() ([]*runningService, []string, error) {
 	var started []*runningService
+	var env []string
+	fail := func(step string, err error) ([]*runningService, []string, error) {
+		r.o.line(step, "system", err.Error())
+		stopServices(started)
+		return nil, nil, err
+	}
 	for _, svc := range r.p.Services {
+		step := Step{Name: svc.LogStep(), Run: svc.Run, Env: maps.Clone(svc.Env)}
+		sidecar := r.o.Sidecars && svc.Image != ""
+		if svc.AutoPort {
+			port, err := freeLocalPort()
+			if err != nil {
+				return fail(step.Name, fmt.Errorf("service %s: no free port: %w", svc.Name, err))
+			}
+			svc.Port = port
+		}
+		if !sidecar && listening(svc.Port) {
+			return fail(step.Name, fmt.Errorf("service %s: port %d is already in use on this machine (another job's service?): use port: auto", svc.Name, svc.Port))
+		}
+		if step.Env == nil {
+			step.Env = map[string]string{}
+		}
+		step.Env["PORT"] = strconv.Itoa(svc.Port)
+		env = append(env, ServiceEnv(svc.Name)+"="+strconv.Itoa(svc.Port))
 		ctx, cancel := context.WithCancel(r.pctx)
 		rs := &runningService{svc: svc, cancel: cancel, exited: make(chan struct{})}
-		step := Step{Name: svc.LogStep(), Run: svc.Run, Env: svc.Env}
-		if r.o.Sidecars && svc.Image != "" {
+		if sidecar {
 			// A sidecar of the pod: started by Kubernetes, not here; it
 			// never exits from here, ready waits for its port only.
 			r.o.line(step.Name, "system", "sidecar "+svc.Image)
 			rs.exited = nil
 		} else {
 			r.o.line(step.Name, "system", "$ "+svc.Run)
+			step.started = func(pid int) { rs.pid.Store(int64(pid)) }
 			go func() {
 				defer close(rs.exited)
 				rs.code, rs.err = runStep(ctx, step, r.p.Env, r.o, r.counter)
@@ -137,16 +190,24 @@ func (r *runner) startServices() ([]*runningService, error) {
 		}
 		started = append(started, rs)
 		if err := rs.ready(r.pctx); err != nil {
-			r.o.line(step.Name, "system", err.Error())
-			stopServices(started)
-			return nil, err
+			return fail(step.Name, err)
 		}
-		r.o.line(step.Name, "system", fmt.Sprintf("ready: port %d accepts connections", svc.Port))
+		r.o.line(step.Name, "system", fmt.Sprintf("ready: port %d accepts connections ($%s)", svc.Port, ServiceEnv(svc.Name)))
 	}
-	return started, nil
+	return started, env, nil
 }
 
-// ready waits until the service's port accepts connections, the service
+// freeLocalPort is a loopback TCP port nothing listens on now.
+func freeLocalPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ready waits until the service itself listens on its port, the service
 // exits, or its timeout passes.
 func (rs *runningService) ready(ctx context.Context) error {
 	timeout := rs.svc.Timeout
@@ -156,10 +217,13 @@ func (rs *runningService) ready(ctx context.Context) error {
 	deadline := time.Now().Add(timeout)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(rs.svc.Port))
 	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			c.Close()
-			return nil
+			pid := int(rs.pid.Load())
+			if rs.exited == nil || pid == 0 || listensWithin(rs.svc.Port, pid) {
+				return nil
+			}
+			// Someone else took the port after we looked: not our service.
 		}
 		select {
 		case <-rs.exited:
@@ -174,10 +238,30 @@ func (rs *runningService) ready(ctx context.Context) error {
 	}
 }
 
+// watchServices calls died with the first service that exits while the
+// steps run (not when stopServices ends it); it returns when done closes.
+func watchServices(list []*runningService, done <-chan struct{}, died func(*runningService)) {
+	for _, rs := range list {
+		if rs.exited == nil {
+			continue
+		}
+		go func() {
+			select {
+			case <-done:
+			case <-rs.exited:
+				if !rs.stopping.Load() {
+					died(rs)
+				}
+			}
+		}()
+	}
+}
+
 // stopServices stops the services (SIGTERM, then SIGKILL after the kill
 // grace, as a cancelled step) and waits until every one has exited.
 func stopServices(list []*runningService) {
 	for _, rs := range list {
+		rs.stopping.Store(true)
 		rs.cancel()
 	}
 	for _, rs := range list {

@@ -4,11 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 func freePort(t *testing.T) int {
@@ -102,5 +107,81 @@ func TestSidecarServicesAreWaitedForNotStarted(t *testing.T) {
 	res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), Sink: out, Sidecars: true})
 	if res.Status != ci.StatusSuccess || !strings.Contains(out.text(), "service db: sidecar postgres:17.2") {
 		t.Fatalf("%s %q\n%s", res.Status, res.Error, out.text())
+	}
+}
+
+// A service's port another process holds is an error at once, not a
+// readiness another job's listener answers for.
+func TestServicePortTakenByAnotherProcess(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	p, err := Parse(".raibid.yml", []byte(fmt.Sprintf("services:\n  - {name: db, run: 'sleep 30', port: %d}\nsteps:\n  - {name: s, run: 'true'}\n", port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &recorder{}
+	res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), Sink: out})
+	if want := fmt.Sprintf("service db: port %d is already in use on this machine (another job's service?): use port: auto", port); res.Status != ci.StatusError || res.Error != want {
+		t.Fatalf("%s %q, want error %q\n%s", res.Status, res.Error, want, out.text())
+	}
+}
+
+// The readiness check asks whose listener it is: a process's own, or one
+// of its descendants'.
+func TestListensWithinTellsWhoseListenerItIs(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	other := exec.Command("sleep", "5")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Process.Kill()
+	if !listensWithin(port, os.Getpid()) {
+		t.Error("the test's own listener is not its own")
+	}
+	if listensWithin(port, other.Process.Pid) {
+		t.Error("another process's listener counted as a sleep's")
+	}
+}
+
+// port: auto gives each job's service a free port, as $PORT to the service
+// and RAIBID_SERVICE_<NAME>_PORT to steps; a service that exits while the
+// steps run fails the job and no step starts after it.
+func TestAutoPortAndAServiceDyingAfterReady(t *testing.T) {
+	testutil.RequireTool(t, "python3")
+	serve := `python3 -c "import os,socket,time; s=socket.socket(); s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen(); time.sleep(%s)"`
+	for _, c := range []struct {
+		life       string
+		wantStatus ci.Status
+	}{{"30", ci.StatusSuccess}, {"0.5", ci.StatusError}} {
+		yml := "services:\n  - name: my db\n    run: " + strconv.Quote(fmt.Sprintf(serve, c.life)) + "\n    port: auto\n" +
+			"steps:\n  - {name: use, run: 'echo port=$RAIBID_SERVICE_MY_DB_PORT; sleep 1.5'}\n  - {name: after, run: 'echo after-ran'}\n"
+		p, err := Parse(".raibid.yml", []byte(yml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := &recorder{}
+		res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), Sink: out})
+		log := out.text()
+		if res.Status != c.wantStatus {
+			t.Fatalf("service living %ss: %s %q\n%s", c.life, res.Status, res.Error, log)
+		}
+		m := regexp.MustCompile(`ready: port (\d+) accepts`).FindStringSubmatch(log)
+		if m == nil || !strings.Contains(log, "use: port="+m[1]+"\n") {
+			t.Fatalf("the step did not get the service's port:\n%s", log)
+		}
+		if c.wantStatus == ci.StatusError {
+			if !strings.HasPrefix(res.Error, `service my db exited (code 0) while the steps ran`) || strings.Contains(log, "after-ran") {
+				t.Fatalf("a service dying after ready: %q\n%s", res.Error, log)
+			}
+		}
 	}
 }
