@@ -177,7 +177,9 @@ func (r *runner) setStatus(i int, st ci.Status, blocking bool) {
 
 // stopped reports whether the job was cancelled or timed out: nothing more
 // starts then.
-func (r *runner) stopped() bool { return r.ctx.Err() != nil || r.pctx.Err() != nil || r.died.Load() != nil }
+func (r *runner) stopped() bool {
+	return r.ctx.Err() != nil || r.pctx.Err() != nil || r.died.Load() != nil
+}
 
 // admit decides whether step i runs, given whether a failure came before it
 // (in a sequence: any step; in a graph: one of its dependencies). A step not

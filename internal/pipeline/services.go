@@ -31,8 +31,8 @@ type Service struct {
 	// never meet on one port.
 	Port     int
 	AutoPort bool
-	Timeout time.Duration // to accept connections; default DefaultServiceTimeout
-	Env     map[string]string
+	Timeout  time.Duration // to accept connections; default DefaultServiceTimeout
+	Env      map[string]string
 	// Image is for executors with an image runtime (a sidecar container);
 	// agents without one run Run.
 	Image string
