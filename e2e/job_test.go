@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +182,18 @@ func TestRunOfAMatrixFollowsTheGroup(t *testing.T) {
 	}
 	if strings.Contains(got, "\nmember-c-ok") {
 		t.Fatalf("a passing member's log was printed:\n%s", got)
+	}
+	// The short group id printed is the one the other commands take.
+	m := regexp.MustCompile(`matrix group ([0-9a-f]{8}):`).FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("no group id printed:\n%s", got)
+	}
+	listed, code := raibidJob(t, up, "list", "--group", m[1])
+	if code != 0 || strings.Count(listed, "n=") != 3 {
+		t.Fatalf("job list --group %s: exit %d\n%s", m[1], code, listed)
+	}
+	if out, code := raibidJob(t, up, "retry", "--group", m[1]); code != 0 || !strings.Contains(out, `"n": "b"`) {
+		t.Fatalf("job retry --group %s: exit %d\n%s", m[1], code, out)
 	}
 }
 

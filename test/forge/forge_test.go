@@ -74,14 +74,14 @@ type up struct {
 	log     *os.File
 }
 
-func startRaibid(t testing.TB, dataDir, addr string) *up {
+func startRaibid(t testing.TB, dataDir, addr string, extra ...string) *up {
 	t.Helper()
 	logf, err := os.OpenFile(filepath.Join(dataDir+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(raibid, "up", "--data-dir", dataDir, "--addr", addr, "--agents", "2",
-		"--gitea-url", gt.URL, "--public-url", "http://"+addr, "--log-level", "info")
+	cmd := exec.Command(raibid, append([]string{"up", "--data-dir", dataDir, "--addr", addr, "--agents", "2",
+		"--gitea-url", gt.URL, "--public-url", "http://" + addr, "--log-level", "info"}, extra...)...)
 	cmd.Env = append(os.Environ(), "RAIBID_GITEA_TOKEN="+gt.Token)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
