@@ -83,9 +83,12 @@ type Options struct {
 	// are handed.
 	GPUJobs Jobs
 	GPUs    *GPUSlots
-	Store   Store
-	Status  StatusPoster // nil: no commit statuses
-	Logger  *slog.Logger
+	// DevDir is where the GPUs' device nodes are (default /dev): a job's
+	// sandbox shows the nodes of the slots it holds.
+	DevDir string
+	Store  Store
+	Status StatusPoster // nil: no commit statuses
+	Logger *slog.Logger
 	// WorkDir holds one directory per running job (default os.TempDir()/raibid-work).
 	WorkDir string
 	Repos   Repos
@@ -169,6 +172,9 @@ func New(opts Options) *Agent {
 	}
 	if opts.ServerURL == "" {
 		opts.ServerURL = opts.PublicURL
+	}
+	if opts.DevDir == "" {
+		opts.DevDir = "/dev"
 	}
 	if opts.StepConcurrency <= 0 {
 		opts.StepConcurrency = max(runtime.NumCPU()/2, 2)

@@ -3,7 +3,10 @@ package agent
 import (
 	"bufio"
 	"bytes"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,4 +107,46 @@ func gpuEnv(ids []int) []string {
 	}
 	v := strings.Join(list, ",")
 	return []string{"CUDA_VISIBLE_DEVICES=" + v, "NVIDIA_VISIBLE_DEVICES=" + firstNonEmpty(v, "none")}
+}
+
+// gpuControlDevices are the NVIDIA driver's nodes every GPU user needs,
+// beside the per-GPU /dev/nvidiaN.
+var gpuControlDevices = []string{"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset", "nvidia-caps"}
+
+// gpuDevices are the device nodes under devDir a job holding slots may
+// use, as sandbox paths (/dev/…) to host paths: slot i is the i-th
+// /dev/nvidiaN present (in a GPU pod, the ones the device plugin gave it;
+// CUDA numbers visible GPUs in that order too), with the driver's control
+// nodes. A job holding no slot gets none: it must not reach a GPU another
+// job holds.
+func gpuDevices(devDir string, slots []int) map[string]string {
+	if len(slots) == 0 {
+		return nil
+	}
+	entries, err := os.ReadDir(devDir)
+	if err != nil {
+		return nil
+	}
+	var gpus []int
+	for _, e := range entries {
+		if n, ok := strings.CutPrefix(e.Name(), "nvidia"); ok {
+			if i, err := strconv.Atoi(n); err == nil && e.Type()&os.ModeDevice != 0 {
+				gpus = append(gpus, i)
+			}
+		}
+	}
+	slices.Sort(gpus)
+	out := map[string]string{}
+	for _, s := range slots {
+		if s < len(gpus) {
+			name := "nvidia" + strconv.Itoa(gpus[s])
+			out["/dev/"+name] = filepath.Join(devDir, name)
+		}
+	}
+	for _, name := range gpuControlDevices {
+		if _, err := os.Lstat(filepath.Join(devDir, name)); err == nil {
+			out["/dev/"+name] = filepath.Join(devDir, name)
+		}
+	}
+	return out
 }

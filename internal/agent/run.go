@@ -157,7 +157,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		sink.Line("pipeline", "system", note)
 	}
 	env = append(env, build.Env...)
-	wrap, sandboxEnv, err := a.sandboxFor(jobCtx, job, ws, mirrors, keep, build)
+	wrap, sandboxEnv, err := a.sandboxFor(jobCtx, job, ws, mirrors, keep, build, gpuDevices(a.opts.DevDir, gpus))
 	if err != nil {
 		msg := "sandbox: " + err.Error()
 		sink.Line("pipeline", "system", msg)
@@ -231,7 +231,7 @@ func (a *Agent) pipelineSecrets(ctx context.Context, job *ci.Job, p *pipeline.Pi
 // sandboxFor prepares the sandbox of a job's steps: their HOME, the
 // directories they write handed to the build user, and the command-line
 // wrapper with what the steps may see. Without a sandbox it returns nothing.
-func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string, keep bool, build buildSetup) (wrap func([]string) (string, []string), env []string, err error) {
+func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string, keep bool, build buildSetup, devices map[string]string) (wrap func([]string) (string, []string), env []string, err error) {
 	sb := a.opts.Sandbox
 	shown := map[string]string{}
 	for rel, dir := range build.Shown {
@@ -272,7 +272,7 @@ func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string,
 		// steps); git in a step would otherwise refuse it as "dubious".
 		env = append(env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*")
 	}
-	sjob := sandbox.Job{Dir: ws, Writable: append([]string{home}, writable...), Shown: shown,
+	sjob := sandbox.Job{Dir: ws, Writable: append([]string{home}, writable...), Shown: shown, Devices: devices,
 		ReadOnly: []string{mirrorDir(mirrors, job.CloneURL), filepath.Join(ws, ".git")}}
 	return func(argv []string) (string, []string) { return sb.Command(argv, sjob) }, env, nil
 }

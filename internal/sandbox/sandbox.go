@@ -125,6 +125,10 @@ type Job struct {
 	// Shown maps paths inside Dir to directories of this job shown there,
 	// read-write (the cached cargo target dir as the workspace's target/).
 	Shown map[string]string
+	// Devices maps paths under /dev in the sandbox to the host's device
+	// nodes shown there: the GPUs the job holds. The sandbox's /dev is
+	// otherwise a fresh one without them.
+	Devices map[string]string
 }
 
 // Command returns the program and arguments that run argv in the sandbox.
@@ -191,6 +195,11 @@ func (s *Sandbox) Command(argv []string, j Job) (string, []string) {
 	bind("--ro-bind", j.ReadOnly)
 	bind("--bind", s.opts.Writable)
 	bind("--bind", append([]string{j.Dir}, j.Writable...))
+	for _, at := range slices.Sorted(maps.Keys(j.Devices)) {
+		if within(at, "/dev") && at != "/dev" {
+			a = append(a, "--dev-bind-try", j.Devices[at], at)
+		}
+	}
 	for _, dst := range slices.Sorted(maps.Keys(j.Shown)) {
 		if src := j.Shown[dst]; within(dst, j.Dir) && dst != j.Dir {
 			a = append(a, "--bind", src, dst)

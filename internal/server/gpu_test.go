@@ -5,15 +5,19 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/raibid-labs/raibid-ci/internal/agent"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/sandbox"
 	"github.com/raibid-labs/raibid-ci/internal/server"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
@@ -109,5 +113,60 @@ func TestDetectGPUsWithAStandInNvidiaSmi(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	if n := agent.DetectGPUs(); n != 0 {
 		t.Fatalf("without nvidia-smi: %d GPUs", n)
+	}
+}
+
+// In the sandbox a GPU job sees the device nodes of the slot it holds (slot
+// 0: the first /dev/nvidiaN present, as in a pod given GPU 1) and the
+// driver's control node; a CPU job sees none. The nodes are stand-ins
+// made by mknod (no NVIDIA driver here) in a directory the agent is told
+// is its /dev.
+func TestGPUJobsSeeTheirDevicesInTheSandbox(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mknod needs root")
+	}
+	devDir := t.TempDir()
+	for name, minor := range map[string]uint32{"nvidia1": 1, "nvidia3": 3, "nvidiactl": 255} {
+		if err := unix.Mknod(filepath.Join(devDir, name), unix.S_IFCHR|0o666, int(unix.Mkdev(195, minor))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(devDir, "nvidia7"), []byte("not a device"), 0o644)
+	sb, err := sandbox.New(sandbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	show := "echo \"devs=[$(ls /dev | grep nvidia | tr '\\n' ' ')]\"; test ! -e /dev/nvidia3"
+	gpuDir, gpuSHA := testutil.GitRepo(t, map[string]string{".raibid.yml": "resources: {gpu: 1}\nsteps:\n  - name: train\n    run: " + strconv.Quote(show) + "\n"})
+	cpuDir, cpuSHA := testutil.GitRepo(t, map[string]string{".raibid.yml": "steps:\n  - name: lint\n    run: " + strconv.Quote(show) + "\n"})
+	r := testutil.StartRedis(t)
+	var gpuJobs *jobs.Lifecycle
+	e := startOn(t, r, func(o *server.Options) {
+		gpuJobs = jobs.New(o.Store, queue.New(r.Client(), queue.Options{Keys: queue.GPUKeysWithPrefix("")}), jobs.Options{})
+		o.GPUJobs = gpuJobs
+	})
+	var ids []string
+	for i, c := range []struct{ dir, sha string }{{gpuDir, gpuSHA}, {cpuDir, cpuSHA}} {
+		body, _ := json.Marshal(map[string]any{"ref": "refs/heads/main", "after": c.sha,
+			"repository": map[string]any{"full_name": "acme/dev" + strconv.Itoa(i), "clone_url": c.dir}})
+		code, out := e.webhook(hook{body: body, delivery: "d" + strconv.Itoa(i)})
+		if code != 202 {
+			t.Fatalf("webhook %d %v", code, out)
+		}
+		ids = append(ids, out["job_id"].(string))
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	a := agent.New(agent.Options{Name: "a1", Jobs: e.jobs, GPUJobs: gpuJobs, GPUs: agent.NewGPUSlots(1), Store: e.store, DevDir: devDir, Sandbox: sb,
+		WorkDir: t.TempDir(), Repos: agent.Repos{AllowLocal: true}, ClaimBlock: 200 * time.Millisecond})
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+	testutil.Eventually(t, 30*time.Second, func() bool { return e.job(ids[0]).Status.Final() && e.job(ids[1]).Status.Final() })
+	stop()
+	<-done
+	for i, want := range []string{"devs=[nvidia1 nvidiactl ]", "devs=[]"} {
+		j := e.job(ids[i])
+		if logs := e.logText(ids[i]); j.Status != ci.StatusSuccess || !strings.Contains(logs, "\n"+want) && !strings.Contains(logs, " "+want) {
+			t.Fatalf("job %d %s %q, want %q in:\n%s", i, j.Status, j.Error, want, logs)
+		}
 	}
 }
