@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -267,15 +269,15 @@ func TestAgentScaledJobScalesFromZero(t *testing.T) {
 	if s.ScalingStrategy.Strategy != "accurate" || !slices.Equal(s.ScalingStrategy.PendingPodConditions, []string{"Ready"}) {
 		t.Errorf("scalingStrategy %+v", s.ScalingStrategy)
 	}
-	if s.MaxReplicaCount == nil || *s.MaxReplicaCount != 6 {
-		t.Errorf("maxReplicaCount %v, want 6", s.MaxReplicaCount)
+	if s.MaxReplicaCount != nil {
+		t.Errorf("maxReplicaCount %v in the file: Flux would own it and undo every PUT /scale; the server sets it (--max-agents)", *s.MaxReplicaCount)
 	}
 	job := s.JobTargetRef
 	if job.BackoffLimit == nil || *job.BackoffLimit != 0 || job.Template.Spec.RestartPolicy != corev1.RestartPolicyNever {
 		t.Error("a failed agent pod must not be retried by Kubernetes (backoffLimit 0, restartPolicy Never): the queue retries")
 	}
 	c := job.Template.Spec.Containers[0]
-	if !c.Resources.Requests.Cpu().Equal(resource.MustParse("2")) || !c.Resources.Limits.Memory().Equal(resource.MustParse("4Gi")) {
+	if !c.Resources.Requests.Cpu().Equal(resource.MustParse("1")) || !c.Resources.Limits.Memory().Equal(resource.MustParse("4Gi")) {
 		t.Errorf("agent resources %v", c.Resources)
 	}
 	args := strings.Join(c.Args, " ")
@@ -506,16 +508,26 @@ func TestGPUAgentsBehindOneSwitch(t *testing.T) {
 	}
 	var sj *kedav1alpha1.ScaledJob
 	var plugin *helmv2.HelmRelease
+	var runtimeClass *nodev1.RuntimeClass
 	for _, o := range build(t, "flux/apps/raibid-gpu") {
 		switch v := o.(type) {
 		case *kedav1alpha1.ScaledJob:
 			sj = v
 		case *helmv2.HelmRelease:
 			plugin = v
+		case *nodev1.RuntimeClass:
+			runtimeClass = v
 		}
 	}
-	if sj == nil || plugin == nil {
-		t.Fatal("no GPU ScaledJob or device plugin HelmRelease")
+	if sj == nil || plugin == nil || runtimeClass == nil {
+		t.Fatal("no GPU ScaledJob, device plugin HelmRelease or RuntimeClass")
+	}
+	// k3s registers the NVIDIA runtime but keeps runc the default.
+	if rc := sj.Spec.JobTargetRef.Template.Spec.RuntimeClassName; rc == nil || *rc != runtimeClass.Name || runtimeClass.Handler != "nvidia" {
+		t.Errorf("GPU agents' runtimeClassName %v, RuntimeClass %s → %s: want the nvidia handler", rc, runtimeClass.Name, runtimeClass.Handler)
+	}
+	if !strings.Contains(string(plugin.Spec.Values.Raw), `"runtimeClassName":"nvidia"`) {
+		t.Errorf("the device plugin does not run with the nvidia runtime: %s", plugin.Spec.Values.Raw)
 	}
 	if md := sj.Spec.Triggers[0].Metadata; md["stream"] != queue.GPUStream || md["consumerGroup"] != queue.DefaultGroup || md["lagCount"] != "1" {
 		t.Errorf("GPU trigger %v: want the server's GPU stream %s in lag mode", md, queue.GPUStream)
@@ -528,4 +540,85 @@ func TestGPUAgentsBehindOneSwitch(t *testing.T) {
 	if !strings.Contains(string(plugin.Spec.Values.Raw), "nvidia-time-slicing") {
 		t.Error("the device plugin does not use the time-slicing config")
 	}
+}
+
+// The node fits the whole tree at its largest: every agent both ScaledJobs
+// may start, beside the server, BuildKit, Redis and the charts, within the
+// cores k3s leaves allocatable (20 on the DGX Spark, less install.sh's
+// reservations) — an agent that cannot be scheduled stalls the queue with
+// no error. The agents' quota admits them all too.
+func TestAgentsAtMaxScaleFitTheNode(t *testing.T) {
+	install, err := os.ReadFile("k3s/install.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocatable := resource.MustParse("20")
+	for _, m := range regexp.MustCompile(`-reserved=cpu=([0-9.]+m?)`).FindAllStringSubmatch(string(install), -1) {
+		allocatable.Sub(resource.MustParse(m[1]))
+	}
+	// Charts whose requests the tree does not set (Gitea, the device
+	// plugin, Flux's controllers, CoreDNS, k3s's own): 250m each is more
+	// than their defaults ask.
+	chartAllowance := resource.MustParse("1500m")
+	requests := chartAllowance.DeepCopy()
+	agentRequests, agentLimits := resource.Quantity{}, resource.Quantity{}
+	podCPU := func(spec corev1.PodSpec) (req, lim resource.Quantity) {
+		for _, c := range spec.Containers {
+			req.Add(*c.Resources.Requests.Cpu())
+			lim.Add(*c.Resources.Limits.Cpu())
+		}
+		return req, lim
+	}
+	times := func(q resource.Quantity, n int32) resource.Quantity {
+		return *resource.NewMilliQuantity(q.MilliValue()*int64(n), resource.DecimalSI)
+	}
+	var quota *corev1.ResourceQuota
+	for _, dir := range []string{"flux/apps/raibid", "flux/apps/raibid-gpu", "flux/infrastructure/controllers", "flux/infrastructure/configs"} {
+		for _, o := range build(t, dir) {
+			switch v := o.(type) {
+			case *appsv1.Deployment:
+				req, _ := podCPU(v.Spec.Template.Spec)
+				requests.Add(times(req, ptrOr(v.Spec.Replicas, 1)))
+			case *appsv1.StatefulSet:
+				req, _ := podCPU(v.Spec.Template.Spec)
+				requests.Add(times(req, ptrOr(v.Spec.Replicas, 1)))
+			case *kedav1alpha1.ScaledJob:
+				req, lim := podCPU(v.Spec.JobTargetRef.Template.Spec)
+				n := ptrOr(v.Spec.MaxReplicaCount, serverMaxAgents)
+				requests.Add(times(req, n))
+				agentRequests.Add(times(req, n))
+				agentLimits.Add(times(lim, n))
+			case *helmv2.HelmRelease:
+				for _, m := range regexp.MustCompile(`"requests":\{"cpu":"([0-9.]+m?)"`).FindAllStringSubmatch(string(v.Spec.Values.Raw), -1) {
+					requests.Add(resource.MustParse(m[1]))
+				}
+			case *corev1.ResourceQuota:
+				quota = v
+			}
+		}
+	}
+	t.Logf("CPU requests at max scale: %s of %s allocatable (agents %s, charts allowed %s)", requests.String(), allocatable.String(), agentRequests.String(), chartAllowance.String())
+	if requests.Cmp(allocatable) > 0 {
+		t.Errorf("at max scale the tree requests %s CPU, the node has %s allocatable: the last agents would never be scheduled", requests.String(), allocatable.String())
+	}
+	if quota == nil {
+		t.Fatal("no ResourceQuota for the agents")
+	}
+	if q := quota.Spec.Hard[corev1.ResourceRequestsCPU]; agentRequests.Cmp(q) > 0 {
+		t.Errorf("the agents' quota admits %s CPU of requests, they ask %s at max scale", q.String(), agentRequests.String())
+	}
+	if q := quota.Spec.Hard[corev1.ResourceLimitsCPU]; agentLimits.Cmp(q) > 0 {
+		t.Errorf("the agents' quota admits %s CPU of limits, they ask %s at max scale", q.String(), agentLimits.String())
+	}
+}
+
+// serverMaxAgents is the server's --max-agents default: the limit it sets
+// on a ScaledJob whose file leaves maxReplicaCount out.
+const serverMaxAgents = 6
+
+func ptrOr(p *int32, dflt int32) int32 {
+	if p == nil {
+		return dflt
+	}
+	return *p
 }

@@ -25,7 +25,7 @@ done
 MIN_CPUS=${MIN_CPUS:-16}
 MIN_MEM_GB=${MIN_MEM_GB:-64}
 MIN_DISK_GB=${MIN_DISK_GB:-200}
-K3S_VERSION=${K3S_VERSION:-v1.33.5+k3s1}
+K3S_VERSION=${K3S_VERSION:-v1.37.2+k3s1} # the Kubernetes the tree is tested against (test/cluster, test/node)
 GITEA_HOST=${GITEA_HOST:-gitea.dgx.local}
 GITEA_REGISTRY=${GITEA_REGISTRY:-gitea.dgx.local:3000}
 GITEA_SVC=${GITEA_SVC:-gitea-http.infrastructure.svc.cluster.local}

@@ -87,7 +87,7 @@ func kubeOptions(k KubeConfig, redisURL string, opts *server.Options, log *slog.
 	}
 	opts.Pods = &kube.PodLister{Client: c, Namespace: k.Namespace}
 	if k.Executor == executorKEDA {
-		opts.Scaler = &kube.ScaledJobScaler{Client: c, Namespace: k.Namespace, Name: k.ScaledJob}
+		opts.Scaler = &kube.ScaledJobScaler{Client: c, Namespace: k.Namespace, Name: k.ScaledJob, Default: k.MaxAgents}
 		log.Info("agents from a KEDA ScaledJob", "namespace", k.Namespace, "scaled_job", k.ScaledJob)
 		return nil
 	}

@@ -192,6 +192,27 @@ func TestScaledJobScalerPatchesMaxReplicaCountWithFakeDynamicClient(t *testing.T
 	if p, _, _ := unstructured.NestedInt64(obj.Object, "spec", "pollingInterval"); p != 5 {
 		t.Fatal("the patch touched other fields")
 	}
+	// A ScaledJob whose file leaves the limit out gets the server's default
+	// once; a limit already set stays.
+	unset := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob",
+		"metadata": map[string]any{"name": "fresh", "namespace": "ci"}, "spec": map[string]any{"pollingInterval": int64(5)},
+	}}
+	dc2 := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), ListKinds, unset)
+	fresh := &ScaledJobScaler{Client: dc2, Namespace: "ci", Name: "fresh", Default: 6}
+	if set, err := fresh.EnsureMax(ctx); !set || err != nil {
+		t.Fatalf("EnsureMax = %v, %v", set, err)
+	}
+	if n, _, _ := fresh.current(ctx); n != 6 {
+		t.Fatalf("after EnsureMax: maxReplicaCount %d, want the default 6", n)
+	}
+	fresh.SetMaxAgents(ctx, 2)
+	if _, err := fresh.EnsureMax(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := fresh.MaxAgents(ctx); n != 2 {
+		t.Fatalf("EnsureMax replaced a set limit: %d", n)
+	}
 	missing := &ScaledJobScaler{Client: dc, Namespace: "ci", Name: "nope"}
 	if _, err := missing.MaxAgents(ctx); err == nil || !strings.Contains(err.Error(), "ci/nope") {
 		t.Fatalf("missing ScaledJob: %v", err)

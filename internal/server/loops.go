@@ -30,7 +30,9 @@ type controlLoop struct {
 //  6. artifacts prune (artifacts.go): past their retention, hourly;
 //  7. schedules (internal/schedule), when configured: due cron schedules
 //     queue their jobs, once across every server;
-//  8. commit statuses (internal/statuses), with a forge token: the outbox
+//  8. agent limit (internal/kube), with KEDA: the ScaledJob's
+//     maxReplicaCount set to --max-agents while the tree leaves it unset;
+//  9. commit statuses (internal/statuses), with a forge token: the outbox
 //     posted, retried across outages; what is left when it stops waits in
 //     Redis for the next poster.
 //
@@ -66,6 +68,13 @@ func (s *Server) controlLoops() []controlLoop {
 	if s.opts.Schedules != nil {
 		out = append(out, controlLoop{"schedules", func(ctx context.Context) {
 			s.opts.Schedules.Run(ctx, s.submitScheduled, s.log)
+		}})
+	}
+	if sc, ok := s.opts.Scaler.(interface {
+		RunEnsureMax(ctx context.Context, every time.Duration, warn func(error))
+	}); ok {
+		out = append(out, controlLoop{"agent limit", func(ctx context.Context) {
+			sc.RunEnsureMax(ctx, 10*time.Second, func(err error) { s.log.Warn("set the agent limit", "err", err) })
 		}})
 	}
 	if box, ok := s.opts.Status.(interface {
