@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/raibid-labs/raibid-ci/internal/cli.Version=$(VERSION)
 
-.PHONY: help deps build cross run test test-cluster test-forge cluster-bins forge-bins bench bench-cache bench-scale soak fuzz lint
+.PHONY: help deps build cross run test test-cluster test-node test-forge cluster-bins node-bins forge-bins bench bench-cache bench-scale soak fuzz lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -30,6 +30,12 @@ cluster-bins: ## build etcd, kube-apiserver, kube-controller-manager and the KED
 
 test-cluster: deps cluster-bins ## the deploy tree, the Kubernetes executor and KEDA against a real control plane (test/cluster)
 	$(GO) test -tags cluster -count=1 -v -timeout 30m ./test/cluster/
+
+node-bins: ## build kubelet, kube-scheduler and containerd from their Go modules into ~/.cache/raibid/node (once per version)
+	test/cluster/build node
+
+test-node: deps cluster-bins node-bins ## the tree's agent ScaledJob on a real node: KEDA, kube-scheduler, kubelet, containerd, runc, CNI (test/cluster, as root)
+	$(GO) test -tags 'cluster node' -count=1 -v -timeout 20m -run 'OnARealNode' ./test/cluster/
 
 forge-bins: ## build Gitea 1.27.3 from its Go module into ~/.cache/raibid/forge (once per version)
 	test/forge/build

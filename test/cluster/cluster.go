@@ -216,12 +216,17 @@ func (c *Cluster) StartKEDA(ctx context.Context) error {
 
 // run starts a binary of BinDir, its output into Work/<name>.log.
 func (c *Cluster) run(name string, env []string, args ...string) error {
+	return c.runBin(name, filepath.Join(c.BinDir, name), env, args...)
+}
+
+// runBin starts the program bin as the component name.
+func (c *Cluster) runBin(name, bin string, env []string, args ...string) error {
 	logPath := filepath.Join(c.Work, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(c.BinDir, name), args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
 	// Its own process group: Stop signals the group, so nothing a
