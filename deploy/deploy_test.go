@@ -622,3 +622,33 @@ func ptrOr(p *int32, dflt int32) int32 {
 	}
 	return *p
 }
+
+// Gitea's chart must not start a database whose images cannot be pulled:
+// the Bitnami PostgreSQL subcharts are off and Gitea keeps SQLite.
+func TestGiteaNeedsNoWithdrawnImages(t *testing.T) {
+	var gitea *helmv2.HelmRelease
+	for _, o := range build(t, "flux/infrastructure/controllers") {
+		if h, ok := o.(*helmv2.HelmRelease); ok && h.Name == "gitea" {
+			gitea = h
+		}
+	}
+	if gitea == nil {
+		t.Fatal("no gitea HelmRelease")
+	}
+	var values struct {
+		PostgreSQL   struct{ Enabled bool } `json:"postgresql"`
+		PostgreSQLHA struct{ Enabled bool } `json:"postgresql-ha"`
+		Gitea        struct {
+			Config struct {
+				Database map[string]string `json:"database"`
+			} `json:"config"`
+		} `json:"gitea"`
+	}
+	if err := stdjson.Unmarshal(gitea.Spec.Values.Raw, &values); err != nil {
+		t.Fatal(err)
+	}
+	if values.PostgreSQL.Enabled || values.PostgreSQLHA.Enabled || values.Gitea.Config.Database["DB_TYPE"] != "sqlite3" {
+		t.Errorf("gitea values: postgresql %v, postgresql-ha %v, database %v: want SQLite and no Bitnami subchart",
+			values.PostgreSQL.Enabled, values.PostgreSQLHA.Enabled, values.Gitea.Config.Database)
+	}
+}
