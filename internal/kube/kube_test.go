@@ -369,3 +369,26 @@ func TestPodNamesFollowTheShape(t *testing.T) {
 		t.Fatal("pod names are not stable")
 	}
 }
+
+// A pod's start problem is what Kubernetes says stops it: an image pull or
+// container error, or no node with room; a pod merely starting has none.
+func TestPodStartProblems(t *testing.T) {
+	since := metav1.NewTime(time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC))
+	cases := []struct {
+		status corev1.PodStatus
+		want   string
+	}{
+		{corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "Back-off pulling image"}}}}},
+			"ImagePullBackOff: Back-off pulling image"},
+		{corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}}, ""},
+		{corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/1 nodes are available: 1 Insufficient cpu.", LastTransitionTime: since}}},
+			"Unschedulable: 0/1 nodes are available: 1 Insufficient cpu."},
+		{corev1.PodStatus{Phase: corev1.PodRunning}, ""},
+	}
+	for _, c := range cases {
+		p := &corev1.Pod{Status: c.status}
+		if got, _ := problemOf(p); got != c.want {
+			t.Errorf("problemOf(%+v) = %q, want %q", c.status, got, c.want)
+		}
+	}
+}

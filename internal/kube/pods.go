@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 )
 
@@ -20,6 +21,33 @@ type Pod struct {
 	JobName   string // the Kubernetes Job that owns the pod
 	StartedAt time.Time
 	Ready     bool // holds a job (the agent's ready file)
+	// ScaledJob is the KEDA ScaledJob that made the pod ("" otherwise).
+	ScaledJob string
+	// Problem is why the pod cannot start, as Kubernetes says it
+	// ("ErrImagePull: …", "Unschedulable: …"); "" when nothing is wrong.
+	// ProblemSince is when it began (as near as the pod tells).
+	Problem      string
+	ProblemSince time.Time
+}
+
+// startProblems are the container waiting reasons that no wait cures: the
+// image cannot be pulled or the container cannot be made.
+var startProblems = map[string]bool{"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true,
+	"ErrImageNeverPull": true, "CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true}
+
+// problemOf is why p cannot start, and since when ("" when nothing is wrong).
+func problemOf(p *corev1.Pod) (string, time.Time) {
+	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		if w := cs.State.Waiting; w != nil && startProblems[w.Reason] {
+			return strings.TrimSuffix(w.Reason+": "+w.Message, ": "), p.CreationTimestamp.Time
+		}
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return strings.TrimSuffix("Unschedulable: "+c.Message, ": "), c.LastTransitionTime.Time
+		}
+	}
+	return "", time.Time{}
 }
 
 // AgentPods lists the agent pods in namespace, oldest first.
@@ -31,7 +59,9 @@ func AgentPods(ctx context.Context, c dynamic.Interface, namespace string) ([]Po
 	out := make([]Pod, 0, len(pods))
 	for _, p := range pods {
 		pod := Pod{Name: p.Name, Phase: strings.ToLower(string(p.Status.Phase)), Node: p.Spec.NodeName,
-			JobID: p.Labels[LabelJobID], JobName: p.Labels["job-name"], StartedAt: p.CreationTimestamp.Time}
+			JobID: p.Labels[LabelJobID], JobName: p.Labels["job-name"], StartedAt: p.CreationTimestamp.Time,
+			ScaledJob: p.Labels["scaledjob.keda.sh/name"]}
+		pod.Problem, pod.ProblemSince = problemOf(&p)
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
 				pod.Ready = true
@@ -52,4 +82,14 @@ type PodLister struct {
 // AgentPods lists the agent pods.
 func (l *PodLister) AgentPods(ctx context.Context) ([]Pod, error) {
 	return AgentPods(ctx, l.Client, l.Namespace)
+}
+
+// DeleteJob deletes the Kubernetes Job name with its pods.
+func (l *PodLister) DeleteJob(ctx context.Context, name string) error {
+	bg := metav1.DeletePropagationBackground
+	err := l.Client.Resource(JobsResource).Namespace(l.Namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
+	if err != nil {
+		return fmt.Errorf("delete job %s/%s: %w", l.Namespace, name, err)
+	}
+	return nil
 }

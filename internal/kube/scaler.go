@@ -32,6 +32,9 @@ type ScaledJobScaler struct {
 	Default int
 }
 
+// ScaledJobName is the ScaledJob whose pods run ci-jobs' entries.
+func (s *ScaledJobScaler) ScaledJobName() string { return s.Name }
+
 // kedaDefaultMax is KEDA's maxReplicaCount when the field is unset.
 const kedaDefaultMax = 100
 

@@ -32,6 +32,8 @@ type controlLoop struct {
 //     queue their jobs, once across every server;
 //  8. agent limit (internal/kube), with KEDA: the ScaledJob's
 //     maxReplicaCount set to --max-agents while the tree leaves it unset;
+//     and agent pod starts (podstarts.go): a pod that cannot start ends the
+//     job it was made for, with Kubernetes' reason;
 //  9. commit statuses (internal/statuses), with a forge token: the outbox
 //     posted, retried across outages; what is left when it stops waits in
 //     Redis for the next poster.
@@ -76,6 +78,12 @@ func (s *Server) controlLoops() []controlLoop {
 		out = append(out, controlLoop{"agent limit", func(ctx context.Context) {
 			sc.RunEnsureMax(ctx, 10*time.Second, func(err error) { s.log.Warn("set the agent limit", "err", err) })
 		}})
+		if pods, ok := s.opts.Pods.(interface {
+			PodLister
+			JobDeleter
+		}); ok {
+			out = append(out, controlLoop{"agent pod starts", func(ctx context.Context) { s.watchPodStarts(ctx, pods) }})
+		}
 	}
 	if box, ok := s.opts.Status.(interface {
 		Run(ctx context.Context, poll time.Duration)

@@ -94,6 +94,18 @@ func TestAgentPodsOnARealNode(t *testing.T) {
 		return err == nil && condition(u, "Ready") == "True"
 	})
 
+	// raibid's server in KEDA mode, as the tree's raibid-server account:
+	// it sets the agent limit the tree leaves out, and watches agent pods.
+	addr := freeAddr(t)
+	srv := startRaibid(t, []string{"KUBECONFIG=" + kubeconfigAs(t, ns, "raibid-server"), "RAIBID_API_TOKEN=tok", "RAIBID_WEBHOOK_SECRET=sec"},
+		"server", "--addr", addr, "--redis-url", r.URL(), "--executor", "keda", "--namespace", ns, "--scaled-job", "raibid-agent", "--log-level", "info")
+	srv.waitFor(t, "listening", 20*time.Second)
+	eventually(t, 30*time.Second, "the server sets maxReplicaCount (left out of the tree)", func() bool {
+		u, err := dyn.Resource(kube.ScaledJobResource).Namespace(ns).Get(ctx, "raibid-agent", metav1.GetOptions{})
+		n, found, _ := unstructured.NestedInt64(u.Object, "spec", "maxReplicaCount")
+		return err == nil && found && n == 6
+	})
+
 	jb := testutil.NewJobs(r.Client(), 30*time.Second)
 	pushed := time.Now()
 	id, _, err := jb.Submit(ctx, &ci.Job{Repo: "acme/app", CloneURL: gitURL + "/acme/app.git", Branch: "main", Commit: sha, Trigger: ci.TriggerManual, Event: ci.EventManual}, "")
@@ -227,6 +239,39 @@ func TestAgentPodsOnARealNode(t *testing.T) {
 	if off > 5 || off < -5 {
 		t.Errorf("KEDA made %d Jobs for %d jobs (%+.1f%%, goal within 5%%)", total, bursts*perBurst, off)
 	}
+
+	// An agent image that cannot be pulled (a registry on a loopback port
+	// nothing listens on): the job ends in error with Kubernetes' reason,
+	// the failing Job is deleted, and KEDA makes no other for it.
+	u, err := dyn.Resource(kube.ScaledJobResource).Namespace(ns).Get(ctx, "raibid-agent", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "jobTargetRef", "template", "spec", "containers")
+	containers[0].(map[string]any)["image"] = "127.0.0.1:1/raibid/raibid-agent:missing"
+	_ = unstructured.SetNestedSlice(u.Object, containers, "spec", "jobTargetRef", "template", "spec", "containers")
+	if _, err := dyn.Resource(kube.ScaledJobResource).Namespace(ns).Update(ctx, u, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	broken := time.Now()
+	bid, _, err := jb.Submit(ctx, &ci.Job{Repo: "acme/app", CloneURL: gitURL + "/acme/app.git", Branch: "main", Commit: sha, Trigger: ci.TriggerManual, Event: ci.EventManual}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bj *ci.Job
+	eventually(t, 90*time.Second, "the job of an agent pod that cannot pull its image ends", func() bool {
+		bj, err = jb.Store.Get(ctx, bid)
+		return err == nil && bj.Status.Final()
+	})
+	took := time.Since(broken)
+	if bj.Status != ci.StatusError || !strings.Contains(bj.Error, "could not start: ") || !(strings.Contains(bj.Error, "ErrImagePull") || strings.Contains(bj.Error, "ImagePullBackOff")) {
+		t.Fatalf("job %s %q, want error with the pull failure", bj.Status, bj.Error)
+	}
+	t.Logf("image pull failure → job error in %.1f s (goal < 60 s): %q", took.Seconds(), bj.Error)
+	if took > 60*time.Second {
+		t.Errorf("the pull failure took %.0f s to reach the job", took.Seconds())
+	}
+	eventually(t, 30*time.Second, "the failing pod goes", func() bool { return activeAgentPods(t, ns) == 0 })
 }
 
 // activeAgentPods counts agent pods not yet ended.
