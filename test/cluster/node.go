@@ -19,8 +19,8 @@ import (
 // version; runc and the CNI plugins are Debian's.
 type NodeBins struct {
 	Kubelet, Scheduler, Containerd, Shim, Ctr string
-	Runc                                     string
-	CNIDir                                   string
+	Runc                                      string
+	CNIDir                                    string
 }
 
 // NodeBinDir is where make node-bins keeps the node's programs.

@@ -443,4 +443,3 @@ func installOnNode(t *testing.T, ns string, node *cluster.Node, redisAddr, gitUR
 		}
 	}
 }
-
