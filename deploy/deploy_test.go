@@ -7,6 +7,7 @@ package deploy_test
 import (
 	stdjson "encoding/json"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -340,7 +341,8 @@ func TestInstallScriptDryRun(t *testing.T) {
 		t.Fatalf("install.sh --dry-run: %v\n%s", err, out)
 	}
 	for _, want := range []string{"--disable traefik", "system-reserved=cpu=4", "kube-reserved=cpu=4",
-		"/etc/rancher/k3s/registries.yaml", "gitea.dgx.local", "redis.dgx.local", "namespace ci", "namespace infrastructure", "namespace monitoring"} {
+		"/etc/rancher/k3s/registries.yaml", "gitea.dgx.local", "redis.dgx.local", "namespace ci", "namespace infrastructure", "namespace monitoring",
+		`- "http://10.43.0.30:3000"`, "/etc/hosts: 10.43.0.30 gitea.dgx.local"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("dry run does not show %q", want)
 		}
@@ -650,5 +652,64 @@ func TestGiteaNeedsNoWithdrawnImages(t *testing.T) {
 	if values.PostgreSQL.Enabled || values.PostgreSQLHA.Enabled || values.Gitea.Config.Database["DB_TYPE"] != "sqlite3" {
 		t.Errorf("gitea values: postgresql %v, postgresql-ha %v, database %v: want SQLite and no Bitnami subchart",
 			values.PostgreSQL.Enabled, values.PostgreSQLHA.Enabled, values.Gitea.Config.Database)
+	}
+}
+
+// The node pulls the tree's images from Gitea's registry: the image names'
+// registry is the one install.sh mirrors, its endpoint is Gitea's fixed
+// ClusterIP (a node has no cluster DNS), and that is the address the Gitea
+// HelmRelease pins, inside k3s's service range.
+func TestRegistryPathForTheNode(t *testing.T) {
+	script, err := os.ReadFile("k3s/install.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := regexp.MustCompile(`GITEA_IP=\$\{GITEA_IP:-([0-9.]+)\}`).FindSubmatch(script)
+	registry := regexp.MustCompile(`GITEA_REGISTRY=\$\{GITEA_REGISTRY:-([^}]+)\}`).FindSubmatch(script)
+	if ip == nil || registry == nil || !strings.Contains(string(script), `- "http://$GITEA_IP:3000"`) {
+		t.Fatal("install.sh does not mirror Gitea's registry to its ClusterIP")
+	}
+	_, serviceCIDR, _ := net.ParseCIDR("10.43.0.0/16") // k3s's default
+	if !serviceCIDR.Contains(net.ParseIP(string(ip[1]))) {
+		t.Errorf("Gitea's address %s is outside k3s's service range %s", ip[1], serviceCIDR)
+	}
+	var gitea *helmv2.HelmRelease
+	for _, o := range build(t, "flux/infrastructure/controllers") {
+		if h, ok := o.(*helmv2.HelmRelease); ok && h.Name == "gitea" {
+			gitea = h
+		}
+	}
+	var values struct {
+		Service struct {
+			HTTP struct {
+				ClusterIP string `json:"clusterIP"`
+				Port      int    `json:"port"`
+			} `json:"http"`
+		} `json:"service"`
+	}
+	if gitea == nil || stdjson.Unmarshal(gitea.Spec.Values.Raw, &values) != nil {
+		t.Fatal("no gitea HelmRelease values")
+	}
+	if values.Service.HTTP.ClusterIP != string(ip[1]) || values.Service.HTTP.Port != 3000 {
+		t.Errorf("Gitea's service %s:%d, install.sh mirrors to %s:3000", values.Service.HTTP.ClusterIP, values.Service.HTTP.Port, ip[1])
+	}
+	for _, dir := range []string{"flux/apps/raibid", "flux/apps/raibid-gpu"} {
+		for _, o := range build(t, dir) {
+			var spec *corev1.PodSpec
+			switch v := o.(type) {
+			case *appsv1.Deployment:
+				spec = &v.Spec.Template.Spec
+			case *kedav1alpha1.ScaledJob:
+				spec = &v.Spec.JobTargetRef.Template.Spec
+			}
+			if spec == nil {
+				continue
+			}
+			for _, c := range spec.Containers {
+				if strings.Contains(c.Image, "raibid") && !strings.HasPrefix(c.Image, string(registry[1])+"/") {
+					t.Errorf("%s: image %s is not in the mirrored registry %s", dir, c.Image, registry[1])
+				}
+			}
+		}
 	}
 }

@@ -28,6 +28,8 @@ MIN_DISK_GB=${MIN_DISK_GB:-200}
 K3S_VERSION=${K3S_VERSION:-v1.37.2+k3s1} # the Kubernetes the tree is tested against (test/cluster, test/node)
 GITEA_HOST=${GITEA_HOST:-gitea.dgx.local}
 GITEA_REGISTRY=${GITEA_REGISTRY:-gitea.dgx.local:3000}
+# Gitea's fixed ClusterIP (service.http.clusterIP in infrastructure/controllers/gitea.yaml).
+GITEA_IP=${GITEA_IP:-10.43.0.30}
 GITEA_SVC=${GITEA_SVC:-gitea-http.infrastructure.svc.cluster.local}
 REDIS_SVC=${REDIS_SVC:-redis.infrastructure.svc.cluster.local}
 
@@ -89,12 +91,21 @@ write /etc/rancher/k3s/registries.yaml <<CONF && changed=1 || true
 mirrors:
   "$GITEA_REGISTRY":
     endpoint:
-      - "http://$GITEA_REGISTRY"
+      - "http://$GITEA_IP:3000"
 configs:
   "$GITEA_REGISTRY":
     tls:
       insecure_skip_verify: true
 CONF
+
+say "$GITEA_HOST is Gitea's ClusterIP on this box (/etc/hosts): docker and buildctl push there"
+if grep -qE "^[^#]*[[:space:]]$GITEA_HOST([[:space:]]|\$)" /etc/hosts 2>/dev/null; then
+  say "/etc/hosts already names $GITEA_HOST"
+elif [ "$DRY_RUN" = 1 ]; then
+  echo "would append to /etc/hosts: $GITEA_IP $GITEA_HOST"
+else
+  printf '%s %s  # raibid: Gitea (deploy/k3s/install.sh)\n' "$GITEA_IP" "$GITEA_HOST" >>/etc/hosts
+fi
 
 if command -v k3s >/dev/null && systemctl is-active --quiet k3s 2>/dev/null; then
   say "k3s is installed and running"
