@@ -24,6 +24,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -496,6 +497,28 @@ func TestBuildkitForTheImageStep(t *testing.T) {
 	}
 	if want := "tcp://buildkitd.ci.svc.cluster.local:1234"; cfg["RAIBID_BUILDKIT_ADDR"] != want {
 		t.Errorf("RAIBID_BUILDKIT_ADDR %q, want %q", cfg["RAIBID_BUILDKIT_ADDR"], want)
+	}
+	// Only the agents' pods reach it: a NetworkPolicy selecting buildkitd
+	// admits ingress from pods labelled as agents, on its port, and nothing else.
+	var policy *networkingv1.NetworkPolicy
+	agentLabels := map[string]string{}
+	for _, o := range build(t, "flux/apps/raibid") {
+		switch v := o.(type) {
+		case *networkingv1.NetworkPolicy:
+			if v.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"] == dep.Spec.Template.Labels["app.kubernetes.io/name"] {
+				policy = v
+			}
+		case *kedav1alpha1.ScaledJob:
+			agentLabels = v.Spec.JobTargetRef.Template.Labels
+		}
+	}
+	if policy == nil || len(policy.Spec.Ingress) != 1 || len(policy.Spec.Ingress[0].From) != 1 {
+		t.Fatal("no NetworkPolicy limiting buildkitd's ingress to one source")
+	}
+	from := policy.Spec.Ingress[0].From[0]
+	if from.PodSelector == nil || from.NamespaceSelector != nil || from.IPBlock != nil ||
+		from.PodSelector.MatchLabels["app.kubernetes.io/name"] != agentLabels["app.kubernetes.io/name"] || agentLabels["app.kubernetes.io/name"] == "" {
+		t.Errorf("buildkitd admits %+v, want the agent pods (%v) only", from, agentLabels)
 	}
 }
 
