@@ -66,5 +66,6 @@ lint: ## gofmt, go vet and the package boundaries (internal/archtest)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 	$(GO) vet -tags cluster ./test/cluster/
+	$(GO) vet -tags 'cluster node' ./test/cluster/
 	$(GO) vet -tags forge ./test/forge/
 	$(GO) test -count=1 ./internal/archtest/

@@ -46,7 +46,7 @@ var forbidden = []struct{ from, to, why string }{
 }
 
 // testOnly packages exist for tests; no product package imports them.
-var testOnly = []string{"internal/testutil", "internal/testutil/fakeforge", "internal/archtest", "e2e", "deploy", "test/cluster", "test/forge"}
+var testOnly = []string{"internal/testutil", "internal/testutil/fakeforge", "internal/archtest", "e2e", "deploy", "test/cluster", "test/cluster/pause", "test/forge"}
 
 // graph maps each package of the module to the packages of the module it
 // imports (test files not included).
