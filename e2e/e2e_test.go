@@ -168,7 +168,7 @@ func TestExitCodesAndOneLineErrors(t *testing.T) {
 	}{
 		{[]string{"bogus"}, 2, "unknown command"},
 		{[]string{"server", "--nope"}, 2, "unknown flag"},
-		{[]string{"version", "extra"}, 2, "unknown command"},
+		{[]string{"version", "extra"}, 2, "version: too many arguments (usage: raibid version"},
 		{[]string{"server", "--redis-url", "redis://127.0.0.1:1/0", "--addr", "127.0.0.1:0"}, 1, "does not answer"},
 		{[]string{"server", "--redis-url", "mysql://x"}, 2, "--redis-url"},
 		{[]string{"version"}, 0, "raibid "},

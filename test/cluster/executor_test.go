@@ -24,7 +24,21 @@ import (
 // operator, and edit applied to each object first.
 func installApp(t *testing.T, ns, redisPassword string, edit func(*unstructured.Unstructured)) {
 	t.Helper()
-	ctx := context.Background()
+	createSecrets(t, ns, redisPassword)
+	// The PriorityClass the agents use and the namespace's quota and
+	// defaults (infrastructure/configs), then the app: the quota is what
+	// admits or refuses every pod below.
+	applyInto(t, ns, append(render(t, "flux/infrastructure/configs"), render(t, "flux/apps/raibid")...), func(u *unstructured.Unstructured) bool {
+		if edit != nil {
+			edit(u)
+		}
+		return true
+	})
+}
+
+// createSecrets makes the Secrets docs/install.md has the operator create.
+func createSecrets(t *testing.T, ns, redisPassword string) {
+	t.Helper()
 	secrets := map[string]map[string]any{
 		"redis-auth":     {"password": redisPassword},
 		"raibid-secrets": {"gitea-token": "gitea-token-value", "webhook-secret": "sec", "api-token": "tok"},
@@ -32,14 +46,16 @@ func installApp(t *testing.T, ns, redisPassword string, edit func(*unstructured.
 	for name, data := range secrets {
 		s := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Secret",
 			"metadata": map[string]any{"name": name, "namespace": ns}, "stringData": data}}
-		if _, err := applyObject(ctx, s, false); err != nil {
+		if _, err := applyObject(context.Background(), s, false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// The PriorityClass the agents use and the namespace's quota and
-	// defaults (infrastructure/configs), then the app: the quota is what
-	// admits or refuses every pod below.
-	objs := append(render(t, "flux/infrastructure/configs"), render(t, "flux/apps/raibid")...)
+}
+
+// applyInto applies objs into namespace ns (RoleBindings' subjects too),
+// each through edit first, which may leave one out by returning false.
+func applyInto(t *testing.T, ns string, objs []*unstructured.Unstructured, edit func(*unstructured.Unstructured) bool) {
+	t.Helper()
 	for _, u := range objs {
 		if u.GetNamespace() != "" {
 			u.SetNamespace(ns)
@@ -51,10 +67,10 @@ func installApp(t *testing.T, ns, redisPassword string, edit func(*unstructured.
 			}
 			_ = unstructured.SetNestedSlice(u.Object, subjects, "subjects")
 		}
-		if edit != nil {
-			edit(u)
+		if !edit(u) {
+			continue
 		}
-		if _, err := applyObject(ctx, u, false); err != nil {
+		if _, err := applyObject(context.Background(), u, false); err != nil {
 			t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
 		}
 	}

@@ -380,17 +380,7 @@ func installOnNode(t *testing.T, ns string, node *cluster.Node, redisAddr, gitUR
 	if err := ensureNamespace(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
-	secrets := map[string]map[string]any{
-		"redis-auth":     {"password": ""},
-		"raibid-secrets": {"gitea-token": "gitea-token-value", "webhook-secret": "sec", "api-token": "tok"},
-	}
-	for name, data := range secrets {
-		s := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Secret",
-			"metadata": map[string]any{"name": name, "namespace": ns}, "stringData": data}}
-		if _, err := applyObject(ctx, s, false); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createSecrets(t, ns, "")
 	cache := filepath.Join(t.TempDir(), "cache")
 	os.MkdirAll(cache, 0o755)
 	pv := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "PersistentVolume",
@@ -401,26 +391,10 @@ func installOnNode(t *testing.T, ns string, node *cluster.Node, redisAddr, gitUR
 	if _, err := applyObject(ctx, pv, false); err != nil {
 		t.Fatal(err)
 	}
-	objs := append(render(t, "flux/infrastructure/configs"), render(t, "flux/apps/raibid")...)
-	for _, u := range objs {
+	applyInto(t, ns, append(render(t, "flux/infrastructure/configs"), render(t, "flux/apps/raibid")...), func(u *unstructured.Unstructured) bool {
 		switch u.GetKind() {
 		case "Deployment", "StatefulSet", "Service":
-			continue // the test's own processes play them
-		}
-		if u.GetName() == "raibid-artifacts" {
-			continue // the server's volume
-		}
-		if u.GetNamespace() != "" {
-			u.SetNamespace(ns)
-		}
-		if u.GetKind() == "RoleBinding" {
-			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
-			for _, s := range subjects {
-				s.(map[string]any)["namespace"] = ns
-			}
-			_ = unstructured.SetNestedSlice(u.Object, subjects, "subjects")
-		}
-		switch u.GetKind() {
+			return false // the test's own processes play them
 		case "ConfigMap":
 			_ = unstructured.SetNestedField(u.Object, gitURL, "data", "RAIBID_GITEA_URL")
 			_ = unstructured.SetNestedField(u.Object, ns, "data", "RAIBID_NAMESPACE")
@@ -438,8 +412,6 @@ func installOnNode(t *testing.T, ns string, node *cluster.Node, redisAddr, gitUR
 			}
 			_ = unstructured.SetNestedSlice(u.Object, containers, "spec", "jobTargetRef", "template", "spec", "containers")
 		}
-		if _, err := applyObject(ctx, u, false); err != nil {
-			t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
-		}
-	}
+		return u.GetName() != "raibid-artifacts" // the server's volume
+	})
 }
