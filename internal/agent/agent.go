@@ -1,8 +1,11 @@
-// Package agent runs jobs: it claims an entry from the queue, keeps its lease
-// with heartbeats, clones the commit into a per-job workspace, runs the
-// pipeline, streams the output to the job's log, records the verdict, reports
-// the commit status to the forge and acks. It never imports the server: it
-// talks to Redis through the queue and store packages only.
+// Package agent runs jobs: it claims one through internal/jobs (the job
+// marked running and its queue entry leased in one step), keeps the lease
+// with heartbeats, clones the commit into a workspace slot, plans it (when:,
+// matrix, GPU and sidecar hand-overs), runs the pipeline in the step sandbox,
+// streams the output to the job's log, and records the verdict and acks in
+// one step; commit statuses go through the outbox (internal/statuses). It
+// never imports the server: it talks to Redis only, through jobs, the log
+// store and the outbox.
 package agent
 
 import (
