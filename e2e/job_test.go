@@ -266,3 +266,36 @@ func TestJobLogsOfParallelStepsSayWhoseLinesTheyAre(t *testing.T) {
 		}
 	}
 }
+
+// `raibid job dead-letters` lists the jobs delivered too often and
+// --requeue runs one's job again (GET /dead-letters, POST
+// /dead-letters/{id}/requeue).
+func TestDeadLettersAreReadableAndRequeued(t *testing.T) {
+	up := startUp(t, "--agents", "1", "--max-deliveries", "2")
+	dir, _ := testutil.GitRepo(t, map[string]string{"README": "x"})
+	// A commit the repository does not have: every clone fails, the job is
+	// retried, then dead-lettered.
+	id := push(t, up.url, up.secret, pushPayload("acme/gone", dir, "main", strings.Repeat("ab", 20)))
+	waitJob(t, up.url, up.token, id, time.Minute, func(j *ci.Job) bool { return j.Status == ci.StatusError })
+	out, code := raibidJob(t, up, "dead-letters")
+	if code != 0 || !strings.Contains(out, "LETTER") || !strings.Contains(out, id[len(id)-8:]) || !strings.Contains(out, "acme/gone") {
+		t.Fatalf("job dead-letters: exit %d\n%s", code, out)
+	}
+	var list struct {
+		DeadLetters []struct {
+			ID, JobID  string
+			Deliveries int
+		} `json:"dead_letters"`
+	}
+	apiGet(t, up.url, up.token, "/dead-letters", &list)
+	if len(list.DeadLetters) != 1 || list.DeadLetters[0].Deliveries != 2 {
+		t.Fatalf("GET /dead-letters: %+v", list)
+	}
+	out, code = raibidJob(t, up, "dead-letters", "--requeue", list.DeadLetters[0].ID)
+	if code != 0 || !strings.Contains(out, "requeued as job ") {
+		t.Fatalf("--requeue: exit %d\n%s", code, out)
+	}
+	if out, _ := raibidJob(t, up, "dead-letters", "--requeue", list.DeadLetters[0].ID); !strings.Contains(out, "dead letter not found") {
+		t.Fatalf("a letter requeued twice:\n%s", out)
+	}
+}

@@ -188,3 +188,22 @@ type Artifact struct {
 type Error struct {
 	Error string `json:"error"`
 }
+
+// DeadLetter is one row of GET /dead-letters: a queue entry delivered more
+// often than --max-deliveries allows, its job ended in error.
+type DeadLetter struct {
+	ID         string    `json:"id"`
+	Stream     string    `json:"stream"`
+	JobID      string    `json:"job_id"`
+	Repo       string    `json:"repo,omitempty"`
+	Branch     string    `json:"branch,omitempty"`
+	Commit     string    `json:"commit,omitempty"`
+	Reason     string    `json:"reason"`
+	Deliveries int       `json:"deliveries"`
+	At         time.Time `json:"at"`
+}
+
+// DeadLetterList is GET /dead-letters.
+type DeadLetterList struct {
+	DeadLetters []DeadLetter `json:"dead_letters"`
+}

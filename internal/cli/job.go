@@ -113,7 +113,7 @@ func newJobCmd() *cobra.Command {
 		Short: "List, show, follow, start, cancel and retry jobs",
 	}
 	addClientFlags(cmd)
-	cmd.AddCommand(newJobListCmd(), newJobShowCmd(), newJobLogsCmd(), newJobRunCmd(), newJobArtifactsCmd(),
+	cmd.AddCommand(newJobListCmd(), newJobShowCmd(), newJobLogsCmd(), newJobRunCmd(), newJobArtifactsCmd(), newJobDeadLettersCmd(),
 		newJobActionCmd("cancel", "Cancel a pending or running job (or every one of a matrix)", (*client.Client).CancelJob,
 			func(c *client.Client, ctx context.Context, g string) (any, error) { return c.CancelGroup(ctx, g) }),
 		newJobActionCmd("retry", "Run a finished job again as a new job (or a matrix's that did not pass)", (*client.Client).RetryJob,
@@ -691,5 +691,56 @@ func newJobArtifactsCmd() *cobra.Command {
 	}
 	cmd.Flags().StringP("output-dir", "O", ".", "directory to write the artifacts into")
 	cmd.Flags().Bool("list", false, "list the artifacts, do not download")
+	return cmd
+}
+
+// newJobDeadLettersCmd is `raibid job dead-letters`: the entries delivered
+// too often (their jobs ended in error), and --requeue ID to run one's job
+// again.
+func newJobDeadLettersCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dead-letters",
+		Short: "List the dead letters (jobs delivered more often than --max-deliveries allows); --requeue ID runs one's job again",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, asJSON, err := clientAndFormat(cmd)
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			if id, _ := f.GetString("requeue"); id != "" {
+				j, err := c.RequeueDeadLetter(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), j)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "requeued as job %s (%s %s)\n", j.ID, j.Repo, j.Branch)
+				return nil
+			}
+			limit, _ := f.GetInt("limit")
+			letters, err := c.DeadLetters(cmd.Context(), limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), letters)
+			}
+			if len(letters) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "no dead letters")
+				return nil
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "LETTER\tJOB\tREPO\tBRANCH\tDELIVERIES\tAGE\tREASON")
+			for _, d := range letters {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, shortID(d.JobID), termtext.Field(d.Repo), termtext.Field(d.Branch), d.Deliveries,
+					ci.ShortAge(time.Since(d.At)), termtext.Field(d.Reason))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().String("requeue", "", "run the job of this dead letter (its LETTER id) again, as a new job")
+	cmd.Flags().Int("limit", 50, "how many, newest first (at most 500)")
 	return cmd
 }

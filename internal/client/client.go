@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -181,6 +182,18 @@ func (c *Client) CancelJob(ctx context.Context, id string) (*ci.Job, error) {
 func (c *Client) RetryJob(ctx context.Context, id string) (*ci.Job, error) {
 	var j ci.Job
 	return &j, c.do(ctx, "POST", "/jobs/"+url.PathEscape(id)+"/retry", nil, &j)
+}
+
+// DeadLetters lists up to limit dead letters, newest first.
+func (c *Client) DeadLetters(ctx context.Context, limit int) ([]api.DeadLetter, error) {
+	var out api.DeadLetterList
+	return out.DeadLetters, c.do(ctx, "GET", "/dead-letters?limit="+strconv.Itoa(limit), nil, &out)
+}
+
+// RequeueDeadLetter runs a dead letter's job again and returns the new job.
+func (c *Client) RequeueDeadLetter(ctx context.Context, id string) (*ci.Job, error) {
+	var j ci.Job
+	return &j, c.do(ctx, "POST", "/dead-letters/"+url.PathEscape(id)+"/requeue", nil, &j)
 }
 
 // Agents lists live agents.

@@ -98,3 +98,26 @@ func (l *Lifecycle) submitted(ctx context.Context, j *ci.Job) {
 		h(ctx, j)
 	}
 }
+
+// DeadLetters lists up to n of the stream's dead letters, newest first.
+func (l *Lifecycle) DeadLetters(ctx context.Context, n int64) ([]queue.DeadLetter, error) {
+	return l.queue.DeadLetters(ctx, n)
+}
+
+// RequeueDeadLetter runs the job of dead letter id again (a retry: a new job, in
+// this stream) and removes the letter; ok false when there is no such
+// letter.
+func (l *Lifecycle) RequeueDeadLetter(ctx context.Context, id string) (j *ci.Job, ok bool, err error) {
+	d, ok, err := l.queue.DeadLetter(ctx, id)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	j, err = l.Retry(ctx, d.Fields["job_id"])
+	if err != nil {
+		return nil, true, err
+	}
+	return j, true, l.queue.RemoveDeadLetter(ctx, id)
+}
+
+// Stream is the queue's stream name ("ci-jobs", "ci-jobs:gpu").
+func (l *Lifecycle) Stream() string { return l.qkeys.Stream }

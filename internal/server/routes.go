@@ -31,6 +31,8 @@ func (s *Server) routeTable() []route {
 		{"GET", "/jobs/{id}/logs/stream", false, s.handleLogStream},
 		{"GET", "/agents", false, s.handleAgents},
 		{"GET", "/queue", false, s.handleQueue},
+		{"GET", "/dead-letters", false, s.handleDeadLetters},
+		{"POST", "/dead-letters/{id}/requeue", false, s.handleRequeueDeadLetter},
 		{"GET", "/events", false, s.handleEvents},
 		{"GET", "/system", false, s.handleSystem},
 		{"GET", "/scale", false, s.handleGetScale},
