@@ -61,6 +61,8 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 		{"env list", "env: [A]\nsteps:\n  - {name: a, run: x}\n", ".raibid.yml:1: env: must be a mapping"},
 		{"bad env name", "steps:\n  - name: a\n    run: x\n    env: {1X: y}\n", ".raibid.yml:4: steps[0].env.1X:"},
 		{"syntax", "timeout: 1m\nimage: x\nsteps: a: b\n", ".raibid.yml:3: invalid YAML"},
+		{"memory not a quantity", "resources: {memory: lots}\nsteps:\n  - {name: a, run: x}\n", ".raibid.yml:1: resources.memory: must be a quantity such as 8Gi"},
+		{"memory zero", "resources: {memory: 0Gi}\nsteps:\n  - {name: a, run: x}\n", ".raibid.yml:1: resources.memory: must be a quantity such as 8Gi"},
 		{"mis-indented key", "steps:\n  - name: a\n    run: x\n   bad: 1\n", ".raibid.yml:4: invalid YAML"},
 		{"duplicate key", "steps:\n  - name: a\n    run: x\n    run: y\n", ".raibid.yml:4: steps[0].run: appears twice"},
 		{"empty", "", ".raibid.yml:1: file is empty"},
@@ -80,6 +82,16 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 }
 
 func noTools() pipeline.Tools { return pipeline.Tools{} }
+
+// Memory sizes as Kubernetes writes them are taken as they are.
+func TestParseMemoryQuantities(t *testing.T) {
+	for _, m := range []string{"8Gi", "512Mi", "1.5G", "1000000"} {
+		p, err := pipeline.Parse(".raibid.yml", []byte("resources: {memory: "+m+"}\nsteps:\n  - {name: a, run: x}\n"))
+		if err != nil || p.Resources.Memory != m {
+			t.Errorf("memory %s: %v %+v", m, err, p)
+		}
+	}
+}
 
 func TestLoadChoosesPipeline(t *testing.T) {
 	dir := t.TempDir()

@@ -1,10 +1,10 @@
 package pipeline
 
 import (
+	"regexp"
 	"strconv"
 
 	"gopkg.in/yaml.v3"
-	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/raibid-labs/raibid-ci/internal/yamlfile"
 )
@@ -27,6 +27,15 @@ func (p *Pipeline) GPUs() int {
 	return n
 }
 
+// memoryQuantity is a memory size as Kubernetes writes it (8Gi, 512Mi,
+// 1.5G, 1000000): the plain forms of its quantities, so the executor can
+// hand it on unchanged. Parsed here rather than with Kubernetes' own
+// package, which only internal/kube may import.
+var memoryQuantity = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$`)
+
+// zeroQuantity is a quantity of nothing (0, 0.0Gi).
+var zeroQuantity = regexp.MustCompile(`^0+(\.0+)?[A-Za-z]*$`)
+
 // parseResources reads `resources: {gpu: N, cpu: N, memory: 8Gi}`.
 func parseResources(f *yamlfile.File, n *yaml.Node, field string) (Resources, error) {
 	var r Resources
@@ -46,8 +55,7 @@ func parseResources(f *yamlfile.File, n *yaml.Node, field string) (Resources, er
 				r.CPU = i
 			}
 		case "memory":
-			q, err := resource.ParseQuantity(v.Value)
-			if err != nil || q.Sign() <= 0 {
+			if v.Kind != yaml.ScalarNode || !memoryQuantity.MatchString(v.Value) || zeroQuantity.MatchString(v.Value) {
 				return f.At(v, name, "must be a quantity such as 8Gi")
 			}
 			r.Memory = v.Value
