@@ -62,10 +62,16 @@ fuzz: ## run each fuzz target for 30 s
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/mirror
 	$(GO) test -run '^$$' -fuzz FuzzANSIToHTML -fuzztime 30s ./internal/web
 
-lint: ## gofmt, go vet and the package boundaries (internal/archtest)
+# staticcheck, pinned: go run builds it once per version into Go's cache.
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: ## gofmt, go vet, staticcheck and the package boundaries, third-party imports included (internal/archtest)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 	$(GO) vet -tags cluster ./test/cluster/
 	$(GO) vet -tags 'cluster node' ./test/cluster/
 	$(GO) vet -tags forge ./test/forge/
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags cluster,node ./test/cluster/
+	$(GO) run $(STATICCHECK) -tags forge ./test/forge/
 	$(GO) test -count=1 ./internal/archtest/

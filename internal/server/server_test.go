@@ -390,7 +390,7 @@ func TestJobsAPICreateGetListCancelRetry(t *testing.T) {
 	}
 	resp, body = e.do("GET", "/jobs?limit=1", "", token)
 	json.Unmarshal(body, &page)
-	if len(page.Jobs) != 1 || page.Jobs[0].ID != r.ID || page.NextCursor == "" {
+	if resp.StatusCode != 200 || len(page.Jobs) != 1 || page.Jobs[0].ID != r.ID || page.NextCursor == "" {
 		t.Fatalf("page 1: %s", body)
 	}
 	_, body = e.do("GET", "/jobs?limit=1&cursor="+page.NextCursor, "", token)
