@@ -100,8 +100,10 @@ type entry struct {
 func key(repo, sha, context string) string { return repo + "\x00" + sha + "\x00" + context }
 
 // addScript stores a status, replacing one of the same key unless that
-// one is newer (its seq, the time it was decided, is larger: a pending
-// status stored late never replaces the verdict), and makes it due now
+// one is newer or as new (its seq, the time it was decided, is not
+// smaller: a pending status stored late never replaces the verdict, even
+// one decided in the same microsecond — a webhook's pending and a quick
+// verdict can be), and makes it due now
 // unless it is due or held already (a poster holding the older one makes
 // it due when it is done, so the newer never overtakes it).
 // KEYS: hash, due. ARGV: key, entry, now (ms), seq.
@@ -109,7 +111,7 @@ var addScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
   local ok, e = pcall(cjson.decode, cur)
-  if ok and type(e) == 'table' and tonumber(e.seq) and tonumber(e.seq) > tonumber(ARGV[4]) then
+  if ok and type(e) == 'table' and tonumber(e.seq) and tonumber(e.seq) >= tonumber(ARGV[4]) then
     return 0
   end
 end
