@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +27,13 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// go test -short is the unit tests' lane: the end-to-end tests, which
+	// build raibid and run it whole, are make test's.
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("e2e: not run with -short (make test runs them)")
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "raibid-e2e")
 	if err != nil {
 		panic(err)
