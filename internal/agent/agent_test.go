@@ -866,3 +866,36 @@ func testSandbox(t *testing.T) *sandbox.Sandbox {
 	}
 	return sb
 }
+
+// A kept worktree that no build changed since the agent last made it
+// clean is not cleaned again (one git process fewer per job; none for the
+// same commit) — and a worktree a build did change, by any file, is.
+func TestPristineWorktreeSkipsTheReset(t *testing.T) {
+	sb := testSandbox(t)
+	r := newRig(t, 30*time.Second)
+	dir, sha := testutil.GitRepo(t, map[string]string{
+		".raibid.yml": "steps:\n  - {name: s, run: 'if [ -n \"$LEAVE\" ]; then echo junk > $LEAVE; fi; ls'}\n",
+		"src.txt":     "good",
+	})
+	c := &cache.Cache{Root: t.TempDir()}
+	work := t.TempDir()
+	run := func(env ...string) string {
+		id := r.submit(dir, sha)
+		r.runOnce(r.agent("a1", func(o *agent.Options) {
+			o.Once, o.Cache, o.WorkDir, o.Sandbox, o.Env = true, c, work, sb, env
+		}))
+		if j := r.job(id); j.Status != ci.StatusSuccess {
+			t.Fatalf("job %s %q\n%s", j.Status, j.Error, r.logs(id))
+		}
+		return r.logs(id)
+	}
+	run()
+	if logs := run(); !strings.Contains(logs, "workspace unchanged since the last job: not reset") {
+		t.Fatalf("a pristine worktree was reset again:\n%s", logs)
+	}
+	run("LEAVE=left.txt") // a build leaves a file behind
+	logs := run()
+	if strings.Contains(logs, "workspace unchanged") || strings.Contains(logs, "left.txt") {
+		t.Fatalf("a worktree a build changed was taken as clean:\n%s", logs)
+	}
+}

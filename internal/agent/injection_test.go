@@ -40,7 +40,7 @@ func TestHostileCloneInputsRunNothing(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			src := Repos{AllowLocal: true}
 			err := src.clone(context.Background(), filepath.Join(tmp, "mirrors"), filepath.Join(tmp, "ws-"+strings.ReplaceAll(c.name, " ", "-")),
-				c.cloneURL, c.branch, c.commit, false, nil)
+				c.cloneURL, c.branch, c.commit, false, true, nil)
 			if err == nil {
 				t.Fatalf("clone(%q, %q, %q) succeeded", c.cloneURL, c.branch, c.commit)
 			}
@@ -54,7 +54,7 @@ func TestHostileCloneInputsRunNothing(t *testing.T) {
 	}
 	// The same source still clones an honest request.
 	src := Repos{AllowLocal: true}
-	if err := src.clone(context.Background(), filepath.Join(tmp, "mirrors"), filepath.Join(tmp, "ws-ok"), "file://"+repo, "main", commit, false, nil); err != nil {
+	if err := src.clone(context.Background(), filepath.Join(tmp, "mirrors"), filepath.Join(tmp, "ws-ok"), "file://"+repo, "main", commit, false, true, nil); err != nil {
 		t.Fatalf("honest clone: %v", err)
 	}
 }

@@ -66,7 +66,22 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 	if from := a.opts.Repos.fetchURL(job.CloneURL); from != job.CloneURL && !strings.HasPrefix(from, "/") {
 		sink.Line("clone", "system", "from "+redact(from)+" (the forge's address for "+hostOf(job.CloneURL)+")")
 	}
-	if err := a.opts.Repos.clone(jobCtx, mirrors, ws, job.CloneURL, job.Branch, job.Commit, keep, masker); err != nil {
+	// A kept worktree no build touched since the agent made it clean needs
+	// no git clean, and none of git at all for the same commit.
+	pristine := ""
+	if keep {
+		pristine = pristineCommit(a.opts.WorkDir, ws)
+	}
+	var cloneErr error
+	if pristine != "" && pristine == job.Commit {
+		sink.Line("clone", "system", "workspace unchanged since the last job: not reset")
+		now := time.Now()
+		_ = os.Chtimes(mirrorDir(mirrors, job.CloneURL), now, now) // its last use: PruneWork goes by it
+	} else {
+		_ = os.Remove(slotState(a.opts.WorkDir, ws)) // recorded again once clean
+		cloneErr = a.opts.Repos.clone(jobCtx, mirrors, ws, job.CloneURL, job.Branch, job.Commit, keep, pristine == "", masker)
+	}
+	if err := cloneErr; err != nil {
 		if cause := context.Cause(jobCtx); cause != nil {
 			a.interrupted(run, cause, nil)
 			return
@@ -179,6 +194,11 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		if err != nil {
 			log.Warn("artifact uploads not allowed", "err", err)
 		}
+	}
+	if keep && job.Commit != "" {
+		// Clean, owned by the build user, before any step: what the next
+		// job's check compares with (by the commit it was asked for).
+		recordPristine(a.opts.WorkDir, ws, job.Commit, build.Shown)
 	}
 	timing.mark("prepare")
 	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"bytes"
+	"maps"
+	"slices"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -155,7 +157,10 @@ func (s Repos) gitEnv() []string {
 // processes share it.
 // With keep, a worktree already in dir (the slot's last job) is reset to
 // commit instead of made anew.
-func (s Repos) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit string, keep bool, masker *pipeline.Masker) error {
+//
+// With clean false (the agent found the worktree untouched since it last
+// made it clean), the reset leaves out git clean: there is nothing to remove.
+func (s Repos) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit string, keep, clean bool, masker *pipeline.Masker) error {
 	if err := s.check(cloneURL); err != nil {
 		return err
 	}
@@ -214,7 +219,7 @@ func (s Repos) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit
 	}
 	if keep {
 		if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
-			if err := s.reset(ctx, mirror, dir, commit, fetch, masker, cloneURL); err == nil {
+			if err := s.reset(ctx, mirror, dir, commit, clean, fetch, masker, cloneURL); err == nil {
 				return nil
 			}
 			// A worktree whose mirror is gone or changed: start it anew.
@@ -301,7 +306,7 @@ func mirrorDir(mirrors, cloneURL string) string {
 // The worktree was a build's to write, so its .git file is not trusted: git
 // is pointed at the mirror's record of the worktree explicitly, and a record
 // that does not point back at dir is refused.
-func (s Repos) reset(ctx context.Context, mirror, dir, commit string, fetch func(string) error, masker *pipeline.Masker, cloneURL string) error {
+func (s Repos) reset(ctx context.Context, mirror, dir, commit string, clean bool, fetch func(string) error, masker *pipeline.Masker, cloneURL string) error {
 	gitDir := filepath.Join(mirror, "worktrees", filepath.Base(dir))
 	back, err := os.ReadFile(filepath.Join(gitDir, "gitdir"))
 	if err != nil || filepath.Clean(strings.TrimSpace(string(back))) != filepath.Join(dir, ".git") {
@@ -328,6 +333,9 @@ func (s Repos) reset(ctx context.Context, mirror, dir, commit string, fetch func
 		if err := run("checkout", "-q", "-f", "--detach", commit); err != nil {
 			return err
 		}
+	}
+	if !clean {
+		return nil
 	}
 	return run("clean", "-q", "-ffdx")
 }
@@ -425,4 +433,92 @@ func acquireWorkspace(root, scope, cloneURL string) (dir string, release func(),
 		return dir, func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 	}
 	return "", nil, fmt.Errorf("all %d workspace slots of %s are in use", maxSlots, scope)
+}
+
+// treeState is a digest of every entry under dir as the kernel keeps it —
+// path, type and mode, size, modification and change times to the
+// nanosecond, inode, owner — leaving out the top-level names in skip (the
+// shown cache dirs' mount points). A build cannot change a file, add one or
+// remove one without changing it: it may set a modification time back, but
+// not a change time or an inode. Two equal states mean nothing was touched
+// between them.
+func treeState(dir string, skip map[string]bool) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil // the slot itself: its times mark its last use (acquireWorkspace)
+		}
+		if skip[rel] {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%q %o %d %d.%d %d.%d %d %d\n", rel, st.Mode, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec, st.Ino, st.Uid)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// slotState is where the agent keeps what it knows of a kept slot's
+// worktree: beside the slot's lock, in the work dir no step sees.
+func slotState(root, ws string) string {
+	return filepath.Join(root, cache.SlotsDir, filepath.Base(ws)+".state")
+}
+
+// pristineCommit is the commit a kept worktree holds untouched since the
+// agent recorded it clean (recordPristine), or "" when anything changed or
+// nothing was recorded. It leaves out what the record left out.
+func pristineCommit(root, ws string) string {
+	b, err := os.ReadFile(slotState(root, ws))
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 || !ci.ValidCommit(f[0]) {
+		return ""
+	}
+	skip := map[string]bool{}
+	if len(f) > 2 {
+		for _, n := range strings.Split(f[2], ",") {
+			skip[n] = true
+		}
+	}
+	if got, err := treeState(ws, skip); err != nil || got != f[1] {
+		return ""
+	}
+	return f[0]
+}
+
+// recordPristine notes that ws holds commit, clean, as it is now, leaving
+// out the top-level names of skip (cache dirs shown there, whose mount
+// points come and go).
+func recordPristine(root, ws, commit string, skip map[string]string) {
+	names := map[string]bool{}
+	for n := range skip {
+		if !strings.Contains(n, "/") && n != "" {
+			names[n] = true
+		}
+	}
+	state, err := treeState(ws, names)
+	if err != nil {
+		_ = os.Remove(slotState(root, ws))
+		return
+	}
+	line := commit + " " + state
+	if len(names) > 0 {
+		line += " " + strings.Join(slices.Sorted(maps.Keys(names)), ",")
+	}
+	_ = os.WriteFile(slotState(root, ws), []byte(line+"\n"), 0o600)
 }
