@@ -818,16 +818,10 @@ func TestKeptWorktreeKeepsTimesUnderTheSandbox(t *testing.T) {
 		"src.txt":     "good",
 		"other.txt":   "left alone",
 	})
-	c := &cache.Cache{Root: t.TempDir()}
 	work := t.TempDir()
+	runJob := r.sandboxedRunner(sb, dir, sha, work)
 	run := func(env ...string) string {
-		id := r.submit(dir, sha)
-		r.runOnce(r.agent("a1", func(o *agent.Options) {
-			o.Once, o.Cache, o.WorkDir, o.Sandbox, o.Env = true, c, work, sb, env
-		}))
-		if j := r.job(id); j.Status != ci.StatusSuccess {
-			t.Fatalf("job %s %q\n%s", j.Status, j.Error, r.logs(id))
-		}
+		runJob(env...)
 		slots, _ := filepath.Glob(filepath.Join(work, "*-0"))
 		if len(slots) != 1 {
 			t.Fatalf("slots %v", slots)
@@ -856,6 +850,25 @@ func TestKeptWorktreeKeepsTimesUnderTheSandbox(t *testing.T) {
 	}
 }
 
+// sandboxedRunner runs commit of the repository at dir, as one job each
+// call, on a sandboxed agent with a build cache and work dir that the
+// calls share (so the workspace slot is kept); env adds step variables.
+// It returns the job's log, failing the test unless the job succeeded.
+func (r *rig) sandboxedRunner(sb *sandbox.Sandbox, dir, sha, work string) func(env ...string) string {
+	c := &cache.Cache{Root: r.t.TempDir()}
+	return func(env ...string) string {
+		r.t.Helper()
+		id := r.submit(dir, sha)
+		r.runOnce(r.agent("a1", func(o *agent.Options) {
+			o.Once, o.Cache, o.WorkDir, o.Sandbox, o.Env = true, c, work, sb, env
+		}))
+		if j := r.job(id); j.Status != ci.StatusSuccess {
+			r.t.Fatalf("job %s %q\n%s", j.Status, j.Error, r.logs(id))
+		}
+		return r.logs(id)
+	}
+}
+
 // testSandbox is a bwrap sandbox for steps, skipping where bwrap cannot run.
 func testSandbox(t *testing.T) *sandbox.Sandbox {
 	t.Helper()
@@ -877,18 +890,7 @@ func TestPristineWorktreeSkipsTheReset(t *testing.T) {
 		".raibid.yml": "steps:\n  - {name: s, run: 'if [ -n \"$LEAVE\" ]; then echo junk > $LEAVE; fi; ls'}\n",
 		"src.txt":     "good",
 	})
-	c := &cache.Cache{Root: t.TempDir()}
-	work := t.TempDir()
-	run := func(env ...string) string {
-		id := r.submit(dir, sha)
-		r.runOnce(r.agent("a1", func(o *agent.Options) {
-			o.Once, o.Cache, o.WorkDir, o.Sandbox, o.Env = true, c, work, sb, env
-		}))
-		if j := r.job(id); j.Status != ci.StatusSuccess {
-			t.Fatalf("job %s %q\n%s", j.Status, j.Error, r.logs(id))
-		}
-		return r.logs(id)
-	}
+	run := r.sandboxedRunner(sb, dir, sha, t.TempDir())
 	run()
 	if logs := run(); !strings.Contains(logs, "workspace unchanged since the last job: not reset") {
 		t.Fatalf("a pristine worktree was reset again:\n%s", logs)
