@@ -43,6 +43,10 @@ type Options struct {
 	// past it are counted, not stored (default 1 GiB). Agents cap their
 	// jobs' logs lower (--max-log-bytes) and keep the tail.
 	MaxLogBytes int64
+	// Now is the clock of job ids, creation and heartbeat times (default
+	// time.Now): tests move it instead of sleeping. Redis's own clock
+	// (TTLs, stream ids, idle times) is not this one.
+	Now func() time.Time
 }
 
 // Store reads and writes job state. It is safe for concurrent use.
@@ -65,7 +69,11 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.MaxLogBytes <= 0 {
 		opts.MaxLogBytes = DefaultMaxLogBytes
 	}
-	return &Store{rdb: rdb, opts: opts, keys: Keys{opts.Prefix}, now: time.Now}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{rdb: rdb, opts: opts, keys: Keys{opts.Prefix}, now: now}
 }
 
 // Wrap turns a Redis error into a ci error callers can branch on:

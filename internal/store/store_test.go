@@ -23,10 +23,20 @@ func newStore(t *testing.T) (*testutil.Jobs, *queue.Queue, *testutil.Redis) {
 	return jb, jb.Queue, r
 }
 
+// newSteppedStore is newStore with a clock that moves 2 ms at every
+// reading: jobs made one after the other get distinct creation
+// milliseconds without the test sleeping.
+func newSteppedStore(t *testing.T) *testutil.Jobs {
+	t.Helper()
+	r := testutil.StartRedis(t)
+	return testutil.NewJobsWith(r.Client(), store.Options{Now: testutil.StepClock(time.Now(), 2*time.Millisecond)},
+		queue.Options{}, jobs.Options{MaxDeliveries: 3})
+}
+
 var push = testutil.Push
 
 func TestListFiltersAndPaginatesNewestFirst(t *testing.T) {
-	s, _, _ := newStore(t)
+	s := newSteppedStore(t)
 	ctx := context.Background()
 	var ids []string
 	for i := range 7 {
@@ -39,7 +49,6 @@ func TestListFiltersAndPaginatesNewestFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
-		time.Sleep(2 * time.Millisecond) // distinct creation milliseconds
 	}
 	var seen []string
 	cursor := ""
@@ -231,7 +240,7 @@ func TestJobHashOmitsWhatItCanDerive(t *testing.T) {
 // Each event lists its own jobs: events other than push through their
 // index, push through the main one.
 func TestListFiltersByEvent(t *testing.T) {
-	s, _, _ := newStore(t)
+	s := newSteppedStore(t)
 	ctx := context.Background()
 	want := map[string][]string{}
 	add := func(event string, j *ci.Job) {
@@ -252,7 +261,6 @@ func TestListFiltersByEvent(t *testing.T) {
 		manual := push("acme/e", "main")
 		manual.Trigger = ci.TriggerManual // its event, manual, is left out of the hash
 		add(ci.EventManual, manual)
-		time.Sleep(2 * time.Millisecond)
 	}
 	for _, event := range []string{ci.EventPush, ci.EventTag, ci.EventPullRequest, ci.EventManual, ci.EventCron} {
 		jobs, _, err := s.List(ctx, store.Filter{Event: event})
