@@ -175,10 +175,7 @@ func TestCancelRunningJobStopsItWithinTwoSeconds(t *testing.T) {
 	id := r.submit(dir, sha)
 	done := make(chan struct{})
 	go func() { r.runOnce(r.agent("a1", func(o *agent.Options) { o.Once = true })); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for countProcs(t, marker) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return countProcs(t, marker) != 0 })
 	if countProcs(t, marker) == 0 {
 		t.Fatalf("step never started: %s", r.logs(id))
 	}
@@ -224,10 +221,7 @@ func TestCloneThatAlwaysFailsBecomesDeadLetter(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for r.job(id).Status != ci.StatusError && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, 20*time.Second, func() bool { return r.job(id).Status == ci.StatusError })
 	cancel()
 	<-done
 	j := r.job(id)
@@ -293,10 +287,7 @@ func TestShutdownHandsRunningJobBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.agent("a1", nil).Run(ctx); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for countProcs(t, marker) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return countProcs(t, marker) != 0 })
 	cancel()
 	select {
 	case <-done:

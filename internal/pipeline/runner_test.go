@@ -13,6 +13,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 type lines struct {
@@ -128,10 +129,7 @@ func TestCancelKillsProcessGroup(t *testing.T) {
 			Run: fmt.Sprintf(`(trap '' TERM; exec -a %s-a sleep 60) & exec -a %s-b sleep 60`, marker, marker)}))
 		done <- r
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for pgrepMarker(t, marker) < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return pgrepMarker(t, marker) >= 2 })
 	if n := pgrepMarker(t, marker); n < 2 {
 		t.Fatalf("step processes not started (%d)", n)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/sandbox"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 func newSandbox(t *testing.T, o sandbox.Options) *sandbox.Sandbox {
@@ -78,10 +79,7 @@ func TestDaemonsDieWithTheStep(t *testing.T) {
 	if err != nil || !strings.Contains(out, "started") {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for pgrep("sleep 779[123]") > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, 3*time.Second, func() bool { return pgrep("sleep 779[123]") == 0 })
 	if n := pgrep("sleep 779[123]"); n > 0 {
 		t.Fatalf("%d processes the step started outlived it", n)
 	}

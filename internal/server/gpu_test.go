@@ -57,10 +57,9 @@ func TestGPUJobsShareTheSlotsAndCPUJobsAreNotHeldBack(t *testing.T) {
 			WorkDir: t.TempDir(), Repos: agent.Repos{AllowLocal: true}, ClaimBlock: 200 * time.Millisecond})
 		wg.Go(func() { a.Run(ctx) })
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && !(e.job(g1).Status.Final() && e.job(g2).Status.Final() && e.job(c1).Status.Final()) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		return e.job(g1).Status.Final() && e.job(g2).Status.Final() && e.job(c1).Status.Final()
+	})
 	var agents struct {
 		Agents []struct{ GPUs, GPUsBusy int }
 	}

@@ -100,10 +100,7 @@ func TestMatrixQueuesAGroupWithStatuses(t *testing.T) {
 	if got := strings.Join(results, " "); got != "a=1,b=x=success a=1,b=y=success a=2,b=x=success a=2,b=y=failed" {
 		t.Fatalf("results %s", got)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(statuses.snapshot()) < 5 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(statuses.snapshot()) >= 5 })
 	got := statuses.snapshot()
 	for _, combo := range []string{"a=1,b=x", "a=1,b=y", "a=2,b=x", "a=2,b=y"} {
 		states := got["raibid-ci/push/"+combo]

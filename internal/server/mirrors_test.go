@@ -13,6 +13,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/forge/github"
 	"github.com/raibid-labs/raibid-ci/internal/mirror"
 	"github.com/raibid-labs/raibid-ci/internal/server"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 	"github.com/raibid-labs/raibid-ci/internal/testutil/fakeforge"
 )
 
@@ -108,10 +109,7 @@ func TestGitHubSyncWebhookAnswersBeforeGiteaAndSyncsTheMirror(t *testing.T) {
 	// Two more pushes while the first sync is in flight coalesce into one call.
 	e.githubHook("push", pushOf("acme/svc-api"), "")
 	e.githubHook("push", pushOf("acme/svc-api"), "")
-	deadline := time.Now().Add(10 * time.Second)
-	for len(e.gt.Syncs()) < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(e.gt.Syncs()) >= 2 })
 	time.Sleep(2500 * time.Millisecond) // a third call would have landed by now
 	if got := e.gt.Syncs(); !slices.Equal(got, []string{"acme/svc-api", "acme/svc-api"}) {
 		t.Fatalf("gitea mirror-syncs = %q, want two (the first push, then the coalesced rest)", got)

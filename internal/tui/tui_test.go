@@ -368,10 +368,7 @@ func TestMirrorsTabSyncsSelectedMirror(t *testing.T) {
 		teatest.WithDuration(10*time.Second))
 	tm.Send(key("down")) // acme/widget: rows are sorted gadget, widget
 	tm.Send(key("s"))
-	deadline := time.Now().Add(5 * time.Second)
-	for len(r.gitea.Syncs()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(r.gitea.Syncs()) != 0 })
 	m := finalModel(t, tm)
 	if got := r.gitea.Syncs(); len(got) != 1 || got[0] != "acme/widget" {
 		t.Fatalf("gitea syncs = %q, want acme/widget", got)
