@@ -49,10 +49,7 @@ echo snooped`
 
 func waitNoProcs(t *testing.T, pattern string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for pgrepCount(pattern) > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, d, func() bool { return pgrepCount(pattern) == 0 })
 	if n := pgrepCount(pattern); n > 0 {
 		t.Fatalf("%d processes matching %q outlived their step", n, pattern)
 	}
