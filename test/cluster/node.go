@@ -112,9 +112,9 @@ func (n *Node) start(ctx context.Context, images []string) error {
 	}
 	conflist := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "raibid-pods", "plugins": [
   {"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": false, "hairpinMode": true,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": %q, "gateway": %q}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": %q, "gateway": %q}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": %q}},
   {"type": "loopback"}
-]}`, n.bridge, n.Subnet, n.BridgeIP)
+]}`, n.bridge, n.Subnet, n.BridgeIP, filepath.Join(work, "cni-ipam"))
 	if err := os.WriteFile(filepath.Join(work, "cni", "10-raibid.conflist"), []byte(conflist), 0o644); err != nil {
 		return err
 	}
@@ -215,7 +215,8 @@ makeIPTablesUtilChains: false
 serializeImagePulls: false
 localStorageCapacityIsolation: false
 staticPodPath: ""
-`, c.pki.CA, ports[1], ports[2], n.Socket, resolv)
+podLogsDir: %q
+`, c.pki.CA, ports[1], ports[2], n.Socket, resolv, filepath.Join(work, "pod-logs"))
 	kubeletCfg := filepath.Join(work, "kubelet.yaml")
 	if err := os.WriteFile(kubeletCfg, []byte(kcfg), 0o644); err != nil {
 		return err
