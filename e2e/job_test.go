@@ -168,20 +168,23 @@ func TestRunBuildsTheCheckoutsCommit(t *testing.T) {
 func TestRunOfAMatrixFollowsTheGroup(t *testing.T) {
 	up := startUp(t, "--agents", "2")
 	dir, _ := testutil.GitRepo(t, map[string]string{".raibid.yml": "matrix:\n  n: [a, b, c]\nsteps:\n" +
-		"  - {name: t, run: 'if [ $RAIBID_MATRIX_N = b ]; then echo member-b-broke; exit 3; fi; echo member-$RAIBID_MATRIX_N-ok'}\n"})
+		"  - {name: t, run: 'if [ $RAIBID_MATRIX_N = b ]; then printf \"\\033]0;pwned-title\\007\"; echo member-b-broke; exit 3; fi; echo member-$RAIBID_MATRIX_N-ok'}\n"})
 	cmd := exec.Command(binary, "run", "--data-dir", up.dataDir, dir)
 	out, _ := cmd.CombinedOutput()
 	got := string(out)
 	if code := cmd.ProcessState.ExitCode(); code != 1 {
 		t.Fatalf("exit %d, want 1 (member b failed):\n%s", code, got)
 	}
-	for _, want := range []string{"matrix n=a: success", "matrix n=b: failed", "matrix n=c: success", "\nmember-b-broke\n", "2 of 3 passed"} {
+	for _, want := range []string{"matrix n=a: success", "matrix n=b: failed", "matrix n=c: success", "member-b-broke\n", "2 of 3 passed"} {
 		if n := strings.Count(got, want); n != 1 {
 			t.Fatalf("%q appears %d times:\n%s", want, n, got)
 		}
 	}
 	if strings.Contains(got, "\nmember-c-ok") {
 		t.Fatalf("a passing member's log was printed:\n%s", got)
+	}
+	if strings.Contains(got, "\x1b]0;pwned-title") {
+		t.Fatalf("a failed member's log drove the terminal:\n%q", got)
 	}
 	// The short group id printed is the one the other commands take.
 	m := regexp.MustCompile(`matrix group ([0-9a-f]{8}):`).FindStringSubmatch(got)

@@ -189,7 +189,7 @@ func newJobListCmd() *cobra.Command {
 				j := *termtext.Job(&j) // fields from webhooks and builds, shown as data
 				matrix := dash(ci.MatrixLabel(j.Matrix))
 				if j.Group != "" {
-					matrix += " (group " + short(j.Group[len(j.Group)-8:], 8) + ")"
+					matrix += " (group " + shortID(j.Group) + ")"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Status, j.Repo, dash(firstOf(j.Branch, j.Tag)),
 					dash(j.Event), matrix, short(j.Commit, 8), duration(&j, now), dash(j.Agent), j.CreatedAt.Local().Format("2006-01-02 15:04:05"))
@@ -426,7 +426,7 @@ func followLogs(ctx context.Context, c *client.Client, id, step string, w io.Wri
 	if err != nil || j.Group == "" {
 		return verdict(id, status)
 	}
-	return followGroup(ctx, c, j, w)
+	return followGroup(ctx, c, j, w, format)
 }
 
 // verdict is nil for success, else the error that exits 1.
@@ -444,7 +444,7 @@ const groupPoll = 500 * time.Millisecond
 // prints a line per member as it ends (first, whose log was followed,
 // included), then the log of each member that did not pass, and returns
 // the worst verdict: what `raibid run` of a matrix exits with.
-func followGroup(ctx context.Context, c *client.Client, first *ci.Job, w io.Writer) error {
+func followGroup(ctx context.Context, c *client.Client, first *ci.Job, w io.Writer, format logFormat) error {
 	ended := map[string]*ci.Job{}
 	var order []*ci.Job
 	for {
@@ -490,7 +490,13 @@ func followGroup(ctx context.Context, c *client.Client, first *ci.Job, w io.Writ
 			continue // its log is above
 		}
 		fmt.Fprintf(w, "\n--- log of matrix %s (job %s, %s) ---\n", memberLabel(m), shortID(m.ID), m.Status)
-		if err := c.Logs(ctx, m.ID, "", w); err != nil {
+		// A build's output drives no terminal: colours only, as the
+		// followed log (unless --raw).
+		logs := w
+		if !format.raw {
+			logs = termtext.NewWriter(w)
+		}
+		if err := c.Logs(ctx, m.ID, "", logs); err != nil {
 			return err
 		}
 		fmt.Fprintln(w)
