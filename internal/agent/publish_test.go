@@ -48,3 +48,30 @@ func TestArtifactGlobLeavesOutGitAndLinks(t *testing.T) {
 		t.Fatalf("match(**) = %v, %v; want [out/app]", got, err)
 	}
 }
+
+// The link to a shown cache dir replaces a link a build planted (never
+// following it) and leaves the repository's own target/ alone.
+func TestLinkShownReplacesPlantedLinks(t *testing.T) {
+	ws, cacheDir := t.TempDir(), t.TempDir()
+	victim := t.TempDir()
+	if err := os.Symlink(victim, filepath.Join(ws, "target")); err != nil {
+		t.Fatal(err)
+	}
+	if err := linkShown(ws, "target", cacheDir); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.Readlink(filepath.Join(ws, "target")); got != cacheDir {
+		t.Fatalf("target links to %q, want the cache dir", got)
+	}
+	if entries, _ := os.ReadDir(victim); len(entries) != 0 {
+		t.Fatalf("the planted link's target was written: %v", entries)
+	}
+	own := t.TempDir()
+	os.Mkdir(filepath.Join(own, "target"), 0o755)
+	if err := linkShown(own, "target", cacheDir); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Lstat(filepath.Join(own, "target")); !st.IsDir() {
+		t.Fatal("the repository's own target/ was replaced")
+	}
+}

@@ -10,10 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/safefs"
 	"github.com/raibid-labs/raibid-ci/internal/sandbox"
 	"github.com/raibid-labs/raibid-ci/internal/statuses"
 	"github.com/raibid-labs/raibid-ci/internal/store"
@@ -78,7 +81,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		now := time.Now()
 		_ = os.Chtimes(mirrorDir(mirrors, job.CloneURL), now, now) // its last use: PruneWork goes by it
 	} else {
-		_ = os.Remove(slotState(a.opts.WorkDir, ws)) // recorded again once clean
+		forgetPristine(a.opts.WorkDir, ws) // recorded again once clean
 		cloneErr = a.opts.Repos.clone(jobCtx, mirrors, ws, job.CloneURL, job.Branch, job.Commit, keep, pristine == "", masker)
 	}
 	if err := cloneErr; err != nil {
@@ -253,18 +256,18 @@ func (a *Agent) pipelineSecrets(ctx context.Context, job *ci.Job, p *pipeline.Pi
 // wrapper with what the steps may see. Without a sandbox it returns nothing.
 func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string, keep bool, build buildSetup, devices map[string]string) (wrap func([]string) (string, []string), env []string, err error) {
 	sb := a.opts.Sandbox
-	shown := map[string]string{}
-	for rel, dir := range build.Shown {
-		shown[filepath.Join(ws, rel)] = dir
-	}
 	if sb == nil {
 		// Unsandboxed steps run as the agent's user: a link serves.
-		for at, dir := range shown {
-			if err := linkShown(at, dir); err != nil {
+		for name, dir := range build.Shown {
+			if err := linkShown(ws, name, dir); err != nil {
 				return nil, nil, err
 			}
 		}
 		return nil, nil, nil
+	}
+	shown := map[string]string{}
+	for rel, dir := range build.Shown {
+		shown[filepath.Join(ws, rel)] = dir
 	}
 	writable := build.Writable
 	home, err := a.stepHome(ws, keep)
@@ -297,18 +300,31 @@ func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string,
 	return func(argv []string) (string, []string) { return sb.Command(argv, sjob) }, env, nil
 }
 
-// linkShown makes at (inside a fresh checkout) a link to dir. A file the
-// repository itself has there is left alone: its own wins.
-func linkShown(at, dir string) error {
-	if st, err := os.Lstat(at); err == nil {
-		if st.Mode()&os.ModeSymlink == 0 {
+// linkShown makes name (one path component) in the workspace ws a link to
+// dir. A file the repository itself has there is left alone: its own
+// wins. The workspace is a build's to write: everything goes through its
+// directory descriptor, and a link a build left there is replaced, never
+// followed.
+func linkShown(ws, name, dir string) error {
+	d, err := safefs.OpenDir(ws)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	dfd := int(d.Fd())
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
 			return nil
 		}
-		if err := os.Remove(at); err != nil {
-			return err
+		if err := unix.Unlinkat(dfd, name, 0); err != nil {
+			return fmt.Errorf("replace %s/%s: %w", ws, name, err)
 		}
 	}
-	return os.Symlink(dir, at)
+	if err := unix.Symlinkat(dir, dfd, name); err != nil {
+		return fmt.Errorf("link %s/%s: %w", ws, name, err)
+	}
+	return nil
 }
 
 // stepHome is the HOME of a sandboxed step: a directory per workspace slot,

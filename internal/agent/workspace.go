@@ -17,9 +17,12 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/safefs"
 )
 
 // errCloneRefused marks a clone URL the agent will not fetch: retrying cannot
@@ -513,12 +516,18 @@ func recordPristine(root, ws, commit string, skip map[string]string) {
 	}
 	state, err := treeState(ws, names)
 	if err != nil {
-		_ = os.Remove(slotState(root, ws))
+		forgetPristine(root, ws)
 		return
 	}
 	line := commit + " " + state
 	if len(names) > 0 {
 		line += " " + strings.Join(slices.Sorted(maps.Keys(names)), ",")
 	}
-	_ = os.WriteFile(slotState(root, ws), []byte(line+"\n"), 0o600)
+	_ = safefs.WriteFile(filepath.Join(root, cache.SlotsDir), filepath.Base(slotState(root, ws)), []byte(line+"\n"), 0o600)
+}
+
+// forgetPristine drops what the agent knew of ws being clean (the slot's
+// state file, in the agent's own slots dir, unlinked: never followed).
+func forgetPristine(root, ws string) {
+	_ = unix.Unlinkat(unix.AT_FDCWD, slotState(root, ws), 0)
 }
