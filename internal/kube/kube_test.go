@@ -387,7 +387,7 @@ func TestPodStartProblems(t *testing.T) {
 	}
 	for _, c := range cases {
 		p := &corev1.Pod{Status: c.status}
-		if got, _ := problemOf(p); got != c.want {
+		if got, _, _ := problemOf(p); got != c.want {
 			t.Errorf("problemOf(%+v) = %q, want %q", c.status, got, c.want)
 		}
 	}

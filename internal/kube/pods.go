@@ -28,6 +28,9 @@ type Pod struct {
 	// ProblemSince is when it began (as near as the pod tells).
 	Problem      string
 	ProblemSince time.Time
+	// Unschedulable: the problem is that no node has room (yet), which a
+	// running build ending may mend, unlike the others.
+	Unschedulable bool
 }
 
 // startProblems are the container waiting reasons that no wait cures: the
@@ -35,19 +38,20 @@ type Pod struct {
 var startProblems = map[string]bool{"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true,
 	"ErrImageNeverPull": true, "CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true}
 
-// problemOf is why p cannot start, and since when ("" when nothing is wrong).
-func problemOf(p *corev1.Pod) (string, time.Time) {
+// problemOf is why p cannot start, since when, and whether it is that no
+// node has room ("" when nothing is wrong).
+func problemOf(p *corev1.Pod) (problem string, since time.Time, unschedulable bool) {
 	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 		if w := cs.State.Waiting; w != nil && startProblems[w.Reason] {
-			return strings.TrimSuffix(w.Reason+": "+w.Message, ": "), p.CreationTimestamp.Time
+			return strings.TrimSuffix(w.Reason+": "+w.Message, ": "), p.CreationTimestamp.Time, false
 		}
 	}
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-			return strings.TrimSuffix("Unschedulable: "+c.Message, ": "), c.LastTransitionTime.Time
+			return strings.TrimSuffix("Unschedulable: "+c.Message, ": "), c.LastTransitionTime.Time, true
 		}
 	}
-	return "", time.Time{}
+	return "", time.Time{}, false
 }
 
 // AgentPods lists the agent pods in namespace, oldest first.
@@ -61,7 +65,7 @@ func AgentPods(ctx context.Context, c dynamic.Interface, namespace string) ([]Po
 		pod := Pod{Name: p.Name, Phase: strings.ToLower(string(p.Status.Phase)), Node: p.Spec.NodeName,
 			JobID: p.Labels[LabelJobID], JobName: p.Labels["job-name"], StartedAt: p.CreationTimestamp.Time,
 			ScaledJob: p.Labels["scaledjob.keda.sh/name"]}
-		pod.Problem, pod.ProblemSince = problemOf(&p)
+		pod.Problem, pod.ProblemSince, pod.Unschedulable = problemOf(&p)
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
 				pod.Ready = true

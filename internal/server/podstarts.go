@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
@@ -58,7 +57,7 @@ func (s *Server) watchPodStarts(ctx context.Context, pods interface {
 		}
 		for _, p := range list {
 			grace := podStartGrace
-			if strings.HasPrefix(p.Problem, "Unschedulable") {
+			if p.Unschedulable {
 				grace = unschedulableGrace
 			}
 			if p.Problem == "" || handled[p.Name] || time.Since(p.ProblemSince) < grace {
