@@ -68,6 +68,10 @@ func NewStore(rdb redis.UniversalClient, prefix string) *Store {
 	return &Store{rdb: rdb, prefix: prefix, now: time.Now}
 }
 
+// SetClock replaces the clock schedules are made and fired by (tests:
+// a schedule added at a chosen second).
+func (st *Store) SetClock(now func() time.Time) { st.now = now }
+
 func (st *Store) key() string { return st.prefix + "schedules" }
 
 // lockKey is the lock of one schedule's firing at one minute.

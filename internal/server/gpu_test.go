@@ -122,7 +122,7 @@ func TestDetectGPUsWithAStandInNvidiaSmi(t *testing.T) {
 // is its /dev.
 func TestGPUJobsSeeTheirDevicesInTheSandbox(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("mknod needs root")
+		t.Fatal("mknod needs root: run the tests as root, as .ci/run does")
 	}
 	devDir := t.TempDir()
 	for name, minor := range map[string]uint32{"nvidia1": 1, "nvidia3": 3, "nvidiactl": 255} {

@@ -218,10 +218,19 @@ func TestAgentPodsOnARealNode(t *testing.T) {
 			}
 			toRunning = append(toRunning, j.StartedAt.Sub(at))
 		}
-		// Quiet: every agent pod has ended, and a poll of KEDA's has passed
-		// with the queue empty.
+		// Quiet: every agent pod has ended, and KEDA has polled the empty
+		// queue since (it marks the ScaledJob inactive then); then one more
+		// look at the Jobs, so none it made is missed.
 		eventually(t, 2*time.Minute, fmt.Sprintf("burst %d's pods end", b), func() bool { return activeAgentPods(t, ns) == 0 })
-		time.Sleep(6 * time.Second)
+		eventually(t, time.Minute, fmt.Sprintf("KEDA sees burst %d's queue empty", b), func() bool {
+			u, err := dyn.Resource(kube.ScaledJobResource).Namespace(ns).Get(ctx, "raibid-agent", metav1.GetOptions{})
+			return err == nil && condition(u, "Active") == "False"
+		})
+		for _, j := range listJobs(t, ns, "", "raibid-agent") {
+			seenMu.Lock()
+			seen[j.GetName()] = true
+			seenMu.Unlock()
+		}
 		n := seenCount()
 		perBurstJobs = append(perBurstJobs, n-jobsBefore)
 		jobsBefore = n
