@@ -55,6 +55,15 @@ func (s *Server) watchPodStarts(ctx context.Context, pods interface {
 			}
 			continue
 		}
+		present := make(map[string]bool, len(list))
+		for _, p := range list {
+			present[p.Name] = true
+		}
+		for name := range handled {
+			if !present[name] {
+				delete(handled, name) // its Job is gone: forget it
+			}
+		}
 		for _, p := range list {
 			grace := podStartGrace
 			if p.Unschedulable {
