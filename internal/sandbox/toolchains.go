@@ -31,6 +31,12 @@ var toolchainHomes = []struct{ env, dflt string }{
 	{"", ".local/share/mise"},
 }
 
+// credentialDirs are directories of a home that keep credentials beside
+// programs (cargo's registry tokens in ~/.cargo, cloud and container logins):
+// a program in their bin is shown, never the directory itself.
+var credentialDirs = map[string]bool{".cargo": true, ".config": true, ".local": true, ".ssh": true, ".gnupg": true,
+	".docker": true, ".kube": true, ".aws": true, ".azure": true, ".gcloud": true, ".npm": true}
+
 // shimPath finds the absolute paths a shim script names.
 var shimPath = regexp.MustCompile(`/[A-Za-z0-9._+@/-]+`)
 
@@ -57,6 +63,7 @@ func ToolchainRoots(pathList, home string, getenv func(string) string) []string 
 	}
 	var out []string
 	seen := map[string]bool{}
+	exposed := func() []string { return out }
 	add := func(p string) {
 		if p != "" && !seen[p] {
 			seen[p] = true
@@ -79,12 +86,20 @@ func ToolchainRoots(pathList, home string, getenv func(string) string) []string 
 		if home == "" || !within(p, home) || p == home {
 			return
 		}
+		for _, e := range exposed() {
+			if within(p, e) {
+				return // a link within what is shown already (cargo → rustup in ~/.cargo/bin)
+			}
+		}
 		dir := p
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
 			dir = filepath.Dir(p)
 		}
-		if program && filepath.Base(dir) == "bin" && filepath.Dir(dir) != home {
+		if program && filepath.Base(dir) == "bin" && filepath.Dir(dir) != home && !credentialDirs[filepath.Base(filepath.Dir(dir))] {
 			dir = filepath.Dir(dir)
+		}
+		if credentialDirs[filepath.Base(dir)] && filepath.Dir(dir) == home {
+			return // never a whole directory that keeps credentials
 		}
 		add(dir)
 	}

@@ -33,16 +33,23 @@ func fakeHome(t *testing.T) (home, path string) {
 	write("tools/lint-1.0/bin/lint", "#!/bin/sh\necho lint ok\n", 0o755)
 	write("tools/lint-1.0/share/rules", "rules", 0o644)
 	write(".ssh/id_ed25519", "PRIVATE KEY", 0o600)
+	// rustup's layout: the proxies in ~/.cargo/bin are links to rustup in the
+	// same directory, and ~/.cargo keeps the registry token.
+	write(".cargo/bin/rustup", "#!/bin/sh\necho rustup\n", 0o755)
+	write(".cargo/credentials.toml", "token = \"cio-secret\"", 0o600)
 	if err := os.MkdirAll(filepath.Join(home, ".local/bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Symlink(filepath.Join(home, "tools/lint-1.0/bin/lint"), filepath.Join(home, ".local/bin/lint")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink("rustup", filepath.Join(home, ".cargo/bin/cargo")); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Chmod(home, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	return home, strings.Join([]string{filepath.Join(home, ".pyenv/shims"), filepath.Join(home, ".local/bin"), "/usr/bin", "/bin"}, ":")
+	return home, strings.Join([]string{filepath.Join(home, ".pyenv/shims"), filepath.Join(home, ".local/bin"), filepath.Join(home, ".cargo/bin"), "/usr/bin", "/bin"}, ":")
 }
 
 func TestToolchainRootsFollowShimsAndLinksButNotTheHome(t *testing.T) {
@@ -54,7 +61,7 @@ func TestToolchainRootsFollowShimsAndLinksButNotTheHome(t *testing.T) {
 		}
 	}
 	for _, r := range roots {
-		if r == home || strings.HasPrefix(r, filepath.Join(home, ".ssh")) || r == filepath.Join(home, "tools") || r == filepath.Join(home, ".local") {
+		if r == home || strings.HasPrefix(r, filepath.Join(home, ".ssh")) || r == filepath.Join(home, "tools") || r == filepath.Join(home, ".local") || r == filepath.Join(home, ".cargo") {
 			t.Errorf("root %s exposes more of the home than its toolchains", r)
 		}
 	}
@@ -84,15 +91,15 @@ func TestStepRunsToolchainsUnderAHiddenHome(t *testing.T) {
 	if _, err := sb.Own(ws); err != nil {
 		t.Fatal(err)
 	}
-	name, args := sb.Command([]string{"/bin/sh", "-c", "mypy3 && lint && cat " + home + "/tools/lint-1.0/share/rules && echo && cat " + home + "/.ssh/id_ed25519"}, sandbox.Job{Dir: ws})
+	name, args := sb.Command([]string{"/bin/sh", "-c", "mypy3 && lint && cat " + home + "/tools/lint-1.0/share/rules && echo && cargo && cat " + home + "/.cargo/credentials.toml; cat " + home + "/.ssh/id_ed25519"}, sandbox.Job{Dir: ws})
 	cmd := exec.Command(name, args...)
 	cmd.Env = []string{"PATH=" + path}
 	out, err := cmd.CombinedOutput()
 	got := string(out)
-	if !strings.Contains(got, "python ok\nlint ok\nrules\n") {
+	if !strings.Contains(got, "python ok\nlint ok\nrules\nrustup\n") {
 		t.Fatalf("toolchains did not run in the sandbox (%v):\n%s", err, got)
 	}
-	if err == nil || strings.Contains(got, "PRIVATE KEY") {
+	if err == nil || strings.Contains(got, "PRIVATE KEY") || strings.Contains(got, "cio-secret") {
 		t.Fatalf("the home's key was readable (%v):\n%s", err, got)
 	}
 }
