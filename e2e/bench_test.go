@@ -12,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func percentile(d []time.Duration, p float64) float64 {
 	s := append([]time.Duration(nil), d...)
@@ -80,6 +83,19 @@ func BenchmarkBurst(b *testing.B) {
 	dir, sha := testutil.GitRepo(b, map[string]string{".raibid.yml": "steps:\n  - {name: nap, run: 'sleep 0.3'}\n"})
 	body := pushPayload("acme/burst", dir, "main", sha)
 	const jobs = 80
+	// The burst begins once the four agents wait for work, not while they
+	// start.
+	testutil.Eventually(b, 30*time.Second, func() bool {
+		var list api.AgentList
+		apiGet(b, up.url, up.token, "/agents", &list)
+		idle := 0
+		for _, a := range list.Agents {
+			if a.Status == "idle" {
+				idle++
+			}
+		}
+		return idle == 4
+	})
 	b.ResetTimer()
 	for range b.N {
 		began := time.Now()
@@ -87,18 +103,55 @@ func BenchmarkBurst(b *testing.B) {
 		for i := range ids {
 			ids[i] = push(b, up.url, up.secret, body)
 		}
+		pushed := time.Since(began)
 		var last time.Time
+		byAgent := map[string][]*ci.Job{}
+		phases := map[string][]time.Duration{}
 		for _, id := range ids {
-			j := waitJob(b, up.url, up.token, id, 2*time.Minute, nil)
+			j := waitJob(b, up.url, up.token, id, 2*time.Minute, func(j *ci.Job) bool { return j.Status.Final() && j.Phases != nil })
 			if j.Status != ci.StatusSuccess {
 				b.Fatalf("job %s %s", id, j.Status)
 			}
 			if j.FinishedAt.After(last) {
 				last = *j.FinishedAt
 			}
+			byAgent[j.Agent] = append(byAgent[j.Agent], j)
+			for k, ms := range j.Phases {
+				phases[k] = append(phases[k], time.Duration(ms*float64(time.Millisecond)))
+			}
+		}
+		// Where an agent's time went between two jobs: from one's verdict
+		// to the next one running (the verdict's report, the claim).
+		var gaps []time.Duration
+		for _, js := range byAgent {
+			sort.Slice(js, func(a, b int) bool { return js[a].StartedAt.Before(*js[b].StartedAt) })
+			for i := 1; i < len(js); i++ {
+				gaps = append(gaps, js[i].StartedAt.Sub(*js[i-1].FinishedAt))
+			}
 		}
 		b.ReportMetric(float64(jobs)/last.Sub(began).Seconds(), "jobs/s")
 		b.ReportMetric(100*float64(jobs)*0.3/4/last.Sub(began).Seconds(), "%-of-ideal")
+		if len(gaps) > 0 {
+			b.ReportMetric(percentile(gaps, 0.5), "between-jobs-p50-ms")
+			b.ReportMetric(percentile(gaps, 1), "between-jobs-max-ms")
+		}
+		var counts []string
+		for name, js := range byAgent {
+			var busy time.Duration
+			for _, j := range js {
+				busy += j.FinishedAt.Sub(*j.StartedAt)
+			}
+			counts = append(counts, fmt.Sprintf("%s: %d jobs, first running after %.0f ms, running %.0f ms of %.0f",
+				name, len(js), ms(js[0].StartedAt.Sub(began)), ms(busy), ms(js[len(js)-1].FinishedAt.Sub(*js[0].StartedAt))))
+		}
+		sort.Strings(counts)
+		b.Logf("%d pushes answered in %.0f ms; agents:\n%s", jobs, ms(pushed), strings.Join(counts, "\n"))
+		for _, k := range []string{"steps", "overhead"} {
+			if len(phases[k]) > 0 {
+				b.ReportMetric(percentile(phases[k], 0.5), k+"-p50-ms")
+				b.ReportMetric(percentile(phases[k], 0.9), k+"-p90-ms")
+			}
+		}
 	}
 }
 

@@ -209,6 +209,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := os.MkdirAll(a.opts.WorkDir, 0o755); err != nil {
 		return fmt.Errorf("work dir: %w", err)
 	}
+	// The sandbox set up ahead for the next step goes with the agent.
+	defer a.opts.Sandbox.Close()
 	beatCtx, stopBeat := context.WithCancel(context.Background())
 	beatDone := make(chan struct{})
 	go func() { defer close(beatDone); a.recordLoop(beatCtx) }()

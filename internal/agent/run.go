@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -62,6 +63,8 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 	if !keep {
 		removeWorkspace(mirrors, ws) // a crashed job's leftovers
 		defer removeWorkspace(mirrors, ws)
+		// A sandbox set up ahead mounts this workspace: it goes with it.
+		defer a.opts.Sandbox.Discard()
 	}
 
 	sink.Line("clone", "system", fmt.Sprintf("attempt %d on agent %s", job.Attempt, a.opts.Name))
@@ -175,7 +178,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		sink.Line("pipeline", "system", note)
 	}
 	env = append(env, build.Env...)
-	wrap, sandboxEnv, err := a.sandboxFor(jobCtx, job, ws, mirrors, keep, build, gpuDevices(a.opts.DevDir, gpus))
+	start, sandboxEnv, err := a.sandboxFor(jobCtx, job, ws, mirrors, keep, build, gpuDevices(a.opts.DevDir, gpus))
 	if err != nil {
 		msg := "sandbox: " + err.Error()
 		sink.Line("pipeline", "system", msg)
@@ -184,7 +187,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		return
 	}
 	env = append(env, sandboxEnv...)
-	if wrap != nil {
+	if start != nil {
 		sink.Line("pipeline", "system", fmt.Sprintf("sandbox: bwrap, own PID namespace, uid %d", a.opts.Sandbox.UID()))
 	} else {
 		sink.Line("pipeline", "system", "sandbox: off (steps run as the agent's user)")
@@ -204,17 +207,13 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 		recordPristine(a.opts.WorkDir, ws, job.Commit, build.Shown)
 	}
 	timing.mark("prepare")
+	progress := reportSteps(run, log)
 	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{
 		AfterStep: up.afterStep,
-		Dir:       ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Wrap: wrap, Secrets: stepSecrets, When: when, Concurrency: a.opts.StepConcurrency, Sidecars: a.opts.Sidecars,
-		OnStep: func(steps []ci.Step) {
-			sctx, cancel := final()
-			defer cancel()
-			if err := run.Progress(sctx, steps); err != nil && !errors.Is(err, ci.ErrConflict) {
-				log.Warn("record steps", "err", err)
-			}
-		},
+		Dir:       ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Start: start, Secrets: stepSecrets, When: when, Concurrency: a.opts.StepConcurrency, Sidecars: a.opts.Sidecars,
+		OnStep: progress.send,
 	})
+	progress.close()
 	timing.mark("steps")
 	sink.Line("summary", "system", timing.String())
 	sink.Flush()
@@ -252,9 +251,10 @@ func (a *Agent) pipelineSecrets(ctx context.Context, job *ci.Job, p *pipeline.Pi
 }
 
 // sandboxFor prepares the sandbox of a job's steps: their HOME, the
-// directories they write handed to the build user, and the command-line
-// wrapper with what the steps may see. Without a sandbox it returns nothing.
-func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string, keep bool, build buildSetup, devices map[string]string) (wrap func([]string) (string, []string), env []string, err error) {
+// directories they write handed to the build user, and how a step starts
+// in a sandbox showing what the steps may see. Without a sandbox it
+// returns nothing.
+func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string, keep bool, build buildSetup, devices map[string]string) (start func(argv, env []string) (pipeline.Process, error), env []string, err error) {
 	sb := a.opts.Sandbox
 	if sb == nil {
 		// Unsandboxed steps run as the agent's user: a link serves.
@@ -297,7 +297,13 @@ func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string,
 	}
 	sjob := sandbox.Job{Dir: ws, Writable: append([]string{home}, writable...), Shown: shown, Devices: devices,
 		ReadOnly: []string{mirrorDir(mirrors, job.CloneURL), filepath.Join(ws, ".git")}}
-	return func(argv []string) (string, []string) { return sb.Command(argv, sjob) }, env, nil
+	return func(argv, env []string) (pipeline.Process, error) {
+		p, err := sb.Start(argv, env, sjob)
+		if err != nil {
+			return pipeline.Process{}, err
+		}
+		return pipeline.Process{Pid: p.Pid, Stdout: p.Stdout, Stderr: p.Stderr, Wait: p.Wait}, nil
+	}, env, nil
 }
 
 // linkShown makes name (one path component) in the workspace ws a link to
@@ -518,4 +524,50 @@ func shortSHA(s string) string {
 		return "HEAD"
 	}
 	return s
+}
+
+// stepReporter records the steps' states on the job as they change, off
+// the steps' own path (a step's start waits for no Redis write): a state
+// not yet written is replaced by a newer one, and close waits for the
+// last write, so the verdict comes after every state.
+type stepReporter struct {
+	latest chan []ci.Step
+	done   chan struct{}
+}
+
+func reportSteps(run *jobs.Run, log *slog.Logger) *stepReporter {
+	r := &stepReporter{latest: make(chan []ci.Step, 1), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for steps := range r.latest {
+			ctx, cancel := final()
+			if err := run.Progress(ctx, steps); err != nil && !errors.Is(err, ci.ErrConflict) {
+				log.Warn("record steps", "err", err)
+			}
+			cancel()
+		}
+	}()
+	return r
+}
+
+// send queues steps as the state to write, replacing one still queued.
+// The pipeline calls it one call at a time.
+func (r *stepReporter) send(steps []ci.Step) {
+	for {
+		select {
+		case r.latest <- steps:
+			return
+		default:
+			select {
+			case <-r.latest:
+			default:
+			}
+		}
+	}
+}
+
+// close waits until the last state sent is written.
+func (r *stepReporter) close() {
+	close(r.latest)
+	<-r.done
 }

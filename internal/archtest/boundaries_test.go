@@ -17,7 +17,7 @@ const module = "github.com/raibid-labs/raibid-ci/"
 var floors = map[string]int{
 	// 0: leaves — nothing of ours below them.
 	"internal/ci": 0, "internal/yamlfile": 0, "internal/forge": 0, "internal/safefs": 0,
-	"internal/queue": 0, "internal/localredis": 0, "internal/ticker": 0,
+	"internal/queue": 0, "internal/localredis": 0, "internal/ticker": 0, "internal/sandbox/launcher": 0,
 	// 1: one concern over the leaves.
 	"internal/store": 1, "internal/forge/gitea": 1, "internal/forge/github": 1,
 	"internal/pipeline": 1, "internal/sandbox": 1, "internal/kube": 1, "internal/web": 1,

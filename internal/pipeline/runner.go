@@ -48,9 +48,10 @@ type RunOptions struct {
 	// Secrets are the values of the pipeline secrets the steps name; each
 	// step gets only its own, and Masker must hold them all.
 	Secrets map[string]string
-	// Wrap, when set, turns a step's command line into the one that runs it
-	// in a sandbox (see internal/sandbox).
-	Wrap func(argv []string) (name string, args []string)
+	// Start, when set, starts a step's command line (argv, with exactly
+	// env) where the agent runs steps — its sandbox (see internal/sandbox)
+	// — instead of as a child of this process in Dir.
+	Start func(argv, env []string) (Process, error)
 	// When is what steps' when: conditions are evaluated against.
 	When Context
 	// Concurrency bounds the steps of a graph running at once (default 1;
@@ -381,40 +382,22 @@ func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOp
 	if path, err := exec.LookPath("bash"); err == nil {
 		shell, args = path, []string{"-e", "-o", "pipefail", "-c", s.Run}
 	}
-	name := shell
-	if o.Wrap != nil {
-		name, args = o.Wrap(append([]string{shell}, args...))
-	}
-	cmd := exec.Command(name, args...)
-	cmd.Dir = o.Dir
 	var secretEnv []string
 	for _, r := range s.Secrets {
 		secretEnv = append(secretEnv, r.Env+"="+o.Secrets[r.Name])
 	}
 	// Secrets last: neither the pipeline's env nor the step's can replace one.
-	cmd.Env = StepEnv(o.PassEnv, o.Env, EnvList(pipelineEnv), EnvList(s.Env), secretEnv)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdoutR, stdoutW, err := os.Pipe()
+	env := StepEnv(o.PassEnv, o.Env, EnvList(pipelineEnv), EnvList(s.Env), secretEnv)
+	start := o.Start
+	if start == nil {
+		start = o.startHere
+	}
+	proc, err := start(append([]string{shell}, args...), env)
 	if err != nil {
 		return -1, err
 	}
-	stderrR, stderrW, err := os.Pipe()
-	if err != nil {
-		stdoutR.Close()
-		stdoutW.Close()
-		return -1, err
-	}
-	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
-	cmd.Stdin = nil
-	err = cmd.Start()
-	stdoutW.Close()
-	stderrW.Close()
-	if err != nil {
-		stdoutR.Close()
-		stderrR.Close()
-		return -1, err
-	}
-	pgid := cmd.Process.Pid
+	stdoutR, stderrR := proc.Stdout, proc.Stderr
+	pgid := proc.Pid
 	if s.started != nil {
 		s.started(pgid)
 	}
@@ -447,7 +430,7 @@ func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOp
 		case <-exited:
 		}
 	}()
-	werr := cmd.Wait()
+	werr := proc.Wait()
 	close(exited)
 	// Whatever the step started in its group and left behind dies with it.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
@@ -471,6 +454,47 @@ func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOp
 		return -1, werr
 	}
 	return exitCode(werr), nil
+}
+
+// Process is a started step.
+type Process struct {
+	// Pid leads the process group of everything the step starts: killing
+	// the group ends them all.
+	Pid int
+	// Stdout and Stderr are the read ends of the step's output; runStep
+	// closes them.
+	Stdout, Stderr *os.File
+	// Wait waits for the step's exit, as exec.Cmd.Wait does.
+	Wait func() error
+}
+
+// startHere starts argv as a child of this process, in Dir, leading its
+// own process group and killed if the agent dies.
+func (o RunOptions) startHere(argv, env []string) (Process, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = o.Dir
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		return Process{}, err
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		stdoutR.Close()
+		stdoutW.Close()
+		return Process{}, err
+	}
+	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
+	err = cmd.Start()
+	stdoutW.Close()
+	stderrW.Close()
+	if err != nil {
+		stdoutR.Close()
+		stderrR.Close()
+		return Process{}, err
+	}
+	return Process{Pid: cmd.Process.Pid, Stdout: stdoutR, Stderr: stderrR, Wait: cmd.Wait}, nil
 }
 
 func exitCode(err error) int {

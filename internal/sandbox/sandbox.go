@@ -23,7 +23,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/safefs"
@@ -57,12 +60,26 @@ type Options struct {
 	UID, GID int
 }
 
-// Sandbox wraps step command lines in bwrap.
+// Sandbox starts steps in bwrap sandboxes, each set up for one step and
+// used once; the next is set up ahead while a step runs (see spare.go).
 type Sandbox struct {
 	opts    Options
 	bwrap   string
 	setpriv string // used only when the agent is root
 	root    bool
+
+	mu sync.Mutex
+	// spare is the sandbox set up ahead for the next step, or nil;
+	// preparing says one is being set up.
+	spare     *spare
+	preparing bool
+	closed    bool
+	// sparesUsed counts the steps a spare served.
+	sparesUsed int
+	done       chan struct{} // closed by Close
+	// pending counts set-ups and discards running in the background;
+	// Close waits for them.
+	pending sync.WaitGroup
 }
 
 // New finds bwrap (and setpriv when running as root) and runs `true` in a
@@ -73,7 +90,7 @@ func New(opts Options) (*Sandbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: bwrap not found (install Debian's bubblewrap, or run with --sandbox=off to run builds unsandboxed)", ErrUnavailable)
 	}
-	s := &Sandbox{opts: opts, bwrap: bw, root: os.Geteuid() == 0}
+	s := &Sandbox{opts: opts, bwrap: bw, root: os.Geteuid() == 0, done: make(chan struct{})}
 	if s.opts.UID == 0 {
 		s.opts.UID = NobodyID
 	}
@@ -85,6 +102,12 @@ func New(opts Options) (*Sandbox, error) {
 			return nil, fmt.Errorf("%w: setpriv not found (util-linux), needed to drop root in steps", ErrUnavailable)
 		}
 	}
+	// A step inherits nothing of the agent's but its output: descriptors
+	// the agent itself inherited without close-on-exec would otherwise
+	// pass through bwrap into every step.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("sandbox: mark descriptors close-on-exec: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "raibid-sandbox-probe")
@@ -95,12 +118,11 @@ func New(opts Options) (*Sandbox, error) {
 	if _, err := s.Own(dir); err != nil {
 		return nil, err
 	}
-	name, args := s.Command([]string{"/bin/sh", "-c", "test -w . && [ $$ -le 3 ]"}, Job{Dir: dir})
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	if out, err := cmd.CombinedOutput(); err != nil {
+	// The probe goes the way every step goes: set up, then launched.
+	out, err := s.probe(ctx, []string{"/bin/sh", "-c", "test -w . && [ $$ -le 3 ]"}, Job{Dir: dir})
+	if err != nil {
 		return nil, fmt.Errorf("%w: the kernel refused bwrap's namespaces (%s); run with --sandbox=off to run builds unsandboxed",
-			ErrUnavailable, ci.FirstLine(strings.TrimSpace(string(out)), err.Error()))
+			ErrUnavailable, ci.FirstLine(strings.TrimSpace(out), err.Error()))
 	}
 	return s, nil
 }
@@ -131,10 +153,10 @@ type Job struct {
 	Devices map[string]string
 }
 
-// Command returns the program and arguments that run argv in the sandbox.
-// The caller sets the environment: bwrap passes it on unchanged, so it must
-// hold only what the step may see.
-func (s *Sandbox) Command(argv []string, j Job) (string, []string) {
+// args is bwrap's command line, before the program it runs, that sets up
+// the sandbox of j: namespaces, mounts and (as root) the drop to the build
+// user.
+func (s *Sandbox) args(j Job) []string {
 	a := []string{
 		// Dies when the agent dies, even by SIGKILL; a session of its own so
 		// it cannot push keys into the agent's terminal; a PID namespace, so
@@ -221,7 +243,7 @@ func (s *Sandbox) Command(argv []string, j Job) (string, []string) {
 		a = append(a, s.setpriv, "--reuid="+strconv.Itoa(s.opts.UID), "--regid="+strconv.Itoa(s.opts.GID),
 			"--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--")
 	}
-	return s.bwrap, append(a, argv...)
+	return a
 }
 
 // Own makes dir and everything under it belong to the build user when the

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ func newSandbox(t *testing.T, o sandbox.Options) *sandbox.Sandbox {
 	if err != nil {
 		t.Fatalf("sandbox: %v (scripts/deps installs bubblewrap)", err)
 	}
+	t.Cleanup(sb.Close)
 	return sb
 }
 
@@ -29,11 +31,38 @@ func run(t *testing.T, sb *sandbox.Sandbox, j sandbox.Job, script string) (strin
 	if _, err := sb.Own(j.Dir); err != nil {
 		t.Fatal(err)
 	}
-	name, args := sb.Command([]string{"/bin/bash", "-c", script}, j)
-	cmd := exec.Command(name, args...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return start(t, sb, j, []string{"PATH=/usr/bin:/bin"}, "/bin/bash", "-c", script)
+}
+
+// start runs argv with env in a sandbox for j, as the agent starts a step,
+// and returns its output (stdout and stderr as they come) once it exits.
+func start(t *testing.T, sb *sandbox.Sandbox, j sandbox.Job, env []string, argv ...string) (string, error) {
+	t.Helper()
+	p, err := sb.Start(argv, env, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var out strings.Builder
+	var readers sync.WaitGroup
+	for _, f := range []*os.File{p.Stdout, p.Stderr} {
+		readers.Go(func() {
+			defer f.Close()
+			buf := make([]byte, 4096)
+			for {
+				n, err := f.Read(buf)
+				mu.Lock()
+				out.Write(buf[:n])
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	readers.Wait()
+	err = p.Wait()
+	return out.String(), err
 }
 
 func pgrep(pattern string) int {

@@ -2,7 +2,6 @@ package sandbox_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -91,11 +90,8 @@ func TestStepRunsToolchainsUnderAHiddenHome(t *testing.T) {
 	if _, err := sb.Own(ws); err != nil {
 		t.Fatal(err)
 	}
-	name, args := sb.Command([]string{"/bin/sh", "-c", "mypy3 && lint && cat " + home + "/tools/lint-1.0/share/rules && echo && cargo && cat " + home + "/.cargo/credentials.toml; cat " + home + "/.ssh/id_ed25519"}, sandbox.Job{Dir: ws})
-	cmd := exec.Command(name, args...)
-	cmd.Env = []string{"PATH=" + path}
-	out, err := cmd.CombinedOutput()
-	got := string(out)
+	got, err := start(t, sb, sandbox.Job{Dir: ws}, []string{"PATH=" + path},
+		"/bin/sh", "-c", "mypy3 && lint && cat "+home+"/tools/lint-1.0/share/rules && echo && cargo && cat "+home+"/.cargo/credentials.toml; cat "+home+"/.ssh/id_ed25519")
 	if !strings.Contains(got, "python ok\nlint ok\nrules\nrustup\n") {
 		t.Fatalf("toolchains did not run in the sandbox (%v):\n%s", err, got)
 	}

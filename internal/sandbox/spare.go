@@ -1,0 +1,337 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/raibid-labs/raibid-ci/internal/sandbox/launcher"
+)
+
+// Setting up a sandbox costs more than the step it runs: on a 2-core VM
+// bwrap's namespaces and mounts and setpriv's drop take ~14 ms, a `bash -c
+// echo` ~6 ms. So a step runs, when it can, in a sandbox set up ahead of
+// it — a spare — and starting the step only hands it the command: the
+// spare's launcher (this very binary, started by setpriv as the build
+// user; package launcher) reads the step's argv and environment from a
+// pipe and execs it.
+//
+// A spare is set up for one Job (its mounts are that job's) and used once.
+// Once a step has run for spareDelay, or exited, the next spare is set up
+// for the same Job in the background: for the job's next step or the
+// slot's next job. A step that finds no spare waiting — the first, one
+// right after a short step, one of another Job — starts in a sandbox set
+// up there and then, as before spares. A spare whose Job, or any directory
+// it mounts, is not exactly what the step needs is thrown away unused, so
+// no two steps share a sandbox and no job sees another's mounts.
+
+// spareDelay is how long a step runs before the next spare is set up
+// while it does: a shorter step leaves the CPU to the step and the report
+// of its job, and has its spare set up once it exits.
+const spareDelay = 20 * time.Millisecond
+
+// spare is a sandbox set up for one Job, its launcher waiting for a step.
+type spare struct {
+	// key is the Job's command line and the identities of the paths it
+	// mounts, when the spare was set up.
+	key  string
+	proc *Process
+	spec *os.File // the write end of the launcher's pipe
+	// ready gets a byte when the launcher waits for its step; isReady
+	// remembers it.
+	ready   *os.File
+	isReady bool
+}
+
+// Process is a step started in a sandbox.
+type Process struct {
+	// Pid is bwrap's, which leads the process group of everything in the
+	// sandbox: killing the group ends the step and all it started.
+	Pid            int
+	Stdout, Stderr *os.File // the read ends of the step's output; the caller closes them
+	cmd            *exec.Cmd
+	exited         chan struct{}
+	once           sync.Once
+}
+
+// Wait waits for the step to exit, as exec.Cmd.Wait does.
+func (p *Process) Wait() error {
+	err := p.cmd.Wait()
+	p.once.Do(func() { close(p.exited) })
+	return err
+}
+
+// Start runs argv, with exactly env as its environment, in a sandbox for
+// j: the spare set up for j when it is waiting, else one set up now. The
+// next spare for j is then set up in the background.
+func (s *Sandbox) Start(argv, env []string, j Job) (*Process, error) {
+	key := s.key(j)
+	var p *Process
+	if sp := s.takeReady(key); sp != nil {
+		if err := sp.launch(argv, env); err == nil {
+			p = sp.proc
+		} else {
+			s.discard(sp) // died waiting (killed from outside)
+		}
+	}
+	if p == nil {
+		var err error
+		if p, err = s.start(append(s.args(j), argv...), env, nil); err != nil {
+			return nil, err
+		}
+	}
+	s.prepare(key, j, p.exited)
+	return p, nil
+}
+
+// Discard throws the spare away: the agent calls it when the workspace
+// the spare mounts is going away.
+func (s *Sandbox) Discard() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	sp := s.spare
+	s.spare = nil
+	s.mu.Unlock()
+	if sp != nil {
+		s.discard(sp)
+	}
+}
+
+// Close throws the spare away and waits until nothing set up in the
+// background is left; no spare is set up after it.
+func (s *Sandbox) Close() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+	s.mu.Unlock()
+	s.Discard()
+	s.pending.Wait()
+}
+
+// key is what a spare must have been set up for to serve j: j's whole
+// command line and the identity (device and inode) of every path j and
+// the options mount — a directory removed and made again since is another
+// directory, and a spare would show the old one.
+func (s *Sandbox) key(j Job) string {
+	var b strings.Builder
+	for _, a := range s.args(j) {
+		b.WriteString(a)
+		b.WriteByte(0)
+	}
+	paths := append(append(append(append([]string{j.Dir}, j.Writable...), j.ReadOnly...), s.opts.ReadOnly...), s.opts.Writable...)
+	for _, src := range j.Shown {
+		paths = append(paths, src)
+	}
+	for _, src := range j.Devices {
+		paths = append(paths, src)
+	}
+	for _, p := range paths {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err == nil {
+			fmt.Fprintf(&b, "%d:%d\x00", st.Dev, st.Ino)
+		} else {
+			b.WriteString("-\x00")
+		}
+	}
+	return b.String()
+}
+
+// takeReady returns the spare if it was set up for key and its launcher
+// is waiting. A spare set up for another key is thrown away; one still
+// being set up for key stays, for the step after this one.
+func (s *Sandbox) takeReady(key string) *spare {
+	s.mu.Lock()
+	sp := s.spare
+	switch {
+	case sp == nil:
+	case sp.key != key:
+		s.spare = nil
+	case sp.waiting():
+		s.spare = nil
+		s.sparesUsed++
+		s.mu.Unlock()
+		return sp
+	default:
+		sp = nil
+	}
+	s.mu.Unlock()
+	if sp != nil {
+		s.discard(sp)
+	}
+	return nil
+}
+
+// waiting reports whether the spare's launcher waits for its step.
+func (sp *spare) waiting() bool {
+	if !sp.isReady {
+		fds := []unix.PollFd{{Fd: int32(sp.readyFD()), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		sp.isReady = err == nil && n == 1 && fds[0].Revents&unix.POLLIN != 0
+	}
+	return sp.isReady
+}
+
+// readyFD is the ready pipe's descriptor, left in the mode it has.
+func (sp *spare) readyFD() int {
+	fd := -1
+	if rc, err := sp.ready.SyscallConn(); err == nil {
+		_ = rc.Control(func(f uintptr) { fd = int(f) })
+	}
+	return fd
+}
+
+// prepare sets up the next spare for j in the background once the step
+// that just started has run for spareDelay or exited, unless a spare is
+// there or on its way, or the sandbox is closed.
+func (s *Sandbox) prepare(key string, j Job, exited <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.preparing || s.spare != nil {
+		return
+	}
+	s.preparing = true
+	s.pending.Go(func() {
+		t := time.NewTimer(spareDelay)
+		defer t.Stop()
+		select {
+		case <-exited:
+		case <-t.C:
+		case <-s.done:
+		}
+		sp, err := s.setUp(key, j)
+		s.mu.Lock()
+		s.preparing = false
+		keep := err == nil && !s.closed && s.spare == nil
+		if keep {
+			s.spare = sp
+		}
+		s.mu.Unlock()
+		if err == nil && !keep {
+			s.discard(sp)
+		}
+		// An error leaves no spare: the next step sets its sandbox up
+		// itself, and says why it cannot.
+	})
+}
+
+// setUp starts bwrap for j with the launcher waiting in it.
+func (s *Sandbox) setUp(key string, j Job) (*spare, error) {
+	// The agent's own executable, by descriptor: its path may be hidden
+	// from steps (under the agent's home or /tmp).
+	exe, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: open the launcher: %w", err)
+	}
+	defer exe.Close()
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	defer specR.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		closeAll(specW)
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	defer readyW.Close()
+	args := append(s.args(j), fmt.Sprintf("/proc/self/fd/%d", launcher.ExeFD), launcher.Arg)
+	// Nothing in the environment: the step's comes with it.
+	p, err := s.start(args, []string{}, []*os.File{exe, specR, readyW})
+	if err != nil {
+		closeAll(specW, readyR)
+		return nil, err
+	}
+	return &spare{key: key, proc: p, spec: specW, ready: readyR}, nil
+}
+
+// start starts bwrap with args and env, extra as its descriptors 3 and
+// on, in a process group of its own (a cancel kills the whole sandbox)
+// that dies with the agent.
+func (s *Sandbox) start(args, env []string, extra []*os.File) (*Process, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		closeAll(outR, outW)
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	cmd := exec.Command(s.bwrap, args...)
+	cmd.Env = env
+	cmd.ExtraFiles = extra
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	err = cmd.Start()
+	closeAll(outW, errW)
+	if err != nil {
+		closeAll(outR, errR)
+		return nil, fmt.Errorf("sandbox: start bwrap: %w", err)
+	}
+	return &Process{Pid: cmd.Process.Pid, Stdout: outR, Stderr: errR, cmd: cmd, exited: make(chan struct{})}, nil
+}
+
+// launch hands the spare its step.
+func (sp *spare) launch(argv, env []string) error {
+	_, err := sp.spec.Write(launcher.Encode(argv, env))
+	if cerr := sp.spec.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sandbox: hand the step over: %w", err)
+	}
+	return nil
+}
+
+// discard kills a spare never launched (or whose launch failed) and reaps
+// it in the background.
+func (s *Sandbox) discard(sp *spare) {
+	closeAll(sp.spec, sp.ready)
+	_ = syscall.Kill(-sp.proc.Pid, syscall.SIGKILL)
+	s.pending.Go(func() {
+		_ = sp.proc.Wait()
+		closeAll(sp.proc.Stdout, sp.proc.Stderr)
+	})
+}
+
+// probe runs argv in a spare set up for j, without a spare after it, and
+// returns its output: the way of the steps that matter most.
+func (s *Sandbox) probe(ctx context.Context, argv []string, j Job) (string, error) {
+	sp, err := s.setUp("", j)
+	if err != nil {
+		return "", err
+	}
+	defer closeAll(sp.ready)
+	if err := sp.launch(argv, []string{"PATH=/usr/bin:/bin"}); err != nil {
+		s.discard(sp)
+		return "", err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = syscall.Kill(-sp.proc.Pid, syscall.SIGKILL) })
+	defer stop()
+	out, _ := io.ReadAll(io.MultiReader(sp.proc.Stdout, sp.proc.Stderr))
+	closeAll(sp.proc.Stdout, sp.proc.Stderr)
+	return string(out), sp.proc.Wait()
+}
+
+func closeAll(fs ...*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
