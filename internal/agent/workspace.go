@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -446,7 +447,14 @@ func acquireWorkspace(root, scope, cloneURL string) (dir string, release func(),
 // not a change time or an inode. Two equal states mean nothing was touched
 // between them.
 func treeState(dir string, skip map[string]bool) (string, error) {
+	state, _, err := treeStateSince(dir, skip)
+	return state, err
+}
+
+// treeStateSince is treeState and the newest change time in the tree.
+func treeStateSince(dir string, skip map[string]bool) (string, time.Time, error) {
 	h := sha256.New()
+	var newest time.Time
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -466,13 +474,26 @@ func treeState(dir string, skip map[string]bool) (string, error) {
 			return err
 		}
 		fmt.Fprintf(h, "%q %o %d %d.%d %d.%d %d %d\n", rel, st.Mode, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec, st.Ino, st.Uid)
+		if c := time.Unix(st.Ctim.Sec, st.Ctim.Nsec); c.After(newest) {
+			newest = c
+		}
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), newest, nil
 }
+
+// timestampTick is how coarse the kernel's file timestamps can be: the
+// coarse clock's resolution (a jiffy, 1-10 ms), read once.
+var timestampTick = sync.OnceValue(func() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGetres(unix.CLOCK_REALTIME_COARSE, &ts); err != nil || ts.Nano() <= 0 {
+		return 10 * time.Millisecond
+	}
+	return time.Duration(ts.Nano())
+})
 
 // slotState is where the agent keeps what it knows of a kept slot's
 // worktree: beside the slot's lock, in the work dir no step sees.
@@ -514,10 +535,18 @@ func recordPristine(root, ws, commit string, skip map[string]string) {
 			names[n] = true
 		}
 	}
-	state, err := treeState(ws, names)
+	state, newest, err := treeStateSince(ws, names)
 	if err != nil {
 		forgetPristine(root, ws)
 		return
+	}
+	// A file changed in the same clock tick as the record keeps its change
+	// time to the nanosecond (file times come from the coarse clock): a
+	// build's first write could then leave the state as recorded. The
+	// steps start only once the clock has moved past every recorded
+	// change — a wait of at most a tick, and only after the tree changed.
+	if wait := time.Until(newest.Add(2 * timestampTick())); wait > 0 {
+		time.Sleep(wait)
 	}
 	line := commit + " " + state
 	if len(names) > 0 {

@@ -21,3 +21,13 @@ func (s *Sandbox) SpareWaiting() bool {
 	defer s.mu.Unlock()
 	return s.spare != nil && s.spare.waiting()
 }
+
+// SparePid is the spare's bwrap, or 0 (tests only).
+func (s *Sandbox) SparePid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spare == nil {
+		return 0
+	}
+	return s.spare.proc.Pid
+}

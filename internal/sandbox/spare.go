@@ -40,9 +40,10 @@ const spareDelay = 20 * time.Millisecond
 
 // spare is a sandbox set up for one Job, its launcher waiting for a step.
 type spare struct {
-	// key is the Job's command line and the identities of the paths it
-	// mounts, when the spare was set up.
+	// key is the command line it was set up with; pins hold the
+	// directories it mounts.
 	key  string
+	pins []pin
 	proc *Process
 	spec *os.File // the write end of the launcher's pipe
 	// ready gets a byte when the launcher waits for its step; isReady
@@ -73,9 +74,8 @@ func (p *Process) Wait() error {
 // j: the spare set up for j when it is waiting, else one set up now. The
 // next spare for j is then set up in the background.
 func (s *Sandbox) Start(argv, env []string, j Job) (*Process, error) {
-	key := s.key(j)
 	var p *Process
-	if sp := s.takeReady(key); sp != nil {
+	if sp := s.takeReady(j); sp != nil {
 		if err := sp.launch(argv, env); err == nil {
 			p = sp.proc
 		} else {
@@ -88,7 +88,7 @@ func (s *Sandbox) Start(argv, env []string, j Job) (*Process, error) {
 			return nil, err
 		}
 	}
-	s.prepare(key, j, p.exited)
+	s.prepare(j, p.exited)
 	return p, nil
 }
 
@@ -123,43 +123,77 @@ func (s *Sandbox) Close() {
 	s.pending.Wait()
 }
 
-// key is what a spare must have been set up for to serve j: j's whole
-// command line and the identity (device and inode) of every path j and
-// the options mount — a directory removed and made again since is another
-// directory, and a spare would show the old one.
-func (s *Sandbox) key(j Job) string {
-	var b strings.Builder
-	for _, a := range s.args(j) {
-		b.WriteString(a)
-		b.WriteByte(0)
-	}
+// key is a command line as a spare keeps it.
+func key(args []string) string { return strings.Join(args, "\x00") }
+
+// pin holds a path a spare mounts, as it was when the spare was set up:
+// the descriptor keeps that inode alive, so no directory made later can
+// have its number.
+type pin struct {
+	path string
+	fd   int // -1: the path did not exist
+}
+
+// pinPaths pins every path j and the options mount, and the mount points
+// j's Shown makes inside the workspace (a reset of the workspace removes
+// those, and their mounts with them).
+func (s *Sandbox) pinPaths(j Job) []pin {
 	paths := append(append(append(append([]string{j.Dir}, j.Writable...), j.ReadOnly...), s.opts.ReadOnly...), s.opts.Writable...)
-	for _, src := range j.Shown {
-		paths = append(paths, src)
+	for dst, src := range j.Shown {
+		paths = append(paths, dst, src)
 	}
 	for _, src := range j.Devices {
 		paths = append(paths, src)
 	}
+	pins := make([]pin, 0, len(paths))
 	for _, p := range paths {
-		var st unix.Stat_t
-		if err := unix.Stat(p, &st); err == nil {
-			fmt.Fprintf(&b, "%d:%d\x00", st.Dev, st.Ino)
-		} else {
-			b.WriteString("-\x00")
+		fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			fd = -1
 		}
+		pins = append(pins, pin{path: p, fd: fd})
 	}
-	return b.String()
+	return pins
 }
 
-// takeReady returns the spare if it was set up for key and its launcher
-// is waiting. A spare set up for another key is thrown away; one still
-// being set up for key stays, for the step after this one.
-func (s *Sandbox) takeReady(key string) *spare {
+// unchanged reports whether every pinned path still names the inode
+// pinned (or still does not exist).
+func unchanged(pins []pin) bool {
+	for _, p := range pins {
+		var now, then unix.Stat_t
+		err := unix.Stat(p.path, &now)
+		switch {
+		case p.fd < 0 && err == nil, p.fd >= 0 && err != nil:
+			return false
+		case p.fd < 0:
+			continue
+		}
+		if unix.Fstat(p.fd, &then) != nil || now.Dev != then.Dev || now.Ino != then.Ino {
+			return false
+		}
+	}
+	return true
+}
+
+func unpin(pins []pin) {
+	for _, p := range pins {
+		if p.fd >= 0 {
+			unix.Close(p.fd)
+		}
+	}
+}
+
+// takeReady returns the spare if it was set up for j as j is now — the
+// same command line, every mounted path the same inode — and its
+// launcher is waiting. Any other spare is thrown away; one still being
+// set up for j stays, for the step after this one.
+func (s *Sandbox) takeReady(j Job) *spare {
+	k := key(s.args(j))
 	s.mu.Lock()
 	sp := s.spare
 	switch {
 	case sp == nil:
-	case sp.key != key:
+	case sp.key != k || !unchanged(sp.pins):
 		s.spare = nil
 	case sp.waiting():
 		s.spare = nil
@@ -198,7 +232,7 @@ func (sp *spare) readyFD() int {
 // prepare sets up the next spare for j in the background once the step
 // that just started has run for spareDelay or exited, unless a spare is
 // there or on its way, or the sandbox is closed.
-func (s *Sandbox) prepare(key string, j Job, exited <-chan struct{}) {
+func (s *Sandbox) prepare(j Job, exited <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.preparing || s.spare != nil {
@@ -213,7 +247,7 @@ func (s *Sandbox) prepare(key string, j Job, exited <-chan struct{}) {
 		case <-t.C:
 		case <-s.done:
 		}
-		sp, err := s.setUp(key, j)
+		sp, err := s.setUp(j)
 		s.mu.Lock()
 		s.preparing = false
 		keep := err == nil && !s.closed && s.spare == nil
@@ -230,7 +264,7 @@ func (s *Sandbox) prepare(key string, j Job, exited <-chan struct{}) {
 }
 
 // setUp starts bwrap for j with the launcher waiting in it.
-func (s *Sandbox) setUp(key string, j Job) (*spare, error) {
+func (s *Sandbox) setUp(j Job) (*spare, error) {
 	// The agent's own executable, by descriptor: its path may be hidden
 	// from steps (under the agent's home or /tmp).
 	exe, err := os.Open("/proc/self/exe")
@@ -249,14 +283,18 @@ func (s *Sandbox) setUp(key string, j Job) (*spare, error) {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	defer readyW.Close()
-	args := append(s.args(j), fmt.Sprintf("/proc/self/fd/%d", launcher.ExeFD), launcher.Arg)
+	// Pinned before bwrap resolves the paths: a directory replaced between
+	// the two is seen as changed, never as the same.
+	pins := s.pinPaths(j)
+	args := s.args(j)
 	// Nothing in the environment: the step's comes with it.
-	p, err := s.start(args, []string{}, []*os.File{exe, specR, readyW})
+	p, err := s.start(append(args, fmt.Sprintf("/proc/self/fd/%d", launcher.ExeFD), launcher.Arg), []string{}, []*os.File{exe, specR, readyW})
 	if err != nil {
+		unpin(pins)
 		closeAll(specW, readyR)
 		return nil, err
 	}
-	return &spare{key: key, proc: p, spec: specW, ready: readyR}, nil
+	return &spare{key: key(args), pins: pins, proc: p, spec: specW, ready: readyR}, nil
 }
 
 // start starts bwrap with args and env, extra as its descriptors 3 and
@@ -288,6 +326,8 @@ func (s *Sandbox) start(args, env []string, extra []*os.File) (*Process, error) 
 
 // launch hands the spare its step.
 func (sp *spare) launch(argv, env []string) error {
+	unpin(sp.pins)
+	sp.pins = nil
 	_, err := sp.spec.Write(launcher.Encode(argv, env))
 	if cerr := sp.spec.Close(); err == nil {
 		err = cerr
@@ -301,6 +341,8 @@ func (sp *spare) launch(argv, env []string) error {
 // discard kills a spare never launched (or whose launch failed) and reaps
 // it in the background.
 func (s *Sandbox) discard(sp *spare) {
+	unpin(sp.pins)
+	sp.pins = nil
 	closeAll(sp.spec, sp.ready)
 	_ = syscall.Kill(-sp.proc.Pid, syscall.SIGKILL)
 	s.pending.Go(func() {
@@ -312,7 +354,7 @@ func (s *Sandbox) discard(sp *spare) {
 // probe runs argv in a spare set up for j, without a spare after it, and
 // returns its output: the way of the steps that matter most.
 func (s *Sandbox) probe(ctx context.Context, argv []string, j Job) (string, error) {
-	sp, err := s.setUp("", j)
+	sp, err := s.setUp(j)
 	if err != nil {
 		return "", err
 	}

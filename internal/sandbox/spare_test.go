@@ -1,9 +1,11 @@
 package sandbox_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,15 +140,57 @@ func TestCloseKillsTheSpare(t *testing.T) {
 	if _, err := run(t, sb, sandbox.Job{Dir: dir}, "true"); err != nil {
 		t.Fatal(err)
 	}
-	waitSpare(t, sb)
+	waitLauncher(t, sb)
+	pid := sb.SparePid()
 	sb.Close()
-	if n := pgrep("raibid-sandbox-launcher"); n != 0 {
-		t.Fatalf("%d launchers outlived Close", n)
+	// Close reaps what it kills: the spare's bwrap is gone, not a zombie.
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("the spare (pid %d) outlived Close: %v", pid, err)
 	}
 	if out, err := run(t, sb, sandbox.Job{Dir: dir}, "echo after"); err != nil || !strings.Contains(out, "after") {
 		t.Fatalf("a closed sandbox still runs steps, unprepared: %v %s", err, out)
 	}
 	if sb.HasSpare() {
 		t.Fatal("a spare was set up after Close")
+	}
+}
+
+// A directory mounted inside the workspace (a cache dir shown as target/)
+// that a reset removed takes its mount with it: a spare set up before
+// never serves the next step, which finds its target/ as it should.
+func TestSpareNeverServesAfterAMountPointWentAway(t *testing.T) {
+	sb := newSandbox(t, sandbox.Options{})
+	ws, cache := t.TempDir(), t.TempDir()
+	for _, d := range []string{ws, cache} {
+		if _, err := sb.Own(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := sandbox.Job{Dir: ws, Shown: map[string]string{filepath.Join(ws, "target"): cache}}
+	if out, err := run(t, sb, j, "echo one > target/built"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	waitLauncher(t, sb)
+	// The reset of a kept worktree (git clean) removes the mount point.
+	if err := os.Remove(filepath.Join(ws, "target")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, sb, j, "cat target/built && echo two > target/built2")
+	if err != nil || !strings.Contains(out, "one") {
+		t.Fatalf("the step did not see the cache dir as target/ (%v):\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "built2")); err != nil {
+		t.Fatalf("the step's target/ was not the cache dir: %v", err)
+	}
+	if sb.SparesUsed() != 0 {
+		t.Fatal("a spare whose mount point went away served the step")
+	}
+	// Untouched, the next spare serves.
+	waitLauncher(t, sb)
+	if out, err := run(t, sb, j, "cat target/built2"); err != nil || !strings.Contains(out, "two") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if sb.SparesUsed() != 1 {
+		t.Fatalf("the spare of an untouched workspace did not serve (%d used)", sb.SparesUsed())
 	}
 }
