@@ -23,7 +23,7 @@ func addCacheFlags(cmd *cobra.Command, dir string) {
 
 // cacheFromFlags returns the cache and its limits, or nil when it is off.
 func cacheFromFlags(cmd *cobra.Command) (*cache.Cache, time.Duration, int64, error) {
-	c, err := cacheConfigFromFlags(cmd.Flags())
+	c, err := cacheConfigFromFlags(readFlags(cmd.Flags()))
 	return c.open(), c.MaxAge, c.MaxSize, err
 }
 

@@ -26,7 +26,10 @@ func secret(cmd *cobra.Command, name string) (string, error) {
 	if v := os.Getenv(EnvName(name)); v != "" {
 		return v, nil
 	}
-	path, _ := cmd.Flags().GetString(name + "-file")
+	path, err := cmd.Flags().GetString(name + "-file")
+	if err != nil {
+		return "", fmt.Errorf("flag --%s-file: %w", name, err)
+	}
 	if path == "" {
 		return "", nil
 	}
@@ -165,15 +168,15 @@ func (c JobsConfig) Validate() error {
 }
 
 // jobsConfigFromFlags reads the flags addJobsFlags declared.
-func jobsConfigFromFlags(f *pflag.FlagSet) JobsConfig {
-	c := DefaultJobsConfig()
-	c.KeyPrefix, _ = f.GetString("key-prefix")
-	c.Lease, _ = f.GetDuration("lease")
-	c.MaxDeliveries, _ = f.GetInt("max-deliveries")
-	c.DeadLettersKept, _ = f.GetInt64("dead-letters-kept")
-	c.JobRetention, _ = f.GetDuration("job-retention")
-	c.LogRetention, _ = f.GetDuration("log-retention")
-	c.StatusRetryFor, _ = f.GetDuration("status-retry-for")
+func jobsConfigFromFlags(r *flagReader) JobsConfig {
+	c, f := DefaultJobsConfig(), r.f
+	read(r, "key-prefix", &c.KeyPrefix, f.GetString)
+	read(r, "lease", &c.Lease, f.GetDuration)
+	read(r, "max-deliveries", &c.MaxDeliveries, f.GetInt)
+	read(r, "dead-letters-kept", &c.DeadLettersKept, f.GetInt64)
+	read(r, "job-retention", &c.JobRetention, f.GetDuration)
+	read(r, "log-retention", &c.LogRetention, f.GetDuration)
+	read(r, "status-retry-for", &c.StatusRetryFor, f.GetDuration)
 	return c
 }
 

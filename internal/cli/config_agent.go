@@ -114,54 +114,49 @@ func (c AgentConfig) Validate() error {
 // (up has no --once) keep their defaults.
 func agentConfigFromFlags(cmd *cobra.Command) (AgentConfig, error) {
 	f := cmd.Flags()
+	r := readFlags(f)
 	c := DefaultAgentConfig()
-	str := func(name string, dst *string) {
-		if f.Lookup(name) != nil {
-			*dst, _ = f.GetString(name)
-		}
+	var maxLog, dataDir string
+	read(r, "redis-url", &c.RedisURL, f.GetString)
+	read(r, "gitea-url", &c.GiteaURL, f.GetString)
+	read(r, "public-url", &c.PublicURL, f.GetString)
+	read(r, "workdir", &c.WorkDir, f.GetString)
+	read(r, "registry", &c.Registry, f.GetString)
+	read(r, "buildkit-addr", &c.BuildkitAddr, f.GetString)
+	read(r, "sandbox", &c.Sandbox, f.GetString)
+	read(r, "build-user", &c.BuildUser, f.GetString)
+	read(r, "secrets-key-file", &c.SecretsKeyFile, f.GetString)
+	c.Jobs = jobsConfigFromFlags(r)
+	read(r, "pass-env", &c.PassEnv, f.GetStringSlice)
+	read(r, "clone-hosts", &c.CloneHosts, f.GetStringSlice)
+	read(r, "step-concurrency", &c.StepConcurrency, f.GetInt)
+	read(r, "gpus", &c.GPUs, f.GetInt)
+	read(r, "service-sidecars", &c.ServiceSidecars, f.GetBool)
+	read(r, "shaped-pod", &c.ShapedPod, f.GetBool)
+	read(r, "max-log-bytes", &maxLog, f.GetString)
+	// Only `raibid agent` declares these (an agent of its own); raibid up
+	// names its agents, clones local paths and has the data dir.
+	optional(r, "name", &c.Name, f.GetString)
+	optional(r, "server-url", &c.ServerURL, f.GetString)
+	optional(r, "ready-file", &c.ReadyFile, f.GetString)
+	optional(r, "once", &c.Once, f.GetBool)
+	optional(r, "wait", &c.Wait, f.GetDuration)
+	optional(r, "allow-local-clone", &c.AllowLocalClone, f.GetBool)
+	optional(r, "mask", &c.Mask, f.GetStringSlice)
+	optional(r, "data-dir", &dataDir, f.GetString)
+	if err := r.Err(); err != nil {
+		return c, err
 	}
-	str("name", &c.Name)
-	str("redis-url", &c.RedisURL)
-	str("gitea-url", &c.GiteaURL)
-	str("public-url", &c.PublicURL)
-	str("server-url", &c.ServerURL)
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
-	str("workdir", &c.WorkDir)
-	str("registry", &c.Registry)
-	str("buildkit-addr", &c.BuildkitAddr)
-	str("ready-file", &c.ReadyFile)
-	str("sandbox", &c.Sandbox)
-	str("build-user", &c.BuildUser)
-	str("secrets-key-file", &c.SecretsKeyFile)
-	c.Jobs = jobsConfigFromFlags(f)
-	if f.Lookup("once") != nil {
-		c.Once, _ = f.GetBool("once")
-		c.Wait, _ = f.GetDuration("wait")
-	}
-	if f.Lookup("allow-local-clone") != nil {
-		c.AllowLocalClone, _ = f.GetBool("allow-local-clone")
-	}
-	if f.Lookup("mask") != nil {
-		c.Mask, _ = f.GetStringSlice("mask")
-	}
-	c.PassEnv, _ = f.GetStringSlice("pass-env")
-	if f.Lookup("clone-hosts") != nil {
-		c.CloneHosts, _ = f.GetStringSlice("clone-hosts")
-		c.CloneHosts = nilIfEmpty(c.CloneHosts)
-	}
-	c.StepConcurrency, _ = f.GetInt("step-concurrency")
-	c.GPUs, _ = f.GetInt("gpus")
-	c.ServiceSidecars, _ = f.GetBool("service-sidecars")
-	c.ShapedPod, _ = f.GetBool("shaped-pod")
-	maxLog, _ := f.GetString("max-log-bytes")
+	c.CloneHosts = nilIfEmpty(c.CloneHosts)
 	var err error
 	if c.MaxLogBytes, err = cache.ParseSize(maxLog); err != nil {
 		return c, &UsageError{fmt.Errorf("--max-log-bytes %q: a size of at least 2MiB", maxLog)}
 	}
-	if c.Cache, err = cacheConfigFromFlags(f); err != nil {
+	if c.Cache, err = cacheConfigFromFlags(r); err != nil {
 		return c, err
 	}
-	if dataDir, _ := f.GetString("data-dir"); dataDir != "" {
+	if dataDir != "" {
 		// raibid up keeps its work dir and cache in its data dir.
 		if c.WorkDir == "" {
 			c.WorkDir = filepath.Join(dataDir, "work")
@@ -199,11 +194,15 @@ func hiddenFromFlags(f *pflag.FlagSet) []string {
 }
 
 // cacheConfigFromFlags reads the flags addCacheFlags declared.
-func cacheConfigFromFlags(f *pflag.FlagSet) (CacheConfig, error) {
+func cacheConfigFromFlags(r *flagReader) (CacheConfig, error) {
 	var c CacheConfig
-	c.Dir, _ = f.GetString("cache-dir")
-	ageS, _ := f.GetString("cache-max-age")
-	sizeS, _ := f.GetString("cache-max-size")
+	var ageS, sizeS string
+	read(r, "cache-dir", &c.Dir, r.f.GetString)
+	read(r, "cache-max-age", &ageS, r.f.GetString)
+	read(r, "cache-max-size", &sizeS, r.f.GetString)
+	if err := r.Err(); err != nil {
+		return c, err
+	}
 	var err error
 	if c.MaxAge, err = cache.ParseAge(ageS); err != nil {
 		return c, &UsageError{fmt.Errorf("--cache-max-age: %w", err)}

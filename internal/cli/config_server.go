@@ -126,47 +126,53 @@ func (c ServerConfig) Validate() error {
 // secrets, into a validated ServerConfig.
 func serverConfigFromFlags(cmd *cobra.Command) (ServerConfig, error) {
 	f := cmd.Flags()
+	r := readFlags(f)
 	c := DefaultServerConfig()
-	c.Addr, _ = f.GetString("addr")
-	c.RedisURL, _ = f.GetString("redis-url")
-	c.GiteaURL, _ = f.GetString("gitea-url")
-	c.PublicURL, _ = f.GetString("public-url")
-	c.UIPublic, _ = f.GetBool("ui-public")
-	c.Jobs = jobsConfigFromFlags(f)
-	c.HeaderTimeout, _ = f.GetDuration("header-timeout")
-	c.BodyTimeout, _ = f.GetDuration("body-timeout")
-	inFlight, _ := f.GetString("body-bytes-in-flight")
+	read(r, "addr", &c.Addr, f.GetString)
+	read(r, "redis-url", &c.RedisURL, f.GetString)
+	read(r, "gitea-url", &c.GiteaURL, f.GetString)
+	read(r, "public-url", &c.PublicURL, f.GetString)
+	read(r, "ui-public", &c.UIPublic, f.GetBool)
+	c.Jobs = jobsConfigFromFlags(r)
+	read(r, "header-timeout", &c.HeaderTimeout, f.GetDuration)
+	read(r, "body-timeout", &c.BodyTimeout, f.GetDuration)
+	var inFlight, maxArt, dataDir string
+	read(r, "body-bytes-in-flight", &inFlight, f.GetString)
+	read(r, "secrets-key-file", &c.SecretsKeyFile, f.GetString)
+	read(r, "artifacts-dir", &c.ArtifactsDir, f.GetString)
+	optional(r, "data-dir", &dataDir, f.GetString) // raibid up's
+	read(r, "artifact-retention", &c.ArtifactRetention, f.GetDuration)
+	read(r, "artifact-max-bytes", &maxArt, f.GetString)
+	read(r, "mirrors", &c.Mirrors.File, f.GetString)
+	read(r, "mirror-rescan", &c.Mirrors.Rescan, f.GetDuration)
+	read(r, "github-api-url", &c.Mirrors.GitHubAPIURL, f.GetString)
+	read(r, "migrate-timeout", &c.Mirrors.MigrateTimeout, f.GetDuration)
+	k := &c.Kube
+	read(r, "executor", &k.Executor, f.GetString)
+	read(r, "namespace", &k.Namespace, f.GetString)
+	read(r, "scaled-job", &k.ScaledJob, f.GetString)
+	read(r, "agent-image", &k.AgentImage, f.GetString)
+	read(r, "agent-redis-url", &k.AgentRedisURL, f.GetString)
+	read(r, "redis-secret", &k.RedisSecret, f.GetString)
+	read(r, "forge-secret", &k.ForgeSecret, f.GetString)
+	read(r, "agent-config-map", &k.ConfigMap, f.GetString)
+	read(r, "agent-service-account", &k.ServiceAccount, f.GetString)
+	read(r, "agent-priority-class", &k.PriorityClass, f.GetString)
+	read(r, "cache-pvc", &k.CachePVC, f.GetString)
+	read(r, "max-agents", &k.MaxAgents, f.GetInt)
+	if err := r.Err(); err != nil {
+		return c, err
+	}
 	var err error
 	if c.BodyBytesInFlight, err = cache.ParseSize(inFlight); err != nil {
 		return c, &UsageError{fmt.Errorf("--body-bytes-in-flight: %w", err)}
 	}
-	c.SecretsKeyFile, _ = f.GetString("secrets-key-file")
-	c.ArtifactsDir, _ = f.GetString("artifacts-dir")
-	if dataDir, _ := f.GetString("data-dir"); dataDir != "" && !f.Changed("artifacts-dir") {
+	if dataDir != "" && !f.Changed("artifacts-dir") {
 		c.ArtifactsDir = filepath.Join(dataDir, "artifacts") // raibid up keeps them in its data dir
 	}
-	c.ArtifactRetention, _ = f.GetDuration("artifact-retention")
-	maxArt, _ := f.GetString("artifact-max-bytes")
 	if c.ArtifactMaxBytes, err = cache.ParseSize(maxArt); err != nil || c.ArtifactMaxBytes <= 0 {
 		return c, &UsageError{fmt.Errorf("--artifact-max-bytes %q: a size such as 1GiB", maxArt)}
 	}
-	c.Mirrors.File, _ = f.GetString("mirrors")
-	c.Mirrors.Rescan, _ = f.GetDuration("mirror-rescan")
-	c.Mirrors.GitHubAPIURL, _ = f.GetString("github-api-url")
-	c.Mirrors.MigrateTimeout, _ = f.GetDuration("migrate-timeout")
-	k := &c.Kube
-	k.Executor, _ = f.GetString("executor")
-	k.Namespace, _ = f.GetString("namespace")
-	k.ScaledJob, _ = f.GetString("scaled-job")
-	k.AgentImage, _ = f.GetString("agent-image")
-	k.AgentRedisURL, _ = f.GetString("agent-redis-url")
-	k.RedisSecret, _ = f.GetString("redis-secret")
-	k.ForgeSecret, _ = f.GetString("forge-secret")
-	k.ConfigMap, _ = f.GetString("agent-config-map")
-	k.ServiceAccount, _ = f.GetString("agent-service-account")
-	k.PriorityClass, _ = f.GetString("agent-priority-class")
-	k.CachePVC, _ = f.GetString("cache-pvc")
-	k.MaxAgents, _ = f.GetInt("max-agents")
 	for name, dst := range map[string]*Secret{"webhook-secret": &c.WebhookSecret, "api-token": &c.APIToken,
 		"github-webhook-secret": &c.GitHubWebhookSecret, "gitea-token": &c.GiteaToken, "github-token": &c.Mirrors.GitHubToken} {
 		if *dst, err = loadSecret(cmd, name); err != nil {

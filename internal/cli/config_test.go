@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // command returns the named subcommand with args parsed and RAIBID_*
@@ -132,5 +133,77 @@ func TestUpConfigFillsFromTheDataDir(t *testing.T) {
 	again, err := upConfigFromFlags(command(t, "up", "--data-dir", dir))
 	if err != nil || again.Server.APIToken != cfg.Server.APIToken {
 		t.Fatalf("second start: token %q vs %q, %v", again.Server.APIToken.Reveal(), cfg.Server.APIToken.Reveal(), err)
+	}
+}
+
+// flagTestValues are values each flag accepts that differ from its
+// default, for the flags a generic value would not fit.
+var flagTestValues = map[string]string{
+	"sandbox": "off", "executor": "keda", "build-user": "0", "gpus": "2",
+	"max-log-bytes": "3MiB", "cache-max-age": "2d", "cache-max-size": "1GB", "cache-dir": "off",
+	"body-bytes-in-flight": "9MiB", "artifact-max-bytes": "2GiB",
+	"redis-url": "redis://127.0.0.1:1/2", "gitea-url": "http://gitea.test:3000", "public-url": "http://ci.test",
+	"server-url": "http://ci-internal.test", "github-api-url": "http://gh.test/api", "agent-redis-url": "redis://redis.test:6379/0",
+	"addr": "127.0.0.1:1", "lease": "2m", "log-retention": "1h", "job-retention": "2h", "max-agents": "3",
+}
+
+// flagTestNeeds are the other flags a flag is only valid with.
+var flagTestNeeds = map[string][]string{"mirrors": {"--gitea-url=http://gitea.test:3000"}}
+
+// Every flag a command declares reaches its configuration: given a value
+// other than its default, the configuration changes. A flag declared but
+// never read — or read under another name — fails here.
+func TestEveryFlagReachesTheConfig(t *testing.T) {
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	build := map[string]func(*cobra.Command) (any, error){
+		"agent":  func(c *cobra.Command) (any, error) { return agentConfigFromFlags(c) },
+		"server": func(c *cobra.Command) (any, error) { return serverConfigFromFlags(c) },
+		"up":     func(c *cobra.Command) (any, error) { return upConfigFromFlags(c) },
+	}
+	// Read where they are used, not into these configurations.
+	elsewhere := map[string]bool{"help": true, "log-level": true}
+	for name, buildCfg := range build {
+		base := []string{}
+		if name == "up" {
+			base = []string{"--data-dir", t.TempDir()}
+		}
+		command(t, name).Flags().VisitAll(func(fl *pflag.Flag) {
+			if elsewhere[fl.Name] || fl.Name == "data-dir" {
+				return
+			}
+			v, ok := flagTestValues[fl.Name]
+			switch {
+			case ok:
+			case strings.HasSuffix(fl.Name, "-file"):
+				v = secretFile
+			default:
+				switch fl.Value.Type() {
+				case "bool":
+					v = fmt.Sprint(fl.DefValue != "true")
+				case "int", "int64":
+					v = "7"
+				case "duration":
+					v = "17s"
+				default:
+					v = "flag-test-value"
+				}
+			}
+			args := append(append([]string(nil), base...), flagTestNeeds[fl.Name]...)
+			want, err := buildCfg(command(t, name, args...))
+			if err != nil {
+				t.Fatalf("%s %v: %v", name, args, err)
+			}
+			got, err := buildCfg(command(t, name, append(args, "--"+fl.Name+"="+v)...))
+			if err != nil {
+				t.Errorf("%s --%s=%s: %v", name, fl.Name, v, err)
+				return
+			}
+			if reflect.DeepEqual(got, want) {
+				t.Errorf("%s --%s=%s changes nothing in the configuration", name, fl.Name, v)
+			}
+		})
 	}
 }

@@ -34,8 +34,14 @@ func addClientFlags(cmd *cobra.Command) {
 // `raibid up` wrote in the data dir. A server without a scheme is http.
 func newClient(cmd *cobra.Command) (*client.Client, error) {
 	f := cmd.Flags()
-	server, _ := f.GetString("server")
-	dataDir, _ := f.GetString("data-dir")
+	r := readFlags(f)
+	var server, dataDir, tokenFile string
+	read(r, "server", &server, f.GetString)
+	read(r, "data-dir", &dataDir, f.GetString)
+	read(r, "token-file", &tokenFile, f.GetString)
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
 	if server == "" {
 		if b, err := os.ReadFile(filepath.Join(dataDir, FileServerURL)); err == nil {
 			server = strings.TrimSpace(string(b))
@@ -52,7 +58,7 @@ func newClient(cmd *cobra.Command) (*client.Client, error) {
 	token, source := os.Getenv("RAIBID_TOKEN"), "RAIBID_TOKEN"
 	if token == "" {
 		source = "none"
-		path, _ := f.GetString("token-file")
+		path := tokenFile
 		if path == "" {
 			path = filepath.Join(dataDir, FileAPIToken)
 			if _, err := os.Stat(path); err != nil {
@@ -73,7 +79,10 @@ func newClient(cmd *cobra.Command) (*client.Client, error) {
 }
 
 func outputJSON(cmd *cobra.Command) (bool, error) {
-	o, _ := cmd.Flags().GetString("output")
+	o, err := cmd.Flags().GetString("output")
+	if err != nil {
+		return false, err
+	}
 	switch o {
 	case "text", "":
 		return false, nil
@@ -158,6 +167,8 @@ func completeStatuses(*cobra.Command, []string, string) ([]string, cobra.ShellCo
 }
 
 func newJobListCmd() *cobra.Command {
+	var filter api.JobFilter
+	var status string
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List jobs, newest first",
@@ -167,15 +178,8 @@ func newJobListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			f := cmd.Flags()
-			status, _ := f.GetString("status")
-			repo, _ := f.GetString("repo")
-			branch, _ := f.GetString("branch")
-			group, _ := f.GetString("group")
-			event, _ := f.GetString("event")
-			limit, _ := f.GetInt("limit")
-			cursor, _ := f.GetString("cursor")
-			page, err := c.ListJobs(cmd.Context(), api.JobFilter{Status: ci.Status(status), Repo: repo, Branch: branch, Group: group, Event: event, Limit: limit, Cursor: cursor})
+			filter.Status = ci.Status(status)
+			page, err := c.ListJobs(cmd.Context(), filter)
 			if err != nil {
 				return err
 			}
@@ -204,13 +208,13 @@ func newJobListCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.String("status", "", "only jobs in this status")
-	f.String("repo", "", "only jobs of this owner/name")
-	f.String("branch", "", "only jobs of this branch")
-	f.String("group", "", "only the jobs of this matrix (its group id, or the short id printed beside it)")
-	f.String("event", "", "only jobs of this event: push, pull_request, tag, manual, cron")
-	f.Int("limit", 20, "jobs per page (1-500)")
-	f.String("cursor", "", "the page after this cursor")
+	f.StringVar(&status, "status", "", "only jobs in this status")
+	f.StringVar(&filter.Repo, "repo", "", "only jobs of this owner/name")
+	f.StringVar(&filter.Branch, "branch", "", "only jobs of this branch")
+	f.StringVar(&filter.Group, "group", "", "only the jobs of this matrix (its group id, or the short id printed beside it)")
+	f.StringVar(&filter.Event, "event", "", "only jobs of this event: push, pull_request, tag, manual, cron")
+	f.IntVar(&filter.Limit, "limit", 20, "jobs per page (1-500)")
+	f.StringVar(&filter.Cursor, "cursor", "", "the page after this cursor")
 	return cmd
 }
 
@@ -313,6 +317,8 @@ func printJob(w io.Writer, j *ci.Job) {
 }
 
 func newJobLogsCmd() *cobra.Command {
+	var follow, raw bool
+	var step string
 	cmd := &cobra.Command{
 		Use:   "logs ID",
 		Short: "Print a job's log; -f follows it until the job ends (exit 1 unless it succeeded)",
@@ -322,9 +328,6 @@ func newJobLogsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			follow, _ := cmd.Flags().GetBool("follow")
-			step, _ := cmd.Flags().GetString("step")
-			raw, _ := cmd.Flags().GetBool("raw")
 			if !follow && !asJSON {
 				// A finished job's log is read line by line with each
 				// line's step, so mixed lines of steps run at once are
@@ -340,9 +343,9 @@ func newJobLogsCmd() *cobra.Command {
 			return followLogs(cmd.Context(), c, args[0], step, cmd.OutOrStdout(), logFormat{json: asJSON, raw: raw}, follow)
 		},
 	}
-	cmd.Flags().BoolP("follow", "f", false, "follow the log until the job ends")
-	cmd.Flags().String("step", "", "only this step's lines")
-	addRawFlag(cmd)
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the job ends")
+	cmd.Flags().StringVar(&step, "step", "", "only this step's lines")
+	addRawFlag(cmd, &raw)
 	return cmd
 }
 
@@ -352,8 +355,8 @@ func newJobLogsCmd() *cobra.Command {
 type logFormat struct{ json, raw bool }
 
 // addRawFlag adds --raw to a command that prints a step's output.
-func addRawFlag(cmd *cobra.Command) {
-	cmd.Flags().Bool("raw", false, "print the steps' output byte for byte, escape sequences included (default: colours only)")
+func addRawFlag(cmd *cobra.Command, raw *bool) {
+	cmd.Flags().BoolVar(raw, "raw", false, "print the steps' output byte for byte, escape sequences included (default: colours only)")
 }
 
 // stepMarks tells which step the lines that follow belong to when steps of
@@ -541,6 +544,8 @@ func shortID(id string) string {
 }
 
 func newJobRunCmd() *cobra.Command {
+	var n api.NewJob
+	var wait, raw bool
 	cmd := &cobra.Command{
 		Use:   "run --repo OWNER/NAME --branch BRANCH",
 		Short: "Start a job by hand; --wait follows it (exit 1 unless it succeeded)",
@@ -550,12 +555,6 @@ func newJobRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			f := cmd.Flags()
-			var n api.NewJob
-			n.Repo, _ = f.GetString("repo")
-			n.Branch, _ = f.GetString("branch")
-			n.Commit, _ = f.GetString("commit")
-			n.CloneURL, _ = f.GetString("clone-url")
 			if n.Repo == "" || n.Branch == "" {
 				return &UsageError{fmt.Errorf("--repo and --branch are required")}
 			}
@@ -563,7 +562,6 @@ func newJobRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			wait, _ := f.GetBool("wait")
 			if !wait {
 				if asJSON {
 					return printJSON(cmd.OutOrStdout(), j)
@@ -574,22 +572,22 @@ func newJobRunCmd() *cobra.Command {
 			if !asJSON {
 				fmt.Fprintf(cmd.ErrOrStderr(), "job %s queued; following\n", j.ID)
 			}
-			raw, _ := cmd.Flags().GetBool("raw")
 			return followLogs(cmd.Context(), c, j.ID, "", cmd.OutOrStdout(), logFormat{json: asJSON, raw: raw}, true)
 		},
 	}
 	f := cmd.Flags()
-	f.String("repo", "", "owner/name")
-	f.String("branch", "", "branch to build")
-	f.String("commit", "", "commit to build (default: the branch head)")
-	f.String("clone-url", "", "clone URL (default: <gitea-url>/<repo>.git on the server)")
-	f.Bool("wait", false, "follow the job's log until it ends")
-	addRawFlag(cmd)
+	f.StringVar(&n.Repo, "repo", "", "owner/name")
+	f.StringVar(&n.Branch, "branch", "", "branch to build")
+	f.StringVar(&n.Commit, "commit", "", "commit to build (default: the branch head)")
+	f.StringVar(&n.CloneURL, "clone-url", "", "clone URL (default: <gitea-url>/<repo>.git on the server)")
+	f.BoolVar(&wait, "wait", false, "follow the job's log until it ends")
+	addRawFlag(cmd, &raw)
 	return cmd
 }
 
 func newJobActionCmd(name, short string, act func(*client.Client, context.Context, string) (*ci.Job, error),
 	group func(*client.Client, context.Context, string) (any, error)) *cobra.Command {
+	var wholeGroup bool
 	cmd := &cobra.Command{
 		Use:   name + " ID",
 		Short: short,
@@ -599,7 +597,7 @@ func newJobActionCmd(name, short string, act func(*client.Client, context.Contex
 			if err != nil {
 				return err
 			}
-			if g, _ := cmd.Flags().GetBool("group"); g {
+			if wholeGroup {
 				out, err := group(c, cmd.Context(), args[0])
 				if err != nil {
 					return err
@@ -617,7 +615,7 @@ func newJobActionCmd(name, short string, act func(*client.Client, context.Contex
 			return nil
 		},
 	}
-	cmd.Flags().Bool("group", false, "ID is a matrix's group id: act on the whole matrix")
+	cmd.Flags().BoolVar(&wholeGroup, "group", false, "ID is a matrix's group id: act on the whole matrix")
 	return cmd
 }
 
@@ -632,6 +630,8 @@ func firstOf(a, b string) string {
 // a job's artifacts (or one), each checked against the sha256 the server
 // recorded.
 func newJobArtifactsCmd() *cobra.Command {
+	var listOnly bool
+	var dir string
 	cmd := &cobra.Command{
 		Use:   "artifacts ID [NAME]",
 		Short: "Download a job's artifacts (or one) into -O DIR, sha256-checked; --list only lists them",
@@ -645,7 +645,7 @@ func newJobArtifactsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if only, _ := cmd.Flags().GetBool("list"); only {
+			if listOnly {
 				if asJSON {
 					return printJSON(cmd.OutOrStdout(), list)
 				}
@@ -660,7 +660,6 @@ func newJobArtifactsCmd() *cobra.Command {
 				}
 				return tw.Flush()
 			}
-			dir, _ := cmd.Flags().GetString("output-dir")
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
 			}
@@ -695,8 +694,8 @@ func newJobArtifactsCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringP("output-dir", "O", ".", "directory to write the artifacts into")
-	cmd.Flags().Bool("list", false, "list the artifacts, do not download")
+	cmd.Flags().StringVarP(&dir, "output-dir", "O", ".", "directory to write the artifacts into")
+	cmd.Flags().BoolVar(&listOnly, "list", false, "list the artifacts, do not download")
 	return cmd
 }
 
@@ -704,6 +703,8 @@ func newJobArtifactsCmd() *cobra.Command {
 // too often (their jobs ended in error), and --requeue ID to run one's job
 // again.
 func newJobDeadLettersCmd() *cobra.Command {
+	var requeue string
+	var limit int
 	cmd := &cobra.Command{
 		Use:   "dead-letters",
 		Short: "List the dead letters (jobs delivered more often than --max-deliveries allows); --requeue ID runs one's job again",
@@ -713,9 +714,8 @@ func newJobDeadLettersCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			f := cmd.Flags()
-			if id, _ := f.GetString("requeue"); id != "" {
-				j, err := c.RequeueDeadLetter(cmd.Context(), id)
+			if requeue != "" {
+				j, err := c.RequeueDeadLetter(cmd.Context(), requeue)
 				if err != nil {
 					return err
 				}
@@ -725,7 +725,6 @@ func newJobDeadLettersCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "requeued as job %s (%s %s)\n", j.ID, j.Repo, j.Branch)
 				return nil
 			}
-			limit, _ := f.GetInt("limit")
 			letters, err := c.DeadLetters(cmd.Context(), limit)
 			if err != nil {
 				return err
@@ -746,7 +745,7 @@ func newJobDeadLettersCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().String("requeue", "", "run the job of this dead letter (its LETTER id) again, as a new job")
-	cmd.Flags().Int("limit", 50, "how many, newest first (at most 500)")
+	cmd.Flags().StringVar(&requeue, "requeue", "", "run the job of this dead letter (its LETTER id) again, as a new job")
+	cmd.Flags().IntVar(&limit, "limit", 50, "how many, newest first (at most 500)")
 	return cmd
 }

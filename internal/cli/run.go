@@ -18,6 +18,7 @@ import (
 // build the current commit of a local checkout on the running raibid, follow
 // its log, exit with its verdict (what `woodpecker-cli exec` and `act` give).
 func newRunCmd() *cobra.Command {
+	var o runOptions
 	cmd := &cobra.Command{
 		Use:   "run [DIR]",
 		Short: "Build the current commit of a local checkout on the running raibid and follow its log",
@@ -25,25 +26,33 @@ func newRunCmd() *cobra.Command {
 			"follow its log, and exit 0 when it succeeds, 1 when not. Only committed work is built: the\n" +
 			"agent clones the commit, not the working tree. --branch/--commit build another one.",
 		Args: cobra.MaximumNArgs(1),
-		RunE: runRun,
+		RunE: func(cmd *cobra.Command, args []string) error { return runRun(cmd, args, o) },
 	}
 	addClientFlags(cmd)
 	f := cmd.Flags()
-	f.String("repo", "", "owner/name the job is filed under (default local/<directory name>)")
-	f.String("branch", "", "branch to build (default the checked-out one)")
-	f.String("commit", "", "commit to build (default HEAD, or the --branch head)")
-	f.Bool("detach", false, "queue the job, print its id and do not follow it")
-	f.String("event", "", "run as this event, to try a pipeline's when: push, tag, pull_request, cron (default manual)")
-	f.String("tag", "", "the tag of --event tag (default: a tag at the commit)")
-	f.String("base", "", "the branch --event pull_request would land on (default main)")
-	f.Int("pr", 0, "the number of --event pull_request (default 1)")
-	addRawFlag(cmd)
+	f.StringVar(&o.repo, "repo", "", "owner/name the job is filed under (default local/<directory name>)")
+	f.StringVar(&o.branch, "branch", "", "branch to build (default the checked-out one)")
+	f.StringVar(&o.commit, "commit", "", "commit to build (default HEAD, or the --branch head)")
+	f.BoolVar(&o.detach, "detach", false, "queue the job, print its id and do not follow it")
+	f.StringVar(&o.event, "event", "", "run as this event, to try a pipeline's when: push, tag, pull_request, cron (default manual)")
+	f.StringVar(&o.tag, "tag", "", "the tag of --event tag (default: a tag at the commit)")
+	f.StringVar(&o.base, "base", "", "the branch --event pull_request would land on (default main)")
+	f.IntVar(&o.pr, "pr", 0, "the number of --event pull_request (default 1)")
+	addRawFlag(cmd, &o.raw)
 	return cmd
+}
+
+// runOptions are `raibid run`'s flags.
+type runOptions struct {
+	repo, branch, commit string
+	event, tag, base     string
+	pr                   int
+	detach, raw          bool
 }
 
 var repoNamePart = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
-func runRun(cmd *cobra.Command, args []string) error {
+func runRun(cmd *cobra.Command, args []string, o runOptions) error {
 	dir := "."
 	if len(args) == 1 {
 		dir = args[0]
@@ -66,9 +75,7 @@ func runRun(cmd *cobra.Command, args []string) error {
 		return &UsageError{fmt.Errorf("%s is not a git checkout: %w", abs, err)}
 	}
 	f := cmd.Flags()
-	branch, _ := f.GetString("branch")
-	commit, _ := f.GetString("commit")
-	repo, _ := f.GetString("repo")
+	branch, commit, repo := o.branch, o.commit, o.repo
 	if repo == "" {
 		repo = "local/" + strings.Trim(repoNamePart.ReplaceAllString(filepath.Base(top), "-"), "-.")
 	}
@@ -97,10 +104,7 @@ func runRun(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	n := api.NewJob{Repo: repo, Branch: branch, Commit: commit, CloneURL: top}
-	n.Event, _ = f.GetString("event")
-	n.Tag, _ = f.GetString("tag")
-	n.Base, _ = f.GetString("base")
-	n.PR, _ = f.GetInt("pr")
+	n.Event, n.Tag, n.Base, n.PR = o.event, o.tag, o.base, o.pr
 	// The pages show who wrote the commit and why, as for a push.
 	if info, err := git("log", "-1", "--format=%an%x00%B", "--end-of-options", commit); err == nil {
 		n.Author, n.Message, _ = strings.Cut(info, "\x00")
@@ -123,7 +127,7 @@ func runRun(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if detach, _ := f.GetBool("detach"); detach {
+	if o.detach {
 		if asJSON {
 			return printJSON(cmd.OutOrStdout(), j)
 		}
@@ -133,6 +137,5 @@ func runRun(cmd *cobra.Command, args []string) error {
 	if !asJSON {
 		fmt.Fprintf(cmd.ErrOrStderr(), "job %s: %s %s@%.12s — following (Ctrl-C stops following, not the job)\n", shortID(j.ID), repo, branch, commit)
 	}
-	raw, _ := f.GetBool("raw")
-	return followLogs(cmd.Context(), c, j.ID, "", cmd.OutOrStdout(), logFormat{json: asJSON, raw: raw}, true)
+	return followLogs(cmd.Context(), c, j.ID, "", cmd.OutOrStdout(), logFormat{json: asJSON, raw: o.raw}, true)
 }

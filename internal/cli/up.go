@@ -84,10 +84,14 @@ type UpConfig struct {
 // unless given, the pipeline secrets key, the agents' work dir and cache.
 func upConfigFromFlags(cmd *cobra.Command) (*UpConfig, error) {
 	f := cmd.Flags()
+	r := readFlags(f)
 	c := &UpConfig{shown: map[string]string{}}
-	c.DataDir, _ = f.GetString("data-dir")
-	c.Agents, _ = f.GetInt("agents")
-	c.RedisURL, _ = f.GetString("redis-url")
+	read(r, "data-dir", &c.DataDir, f.GetString)
+	read(r, "agents", &c.Agents, f.GetInt)
+	read(r, "redis-url", &c.RedisURL, f.GetString)
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
 	if c.Agents < 0 || c.Agents > server.MaxScale {
 		return nil, &UsageError{fmt.Errorf("--agents %d: from 0 to %d", c.Agents, server.MaxScale)}
 	}
