@@ -17,6 +17,8 @@ import (
 // pipeline is, on the developer's own machine, before a push.
 func newPipelineCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "pipeline", Short: "Show the pipeline a repository gets, or validate a .raibid.yml"}
+	// asked is the event show evaluates when: against (its flags).
+	var asked pipeline.Context
 	show := &cobra.Command{
 		Use:   "show [DIR]",
 		Short: "Print the pipeline of the repository in DIR (default .): its .raibid.yml or the default for its language",
@@ -35,12 +37,9 @@ func newPipelineCmd() *cobra.Command {
 			}
 			var when *pipeline.Context
 			if f := cmd.Flags(); f.Changed("event") || f.Changed("branch") || f.Changed("tag") || f.Changed("changed") {
-				c := pipeline.Context{}
-				c.Event, _ = f.GetString("event")
-				c.Branch, _ = f.GetString("branch")
-				c.Tag, _ = f.GetString("tag")
-				if f.Changed("changed") {
-					c.Changed, _ = f.GetStringSlice("changed")
+				c := asked
+				if !f.Changed("changed") {
+					c.Changed = nil // unknown: path conditions hold
 				}
 				when = &c
 			}
@@ -48,10 +47,10 @@ func newPipelineCmd() *cobra.Command {
 			return nil
 		},
 	}
-	show.Flags().String("event", "push", "evaluate when: for this event (push, pull_request, tag, manual, cron)")
-	show.Flags().String("branch", "main", "… this branch (a pull request's base branch)")
-	show.Flags().String("tag", "", "… this tag")
-	show.Flags().StringSlice("changed", nil, "… these changed files (comma separated; not given: unknown, path conditions hold)")
+	show.Flags().StringVar(&asked.Event, "event", "push", "evaluate when: for this event (push, pull_request, tag, manual, cron)")
+	show.Flags().StringVar(&asked.Branch, "branch", "main", "… this branch (a pull request's base branch)")
+	show.Flags().StringVar(&asked.Tag, "tag", "", "… this tag")
+	show.Flags().StringSliceVar(&asked.Changed, "changed", nil, "… these changed files (comma separated; not given: unknown, path conditions hold)")
 	validate := &cobra.Command{
 		Use:   "validate [FILE]",
 		Short: "Check a .raibid.yml (default ./.raibid.yml) with the agents' strict parser",

@@ -18,6 +18,7 @@ func newScheduleCmd() *cobra.Command {
 		Short: "Cron schedules: a job for a branch at set times (event cron)",
 	}
 	addClientFlags(cmd)
+	var fields api.NewSchedule // add's flags
 	add := &cobra.Command{
 		Use:   "add OWNER/REPO --branch BRANCH --cron \"0 3 * * *\"",
 		Short: "Add a schedule (five cron fields in the server's time zone, or @hourly, @daily, @weekly)",
@@ -29,11 +30,8 @@ at 12:01:00. A firing missed while no server ran (up to 5 minutes back) is
 caught up once when a server starts; several servers fire it once between them.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := cmd.Flags()
-			n := api.NewSchedule{Repo: args[0]}
-			n.Branch, _ = f.GetString("branch")
-			n.Cron, _ = f.GetString("cron")
-			n.CloneURL, _ = f.GetString("clone-url")
+			n := fields
+			n.Repo = args[0]
 			if n.Cron == "" {
 				return &UsageError{fmt.Errorf("--cron is required, e.g. --cron \"0 3 * * *\"")}
 			}
@@ -52,9 +50,9 @@ caught up once when a server starts; several servers fire it once between them.`
 			return nil
 		},
 	}
-	add.Flags().String("branch", "main", "the branch to build")
-	add.Flags().String("cron", "", "when: minute hour day month weekday (\"0 3 * * *\" is 03:00 daily)")
-	add.Flags().String("clone-url", "", "where agents clone from (default the server's Gitea)")
+	add.Flags().StringVar(&fields.Branch, "branch", "main", "the branch to build")
+	add.Flags().StringVar(&fields.Cron, "cron", "", "when: minute hour day month weekday (\"0 3 * * *\" is 03:00 daily)")
+	add.Flags().StringVar(&fields.CloneURL, "clone-url", "", "where agents clone from (default the server's Gitea)")
 
 	list := &cobra.Command{
 		Use:   "list",
