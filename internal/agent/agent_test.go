@@ -183,9 +183,7 @@ func TestCancelRunningJobStopsItWithinTwoSeconds(t *testing.T) {
 	if _, err := r.Cancel(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	for countProcs(t, marker) > 0 && time.Since(began) < 5*time.Second {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return countProcs(t, marker) == 0 })
 	if took := time.Since(began); took > 2*time.Second {
 		t.Fatalf("sleep still running %s after cancel", took)
 	}

@@ -2,11 +2,13 @@ package agent_test
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/agent"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 func TestPoolScalesUpAndDown(t *testing.T) {
@@ -27,21 +29,9 @@ func TestPoolScalesUpAndDown(t *testing.T) {
 	}
 	waitNames := func(want ...string) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			got := names()
-			if len(got) == len(want) {
-				same := true
-				for i := range got {
-					same = same && got[i] == want[i]
-				}
-				if same {
-					return
-				}
-			}
-			time.Sleep(20 * time.Millisecond)
+		if !testutil.Eventually(t, 5*time.Second, func() bool { return slices.Equal(names(), want) }) {
+			t.Fatalf("agents %v, want %v", names(), want)
 		}
-		t.Fatalf("agents %v, want %v", names(), want)
 	}
 	if err := pool.SetMaxAgents(ctx, 3); err != nil {
 		t.Fatal(err)

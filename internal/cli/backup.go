@@ -28,6 +28,7 @@ var notBackedUp = map[string]bool{"work": true, "redis/redis.log": true, "redis/
 // the tokens and secrets key, artifacts) into one archive, while raibid up
 // runs or not.
 func newBackupCmd() *cobra.Command {
+	var dataDir string
 	cmd := &cobra.Command{
 		Use:   "backup [FILE]",
 		Short: "Back up raibid up's data dir (jobs, logs, secrets, tokens, artifacts) into FILE (default raibid-backup-DATE.tgz)",
@@ -38,7 +39,6 @@ func newBackupCmd() *cobra.Command {
 			"raibid restore puts it back. Kubernetes installs back up Redis and Gitea as docs/operations.md says.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dataDir, _ := cmd.Flags().GetString("data-dir")
 			file := "raibid-backup-" + time.Now().Format("2006-01-02-150405") + ".tgz"
 			if len(args) == 1 {
 				file = args[0]
@@ -67,7 +67,7 @@ func newBackupCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().String("data-dir", DefaultDataDir(), "the data dir of raibid up")
+	cmd.Flags().StringVar(&dataDir, "data-dir", DefaultDataDir(), "the data dir of raibid up")
 	return cmd
 }
 
@@ -137,13 +137,13 @@ func writeBackup(dataDir, file string) (files int, size int64, err error) {
 // newRestoreCmd is `raibid restore FILE`: a backup back into a data dir,
 // with raibid stopped.
 func newRestoreCmd() *cobra.Command {
+	var dataDir string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "restore FILE",
 		Short: "Put a raibid backup back into the data dir (raibid must be stopped); then start raibid up",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dataDir, _ := cmd.Flags().GetString("data-dir")
-			force, _ := cmd.Flags().GetBool("force")
 			if rdb, err := localredis.Running(cmd.Context(), filepath.Join(dataDir, "redis")); err == nil {
 				rdb.Close()
 				return &UsageError{fmt.Errorf("raibid is running on %s: stop it first (Ctrl-C raibid up, or systemctl stop raibid)", dataDir)}
@@ -165,8 +165,8 @@ func newRestoreCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().String("data-dir", DefaultDataDir(), "the data dir of raibid up")
-	cmd.Flags().Bool("force", false, "replace what the data dir holds")
+	cmd.Flags().StringVar(&dataDir, "data-dir", DefaultDataDir(), "the data dir of raibid up")
+	cmd.Flags().BoolVar(&force, "force", false, "replace what the data dir holds")
 	return cmd
 }
 

@@ -28,19 +28,21 @@ func cacheFromFlags(cmd *cobra.Command) (*cache.Cache, time.Duration, int64, err
 }
 
 func newCacheCmd() *cobra.Command {
+	var pruneWork, statsWork string // --workdir of each (their defaults differ)
 	cmd := &cobra.Command{Use: "cache", Short: "Inspect and prune the agents' build cache"}
 	prune := &cobra.Command{
 		Use:   "prune",
 		Short: "Remove target dirs past --cache-max-age, then least recently used past --cache-max-size",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			useDataDir(cmd)
+			if err := useDataDir(cmd); err != nil {
+				return err
+			}
 			c, age, size, err := cacheFromFlags(cmd)
 			if err != nil || c == nil {
 				return err
 			}
-			workDir, _ := cmd.Flags().GetString("workdir")
-			removed, err := c.Prune(workDir, age, size, time.Now())
+			removed, err := c.Prune(pruneWork, age, size, time.Now())
 			for _, e := range removed {
 				fmt.Fprintf(cmd.OutOrStdout(), "removed %s (%s, last used %s)\n", e.Path, human(e.Size), e.LastUsed.Local().Format(time.DateTime))
 			}
@@ -62,14 +64,14 @@ func newCacheCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			f := cmd.Flags()
-			useDataDir(cmd)
+			if err := useDataDir(cmd); err != nil {
+				return err
+			}
 			c, _, _, err := cacheFromFlags(cmd)
 			if err != nil || c == nil {
 				return err
 			}
-			workDir, _ := f.GetString("workdir")
-			parts := c.Usage(workDir)
+			parts := c.Usage(statsWork)
 			entries, err := c.Entries()
 			if err != nil {
 				return err
@@ -103,8 +105,8 @@ func newCacheCmd() *cobra.Command {
 		addCacheFlags(c, defaultCacheDir())
 		c.Flags().StringP("output", "o", "text", "output format: text or json")
 	}
-	prune.Flags().String("workdir", "", "the agents' work dir: its mirrors and workspace slots are pruned too")
-	stats.Flags().String("workdir", filepath.Join(os.TempDir(), "raibid-work"), "the agents' work dir (workspaces, mirrors)")
+	prune.Flags().StringVar(&pruneWork, "workdir", "", "the agents' work dir: its mirrors and workspace slots are pruned too")
+	stats.Flags().StringVar(&statsWork, "workdir", filepath.Join(os.TempDir(), "raibid-work"), "the agents' work dir (workspaces, mirrors)")
 	for _, c := range []*cobra.Command{prune, stats} {
 		c.Flags().String("data-dir", "", "raibid up's data dir: its cache and work dir")
 	}
@@ -114,16 +116,25 @@ func newCacheCmd() *cobra.Command {
 
 // useDataDir points --cache-dir and --workdir into --data-dir (raibid up's)
 // unless they were given.
-func useDataDir(cmd *cobra.Command) {
+func useDataDir(cmd *cobra.Command) error {
 	f := cmd.Flags()
-	if dataDir, _ := f.GetString("data-dir"); dataDir != "" {
+	dataDir, err := f.GetString("data-dir")
+	if err != nil {
+		return err
+	}
+	if dataDir != "" {
 		if !f.Changed("cache-dir") {
-			_ = f.Set("cache-dir", filepath.Join(dataDir, "cache"))
+			if err := f.Set("cache-dir", filepath.Join(dataDir, "cache")); err != nil {
+				return err
+			}
 		}
 		if !f.Changed("workdir") {
-			_ = f.Set("workdir", filepath.Join(dataDir, "work"))
+			if err := f.Set("workdir", filepath.Join(dataDir, "work")); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
 
 // defaultCacheDir is where `raibid agent` keeps its cache; `raibid up` uses

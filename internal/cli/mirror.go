@@ -26,11 +26,19 @@ func addForgeFlags(f *pflag.FlagSet) {
 
 // mirrorClients builds the GitHub and Gitea clients from flags and secrets.
 func mirrorClients(cmd *cobra.Command, log *slog.Logger) (*github.Client, *gitea.Client, string, error) {
-	giteaURL, _ := cmd.Flags().GetString("gitea-url")
+	f := cmd.Flags()
+	r := readFlags(f)
+	var giteaURL, apiURL string
+	var timeout time.Duration
+	read(r, "gitea-url", &giteaURL, f.GetString)
+	read(r, "github-api-url", &apiURL, f.GetString)
+	read(r, "migrate-timeout", &timeout, f.GetDuration)
+	if err := r.Err(); err != nil {
+		return nil, nil, "", err
+	}
 	if giteaURL == "" {
 		return nil, nil, "", &UsageError{fmt.Errorf("--gitea-url (or RAIBID_GITEA_URL) is needed for mirroring")}
 	}
-	apiURL, _ := cmd.Flags().GetString("github-api-url")
 	ghToken, err := loadSecret(cmd, "github-token")
 	if err != nil {
 		return nil, nil, "", err
@@ -39,7 +47,6 @@ func mirrorClients(cmd *cobra.Command, log *slog.Logger) (*github.Client, *gitea
 	if err != nil {
 		return nil, nil, "", err
 	}
-	timeout, _ := cmd.Flags().GetDuration("migrate-timeout")
 	gh, gt := forgeClients(giteaURL, apiURL, ghToken, gtToken, timeout, log)
 	return gh, gt, ghToken.Reveal(), nil
 }
@@ -77,7 +84,10 @@ func mirrorSetup(cmd *cobra.Command) (cfg *mirror.Config, gh *github.Client, gt 
 	if asJSON, err = outputJSON(cmd); err != nil {
 		return
 	}
-	file, _ := cmd.Flags().GetString("file")
+	var file string
+	if file, err = cmd.Flags().GetString("file"); err != nil {
+		return
+	}
 	if cfg, err = mirror.Load(file); err != nil {
 		return
 	}
@@ -109,6 +119,7 @@ func newMirrorPlanCmd() *cobra.Command {
 }
 
 func newMirrorSyncCmd() *cobra.Command {
+	var opts mirror.SyncOptions
 	cmd := &cobra.Command{
 		Use:   "sync",
 		Short: "Create the missing mirrors in Gitea (what exists is left alone)",
@@ -118,13 +129,12 @@ func newMirrorSyncCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			repair, _ := cmd.Flags().GetBool("repair")
 			items, err := mirror.Plan(cmd.Context(), cfg, gh, gt)
 			if err != nil {
 				return err
 			}
-			createOwners, _ := cmd.Flags().GetBool("create-owners")
-			res := mirror.Sync(cmd.Context(), items, gt, mirror.SyncOptions{GitHubToken: ghToken, Repair: repair, CreateOwners: createOwners})
+			opts.GitHubToken = ghToken
+			res := mirror.Sync(cmd.Context(), items, gt, opts)
 			if err := printItems(cmd.OutOrStdout(), res, asJSON); err != nil {
 				return err
 			}
@@ -140,8 +150,8 @@ func newMirrorSyncCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().Bool("repair", false, "delete the empty repository a failed migration left behind and migrate again")
-	cmd.Flags().Bool("create-owners", false, "create target owners missing in Gitea as organisations")
+	cmd.Flags().BoolVar(&opts.Repair, "repair", false, "delete the empty repository a failed migration left behind and migrate again")
+	cmd.Flags().BoolVar(&opts.CreateOwners, "create-owners", false, "create target owners missing in Gitea as organisations")
 	return cmd
 }
 

@@ -125,7 +125,10 @@ func bindEnv(cmd *cobra.Command) error {
 // text on a terminal.
 func newLogger(cmd *cobra.Command, json bool) (*slog.Logger, error) {
 	var level slog.Level
-	name, _ := cmd.Flags().GetString("log-level")
+	name, err := cmd.Flags().GetString("log-level")
+	if err != nil {
+		return nil, err
+	}
 	if err := level.UnmarshalText([]byte(name)); err != nil {
 		return nil, &UsageError{fmt.Errorf("--log-level: %w", err)}
 	}

@@ -25,7 +25,10 @@ func newSecretCmd() *cobra.Command {
 	}
 	addClientFlags(cmd)
 	scopeOf := func(cmd *cobra.Command, args []string, want int) (client.SecretScope, []string, error) {
-		org, _ := cmd.Flags().GetString("org")
+		org, err := cmd.Flags().GetString("org")
+		if err != nil {
+			return client.SecretScope{}, nil, err
+		}
 		if org != "" {
 			if len(args) != want-1 {
 				return client.SecretScope{}, nil, &UsageError{fmt.Errorf("with --org, give %d argument(s)", want-1)}
@@ -150,7 +153,11 @@ func newSecretCmd() *cobra.Command {
 // newline (from echo or a file editor) is not part of it.
 func readSecretValue(cmd *cobra.Command) (string, error) {
 	var r io.Reader = cmd.InOrStdin()
-	if path, _ := cmd.Flags().GetString("from-file"); path != "" {
+	path, err := cmd.Flags().GetString("from-file")
+	if err != nil {
+		return "", err
+	}
+	if path != "" {
 		f, err := os.Open(path)
 		if err != nil {
 			return "", fmt.Errorf("--from-file: %w", err)

@@ -15,6 +15,7 @@ import (
 )
 
 func newTUICmd() *cobra.Command {
+	var logPath string
 	cmd := &cobra.Command{
 		Use:   "tui",
 		Short: "The real-time dashboard: jobs, agents, queue, logs, cancel, trigger, scale",
@@ -25,8 +26,10 @@ func newTUICmd() *cobra.Command {
 				return err
 			}
 			// The dashboard owns the screen: logs go to a file.
-			dataDir, _ := cmd.Flags().GetString("data-dir")
-			logPath, _ := cmd.Flags().GetString("log-file")
+			dataDir, err := cmd.Flags().GetString("data-dir")
+			if err != nil {
+				return err
+			}
 			if logPath == "" {
 				logPath = filepath.Join(dataDir, "tui.log")
 			}
@@ -45,7 +48,7 @@ func newTUICmd() *cobra.Command {
 	addClientFlags(cmd)
 	// The dashboard has no machine-readable output.
 	_ = cmd.PersistentFlags().MarkHidden("output")
-	cmd.Flags().String("log-file", "", "where the dashboard logs (default <data-dir>/tui.log)")
+	cmd.Flags().StringVar(&logPath, "log-file", "", "where the dashboard logs (default <data-dir>/tui.log)")
 	return cmd
 }
 

@@ -222,7 +222,10 @@ func secretSource(cmd *cobra.Command, name string) string {
 	if os.Getenv(EnvName(name)) != "" {
 		return EnvName(name)
 	}
-	f, _ := cmd.Flags().GetString(name + "-file")
+	f, err := cmd.Flags().GetString(name + "-file")
+	if err != nil {
+		return "--" + name + "-file" // never: loadSecret read it first
+	}
 	return f
 }
 

@@ -129,7 +129,8 @@ func TestRetryLinksAndIncrementsAttempt(t *testing.T) {
 func TestExpireRemovesJobsAndTheirIndexEntries(t *testing.T) {
 	r := testutil.StartRedis(t)
 	ctx := context.Background()
-	st := testutil.NewJobsWith(r.Client(), store.Options{FinishedTTL: time.Second, LogTTL: time.Second}, queue.Options{}, jobs.Options{})
+	clock := testutil.NewClock(time.Now())
+	st := testutil.NewJobsWith(r.Client(), store.Options{FinishedTTL: time.Second, LogTTL: time.Second, Now: clock.Now}, queue.Options{}, jobs.Options{})
 	// A push, a manual run (its event left out of the hash) and a pull
 	// request: each in its own event's index, or none.
 	manual := push("acme/old", "main")
@@ -147,7 +148,7 @@ func TestExpireRemovesJobsAndTheirIndexEntries(t *testing.T) {
 		st.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusCancelled})
 	}
 	keep, _, _ := st.Submit(ctx, push("acme/old", "main"), "")
-	time.Sleep(1100 * time.Millisecond)
+	clock.Advance(1100 * time.Millisecond) // past the retention of 1 s
 	if n, err := st.Expire(ctx); err != nil || n != 3 {
 		t.Fatalf("expired %d, %v", n, err)
 	}

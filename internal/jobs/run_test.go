@@ -118,7 +118,7 @@ func TestBlockedClaimWakesOnSubmit(t *testing.T) {
 		}
 		got <- run
 	}()
-	time.Sleep(100 * time.Millisecond)
+	testutil.WaitBlocked(t, f.r.Client(), 1)
 	id := f.submit(t)
 	select {
 	case run := <-got:
@@ -173,7 +173,7 @@ func TestReclaimedJobCannotBeFinishedByItsOldHolder(t *testing.T) {
 	if run := f.claim(t, "live"); run != nil {
 		t.Fatalf("reclaimed before the lease ran out: %+v", run)
 	}
-	time.Sleep(lease + 50*time.Millisecond)
+	testutil.WaitPendingIdle(t, f.r.Client(), queue.DefaultStream, queue.DefaultGroup, lease)
 	run := f.claim(t, "live")
 	if run == nil || run.Job.ID != id || run.Entry.Deliveries != 2 || run.Job.Agent != "live" || run.Job.Attempt != 2 {
 		t.Fatalf("reclaim = %+v, want the job on live, delivery 2, attempt 2", run)
@@ -210,7 +210,7 @@ func TestReaperRequeuesAbandonedJobAsLag(t *testing.T) {
 	if s := f.stats(t); s.Lag != 0 || s.Pending != 1 {
 		t.Fatalf("stats %+v", s)
 	}
-	time.Sleep(lease + 50*time.Millisecond)
+	testutil.WaitPendingIdle(t, f.r.Client(), queue.DefaultStream, queue.DefaultGroup, lease)
 	requeued, dead, err := f.Reap(context.Background())
 	if err != nil || requeued != 1 || dead != 0 {
 		t.Fatalf("reap = %d requeued %d dead %v", requeued, dead, err)
@@ -238,7 +238,7 @@ func TestDeadLetterAfterMaxDeliveries(t *testing.T) {
 		if run == nil || run.Entry.Deliveries != i {
 			t.Fatalf("delivery %d = %+v", i, run)
 		}
-		time.Sleep(lease + 30*time.Millisecond)
+		testutil.WaitPendingIdle(t, f.r.Client(), queue.DefaultStream, queue.DefaultGroup, lease)
 	}
 	if run := f.claim(t, "crashy"); run != nil {
 		t.Fatalf("fourth delivery happened: %+v", run)
@@ -267,7 +267,7 @@ func TestReaperDeadLettersAfterMaxDeliveries(t *testing.T) {
 		if run == nil || run.Entry.Deliveries != i {
 			t.Fatalf("delivery %d = %+v", i, run)
 		}
-		time.Sleep(lease + 30*time.Millisecond)
+		testutil.WaitPendingIdle(t, f.r.Client(), queue.DefaultStream, queue.DefaultGroup, lease)
 		requeued, dead, err := f.Reap(context.Background())
 		if err != nil {
 			t.Fatal(err)

@@ -102,12 +102,10 @@ func TestSupervisedRedisRestartsWithData(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got string
-	for range 100 {
-		if got, err = rdb.Get(ctx, "k").Result(); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		got, err = rdb.Get(ctx, "k").Result()
+		return err == nil
+	})
 	if got != "v" {
 		t.Fatalf("after kill -9 and restart: %q, %v", got, err)
 	}

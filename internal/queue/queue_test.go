@@ -76,7 +76,7 @@ func TestBlockedClaimWakesOnXADD(t *testing.T) {
 		}
 		got <- d
 	}()
-	time.Sleep(100 * time.Millisecond)
+	testutil.WaitBlocked(t, rdb, 1)
 	add(t, rdb, "j1")
 	select {
 	case d := <-got:
@@ -99,7 +99,7 @@ func TestIdleEntryIsReclaimedAfterLease(t *testing.T) {
 	if d := claim(t, q, "live"); d != nil {
 		t.Fatalf("reclaimed before the lease ran out: %+v", d)
 	}
-	time.Sleep(lease + 50*time.Millisecond)
+	testutil.WaitPendingIdle(t, rdb, queue.DefaultStream, queue.DefaultGroup, lease)
 	d := claim(t, q, "live")
 	if d == nil || d.ID != crashed.ID || d.Deliveries != 2 || !d.Reclaimed {
 		t.Fatalf("reclaim = %+v, want the entry with 2 deliveries", d)
@@ -107,7 +107,7 @@ func TestIdleEntryIsReclaimedAfterLease(t *testing.T) {
 	if err := q.Heartbeat(context.Background(), crashed); !errors.Is(err, queue.ErrLeaseLost) {
 		t.Fatalf("old holder's heartbeat = %v, want ErrLeaseLost", err)
 	}
-	time.Sleep(lease + 50*time.Millisecond)
+	testutil.WaitPendingIdle(t, rdb, queue.DefaultStream, queue.DefaultGroup, lease)
 	ab, err := q.Abandoned(context.Background(), 10)
 	if err != nil || len(ab) != 1 || ab[0].Deliveries != 2 || ab[0].Consumer != queue.ReaperConsumer {
 		t.Fatalf("abandoned = %+v, %v", ab, err)

@@ -63,9 +63,7 @@ func TestMatrixQueuesAGroupWithStatuses(t *testing.T) {
 	}
 	// The server's pending status for the event goes out in the
 	// background; let it land first.
-	for wait := time.Now().Add(5 * time.Second); len(statuses.snapshot()) < 1 && time.Now().Before(wait); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(statuses.snapshot()) >= 1 })
 	// The agent is another process: its own lifecycle, without the
 	// server's hooks.
 	own := testutil.NewJobs(e.redis.Client(), 30*time.Second)

@@ -42,15 +42,8 @@ func startMirrors(t *testing.T, syncDelay time.Duration) *mirrorEnv {
 		GitHub: github.NewClient(gh.URL, "ghp_tok", nil), Gitea: gitea.NewClient(gt.URL, "gitea_tok", nil),
 		GitHubToken: "ghp_tok"})
 	e := startWith(t, func(o *server.Options) { o.Mirrors = svc; o.GitHubWebhookSecret = githubSecret })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if r, ok := gt.Repo("acme/svc-api"); ok && r.Mirror {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the start-up rescan did not create acme/svc-api")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testutil.Eventually(t, 10*time.Second, func() bool { r, ok := gt.Repo("acme/svc-api"); return ok && r.Mirror }) {
+		t.Fatal("the start-up rescan did not create acme/svc-api")
 	}
 	return &mirrorEnv{env: e, gh: gh, gt: gt}
 }
@@ -198,14 +191,7 @@ func TestPushOfANewRepositoryCreatesItsMirror(t *testing.T) {
 	if code != 202 {
 		t.Fatalf("push: %d %v", code, out)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if r, ok := e.gt.Repo("acme/svc-new"); ok && r.Mirror {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no mirror of the new repository; migrations %+v", e.gt.Migrations())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testutil.Eventually(t, 10*time.Second, func() bool { r, ok := e.gt.Repo("acme/svc-new"); return ok && r.Mirror }) {
+		t.Fatalf("no mirror of the new repository; migrations %+v", e.gt.Migrations())
 	}
 }

@@ -297,12 +297,10 @@ func TestWebhookAnswers503WhileRedisIsDown(t *testing.T) {
 	}
 	e.redis.Restart()
 	var code2 int
-	for range 50 { // the client reconnects on its next command
-		if code2, _ = e.webhook(hook{body: fixture(t, "push.json"), delivery: "during-outage"}); code2 == 202 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { // the client reconnects on its next command
+		code2, _ = e.webhook(hook{body: fixture(t, "push.json"), delivery: "during-outage"})
+		return code2 == 202
+	})
 	if code2 != 202 || e.jobCount() != 1 {
 		t.Fatalf("after restart: %d, %d jobs", code2, e.jobCount())
 	}
@@ -495,12 +493,13 @@ func TestLogsTextAndResumableSSE(t *testing.T) {
 
 func TestEventsStreamJobAndQueueChanges(t *testing.T) {
 	e := start(t)
+	before := testutil.Subscribers(t, e.redis.Client())
 	resp := e.stream("/events", "")
 	got := make(chan []sseEvent, 1)
 	go func() {
 		got <- readEvents(t, resp.Body, func(ev sseEvent) bool { return ev.name == "job" })
 	}()
-	time.Sleep(200 * time.Millisecond)
+	testutil.WaitSubscribers(t, e.redis.Client(), before+1) // the stream's subscription is up
 	_, out := e.webhook(hook{body: fixture(t, "push.json")})
 	select {
 	case evs := <-got:
@@ -537,21 +536,17 @@ func TestFinishedJobCounters(t *testing.T) {
 	ctx := context.Background()
 	id, _, _ := e.jobs.Submit(ctx, &ci.Job{Repo: "a/b", CloneURL: "/x", Branch: "main"}, "")
 	e.jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusPending}, To: ci.StatusRunning})
-	time.Sleep(300 * time.Millisecond) // the server's subscription is up
+	testutil.WaitSubscribers(t, e.redis.Client(), 1) // the server's subscription is up
 	e.jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusSuccess,
 		Fields: map[string]string{"cache_artifacts": "10", "cache_fresh": "9", "phases": `{"clone":12.5,"steps":300,"overhead":20}`}})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, body := e.do("GET", "/metrics", "", token)
-		if strings.Contains(string(body), `raibid_build_cache_artifacts_total{fresh="true"} 9`) &&
+	var body []byte
+	if !testutil.Eventually(t, 5*time.Second, func() bool {
+		_, body = e.do("GET", "/metrics", "", token)
+		return strings.Contains(string(body), `raibid_build_cache_artifacts_total{fresh="true"} 9`) &&
 			strings.Contains(string(body), `raibid_build_cache_artifacts_total{fresh="false"} 1`) &&
 			strings.Contains(string(body), `raibid_job_phase_seconds_sum{phase="overhead"} 0.02`) &&
-			strings.Contains(string(body), `raibid_job_phase_seconds_bucket{phase="clone",le="0.015"} 1`) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cache counters missing:\n%s", body)
-		}
-		time.Sleep(50 * time.Millisecond)
+			strings.Contains(string(body), `raibid_job_phase_seconds_bucket{phase="clone",le="0.015"} 1`)
+	}) {
+		t.Fatalf("cache counters missing:\n%s", body)
 	}
 }

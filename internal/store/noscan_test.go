@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 // No request handler, dashboard read or queue path walks the keyspace: SCAN
@@ -41,7 +42,8 @@ func TestAgentsIndexDropsExpired(t *testing.T) {
 	s.AgentHeartbeat(ctx, store.Agent{Name: "long", Status: "busy"}, time.Minute)
 	s.AgentHeartbeat(ctx, store.Agent{Name: "gone", Status: "idle"}, time.Minute)
 	s.RemoveAgent(ctx, "gone")
-	time.Sleep(250 * time.Millisecond)
+	// The record expires by Redis's clock.
+	testutil.Eventually(t, 5*time.Second, func() bool { n, _ := r.Client().Exists(ctx, "agent:short").Result(); return n == 0 })
 	as, err := s.Agents(ctx)
 	if err != nil || len(as) != 1 || as[0].Name != "long" {
 		t.Fatalf("agents %+v %v", as, err)

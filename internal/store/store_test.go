@@ -104,7 +104,7 @@ func TestListDropsExpiredJobs(t *testing.T) {
 }
 
 func TestLogsReadResumeAndBlock(t *testing.T) {
-	s, _, _ := newStore(t)
+	s, _, r := newStore(t)
 	ctx := context.Background()
 	j, _, err := s.Submit(ctx, push("acme/logs", "main"), "")
 	if err != nil {
@@ -126,7 +126,7 @@ func TestLogsReadResumeAndBlock(t *testing.T) {
 		l, _ := s.ReadLogs(ctx, j, all[1].ID, 0, 5*time.Second)
 		got <- l
 	}()
-	time.Sleep(50 * time.Millisecond)
+	testutil.WaitBlocked(t, r.Client(), 1) // the read waits in XREAD BLOCK
 	s.AppendLog(ctx, j, ci.LogLine{Step: "test", Stream: "stdout", Text: "three"})
 	select {
 	case l := <-got:
@@ -144,7 +144,7 @@ func TestLogsReadResumeAndBlock(t *testing.T) {
 }
 
 func TestAgentsExpireWithoutHeartbeat(t *testing.T) {
-	s, _, _ := newStore(t)
+	s, _, r := newStore(t)
 	ctx := context.Background()
 	s.AgentHeartbeat(ctx, store.Agent{Name: "a1", Status: "busy", CurrentJob: "j1", StartedAt: time.Now()}, time.Hour)
 	s.AgentHeartbeat(ctx, store.Agent{Name: "a2", Status: "idle", StartedAt: time.Now()}, 100*time.Millisecond)
@@ -152,7 +152,8 @@ func TestAgentsExpireWithoutHeartbeat(t *testing.T) {
 	if err != nil || len(agents) != 2 {
 		t.Fatalf("agents = %+v %v", agents, err)
 	}
-	time.Sleep(250 * time.Millisecond)
+	// The record expires by Redis's clock.
+	testutil.Eventually(t, 5*time.Second, func() bool { n, _ := r.Client().Exists(ctx, "agent:a2").Result(); return n == 0 })
 	agents, _ = s.Agents(ctx)
 	if len(agents) != 1 || agents[0].Name != "a1" || agents[0].CurrentJob != "j1" {
 		t.Fatalf("agents after TTL = %+v", agents)

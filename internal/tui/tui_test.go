@@ -319,14 +319,10 @@ func TestNewJobPrompt(t *testing.T) {
 	tm.Type("release")
 	tm.Send(key("enter"))
 	var page *api.JobPage
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		page, _ = r.client.ListJobs(context.Background(), api.JobFilter{Repo: "acme/new"})
-		if page != nil && len(page.Jobs) > 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return page != nil && len(page.Jobs) > 0
+	})
 	m := finalModel(t, tm)
 	if m.jobsTab.mode != modeNormal {
 		t.Fatalf("mode %d", m.jobsTab.mode)
@@ -343,13 +339,7 @@ func TestScaleKeys(t *testing.T) {
 	tm.Send(key("+"))
 	tm.Send(key("-"))
 	// The renderer repaints only the changed digit, so watch the server.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if n, _ := r.scaler.MaxAgents(context.Background()); n == 3 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { n, _ := r.scaler.MaxAgents(context.Background()); return n == 3 })
 	time.Sleep(100 * time.Millisecond) // no further PUT may follow
 	m := finalModel(t, tm)
 	if n, _ := r.scaler.MaxAgents(context.Background()); n != 3 || m.scale.max != 3 {
