@@ -82,9 +82,7 @@ func TestCancelRunningJobThroughAPI(t *testing.T) {
 	if code := apiPost(t, up.url, up.token, "/jobs/"+id+"/cancel"); code != 200 {
 		t.Fatalf("cancel: %d", code)
 	}
-	for pgrepCount(marker) > 0 && time.Since(began) < 5*time.Second {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return pgrepCount(marker) == 0 })
 	if took := time.Since(began); took > 2*time.Second {
 		t.Fatalf("sleep still running %s after the cancel", took)
 	}
@@ -154,7 +152,7 @@ func TestUpStopsCleanlyOnSIGTERM(t *testing.T) {
 	if code := up.waitExit(15 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	time.Sleep(100 * time.Millisecond)
+	testutil.Eventually(t, 5*time.Second, func() bool { return pgrepCount(up.dataDir) == 0 })
 	if n := pgrepCount(up.dataDir); n != 0 {
 		t.Fatalf("%d processes of this raibid up survived", n)
 	}

@@ -219,17 +219,11 @@ func waitJob(t testing.TB, base, token, id string, timeout time.Duration, cond f
 	if cond == nil {
 		cond = func(j *ci.Job) bool { return j.Status.Final() }
 	}
-	deadline := time.Now().Add(timeout)
 	var j *ci.Job
-	for time.Now().Before(deadline) {
-		j = getJob(t, base, token, id)
-		if cond(j) {
-			return j
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !testutil.Eventually(t, timeout, func() bool { j = getJob(t, base, token, id); return cond(j) }) {
+		t.Fatalf("job %s still %s after %s", id, j.Status, timeout)
 	}
-	t.Fatalf("job %s still %s after %s", id, j.Status, timeout)
-	return nil
+	return j
 }
 
 var _ = context.Background

@@ -35,15 +35,11 @@ func (x *tmux) screen() string {
 
 func (x *tmux) waitScreen(desc string, timeout time.Duration, ok func(string) bool) string {
 	x.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if s := x.screen(); ok(s) {
-			return s
-		}
-		time.Sleep(50 * time.Millisecond)
+	var s string
+	if !testutil.Eventually(x.t, timeout, func() bool { s = x.screen(); return ok(s) }) {
+		x.t.Fatalf("screen never showed %s:\n%s", desc, x.screen())
 	}
-	x.t.Fatalf("screen never showed %s:\n%s", desc, x.screen())
-	return ""
+	return s
 }
 
 func (x *tmux) keys(keys ...string) {

@@ -69,13 +69,9 @@ func js[T any](t testing.TB, ctx context.Context, expr string) T {
 // waitJS waits until a JavaScript expression is true.
 func waitJS(t testing.TB, ctx context.Context, what, expr string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !js[bool](t, ctx, expr) {
-		if time.Now().After(deadline) {
-			html := js[string](t, ctx, "document.body ? document.body.innerText.slice(0, 2000) : ''")
-			t.Fatalf("waited %s for %s; the page shows:\n%s", d, what, html)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testutil.Eventually(t, d, func() bool { return js[bool](t, ctx, expr) }) {
+		html := js[string](t, ctx, "document.body ? document.body.innerText.slice(0, 2000) : ''")
+		t.Fatalf("waited %s for %s; the page shows:\n%s", d, what, html)
 	}
 }
 
@@ -108,12 +104,10 @@ func TestJobPageInHeadlessChromium(t *testing.T) {
 	body, _ := json.Marshal(payload)
 	id := push(t, up.url, up.secret, body)
 	waitJob(t, up.url, up.token, id, 30*time.Second, func(j *ci.Job) bool { return j.Status == ci.StatusRunning })
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(apiGet(t, up.url, up.token, "/jobs/"+id+"/logs", nil), "first-line") {
-		if time.Now().After(deadline) {
-			t.Fatal("the job never logged its first line")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !testutil.Eventually(t, 20*time.Second, func() bool {
+		return strings.Contains(apiGet(t, up.url, up.token, "/jobs/"+id+"/logs", nil), "first-line")
+	}) {
+		t.Fatal("the job never logged its first line")
 	}
 
 	// The page needs the token: the browser is sent to the login form.

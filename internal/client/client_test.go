@@ -99,16 +99,20 @@ func TestFollowLogsResumesAfterDroppedConnection(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		r.store.AppendLog(ctx, id, ci.LogLine{Step: "s", Stream: "stdout", Text: "line " + string(rune('0'+i))})
 	}
-	go func() {
-		time.Sleep(300 * time.Millisecond)
+	// Once the follower has the first three (over two connections), the
+	// job writes its last line and ends.
+	finish := func() {
 		r.store.AppendLog(ctx, id, ci.LogLine{Step: "s", Stream: "stdout", Text: "line 4"})
 		r.jobs.Transition(ctx, id, jobs.Change{From: []ci.Status{ci.StatusRunning}, To: ci.StatusFailed})
-	}()
+	}
 	var mu sync.Mutex
 	var got []string
 	status, err := client.New(r.url, "tok").FollowLogs(ctx, id, func(l ci.LogLine) {
 		mu.Lock()
 		got = append(got, l.Text)
+		if len(got) == 3 {
+			go finish()
+		}
 		mu.Unlock()
 	})
 	if err != nil || status != ci.StatusFailed {

@@ -155,7 +155,7 @@ func TestStepLeftoversAreKilled(t *testing.T) {
 	if res.Status != ci.StatusSuccess {
 		t.Fatalf("%+v", res)
 	}
-	time.Sleep(100 * time.Millisecond)
+	testutil.Eventually(t, 5*time.Second, func() bool { return pgrepMarker(t, marker) == 0 })
 	if n := pgrepMarker(t, marker); n != 0 {
 		t.Fatalf("%d background processes outlived their step", n)
 	}

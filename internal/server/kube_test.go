@@ -46,27 +46,24 @@ func TestKubernetesExecutorWithFakeDynamicClient(t *testing.T) {
 		t.Fatalf("webhook %d", code)
 	}
 	id := out["job_id"].(string)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		u, err := c.Resource(kube.JobsResource).Namespace("ci").Get(context.Background(), kube.JobName(id), metav1.GetOptions{})
-		if err == nil {
-			j := &batchv1.Job{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, j); err != nil {
-				t.Fatal(err)
-			}
-			env := map[string]string{}
-			for _, v := range j.Spec.Template.Spec.Containers[0].Env {
-				env[v.Name] = v.Value
-			}
-			if env["JOB_ID"] != id || env["REPO"] == "" || env["COMMIT"] == "" {
-				t.Fatalf("Job env %v", env)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no Kubernetes Job for job %s", id)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var u *unstructured.Unstructured
+	if !testutil.Eventually(t, 5*time.Second, func() bool {
+		var err error
+		u, err = c.Resource(kube.JobsResource).Namespace("ci").Get(context.Background(), kube.JobName(id), metav1.GetOptions{})
+		return err == nil
+	}) {
+		t.Fatalf("no Kubernetes Job for job %s", id)
+	}
+	j := &batchv1.Job{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, j); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, v := range j.Spec.Template.Spec.Containers[0].Env {
+		env[v.Name] = v.Value
+	}
+	if env["JOB_ID"] != id || env["REPO"] == "" || env["COMMIT"] == "" {
+		t.Fatalf("Job env %v", env)
 	}
 
 	e.store.AgentHeartbeat(context.Background(), store.Agent{Name: "raibid-agent-x1", Status: "busy", CurrentJob: id, StartedAt: time.Now()}, time.Minute)

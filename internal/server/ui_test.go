@@ -253,11 +253,15 @@ func TestUIStreamSendsEscapedLinesSummaryAndEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		e.jobs.Cancel(ctx, id)
-	}()
-	events := readEvents(t, resp.Body, func(ev sseEvent) bool { return ev.name == "end" })
+	// Once the page has the running job's summary, the job is cancelled.
+	cancelled := false
+	events := readEvents(t, resp.Body, func(ev sseEvent) bool {
+		if ev.name == "summary" && !cancelled {
+			cancelled = true
+			e.jobs.Cancel(ctx, id)
+		}
+		return ev.name == "end"
+	})
 	var names []string
 	for _, ev := range events {
 		names = append(names, ev.name)

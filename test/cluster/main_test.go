@@ -293,12 +293,8 @@ func startRaibid(t *testing.T, env []string, args ...string) *proc {
 
 func (p *proc) waitFor(t *testing.T, substr string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !strings.Contains(p.output(), substr) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q after %s:\n%s", substr, timeout, tail(p.output(), 40))
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !testutil.Eventually(t, timeout, func() bool { return strings.Contains(p.output(), substr) }) {
+		t.Fatalf("no %q after %s:\n%s", substr, timeout, tail(p.output(), 40))
 	}
 }
 
@@ -347,14 +343,10 @@ func call(t *testing.T, method, url, token string, body any) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// eventually polls cond every 100 ms until it holds or timeout passes.
+// eventually is testutil.Eventually that fails the test, saying what.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s", what, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testutil.Eventually(t, timeout, cond) {
+		t.Fatalf("%s: not after %s", what, timeout)
 	}
 }
