@@ -69,7 +69,10 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Version is reported by /healthz.
 	Version string
-	// Status, when set, receives a pending commit status for every queued push.
+	// Status, when set, receives a pending commit status for every queued
+	// push. raibid wires the status outbox (internal/statuses), which
+	// stores it after the webhook's answer; a plain poster is called before
+	// the answer, which then waits for the forge (tests that check order).
 	Status StatusPoster
 	// PublicURL is the base of commit status links.
 	PublicURL string
