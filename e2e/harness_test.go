@@ -220,7 +220,9 @@ func waitJob(t testing.TB, base, token, id string, timeout time.Duration, cond f
 		cond = func(j *ci.Job) bool { return j.Status.Final() }
 	}
 	var j *ci.Job
-	if !testutil.Eventually(t, timeout, func() bool { j = getJob(t, base, token, id); return cond(j) }) {
+	// A fixed, gentle poll: the benchmarks time jobs on this machine, and
+	// a poll every few milliseconds would take the cores from them.
+	if !testutil.EventuallyEvery(t, timeout, 50*time.Millisecond, func() bool { j = getJob(t, base, token, id); return cond(j) }) {
 		t.Fatalf("job %s still %s after %s", id, j.Status, timeout)
 	}
 	return j

@@ -201,7 +201,21 @@ func (s *Sandbox) takeReady(j Job) *spare {
 		s.mu.Unlock()
 		return sp
 	default:
-		sp = nil
+		// Still being set up for this very step's job (a step right after
+		// a short one): worth a short wait, rather than a second sandbox
+		// set up beside it on the same cores.
+		s.spare = nil
+		s.mu.Unlock()
+		if sp.waitReady(spareWait) {
+			s.mu.Lock()
+			s.sparesUsed++
+			s.mu.Unlock()
+			return sp
+		}
+		s.mu.Lock()
+		if s.spare == nil && !s.closed {
+			s.spare, sp = sp, nil // for the step after this one
+		}
 	}
 	s.mu.Unlock()
 	if sp != nil {
@@ -210,15 +224,30 @@ func (s *Sandbox) takeReady(j Job) *spare {
 	return nil
 }
 
-// waiting reports whether the spare's launcher waits for its step.
-func (sp *spare) waiting() bool {
+// spareWait bounds how long a step waits for a spare still being set up:
+// about what the rest of its set-up takes, and less than a sandbox set up
+// from nothing.
+const spareWait = 20 * time.Millisecond
+
+// waitReady waits up to d for the spare's launcher to wait for its step.
+func (sp *spare) waitReady(d time.Duration) bool {
 	if !sp.isReady {
 		fds := []unix.PollFd{{Fd: int32(sp.readyFD()), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 0)
-		sp.isReady = err == nil && n == 1 && fds[0].Revents&unix.POLLIN != 0
+		deadline := time.Now().Add(d)
+		for {
+			n, err := unix.Poll(fds, int(max(time.Until(deadline), 0)/time.Millisecond))
+			if err == unix.EINTR {
+				continue
+			}
+			sp.isReady = err == nil && n == 1 && fds[0].Revents&unix.POLLIN != 0
+			break
+		}
 	}
 	return sp.isReady
 }
+
+// waiting reports whether the spare's launcher waits for its step.
+func (sp *spare) waiting() bool { return sp.waitReady(0) }
 
 // readyFD is the ready pipe's descriptor, left in the mode it has.
 func (sp *spare) readyFD() int {

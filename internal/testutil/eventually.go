@@ -7,11 +7,24 @@ import (
 
 // Eventually polls cond until it holds and reports whether it did within
 // the time given: the one way tests wait for something another process or
-// goroutine does, instead of sleeping a guessed while.
+// goroutine does, instead of sleeping a guessed while. It polls after 1 ms,
+// then twice as long each time, up to every 250 ms.
 func Eventually(t testing.TB, within time.Duration, cond func() bool) bool {
 	t.Helper()
+	return poll(within, time.Millisecond, func(d time.Duration) time.Duration { return min(2*d, 250*time.Millisecond) }, cond)
+}
+
+// EventuallyEvery is Eventually polling at a fixed interval: for waits
+// whose polling must not load the machine being measured (a benchmark's
+// wait for a job it times from the job's own timestamps).
+func EventuallyEvery(t testing.TB, within, every time.Duration, cond func() bool) bool {
+	t.Helper()
+	return poll(within, every, func(d time.Duration) time.Duration { return d }, cond)
+}
+
+// poll is cond polled until within passes, waiting delay, then next(delay).
+func poll(within, delay time.Duration, next func(time.Duration) time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(within)
-	delay := time.Millisecond
 	for {
 		if cond() {
 			return true
@@ -20,6 +33,6 @@ func Eventually(t testing.TB, within time.Duration, cond func() bool) bool {
 			return false
 		}
 		time.Sleep(delay)
-		delay = min(2*delay, 250*time.Millisecond)
+		delay = next(delay)
 	}
 }
