@@ -31,10 +31,10 @@ import (
 )
 
 // Jobs is what an agent needs of the job lifecycle: a claim hands it a
-// *jobs.Run, whose methods are every step it may take on that job
+// *jobs.Claimed, whose methods are every step it may take on that job
 // (heartbeat, progress, finish, requeue, release).
 type Jobs interface {
-	Claim(ctx context.Context, agent string, block time.Duration, skipped jobs.Skipped) (*jobs.Run, error)
+	Claim(ctx context.Context, agent string, block time.Duration, skipped jobs.Skipped) (*jobs.Claimed, error)
 	Lease() time.Duration
 }
 
@@ -370,7 +370,7 @@ func final() (context.Context, context.CancelFunc) {
 // needs a GPU (a short wait), then any other (shorter waits when there are
 // GPUs, so GPU jobs are not kept waiting behind an idle CPU claim). It
 // returns the GPU slots the job holds.
-func (a *Agent) claim(ctx context.Context, block time.Duration) (*jobs.Run, []int, error) {
+func (a *Agent) claim(ctx context.Context, block time.Duration) (*jobs.Claimed, []int, error) {
 	if a.opts.GPUJobs == nil || a.opts.GPUs.Total() == 0 {
 		run, err := a.opts.Jobs.Claim(ctx, a.opts.Name, block, a.skipped)
 		return run, nil, err

@@ -19,7 +19,7 @@ import (
 // (it becomes the first combination, the others are queued beside it), or
 // needs a GPU or a pod with the pipeline's image services (it is handed
 // to an agent that has them). It reports whether the job runs here.
-func (a *Agent) plan(ctx context.Context, run *jobs.Run, p *pipeline.Pipeline, sink *logSink) bool {
+func (a *Agent) plan(ctx context.Context, run *jobs.Claimed, p *pipeline.Pipeline, sink *logSink) bool {
 	job := run.Job
 	plan := jobs.Plan{GPUs: job.GPUs, Sidecars: job.Sidecars}
 	changed := false

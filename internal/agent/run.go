@@ -26,7 +26,7 @@ import (
 // handle runs a claimed job to its end. Every path finishes the run,
 // requeues it, hands it back, or (lease lost) leaves it to the agent that
 // now holds it.
-func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
+func (a *Agent) handle(ctx context.Context, run *jobs.Claimed, gpus []int) {
 	d, job := run.Entry, run.Job
 	log := a.log.With("job_id", job.ID, "entry", d.ID, "delivery", d.Deliveries)
 	a.setCurrent(job.ID)
@@ -208,7 +208,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Run, gpus []int) {
 	}
 	timing.mark("prepare")
 	progress := reportSteps(run, log)
-	res := pipeline.Run(jobCtx, p, pipeline.RunOptions{
+	res := pipeline.Execute(jobCtx, p, pipeline.ExecOptions{
 		AfterStep: up.afterStep,
 		Dir:       ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Start: start, Secrets: stepSecrets, When: when, Concurrency: a.opts.StepConcurrency, Sidecars: a.opts.Sidecars,
 		OnStep: progress.send,
@@ -357,7 +357,7 @@ func (a *Agent) giveToBuildUser(dirs ...string) error {
 }
 
 // watch renews the lease and looks for a cancel until jobCtx ends.
-func (a *Agent) watch(jobCtx context.Context, run *jobs.Run, interrupt context.CancelCauseFunc) {
+func (a *Agent) watch(jobCtx context.Context, run *jobs.Claimed, interrupt context.CancelCauseFunc) {
 	beat := time.NewTicker(a.opts.Jobs.Lease() / 3)
 	defer beat.Stop()
 	poll := time.NewTicker(a.opts.CancelPoll)
@@ -385,7 +385,7 @@ func (a *Agent) watch(jobCtx context.Context, run *jobs.Run, interrupt context.C
 }
 
 // interrupted ends a run stopped from outside the pipeline.
-func (a *Agent) interrupted(run *jobs.Run, cause error, steps []ci.Step) {
+func (a *Agent) interrupted(run *jobs.Claimed, cause error, steps []ci.Step) {
 	job := run.Job
 	log := a.log.With("job_id", job.ID)
 	fctx, cancel := final()
@@ -413,13 +413,13 @@ func (a *Agent) interrupted(run *jobs.Run, cause error, steps []ci.Step) {
 
 // finish records the verdict and acks (one step), then reports the commit
 // status.
-func (a *Agent) finish(run *jobs.Run, status ci.Status, errMsg string, steps []ci.Step, fields map[string]string) {
+func (a *Agent) finish(run *jobs.Claimed, status ci.Status, errMsg string, steps []ci.Step, fields map[string]string) {
 	a.conclude(run, jobs.Verdict{Status: status, Error: errMsg, Steps: steps, Fields: fields}, errMsg)
 }
 
 // conclude is finish with the verdict whole and the commit status's detail
 // apart from the job's error (a skipped pipeline passes, saying why).
-func (a *Agent) conclude(run *jobs.Run, v jobs.Verdict, detail string) {
+func (a *Agent) conclude(run *jobs.Claimed, v jobs.Verdict, detail string) {
 	job, status := run.Job, v.Status
 	fctx, cancel := final()
 	defer cancel()
@@ -445,7 +445,7 @@ func (a *Agent) conclude(run *jobs.Run, v jobs.Verdict, detail string) {
 
 // retry gives the delivery up for a system failure: back to pending and into
 // the queue, or a dead letter when it has been delivered too often.
-func (a *Agent) retry(run *jobs.Run, reason string) {
+func (a *Agent) retry(run *jobs.Claimed, reason string) {
 	job := run.Job
 	fctx, cancel := final()
 	defer cancel()
@@ -535,7 +535,7 @@ type stepReporter struct {
 	done   chan struct{}
 }
 
-func reportSteps(run *jobs.Run, log *slog.Logger) *stepReporter {
+func reportSteps(run *jobs.Claimed, log *slog.Logger) *stepReporter {
 	r := &stepReporter{latest: make(chan []ci.Step, 1), done: make(chan struct{})}
 	go func() {
 		defer close(r.done)

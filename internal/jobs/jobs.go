@@ -8,7 +8,7 @@
 // The read side of the stream (claim, reclaim, lease heartbeats, trim,
 // statistics) is internal/queue; job reads, logs and agents are
 // internal/store. Callers see Lifecycle; an agent sees the few methods of a
-// Run it holds.
+// Claimed job it holds.
 //
 // KEDA's redis-streams scaler reads the consumer group's lag (entries added
 // but not yet delivered), so the rules here are:

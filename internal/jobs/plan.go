@@ -85,7 +85,7 @@ return {'moved', sid}
 // queued first, each with a delivery id derived from the job's, so a plan
 // interrupted between the two steps (the agent died) and made again by the
 // next delivery queues nothing twice.
-func (r *Run) Plan(ctx context.Context, p Plan) (Planned, error) {
+func (r *Claimed) Plan(ctx context.Context, p Plan) (Planned, error) {
 	to := p.To
 	if to == nil {
 		to = r.l
@@ -152,7 +152,7 @@ func (r *Run) Plan(ctx context.Context, p Plan) (Planned, error) {
 }
 
 // sibling is a new job for another combination of the run's job's matrix.
-func (r *Run) sibling(combo map[string]string, group string, p Plan) *ci.Job {
+func (r *Claimed) sibling(combo map[string]string, group string, p Plan) *ci.Job {
 	o := r.Job
 	return &ci.Job{
 		Repo: o.Repo, CloneURL: o.CloneURL, Branch: o.Branch, Commit: o.Commit, Before: o.Before,

@@ -24,7 +24,7 @@ func TestMatrixPlanQueuesEachCombinationOnce(t *testing.T) {
 	ctx := context.Background()
 	id := f.submit(t)
 	old := f.claim(t, "slow")
-	var run *jobs.Run
+	var run *jobs.Claimed
 	testutil.Eventually(t, 10*lease, func() bool { run = f.claim(t, "live"); return run != nil }) // once the lease is out
 	if run == nil || run.Job.ID != id {
 		t.Fatalf("reclaim = %+v", run)

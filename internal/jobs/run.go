@@ -18,9 +18,9 @@ import (
 // not taken, and the holder must stop the job without writing anything.
 var ErrLeaseLost = queue.ErrLeaseLost
 
-// Run is one delivery of a job to an agent: what the agent holds while the
-// job runs, and the steps it may take on it.
-type Run struct {
+// Claimed is one delivery of a job to an agent, as Claim returns it: what
+// the agent holds while the job runs, and the steps it may take on it.
+type Claimed struct {
 	Job   *ci.Job
 	Entry *queue.Delivery
 	l     *Lifecycle
@@ -34,7 +34,7 @@ type Skipped func(entry *queue.Delivery, why string)
 // whose job ended or expired while queued are acked and skipped, entries
 // delivered more than MaxDeliveries times are dead letters; both are told to
 // skipped and the wait goes on. It returns nil, nil when nothing came.
-func (l *Lifecycle) Claim(ctx context.Context, agent string, block time.Duration, skipped Skipped) (*Run, error) {
+func (l *Lifecycle) Claim(ctx context.Context, agent string, block time.Duration, skipped Skipped) (*Claimed, error) {
 	deadline := time.Now().Add(block)
 	for {
 		d, err := l.queue.Claim(ctx, agent, time.Until(deadline))
@@ -60,7 +60,7 @@ func (l *Lifecycle) Claim(ctx context.Context, agent string, block time.Duration
 }
 
 // start marks the job of a claimed entry running (see startScript).
-func (l *Lifecycle) start(ctx context.Context, d *queue.Delivery, agent string) (*Run, string, error) {
+func (l *Lifecycle) start(ctx context.Context, d *queue.Delivery, agent string) (*Claimed, string, error) {
 	dead := ""
 	switch {
 	case d.Reclaimed && d.Deliveries > l.opts.MaxDeliveries:
@@ -94,15 +94,15 @@ func (l *Lifecycle) start(ctx context.Context, d *queue.Delivery, agent string) 
 	}
 	job := store.JobFromHash(d.JobID(), h)
 	l.store.Publish(ctx, ci.Event{Type: "job", JobID: job.ID, Status: ci.StatusRunning, Agent: agent, Time: l.store.Now()})
-	return &Run{Job: job, Entry: d, l: l}, "", nil
+	return &Claimed{Job: job, Entry: d, l: l}, "", nil
 }
 
 // Heartbeat renews the run's lease. ErrLeaseLost means another agent holds
 // the job now.
-func (r *Run) Heartbeat(ctx context.Context) error { return r.l.queue.Heartbeat(ctx, r.Entry) }
+func (r *Claimed) Heartbeat(ctx context.Context) error { return r.l.queue.Heartbeat(ctx, r.Entry) }
 
 // Cancelled reports whether someone cancelled the job.
-func (r *Run) Cancelled(ctx context.Context) (bool, error) {
+func (r *Claimed) Cancelled(ctx context.Context) (bool, error) {
 	st, err := r.l.rdb.HGet(ctx, r.l.keys.Job(r.Job.ID), "status").Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
@@ -111,7 +111,7 @@ func (r *Run) Cancelled(ctx context.Context) (bool, error) {
 }
 
 // Progress records the steps so far, while the job is running.
-func (r *Run) Progress(ctx context.Context, steps []ci.Step) error {
+func (r *Claimed) Progress(ctx context.Context, steps []ci.Step) error {
 	_, err := r.l.Transition(ctx, r.Job.ID, Change{From: []ci.Status{ci.StatusRunning}, Steps: steps})
 	return err
 }
@@ -119,7 +119,7 @@ func (r *Run) Progress(ctx context.Context, steps []ci.Step) error {
 // Peeled records the commit a tag's job builds when the event named the
 // tag object (an annotated tag): the job's commit, RAIBID_COMMIT, its page
 // and its statuses all name the commit.
-func (r *Run) Peeled(ctx context.Context, commit string) error {
+func (r *Claimed) Peeled(ctx context.Context, commit string) error {
 	if !ci.ValidCommit(commit) {
 		return fmt.Errorf("peeled commit %q: %w", ci.Truncate(commit, 80), ci.ErrInvalid)
 	}
@@ -132,7 +132,7 @@ func (r *Run) Peeled(ctx context.Context, commit string) error {
 
 // AllowUploads records the hash of the token the agent uploads this run's
 // artifacts with (the token itself stays with the agent, never the build).
-func (r *Run) AllowUploads(ctx context.Context, tokenHash string) error {
+func (r *Claimed) AllowUploads(ctx context.Context, tokenHash string) error {
 	_, err := r.l.Transition(ctx, r.Job.ID, Change{From: []ci.Status{ci.StatusRunning}, Fields: map[string]string{"upload_token": tokenHash}})
 	return err
 }
@@ -149,19 +149,19 @@ type Verdict struct {
 // Finish records the verdict and acks the entry, in one step. ci.ErrConflict
 // means the job had been decided meanwhile (a cancel): the entry is acked
 // and the verdict dropped. ErrLeaseLost means nothing was written.
-func (r *Run) Finish(ctx context.Context, v Verdict) (*ci.Job, error) {
+func (r *Claimed) Finish(ctx context.Context, v Verdict) (*ci.Job, error) {
 	c := Change{Error: v.Error, Steps: v.Steps, Fields: v.Fields}
 	return r.end(ctx, ci.StatusRunning, v.Status, c)
 }
 
 // EndCancelled acks the run of a job that was cancelled while it ran,
 // recording how far its steps got.
-func (r *Run) EndCancelled(ctx context.Context, steps []ci.Step) error {
+func (r *Claimed) EndCancelled(ctx context.Context, steps []ci.Step) error {
 	_, err := r.end(ctx, ci.StatusCancelled, "", Change{Steps: steps})
 	return err
 }
 
-func (r *Run) end(ctx context.Context, from, to ci.Status, c Change) (*ci.Job, error) {
+func (r *Claimed) end(ctx context.Context, from, to ci.Status, c Change) (*ci.Job, error) {
 	args := append([]any{r.Entry.ID, r.Entry.Consumer, string(from), string(to)}, c.pairs()...)
 	res, err := replyStrings(r.l.step(ctx, finishScript, r.Job.ID, time.Time{}, args...))
 	if err != nil {
@@ -183,7 +183,7 @@ func (r *Run) end(ctx context.Context, from, to ci.Status, c Change) (*ci.Job, e
 // failed, the forge was down): the job goes back to pending, with the reason
 // as its error, in a new entry counted as a delivery — or it ends as a
 // dead letter when it has had MaxDeliveries. It reports the dead letter.
-func (r *Run) Requeue(ctx context.Context, reason string) (dead bool, err error) {
+func (r *Claimed) Requeue(ctx context.Context, reason string) (dead bool, err error) {
 	d := r.Entry
 	deadReason := ""
 	if d.Deliveries >= r.l.opts.MaxDeliveries {
@@ -197,7 +197,7 @@ func (r *Run) Requeue(ctx context.Context, reason string) (dead bool, err error)
 // Release hands the job back at once (the agent is shutting down: not the
 // job's fault, so the delivery is not counted): pending again, in a new
 // entry, in one step.
-func (r *Run) Release(ctx context.Context) error {
+func (r *Claimed) Release(ctx context.Context) error {
 	_, err := r.l.requeue(ctx, r.Entry, "", r.Entry.Deliveries-1, "agent", "", "error", "", "steps", "")
 	return err
 }

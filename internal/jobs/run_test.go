@@ -37,7 +37,7 @@ func (f *runFixture) submit(t *testing.T) string {
 	return id
 }
 
-func (f *runFixture) claim(t *testing.T, agent string) *jobs.Run {
+func (f *runFixture) claim(t *testing.T, agent string) *jobs.Claimed {
 	t.Helper()
 	run, err := f.Claim(context.Background(), agent, 10*time.Millisecond, func(_ *queue.Delivery, why string) {
 		f.skipped = append(f.skipped, why)
@@ -110,7 +110,7 @@ func TestClaimStartsAndFinishAcks(t *testing.T) {
 // the block timeout: a waiting agent sees the job without a polling tick.
 func TestBlockedClaimWakesOnSubmit(t *testing.T) {
 	f := newRuns(t, time.Second)
-	got := make(chan *jobs.Run, 1)
+	got := make(chan *jobs.Claimed, 1)
 	go func() {
 		run, err := f.Claim(context.Background(), "a", 20*time.Second, nil)
 		if err != nil {

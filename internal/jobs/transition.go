@@ -62,7 +62,7 @@ func statusList(sts []ci.Status) string {
 // the status and only sets the fields). It returns ci.ErrNotFound for a
 // missing job and ci.ErrConflict when the job is in another status (someone
 // else decided first). It does not touch the queue: the steps an agent
-// takes on a job it holds are Run's methods.
+// takes on a job it holds are Claimed's methods.
 func (l *Lifecycle) Transition(ctx context.Context, id string, c Change) (*ci.Job, error) {
 	args := append([]any{statusList(c.From), string(c.To)}, c.pairs()...)
 	n, err := l.step(ctx, transitionScript, id, c.At, args...).Int()

@@ -48,7 +48,7 @@ func TestTrimKeepsLagPendingAndUndelivered(t *testing.T) {
 	for i := range 10 {
 		submit(fmt.Sprint("job-", i))
 	}
-	var held []*jobs.Run
+	var held []*jobs.Claimed
 	for i := range 6 {
 		run, err := l.Claim(ctx, "agent", 10*time.Millisecond, nil)
 		if err != nil || run == nil {

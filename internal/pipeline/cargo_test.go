@@ -27,7 +27,7 @@ func TestCargoArtifactsCountedAsCacheHits(t *testing.T) {
 	target := "CARGO_TARGET_DIR=" + t.TempDir()
 	run := func() (pipeline.Result, string) {
 		out := &lines{}
-		res := pipeline.Run(context.Background(), p, pipeline.RunOptions{Dir: dir, Sink: out, Env: []string{target}})
+		res := pipeline.Execute(context.Background(), p, pipeline.ExecOptions{Dir: dir, Sink: out, Env: []string{target}})
 		if res.Status != ci.StatusSuccess {
 			t.Fatalf("%+v\n%s", res, out.text())
 		}

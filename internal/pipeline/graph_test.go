@@ -27,7 +27,7 @@ func TestGraphRunsIndependentStepsAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), Concurrency: 4})
+	res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Concurrency: 4})
 	st := stepsByName(res)
 	a, b, c := st["a"], st["b"], st["c"]
 	if res.Status != ci.StatusSuccess || a.Status != ci.StatusSuccess || c.Status != ci.StatusSuccess {
@@ -44,7 +44,7 @@ func TestGraphRunsIndependentStepsAtOnce(t *testing.T) {
 	}
 
 	// With one slot the same graph runs its steps one at a time.
-	res = Run(context.Background(), p, RunOptions{Dir: t.TempDir(), Concurrency: 1})
+	res = Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Concurrency: 1})
 	st = stepsByName(res)
 	a, b = st["a"], st["b"]
 	if a.StartedAt.Before(*b.FinishedAt) && b.StartedAt.Before(*a.FinishedAt) {
@@ -69,7 +69,7 @@ func TestGraphFailureSkipsOnlyDependants(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := &recorder{}
-	res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), Concurrency: 3, Sink: out})
+	res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Concurrency: 3, Sink: out})
 	want := map[string]ci.Status{"build": "success", "test": "failed", "lint": "failed", "doc": "success",
 		"package": "skipped", "publish": "skipped", "after-lint": "success", "report": "success"}
 	for name, st := range stepsByName(res) {

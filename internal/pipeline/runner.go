@@ -33,8 +33,8 @@ type ContinuedSink interface {
 	LineCont(step, stream, text string, cont bool)
 }
 
-// RunOptions configure one pipeline run.
-type RunOptions struct {
+// ExecOptions configure one pipeline run.
+type ExecOptions struct {
 	Dir    string
 	Env    []string // NAME=value, added to the agent's environment (minus RAIBID_*)
 	Sink   Sink
@@ -75,10 +75,10 @@ type Result struct {
 	Cache CacheCount
 }
 
-// Run runs the pipeline's steps — in order, or as a graph when steps have
-// depends_on — until one fails (allow_failure steps may fail), the
+// Execute runs the pipeline's steps — in order, or as a graph when steps
+// have depends_on — until one fails (allow_failure steps may fail), the
 // pipeline's timeout passes or ctx is cancelled.
-func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
+func Execute(ctx context.Context, p *Pipeline, o ExecOptions) Result {
 	if o.KillGrace <= 0 {
 		o.KillGrace = DefaultKillGrace
 	}
@@ -132,7 +132,7 @@ func Run(ctx context.Context, p *Pipeline, o RunOptions) Result {
 // shared by the steps running at once.
 type runner struct {
 	p         *Pipeline
-	o         RunOptions
+	o         ExecOptions
 	ctx, pctx context.Context
 	timeout   time.Duration
 	counter   *cargoCounter
@@ -354,10 +354,10 @@ func (r *runner) graph() {
 	wg.Wait()
 }
 
-func (o RunOptions) line(step, stream, text string) { o.piece(step, stream, text, false) }
+func (o ExecOptions) line(step, stream, text string) { o.piece(step, stream, text, false) }
 
 // piece sends a line, or with cont the continuation of a cut line.
-func (o RunOptions) piece(step, stream, text string, cont bool) {
+func (o ExecOptions) piece(step, stream, text string, cont bool) {
 	switch s := o.Sink.(type) {
 	case nil:
 	case ContinuedSink:
@@ -371,7 +371,7 @@ func (o RunOptions) piece(step, stream, text string, cont bool) {
 // (-1 when it did not exit normally). On cancel or timeout the group gets
 // SIGTERM, then SIGKILL after the kill grace; when the step's shell exits, anything
 // it left running in the group is killed, so no step outlives its job.
-func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o RunOptions, counter *cargoCounter) (int, error) {
+func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o ExecOptions, counter *cargoCounter) (int, error) {
 	sctx := ctx
 	if s.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -470,7 +470,7 @@ type Process struct {
 
 // startHere starts argv as a child of this process, in Dir, leading its
 // own process group and killed if the agent dies.
-func (o RunOptions) startHere(argv, env []string) (Process, error) {
+func (o ExecOptions) startHere(argv, env []string) (Process, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = o.Dir
 	cmd.Env = env

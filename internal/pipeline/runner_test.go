@@ -36,7 +36,7 @@ func (l *lines) text() string {
 func run(t *testing.T, ctx context.Context, p *pipeline.Pipeline, secrets ...string) (pipeline.Result, *lines) {
 	t.Helper()
 	out := &lines{}
-	res := pipeline.Run(ctx, p, pipeline.RunOptions{Dir: t.TempDir(), Sink: out, Masker: pipeline.NewMasker(secrets...),
+	res := pipeline.Execute(ctx, p, pipeline.ExecOptions{Dir: t.TempDir(), Sink: out, Masker: pipeline.NewMasker(secrets...),
 		Env: []string{"RAIBID_JOB_ID=j1"}, KillGrace: 500 * time.Millisecond})
 	return res, out
 }
@@ -168,7 +168,7 @@ func TestAllowFailureCoversArtifactErrors(t *testing.T) {
 	for _, allow := range []bool{true, false} {
 		out := &lines{}
 		p := steps(pipeline.Step{Name: "pack", Run: "true", AllowFailure: allow}, pipeline.Step{Name: "after", Run: "echo after-ran"})
-		res := pipeline.Run(context.Background(), p, pipeline.RunOptions{Dir: t.TempDir(), Sink: out, Masker: pipeline.NewMasker(),
+		res := pipeline.Execute(context.Background(), p, pipeline.ExecOptions{Dir: t.TempDir(), Sink: out, Masker: pipeline.NewMasker(),
 			AfterStep: func(s pipeline.Step) error {
 				if s.Name == "pack" {
 					return errors.New("publish: 409 conflict")

@@ -43,7 +43,7 @@ steps:
 		t.Fatal(err)
 	}
 	out := &recorder{}
-	res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), Sink: out})
+	res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Sink: out})
 	if res.Status != ci.StatusSuccess {
 		t.Fatalf("%s %q\n%s", res.Status, res.Error, out.text())
 	}
@@ -70,7 +70,7 @@ func TestServiceThatNeverListensFailsTheJob(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), KillGrace: time.Second})
+		res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), KillGrace: time.Second})
 		if res.Status != ci.StatusError || res.Error != want || res.Steps[0].Status != ci.StatusSkipped {
 			t.Fatalf("%s: %s %q %+v", run, res.Status, res.Error, res.Steps)
 		}
@@ -104,7 +104,7 @@ func TestSidecarServicesAreWaitedForNotStarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := &recorder{}
-	res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), Sink: out, Sidecars: true})
+	res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Sink: out, Sidecars: true})
 	if res.Status != ci.StatusSuccess || !strings.Contains(out.text(), "service db: sidecar postgres:17.2") {
 		t.Fatalf("%s %q\n%s", res.Status, res.Error, out.text())
 	}
@@ -124,7 +124,7 @@ func TestServicePortTakenByAnotherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := &recorder{}
-	res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), Sink: out})
+	res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Sink: out})
 	if want := fmt.Sprintf("service db: port %d is already in use on this machine (another job's service?): use port: auto", port); res.Status != ci.StatusError || res.Error != want {
 		t.Fatalf("%s %q, want error %q\n%s", res.Status, res.Error, want, out.text())
 	}
@@ -169,7 +169,7 @@ func TestAutoPortAndAServiceDyingAfterReady(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := &recorder{}
-		res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), Sink: out})
+		res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Sink: out})
 		log := out.text()
 		if res.Status != c.wantStatus {
 			t.Fatalf("service living %ss: %s %q\n%s", c.life, res.Status, res.Error, log)

@@ -94,7 +94,7 @@ func TestStepWhenInTheRunner(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &recorder{}
-	res := Run(context.Background(), p, RunOptions{Dir: t.TempDir(), Sink: sink, When: Context{Event: "push", Branch: "main"}})
+	res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Sink: sink, When: Context{Event: "push", Branch: "main"}})
 	got := map[string]ci.Status{}
 	for _, s := range res.Steps {
 		got[s.Name] = s.Status
