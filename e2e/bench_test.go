@@ -47,19 +47,27 @@ func BenchmarkPushToRunning(b *testing.B) {
 	const jobs = 200
 	b.ResetTimer()
 	for range b.N {
-		// Each push comes to an idle raibid: 100 ms after the last job
-		// ended, its agent's work after the verdict (the next step's
-		// sandbox set up ahead) is done. Then the same back to back: the
-		// next push as soon as the last job is seen done (waitJob polls
-		// every 50 ms).
+		// Pushes arrive on a schedule, one every 150 ms, as a team's do:
+		// each comes to an idle raibid, its agent's work after the last
+		// verdict (the next step's sandbox set up ahead) done. Then the
+		// same back to back: the next push as soon as the last job is seen
+		// done (waitJob polls every 50 ms).
 		for _, mode := range []struct {
 			suffix string
-			pause  time.Duration
-		}{{"", 100 * time.Millisecond}, {"-back-to-back", 0}} {
+			every  time.Duration // 0: no schedule
+		}{{"", 150 * time.Millisecond}, {"-back-to-back", 0}} {
+			var arrivals <-chan time.Time
+			if mode.every > 0 {
+				tick := time.NewTicker(mode.every)
+				defer tick.Stop()
+				arrivals = tick.C
+			}
 			var running, success, hook []time.Duration
 			phases := map[string][]time.Duration{}
 			for range jobs {
-				time.Sleep(mode.pause)
+				if arrivals != nil {
+					<-arrivals
+				}
 				t0 := time.Now()
 				id := push(b, up.url, up.secret, body)
 				hook = append(hook, time.Since(t0))
