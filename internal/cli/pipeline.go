@@ -37,10 +37,7 @@ func newPipelineCmd() *cobra.Command {
 			}
 			var when *pipeline.Context
 			if f := cmd.Flags(); f.Changed("event") || f.Changed("branch") || f.Changed("tag") || f.Changed("changed") {
-				c := asked
-				if !f.Changed("changed") {
-					c.Changed = nil // unknown: path conditions hold
-				}
+				c := asked // Changed nil when not given: unknown, path conditions hold
 				when = &c
 			}
 			printPipeline(cmd, p, when)

@@ -74,8 +74,9 @@ func (p *Process) Wait() error {
 // j: the spare set up for j when it is waiting, else one set up now. The
 // next spare for j is then set up in the background.
 func (s *Sandbox) Start(argv, env []string, j Job) (*Process, error) {
+	args := s.args(j)
 	var p *Process
-	if sp := s.takeReady(j); sp != nil {
+	if sp := s.takeReady(key(args)); sp != nil {
 		if err := sp.launch(argv, env); err == nil {
 			p = sp.proc
 		} else {
@@ -84,7 +85,7 @@ func (s *Sandbox) Start(argv, env []string, j Job) (*Process, error) {
 	}
 	if p == nil {
 		var err error
-		if p, err = s.start(append(s.args(j), argv...), env, nil); err != nil {
+		if p, err = s.start(append(args, argv...), env, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -183,12 +184,11 @@ func unpin(pins []pin) {
 	}
 }
 
-// takeReady returns the spare if it was set up for j as j is now — the
-// same command line, every mounted path the same inode — and its
-// launcher is waiting. Any other spare is thrown away; one still being
-// set up for j stays, for the step after this one.
-func (s *Sandbox) takeReady(j Job) *spare {
-	k := key(s.args(j))
+// takeReady returns the spare if it was set up with the command line k
+// and every path it mounts is still the inode it pinned, once its launcher
+// is waiting. Any other spare is thrown away; one still being set up for
+// k stays, for the step after this one.
+func (s *Sandbox) takeReady(k string) *spare {
 	s.mu.Lock()
 	sp := s.spare
 	switch {

@@ -10,17 +10,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// pollRedis polls cond every few milliseconds, failing the test with what
-// after within: Redis's own state, not a guessed sleep.
+// pollRedis polls Redis's state every 2 ms (EventuallyEvery), failing the
+// test with what after within.
 func pollRedis(t testing.TB, within time.Duration, what string, cond func(ctx context.Context) bool) {
 	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(within)
-	for !cond(ctx) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, within)
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !EventuallyEvery(t, within, 2*time.Millisecond, func() bool { return cond(context.Background()) }) {
+		t.Fatalf("%s: not within %s", what, within)
 	}
 }
 

@@ -27,8 +27,9 @@ const (
 )
 
 func init() {
-	// os.Args is not set up yet by the time this runs in every binary;
-	// the runtime's copy in syscall is not needed: /proc/self/cmdline is.
+	// os.Args belongs to package os, which this one does not import (it
+	// would initialize later): the arguments are read from
+	// /proc/self/cmdline.
 	if isLauncher() {
 		syscall.Exit(launch())
 	}
