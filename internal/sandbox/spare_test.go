@@ -51,6 +51,8 @@ func TestSpareServesTheNextStepFresh(t *testing.T) {
 	if !strings.Contains(out, "tmp fresh") || strings.Contains(out, "planted") {
 		t.Fatalf("the spare showed the step before's /tmp:\n%s", out)
 	}
+	// Killed with its PID namespace; gone once the kernel has reaped it.
+	testutil.Eventually(t, 3*time.Second, func() bool { return pgrep("sleep 7781") == 0 })
 	if strings.Contains(out, "7781") || pgrep("sleep 7781") > 0 {
 		t.Fatalf("the step before's process lives on:\n%s", out)
 	}
