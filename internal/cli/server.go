@@ -89,18 +89,17 @@ func newServer(cfg ServerConfig, rdb *redis.Client, log *slog.Logger) (*server.S
 	opts := server.Options{
 		Store: st, Queue: q, Jobs: lc, GPUJobs: cfg.Jobs.openGPU(st, rdb), Logger: log,
 		WebhookSecret: cfg.WebhookSecret.Reveal(), APIToken: cfg.APIToken.Reveal(),
-		GitHubWebhookSecret: cfg.GitHubWebhookSecret.Reveal(),
-		GiteaURL:            cfg.GiteaURL, Version: Version, PublicURL: cfg.PublicURL, UIPublic: cfg.UIPublic,
+		GiteaURL: cfg.GiteaURL, Version: Version, PublicURL: cfg.PublicURL, UIPublic: cfg.UIPublic,
 		HeaderTimeout: cfg.HeaderTimeout, BodyTimeout: cfg.BodyTimeout, BodyBytesInFlight: cfg.BodyBytesInFlight,
 	}
+	var secretStore *secrets.Store
 	if cfg.SecretsKeyFile != "" {
 		// A missing key that cannot be made (an optional Secret not created
 		// yet) turns the secrets API off with a warning; the API says why.
 		if _, err := secrets.LoadOrCreateKeyring(cfg.SecretsKeyFile); err != nil {
 			log.Warn("pipeline secrets off", "err", err)
 		} else {
-			opts.Secrets = secrets.NewStore(rdb, cfg.Jobs.KeyPrefix, secrets.FileKeys(cfg.SecretsKeyFile))
-			opts.SecretsKeyFile = cfg.SecretsKeyFile
+			secretStore = secrets.NewStore(rdb, cfg.Jobs.KeyPrefix, secrets.FileKeys(cfg.SecretsKeyFile))
 		}
 	}
 	heads := forgeRepos{allowLocal: cfg.AllowLocalClones}
@@ -111,13 +110,21 @@ func newServer(cfg ServerConfig, rdb *redis.Client, log *slog.Logger) (*server.S
 		}
 	}
 	opts.Heads = heads
-	opts.Schedules = schedule.NewStore(rdb, cfg.Jobs.KeyPrefix)
+	var artifactStore *artifacts.Store
 	if cfg.ArtifactsDir != "" && cfg.ArtifactsDir != "off" {
-		opts.Artifacts = &artifacts.Store{Dir: cfg.ArtifactsDir, MaxJobBytes: cfg.ArtifactMaxBytes, Retention: cfg.ArtifactRetention}
+		artifactStore = &artifacts.Store{Dir: cfg.ArtifactsDir, MaxJobBytes: cfg.ArtifactMaxBytes, Retention: cfg.ArtifactRetention}
 	}
-	var err error
-	if opts.Mirrors, err = mirrorService(cfg, log); err != nil {
+	mirrors, err := mirrorService(cfg, log)
+	if err != nil {
 		return nil, err
+	}
+	// Every feature is served, on or off: one that is off answers its
+	// routes with how to turn it on.
+	opts.Features = []server.Feature{
+		server.Mirrors(mirrors, cfg.GitHubWebhookSecret.Reveal()),
+		server.Artifacts(artifactStore),
+		server.Schedules(schedule.NewStore(rdb, cfg.Jobs.KeyPrefix)),
+		server.Secrets(secretStore, cfg.SecretsKeyFile),
 	}
 	if err := kubeOptions(cfg.Kube, cfg.RedisURL, &opts, log); err != nil {
 		return nil, err

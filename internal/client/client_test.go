@@ -34,7 +34,7 @@ func newRig(t *testing.T, wrap func(http.Handler) http.Handler) *rig {
 	jb := testutil.NewJobs(rdb, 0)
 	st := jb.Store
 	srv := server.New(server.Options{Store: st, Queue: jb.Queue, Jobs: jb.Lifecycle, APIToken: "tok", ReaperInterval: -1,
-		Schedules: schedule.NewStore(rdb, "")})
+		Features: []server.Feature{server.Schedules(schedule.NewStore(rdb, ""))}})
 	h := srv.Handler()
 	if wrap != nil {
 		h = wrap(h)

@@ -1,34 +1,72 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/artifacts"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/ticker"
 )
 
 // artifactsPrune is how often expired artifacts are removed.
 const artifactsPrune = time.Hour
 
-func (s *Server) artifactStore(w http.ResponseWriter) (*artifacts.Store, bool) {
-	if s.opts.Artifacts == nil {
+// Artifacts stores what agents upload (PUT /jobs/{id}/artifacts/{name}),
+// lists and serves it, prunes it past its retention (a control loop) and
+// adds what it takes to GET /system. A nil st is a server that keeps no
+// artifacts: the routes answer 501.
+func Artifacts(st *artifacts.Store) Feature { return &artifactsAPI{st: st} }
+
+type artifactsAPI struct {
+	s  *Server
+	st *artifacts.Store
+	// bytes is what stored artifacts take: measured at each prune, grown
+	// by each upload in between.
+	bytes atomic.Int64
+}
+
+func (f *artifactsAPI) attach(s *Server) featureParts {
+	f.s = s
+	parts := featureParts{routes: []route{
+		{"PUT", "/jobs/{id}/artifacts/{name}", true, f.handlePut},
+		{"GET", "/jobs/{id}/artifacts", false, f.handleList},
+		{"GET", "/jobs/{id}/artifacts/{name}", false, f.handleGet},
+	}, pages: []route{
+		{"GET", "/ui/jobs/{id}/artifacts/{name}", false, f.handleGet},
+	}}
+	if f.st != nil {
+		parts.loops = []controlLoop{{"artifacts prune", func(ctx context.Context) {
+			f.prune(time.Now())
+			ticker.Every(ctx, artifactsPrune, func() { f.prune(time.Now()) })
+		}}}
+	}
+	return parts
+}
+
+func (f *artifactsAPI) addSystemFigures(sys *api.System) { sys.ArtifactsBytes = f.bytes.Load() }
+
+func (f *artifactsAPI) store(w http.ResponseWriter) (*artifacts.Store, bool) {
+	if f.st == nil {
 		writeError(w, http.StatusNotImplemented, "this server keeps no artifacts (--artifacts-dir)")
 		return nil, false
 	}
-	return s.opts.Artifacts, true
+	return f.st, true
 }
 
-// handlePutArtifact takes an artifact from the agent running the job: its
+// handlePut takes an artifact from the agent running the job: its
 // bearer token is the run's upload token, not the API token, and is good
 // only while the job runs. The file streams to disk through a SHA-256.
-func (s *Server) handlePutArtifact(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.artifactStore(w)
+func (f *artifactsAPI) handlePut(w http.ResponseWriter, r *http.Request) {
+	s := f.s
+	st, ok := f.store(w)
 	if !ok {
 		return
 	}
@@ -62,13 +100,14 @@ func (s *Server) handlePutArtifact(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	s.artifactBytes.Add(meta.Size)
+	f.bytes.Add(meta.Size)
 	s.log.Info("artifact stored", "job_id", id, "artifact", name, "bytes", meta.Size)
 	writeJSON(w, http.StatusCreated, a)
 }
 
-func (s *Server) handleListArtifacts(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.artifactStore(w)
+func (f *artifactsAPI) handleList(w http.ResponseWriter, r *http.Request) {
+	s := f.s
+	st, ok := f.store(w)
 	if !ok {
 		return
 	}
@@ -87,8 +126,9 @@ func (s *Server) handleListArtifacts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"artifacts": out})
 }
 
-func (s *Server) handleGetArtifact(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.artifactStore(w)
+func (f *artifactsAPI) handleGet(w http.ResponseWriter, r *http.Request) {
+	s := f.s
+	st, ok := f.store(w)
 	if !ok {
 		return
 	}
@@ -107,7 +147,7 @@ func (s *Server) handleGetArtifact(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "job "+id+" has no artifact "+name)
 		return
 	}
-	f, err := st.Open(id, name)
+	file, err := st.Open(id, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		writeError(w, http.StatusGone, "artifact "+name+" has expired")
 		return
@@ -116,22 +156,22 @@ func (s *Server) handleGetArtifact(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "artifact unreadable")
 		return
 	}
-	defer f.Close()
+	defer file.Close()
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	h.Set("X-Checksum-Sha256", meta.SHA256)
 	h.Set("Content-Length", strconv.FormatInt(meta.Size, 10))
-	http.ServeContent(w, r, "", time.Time{}, f)
+	http.ServeContent(w, r, "", time.Time{}, file)
 }
 
-// pruneArtifacts removes the artifacts past their retention, hourly.
-func (s *Server) pruneArtifacts(now time.Time) {
-	if freed, err := s.opts.Artifacts.Prune(now); err != nil {
-		s.log.Warn("artifacts prune", "err", err)
+// prune removes the artifacts past their retention.
+func (f *artifactsAPI) prune(now time.Time) {
+	if freed, err := f.st.Prune(now); err != nil {
+		f.s.log.Warn("artifacts prune", "err", err)
 	} else if freed > 0 {
-		s.log.Info("artifacts pruned", "bytes", freed)
+		f.s.log.Info("artifacts pruned", "bytes", freed)
 	}
-	s.artifactBytes.Store(s.opts.Artifacts.Usage())
+	f.bytes.Store(f.st.Usage())
 }

@@ -43,7 +43,7 @@ func (e *env) runJob(t *testing.T, mod func(*agent.Options)) {
 func TestArtifactsRoundTripAndPublish(t *testing.T) {
 	testutil.RequireTool(t, "git")
 	store := &artifacts.Store{Dir: t.TempDir(), MaxJobBytes: 1 << 20}
-	e := startWith(t, func(o *server.Options) { o.Artifacts = store })
+	e := startWith(t, func(o *server.Options) { o.Features = append(o.Features, server.Artifacts(store)) })
 	yml := `steps:
   - name: build
     run: mkdir -p out reports/a reports/b && head -c 5000 /dev/urandom > out/app.bin && echo '<x/>' > reports/a/t.xml && echo '<y/>' > reports/b/u.xml && ln -sf /etc/passwd out/leak.txt

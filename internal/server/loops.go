@@ -5,8 +5,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/raibid-labs/raibid-ci/internal/ticker"
 )
 
 // A controlLoop is background work the server runs beside the HTTP
@@ -25,16 +23,14 @@ type controlLoop struct {
 //     then, once, indexes written before they were paged move into pages
 //     (migrate.go) — after the reaper, which does not read them;
 //  3. finished-job counters (finished.go): cache figures and phase timings from job events;
-//  4. mirror rescan (internal/mirror), when mirroring is configured;
-//  5. executor reconcile (executor.go), on Kubernetes;
-//  6. artifacts prune (artifacts.go): past their retention, hourly;
-//  7. schedules (internal/schedule), when configured: due cron schedules
-//     queue their jobs, once across every server;
-//  8. agent limit (internal/kube), with KEDA: the ScaledJob's
+//  4. executor reconcile (executor.go), on Kubernetes;
+//  5. the features' loops (feature.go), in the order Options.Features
+//     gives them: mirror rescan, artifacts prune, schedules;
+//  6. agent limit (internal/kube), with KEDA: the ScaledJob's
 //     maxReplicaCount set to --max-agents while the tree leaves it unset;
 //     and agent pod starts (podstarts.go): a pod that cannot start ends the
 //     job it was made for, with Kubernetes' reason;
-//  9. commit statuses (internal/statuses), with a forge token: the outbox
+//  7. commit statuses (internal/statuses), with a forge token: the outbox
 //     posted, retried across outages; what is left when it stops waits in
 //     Redis for the next poster.
 //
@@ -55,23 +51,10 @@ func (s *Server) controlLoops() []controlLoop {
 			s.opts.Jobs.RunExpiry(ctx, time.Minute, s.log)
 		}},
 		controlLoop{"finished-job counters", s.countFinished})
-	if s.opts.Mirrors != nil {
-		out = append(out, controlLoop{"mirror rescan", s.opts.Mirrors.Run})
-	}
 	if s.opts.Executor != nil {
 		out = append(out, controlLoop{"executor", s.runExecutor})
 	}
-	if s.opts.Artifacts != nil {
-		out = append(out, controlLoop{"artifacts prune", func(ctx context.Context) {
-			s.pruneArtifacts(time.Now())
-			ticker.Every(ctx, artifactsPrune, func() { s.pruneArtifacts(time.Now()) })
-		}})
-	}
-	if s.opts.Schedules != nil {
-		out = append(out, controlLoop{"schedules", func(ctx context.Context) {
-			s.opts.Schedules.Run(ctx, s.submitScheduled, s.log)
-		}})
-	}
+	out = append(out, s.featureLoops...)
 	if sc, ok := s.opts.Scaler.(interface {
 		RunEnsureMax(ctx context.Context, every time.Duration, warn func(error))
 	}); ok {

@@ -19,9 +19,6 @@ type metrics struct {
 	httpDuration   *prometheus.HistogramVec
 	cacheArtifacts *prometheus.CounterVec
 	jobPhases      *prometheus.HistogramVec
-	mirrorDuration *prometheus.HistogramVec
-	mirrorErrors   *prometheus.CounterVec
-	mirrorLastSync *prometheus.GaugeVec
 }
 
 func newMetrics(reg *prometheus.Registry, q *queue.Queue) *metrics {
@@ -52,7 +49,6 @@ func newMetrics(reg *prometheus.Registry, q *queue.Queue) *metrics {
 	}, []string{"phase"})
 	reg.MustRegister(m.webhooks, m.enqueued, m.httpDuration, m.cacheArtifacts, m.jobPhases, &queueCollector{q: q},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.registerMirrorMetrics(reg)
 	return m
 }
 

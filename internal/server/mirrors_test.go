@@ -41,7 +41,7 @@ func startMirrors(t *testing.T, syncDelay time.Duration) *mirrorEnv {
 	svc := mirror.NewService(mirror.ServiceOptions{Config: cfg,
 		GitHub: github.NewClient(gh.URL, "ghp_tok", nil), Gitea: gitea.NewClient(gt.URL, "gitea_tok", nil),
 		GitHubToken: "ghp_tok"})
-	e := startWith(t, func(o *server.Options) { o.Mirrors = svc; o.GitHubWebhookSecret = githubSecret })
+	e := startWith(t, func(o *server.Options) { o.Features = append(o.Features, server.Mirrors(svc, githubSecret)) })
 	if !testutil.Eventually(t, 10*time.Second, func() bool { r, ok := gt.Repo("acme/svc-api"); return ok && r.Mirror }) {
 		t.Fatal("the start-up rescan did not create acme/svc-api")
 	}
@@ -169,8 +169,9 @@ func TestMirrorSyncErrorsAreCountedAndShown(t *testing.T) {
 	}
 }
 
-func TestMirrorsOffByDefault(t *testing.T) {
-	e := start(t)
+// Mirroring off (no --mirrors): the routes are there and say so.
+func TestMirrorsOff(t *testing.T) {
+	e := startWith(t, func(o *server.Options) { o.Features = append(o.Features, server.Mirrors(nil, "")) })
 	resp, body := e.do("GET", "/mirrors", "", token)
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"enabled":false`) {
 		t.Fatalf("GET /mirrors without --mirrors: %d %s", resp.StatusCode, body)

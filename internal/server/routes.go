@@ -13,18 +13,15 @@ type route struct {
 	handler http.HandlerFunc
 }
 
+// routeTable is the core API's routes, then the features' (feature.go).
 func (s *Server) routeTable() []route {
-	return []route{
+	core := []route{
 		{"POST", "/webhook/gitea", true, s.handleGiteaWebhook},
-		{"POST", "/webhook/github-sync", true, s.handleGitHubSyncWebhook},
 		{"GET", "/jobs", false, s.handleListJobs},
 		{"POST", "/jobs", false, s.handleCreateJob},
 		{"GET", "/jobs/{id}", false, s.handleGetJob},
 		{"POST", "/jobs/{id}/cancel", false, s.handleCancelJob},
 		{"POST", "/jobs/{id}/retry", false, s.handleRetryJob},
-		{"PUT", "/jobs/{id}/artifacts/{name}", true, s.handlePutArtifact},
-		{"GET", "/jobs/{id}/artifacts", false, s.handleListArtifacts},
-		{"GET", "/jobs/{id}/artifacts/{name}", false, s.handleGetArtifact},
 		{"POST", "/groups/{id}/cancel", false, s.handleCancelGroup},
 		{"POST", "/groups/{id}/retry", false, s.handleRetryGroup},
 		{"GET", "/jobs/{id}/logs", false, s.handleLogs},
@@ -37,23 +34,12 @@ func (s *Server) routeTable() []route {
 		{"GET", "/system", false, s.handleSystem},
 		{"GET", "/scale", false, s.handleGetScale},
 		{"PUT", "/scale", false, s.handleSetScale},
-		{"GET", "/mirrors", false, s.handleListMirrors},
-		{"POST", "/mirrors/{owner}/{repo}/sync", false, s.handleSyncMirror},
-		{"GET", "/repos/{owner}/{repo}/secrets", false, s.handleListSecrets},
-		{"PUT", "/repos/{owner}/{repo}/secrets/{name}", false, s.handlePutSecret},
-		{"DELETE", "/repos/{owner}/{repo}/secrets/{name}", false, s.handleDeleteSecret},
-		{"GET", "/orgs/{owner}/secrets", false, s.handleListSecrets},
-		{"PUT", "/orgs/{owner}/secrets/{name}", false, s.handlePutSecret},
-		{"DELETE", "/orgs/{owner}/secrets/{name}", false, s.handleDeleteSecret},
-		{"POST", "/secrets/rotate-key", false, s.handleRotateSecretsKey},
-		{"GET", "/schedules", false, s.handleListSchedules},
-		{"POST", "/schedules", false, s.handleAddSchedule},
-		{"DELETE", "/schedules/{id}", false, s.handleRemoveSchedule},
 		{"GET", "/healthz", true, s.handleHealthz},
 		{"GET", "/readyz", true, s.handleReadyz},
 		{"GET", "/metrics", false, s.handleMetrics},
 		{"GET", "/openapi.yaml", true, s.handleOpenAPI},
 	}
+	return append(core, s.featureRoutes...)
 }
 
 func (s *Server) routes() http.Handler {

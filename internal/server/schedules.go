@@ -13,6 +13,29 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/schedule"
 )
 
+// Schedules serves /schedules and fires the due ones (a control loop, once
+// across every server sharing the Redis). A nil st is a server that runs
+// no schedules: the routes answer 501.
+func Schedules(st *schedule.Store) Feature { return &schedules{st: st} }
+
+type schedules struct {
+	s  *Server
+	st *schedule.Store
+}
+
+func (f *schedules) attach(s *Server) featureParts {
+	f.s = s
+	parts := featureParts{routes: []route{
+		{"GET", "/schedules", false, f.handleList},
+		{"POST", "/schedules", false, f.handleAdd},
+		{"DELETE", "/schedules/{id}", false, f.handleRemove},
+	}}
+	if f.st != nil {
+		parts.loops = []controlLoop{{"schedules", func(ctx context.Context) { f.st.Run(ctx, s.submitScheduled, s.log) }}}
+	}
+	return parts
+}
+
 // submitScheduled queues a schedule's job; its clone URL defaults to the
 // configured Gitea's, its commit to the branch head when it can be told.
 func (s *Server) submitScheduled(ctx context.Context, j *ci.Job) (string, error) {
@@ -28,16 +51,17 @@ func (s *Server) submitScheduled(ctx context.Context, j *ci.Job) (string, error)
 	return sub.ID, err
 }
 
-func (s *Server) schedules(w http.ResponseWriter) (*schedule.Store, bool) {
-	if s.opts.Schedules == nil {
+func (f *schedules) store(w http.ResponseWriter) (*schedule.Store, bool) {
+	if f.st == nil {
 		writeError(w, http.StatusNotImplemented, "this server runs no schedules")
 		return nil, false
 	}
-	return s.opts.Schedules, true
+	return f.st, true
 }
 
-func (s *Server) handleListSchedules(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.schedules(w)
+func (f *schedules) handleList(w http.ResponseWriter, r *http.Request) {
+	s := f.s
+	st, ok := f.store(w)
 	if !ok {
 		return
 	}
@@ -49,8 +73,9 @@ func (s *Server) handleListSchedules(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"schedules": list})
 }
 
-func (s *Server) handleAddSchedule(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.schedules(w)
+func (f *schedules) handleAdd(w http.ResponseWriter, r *http.Request) {
+	s := f.s
+	st, ok := f.store(w)
 	if !ok {
 		return
 	}
@@ -70,8 +95,9 @@ func (s *Server) handleAddSchedule(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, sc)
 }
 
-func (s *Server) handleRemoveSchedule(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.schedules(w)
+func (f *schedules) handleRemove(w http.ResponseWriter, r *http.Request) {
+	s := f.s
+	st, ok := f.store(w)
 	if !ok {
 		return
 	}

@@ -13,12 +13,38 @@ import (
 // (an open API must not hand out write access to credentials) — and no web
 // page reaches them.
 
-func (s *Server) secretsReady(w http.ResponseWriter) bool {
+// Secrets serves the pipeline secrets API over st, whose key file is
+// keyFile (rotate-key writes it). A nil st is the API off: its routes
+// answer 501 and say how to turn it on.
+func Secrets(st *secrets.Store, keyFile string) Feature {
+	return &secretsAPI{st: st, keyFile: keyFile}
+}
+
+type secretsAPI struct {
+	s       *Server
+	st      *secrets.Store
+	keyFile string
+}
+
+func (f *secretsAPI) attach(s *Server) featureParts {
+	f.s = s
+	return featureParts{routes: []route{
+		{"GET", "/repos/{owner}/{repo}/secrets", false, f.handleList},
+		{"PUT", "/repos/{owner}/{repo}/secrets/{name}", false, f.handlePut},
+		{"DELETE", "/repos/{owner}/{repo}/secrets/{name}", false, f.handleDelete},
+		{"GET", "/orgs/{owner}/secrets", false, f.handleList},
+		{"PUT", "/orgs/{owner}/secrets/{name}", false, f.handlePut},
+		{"DELETE", "/orgs/{owner}/secrets/{name}", false, f.handleDelete},
+		{"POST", "/secrets/rotate-key", false, f.handleRotateKey},
+	}}
+}
+
+func (f *secretsAPI) ready(w http.ResponseWriter) bool {
 	switch {
-	case s.opts.APIToken == "":
+	case f.s.opts.APIToken == "":
 		writeError(w, http.StatusForbidden, "pipeline secrets need an API token on the server (RAIBID_API_TOKEN or --api-token-file)")
 		return false
-	case s.opts.Secrets == nil:
+	case f.st == nil:
 		writeError(w, http.StatusNotImplemented, "pipeline secrets need a key: start the server with --secrets-key-file (raibid up makes one)")
 		return false
 	}
@@ -28,8 +54,8 @@ func (s *Server) secretsReady(w http.ResponseWriter) bool {
 // secretScope is the scope of /repos/{owner}/{repo}/secrets or
 // /orgs/{owner}/secrets, once the secrets API may answer at all; ok false
 // means the answer was written.
-func (s *Server) secretScope(w http.ResponseWriter, r *http.Request) (sc secrets.Scope, ok bool) {
-	if !s.secretsReady(w) {
+func (f *secretsAPI) scope(w http.ResponseWriter, r *http.Request) (sc secrets.Scope, ok bool) {
+	if !f.ready(w) {
 		return sc, false
 	}
 	var err error
@@ -39,32 +65,32 @@ func (s *Server) secretScope(w http.ResponseWriter, r *http.Request) (sc secrets
 		sc, err = secrets.OrgScope(r.PathValue("owner"))
 	}
 	if err != nil {
-		s.secretError(w, err)
+		f.fail(w, err)
 		return sc, false
 	}
 	return sc, true
 }
 
-func (s *Server) secretError(w http.ResponseWriter, err error) {
+func (f *secretsAPI) fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, secrets.ErrInvalid):
 		writeError(w, http.StatusBadRequest, userMessage(err))
 	case errors.Is(err, secrets.ErrNotFound):
 		writeError(w, http.StatusNotFound, userMessage(err))
 	default:
-		s.log.Error("secrets", "err", err)
+		f.s.log.Error("secrets", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "secret store unavailable")
 	}
 }
 
-func (s *Server) handleListSecrets(w http.ResponseWriter, r *http.Request) {
-	sc, ok := s.secretScope(w, r)
+func (f *secretsAPI) handleList(w http.ResponseWriter, r *http.Request) {
+	sc, ok := f.scope(w, r)
 	if !ok {
 		return
 	}
-	list, err := s.opts.Secrets.List(r.Context(), sc)
+	list, err := f.st.List(r.Context(), sc)
 	if err != nil {
-		s.secretError(w, err)
+		f.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, list)
@@ -75,8 +101,8 @@ type secretBody struct {
 	Value string `json:"value"`
 }
 
-func (s *Server) handlePutSecret(w http.ResponseWriter, r *http.Request) {
-	sc, ok := s.secretScope(w, r)
+func (f *secretsAPI) handlePut(w http.ResponseWriter, r *http.Request) {
+	sc, ok := f.scope(w, r)
 	if !ok {
 		return
 	}
@@ -88,39 +114,39 @@ func (s *Server) handlePutSecret(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `body must be JSON {"value": "..."}`)
 		return
 	}
-	meta, err := s.opts.Secrets.Set(r.Context(), sc, r.PathValue("name"), body.Value)
+	meta, err := f.st.Set(r.Context(), sc, r.PathValue("name"), body.Value)
 	if err != nil {
-		s.secretError(w, err)
+		f.fail(w, err)
 		return
 	}
-	s.log.Info("secret set", "scope", meta.Scope, "name", meta.Name)
+	f.s.log.Info("secret set", "scope", meta.Scope, "name", meta.Name)
 	writeJSON(w, http.StatusOK, meta)
 }
 
-func (s *Server) handleDeleteSecret(w http.ResponseWriter, r *http.Request) {
-	sc, ok := s.secretScope(w, r)
+func (f *secretsAPI) handleDelete(w http.ResponseWriter, r *http.Request) {
+	sc, ok := f.scope(w, r)
 	if !ok {
 		return
 	}
-	if err := s.opts.Secrets.Delete(r.Context(), sc, r.PathValue("name")); err != nil {
-		s.secretError(w, err)
+	if err := f.st.Delete(r.Context(), sc, r.PathValue("name")); err != nil {
+		f.fail(w, err)
 		return
 	}
-	s.log.Info("secret removed", "scope", sc.String(), "name", r.PathValue("name"))
+	f.s.log.Info("secret removed", "scope", sc.String(), "name", r.PathValue("name"))
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// handleRotateSecretsKey re-encrypts every secret under a new key (or, when
+// handleRotateKey re-encrypts every secret under a new key (or, when
 // the key file is read-only, under the key the operator put first in it).
-func (s *Server) handleRotateSecretsKey(w http.ResponseWriter, r *http.Request) {
-	if !s.secretsReady(w) {
+func (f *secretsAPI) handleRotateKey(w http.ResponseWriter, r *http.Request) {
+	if !f.ready(w) {
 		return
 	}
-	changed, newKey, err := secrets.Rotate(r.Context(), s.opts.SecretsKeyFile, s.opts.Secrets)
+	changed, newKey, err := secrets.Rotate(r.Context(), f.keyFile, f.st)
 	if err != nil {
-		s.secretError(w, err)
+		f.fail(w, err)
 		return
 	}
-	s.log.Info("secrets key rotated", "reencrypted", changed, "new_key", newKey)
+	f.s.log.Info("secrets key rotated", "reencrypted", changed, "new_key", newKey)
 	writeJSON(w, http.StatusOK, map[string]any{"reencrypted": changed, "new_key": newKey})
 }

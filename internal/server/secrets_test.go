@@ -25,7 +25,8 @@ func startSecrets(t *testing.T, apiToken string) (base string, st *secrets.Store
 	st = secrets.NewStore(r.Client(), "", secrets.FileKeys(keyFile))
 	logs = &testutil.SyncBuffer{}
 	e := startOn(t, r, func(o *server.Options) {
-		o.APIToken, o.Secrets, o.SecretsKeyFile = apiToken, st, keyFile
+		o.APIToken = apiToken
+		o.Features = append(o.Features, server.Secrets(st, keyFile))
 		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	return e.url, st, logs

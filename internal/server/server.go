@@ -13,19 +13,14 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/raibid-labs/raibid-ci/internal/api"
-	"github.com/raibid-labs/raibid-ci/internal/artifacts"
 	"github.com/raibid-labs/raibid-ci/internal/forge/gitea"
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
-	"github.com/raibid-labs/raibid-ci/internal/mirror"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
-	"github.com/raibid-labs/raibid-ci/internal/schedule"
-	"github.com/raibid-labs/raibid-ci/internal/secrets"
 	"github.com/raibid-labs/raibid-ci/internal/store"
 	"github.com/raibid-labs/raibid-ci/internal/web"
 )
@@ -78,11 +73,6 @@ type Options struct {
 	PublicURL string
 	// Scaler, when set, lets clients change the number of agents (PUT /scale).
 	Scaler Scaler
-	// Mirrors, when set, serves GitHub → Gitea mirroring: the github-sync
-	// webhook, GET /mirrors and the periodic rescan.
-	Mirrors *mirror.Service
-	// GitHubWebhookSecret signs /webhook/github-sync (default WebhookSecret).
-	GitHubWebhookSecret string
 	// UIPublic lets anyone who can reach the server read the web pages;
 	// cancel and retry still need a login. Default: pages need the token.
 	UIPublic bool
@@ -90,19 +80,14 @@ type Options struct {
 	Executor Executor
 	// Pods, when set, adds the agent pods' phases to GET /agents.
 	Pods PodLister
-	// Secrets, when set, serves the pipeline secrets API; SecretsKeyFile is
-	// its key file (rotate-key writes it).
-	Secrets        *secrets.Store
-	SecretsKeyFile string
 	// Heads, when set, resolves the branch of a manual job (POST /jobs
 	// without a commit) to its head commit, recorded on the job.
 	Heads HeadResolver
-	// Artifacts, when set, stores what agents upload and serves it.
-	Artifacts *artifacts.Store
-	// Schedules, when set, serves /schedules and fires them (control loop).
-	Schedules *schedule.Store
 	// HostStats reads the host's figures for GET /system (default /proc).
 	HostStats func() api.Host
+	// Features are the optional parts served beside the core API
+	// (feature.go): Mirrors, Secrets, Schedules, Artifacts.
+	Features []Feature
 }
 
 // HeadResolver finds a branch's head commit: ci.ErrNotFound when the branch
@@ -137,9 +122,11 @@ type Server struct {
 	pages    *web.Pages
 	sessions *web.Sessions
 	bodies   *bodyBudget
-	// artifactBytes is what stored artifacts take: measured at each prune,
-	// grown by each upload in between.
-	artifactBytes atomic.Int64
+	// featureRoutes, featurePages and featureLoops are what opts.Features
+	// added.
+	featureRoutes []route
+	featurePages  []route
+	featureLoops  []controlLoop
 }
 
 // New builds a Server.
@@ -177,8 +164,11 @@ func New(opts Options) *Server {
 	if opts.GPUJobs != nil {
 		opts.GPUJobs.OnSubmit(s.queued)
 	}
-	if opts.Mirrors != nil {
-		opts.Mirrors.SetObserver(s.metrics.observeMirror)
+	for _, f := range opts.Features {
+		parts := f.attach(s)
+		s.featureRoutes = append(s.featureRoutes, parts.routes...)
+		s.featurePages = append(s.featurePages, parts.pages...)
+		s.featureLoops = append(s.featureLoops, parts.loops...)
 	}
 	s.handler = s.routes()
 	return s

@@ -83,6 +83,11 @@ func readMem() (total, used uint64) {
 }
 
 func (s *Server) handleSystem(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, api.System{Version: s.opts.Version, StartedAt: s.started, Host: s.opts.HostStats(),
-		ArtifactsBytes: s.artifactBytes.Load()})
+	sys := api.System{Version: s.opts.Version, StartedAt: s.started, Host: s.opts.HostStats()}
+	for _, f := range s.opts.Features {
+		if figures, ok := f.(systemFigures); ok {
+			figures.addSystemFigures(&sys)
+		}
+	}
+	writeJSON(w, http.StatusOK, sys)
 }

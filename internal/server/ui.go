@@ -36,7 +36,9 @@ func (s *Server) uiRoutes(mux *http.ServeMux) {
 	page("GET /ui/jobs/{id}", s.handleUIJob)
 	page("GET /ui/jobs/{id}/stream", s.handleUIJobStream)
 	page("GET /ui/jobs/{id}/log.txt", s.handleLogs)
-	page("GET /ui/jobs/{id}/artifacts/{name}", s.handleGetArtifact)
+	for _, p := range s.featurePages {
+		page(p.method+" "+p.pattern, p.handler)
+	}
 	act("POST /ui/jobs/{id}/cancel", s.handleUICancel)
 	act("POST /ui/jobs/{id}/retry", s.handleUIRetry)
 	act("POST /ui/logout", s.handleUILogout)

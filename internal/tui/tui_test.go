@@ -67,7 +67,7 @@ func newRig(t *testing.T) *rig {
 	}
 	mirrors := mirror.NewService(mirror.ServiceOptions{Config: cfg, Gitea: gitea.NewClient(gt.URL, "", nil)})
 	srv := server.New(server.Options{Store: st, Queue: jb.Queue, Jobs: jb.Lifecycle, ReaperInterval: -1,
-		Version: "test", Scaler: sc, GiteaURL: "http://gitea.local:3000", Mirrors: mirrors,
+		Version: "test", Scaler: sc, GiteaURL: "http://gitea.local:3000", Features: []server.Feature{server.Mirrors(mirrors, "")},
 		HostStats: func() api.Host {
 			return api.Host{CPUPercent: 37, CPUs: 20, MemTotal: 128 << 30, MemUsed: 42 << 30, Load1: 3.5}
 		}})
