@@ -35,8 +35,8 @@ import (
 	"github.com/raibid-labs/raibid-ci/deploy"
 	"github.com/raibid-labs/raibid-ci/internal/agent"
 	"github.com/raibid-labs/raibid-ci/internal/kube"
-	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/queue"
+	"github.com/raibid-labs/raibid-ci/internal/runner"
 )
 
 func scheme(t *testing.T) *runtime.Scheme {
@@ -374,7 +374,7 @@ func TestAgentPodsKeepCredentialsFromBuilds(t *testing.T) {
 		t.Fatal("no agent ScaledJob or raibid-config")
 	}
 	spec := sj.Spec.JobTargetRef.Template.Spec
-	if p := kube.CheckBuildIsolation(spec, config, pipeline.PassedEnv); len(p) > 0 {
+	if p := kube.CheckBuildIsolation(spec, config, runner.PassedEnv); len(p) > 0 {
 		t.Fatalf("the agent ScaledJob lets builds reach credentials:\n  %s", strings.Join(p, "\n  "))
 	}
 	if got, want := spec.Containers[0].SecurityContext, kube.AgentSecurityContext(); !equality.Semantic.DeepEqual(got, want) {

@@ -125,7 +125,7 @@ type Options struct {
 	// Sandbox, when set, runs every step in it (see internal/sandbox); nil
 	// runs steps as the agent's own user, which only --sandbox=off allows.
 	Sandbox *sandbox.Sandbox
-	// PassEnv names agent variables steps inherit beyond pipeline.PassedEnv.
+	// PassEnv names agent variables steps inherit beyond runner.PassedEnv.
 	PassEnv []string
 	// Env adds NAME=value variables every step sees (e.g. RUSTUP_HOME when
 	// the sandbox gives steps a HOME of their own).

@@ -84,10 +84,10 @@ func newLogSink(st Store, jobID, writer string, maxBytes int64) *logSink {
 	return s
 }
 
-// Line implements pipeline.Sink.
+// Line implements runner.Sink.
 func (s *logSink) Line(step, stream, text string) { s.LineCont(step, stream, text, false) }
 
-// LineCont implements pipeline.ContinuedSink: cont marks the continuation of
+// LineCont implements runner.ContinuedSink: cont marks the continuation of
 // a line cut at the reader's buffer.
 func (s *logSink) LineCont(step, stream, text string, cont bool) {
 	l := ci.LogLine{Step: step, Stream: stream, Text: text, Time: time.Now(), Cont: cont}

@@ -17,6 +17,7 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/jobs"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/runner"
 	"github.com/raibid-labs/raibid-ci/internal/safefs"
 	"github.com/raibid-labs/raibid-ci/internal/sandbox"
 	"github.com/raibid-labs/raibid-ci/internal/statuses"
@@ -42,7 +43,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Claimed, gpus []int) {
 	defer func() { interrupt(nil); <-watchDone }()
 
 	timing := startPhases()
-	masker := pipeline.NewMasker(a.opts.Secrets...)
+	masker := runner.NewMasker(a.opts.Secrets...)
 	sink := newLogSink(a.opts.Store, job.ID, fmt.Sprintf("%s/%s/%d", a.opts.Name, d.ID, d.Deliveries), a.opts.MaxLogBytes)
 	defer sink.Close()
 	ws, releaseSlot, err := acquireWorkspace(a.opts.WorkDir, job.CacheScope(), job.CloneURL)
@@ -160,7 +161,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Claimed, gpus []int) {
 		for _, v := range stepSecrets {
 			vals = append(vals, v)
 		}
-		masker = pipeline.NewMasker(vals...)
+		masker = runner.NewMasker(vals...)
 		sink.Line("pipeline", "system", fmt.Sprintf("secrets: %s (masked in this log)", strings.Join(p.SecretNames(), ", ")))
 	}
 	sink.Line("pipeline", "system", fmt.Sprintf("running %s of the %s", ci.Plural(len(p.Steps), "step"), p.Origin))
@@ -208,7 +209,7 @@ func (a *Agent) handle(ctx context.Context, run *jobs.Claimed, gpus []int) {
 	}
 	timing.mark("prepare")
 	progress := reportSteps(run, log)
-	res := pipeline.Execute(jobCtx, p, pipeline.ExecOptions{
+	res := runner.Execute(jobCtx, p, runner.Options{
 		AfterStep: up.afterStep,
 		Dir:       ws, Sink: sink, Masker: masker, Env: env, PassEnv: a.opts.PassEnv, Start: start, Secrets: stepSecrets, When: when, Concurrency: a.opts.StepConcurrency, Sidecars: a.opts.Sidecars,
 		OnStep: progress.send,
@@ -254,7 +255,7 @@ func (a *Agent) pipelineSecrets(ctx context.Context, job *ci.Job, p *pipeline.Pi
 // directories they write handed to the build user, and how a step starts
 // in a sandbox showing what the steps may see. Without a sandbox it
 // returns nothing.
-func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string, keep bool, build buildSetup, devices map[string]string) (start func(argv, env []string) (pipeline.Process, error), env []string, err error) {
+func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string, keep bool, build buildSetup, devices map[string]string) (start func(argv, env []string) (runner.Process, error), env []string, err error) {
 	sb := a.opts.Sandbox
 	if sb == nil {
 		// Unsandboxed steps run as the agent's user: a link serves.
@@ -297,12 +298,12 @@ func (a *Agent) sandboxFor(ctx context.Context, job *ci.Job, ws, mirrors string,
 	}
 	sjob := sandbox.Job{Dir: ws, Writable: append([]string{home}, writable...), Shown: shown, Devices: devices,
 		ReadOnly: []string{mirrorDir(mirrors, job.CloneURL), filepath.Join(ws, ".git")}}
-	return func(argv, env []string) (pipeline.Process, error) {
+	return func(argv, env []string) (runner.Process, error) {
 		p, err := sb.Start(argv, env, sjob)
 		if err != nil {
-			return pipeline.Process{}, err
+			return runner.Process{}, err
 		}
-		return pipeline.Process{Pid: p.Pid, Stdout: p.Stdout, Stderr: p.Stderr, Wait: p.Wait}, nil
+		return runner.Process{Pid: p.Pid, Stdout: p.Stdout, Stderr: p.Stderr, Wait: p.Wait}, nil
 	}, env, nil
 }
 

@@ -5,7 +5,7 @@ import (
 	"maps"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
-	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/runner"
 )
 
 // A toolchain prepares, on the agent's side, what one language's builds
@@ -31,7 +31,7 @@ type buildSetup struct {
 	Shown map[string]string
 	// Stats turn the pipeline's result into fields recorded with the
 	// verdict (cache figures), one per toolchain that gives any.
-	Stats []func(pipeline.Result) map[string]string
+	Stats []func(runner.Result) map[string]string
 	// Release lets go of what the job held (the in-use marks of its cache
 	// directories); called once the job has ended.
 	Release []func()
@@ -45,7 +45,7 @@ func (b buildSetup) release() {
 }
 
 // stats is the fields the toolchains record with the verdict.
-func (b buildSetup) stats(res pipeline.Result) map[string]string {
+func (b buildSetup) stats(res runner.Result) map[string]string {
 	out := map[string]string{}
 	for _, f := range b.Stats {
 		maps.Copy(out, f(res))

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
-	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/runner"
 )
 
 // rustBuild is the Rust toolchain: with a build cache, a cargo target
@@ -37,7 +37,7 @@ func (r rustBuild) prepare(ctx context.Context, job *ci.Job, ws string) (buildSe
 		Writable: []string{target},
 		Shown:    map[string]string{"target": target},
 		Notes:    []string{"cargo target dir (kept between jobs, seen as target/): " + target},
-		Stats: []func(pipeline.Result) map[string]string{func(res pipeline.Result) map[string]string {
+		Stats: []func(runner.Result) map[string]string{func(res runner.Result) map[string]string {
 			return map[string]string{"cache_artifacts": strconv.Itoa(res.Cache.Total), "cache_fresh": strconv.Itoa(res.Cache.Fresh)}
 		}},
 	}
@@ -116,7 +116,7 @@ func sccacheServer(ctx context.Context, wrapper string, env []string) error {
 		}
 		cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 		cmd := exec.CommandContext(cctx, wrapper, "--show-stats")
-		cmd.Env = pipeline.StepEnv(nil, env)
+		cmd.Env = runner.StepEnv(nil, env)
 		var out []byte
 		out, err = cmd.CombinedOutput()
 		cancel()

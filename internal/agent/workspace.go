@@ -22,7 +22,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/cache"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
-	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/runner"
 	"github.com/raibid-labs/raibid-ci/internal/safefs"
 )
 
@@ -164,7 +164,7 @@ func (s Repos) gitEnv() []string {
 //
 // With clean false (the agent found the worktree untouched since it last
 // made it clean), the reset leaves out git clean: there is nothing to remove.
-func (s Repos) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit string, keep, clean bool, masker *pipeline.Masker) error {
+func (s Repos) clone(ctx context.Context, mirrors, dir, cloneURL, branch, commit string, keep, clean bool, masker *runner.Masker) error {
 	if err := s.check(cloneURL); err != nil {
 		return err
 	}
@@ -310,7 +310,7 @@ func mirrorDir(mirrors, cloneURL string) string {
 // The worktree was a build's to write, so its .git file is not trusted: git
 // is pointed at the mirror's record of the worktree explicitly, and a record
 // that does not point back at dir is refused.
-func (s Repos) reset(ctx context.Context, mirror, dir, commit string, clean bool, fetch func(string) error, masker *pipeline.Masker, cloneURL string) error {
+func (s Repos) reset(ctx context.Context, mirror, dir, commit string, clean bool, fetch func(string) error, masker *runner.Masker, cloneURL string) error {
 	gitDir := filepath.Join(mirror, "worktrees", filepath.Base(dir))
 	back, err := os.ReadFile(filepath.Join(gitDir, "gitdir"))
 	if err != nil || filepath.Clean(strings.TrimSpace(string(back))) != filepath.Join(dir, ".git") {

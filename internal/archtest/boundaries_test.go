@@ -25,8 +25,9 @@ var floors = map[string]int{
 	// 2: what joins two concerns: the job lifecycle (hash + queue entry),
 	// mirroring (GitHub + Gitea), the HTTP client (transport + API types),
 	// schedules (cron + API types + Redis), the commit status outbox
-	// (Gitea's statuses + jobs + Redis).
-	"internal/jobs": 2, "internal/mirror": 2, "internal/client": 2, "internal/schedule": 2, "internal/statuses": 2,
+	// (Gitea's statuses + jobs + Redis), the step runner (a pipeline's
+	// steps and services as processes).
+	"internal/runner": 2, "internal/jobs": 2, "internal/mirror": 2, "internal/client": 2, "internal/schedule": 2, "internal/statuses": 2,
 	// 3: the three runtimes.
 	"internal/agent": 3, "internal/server": 3, "internal/tui": 3,
 	// 4: flags → config → run; 5: main.

@@ -14,7 +14,7 @@ import (
 	dynfake "k8s.io/client-go/dynamic/fake"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
-	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/runner"
 )
 
 // fakeCluster is client-go's fake dynamic client (no API server runs here),
@@ -280,7 +280,7 @@ func TestExecutorJobsIsolateBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := e.jobSpec("raibid-agent-x", testJob())
-	if p := CheckBuildIsolation(job.Spec.Template.Spec, nil, pipeline.PassedEnv); len(p) > 0 {
+	if p := CheckBuildIsolation(job.Spec.Template.Spec, nil, runner.PassedEnv); len(p) > 0 {
 		t.Fatalf("executor Job: %v", p)
 	}
 	// The checker itself sees each way out.
@@ -293,7 +293,7 @@ func TestExecutorJobsIsolateBuilds(t *testing.T) {
 		ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "proxy"}}})
 	loose := int32(0o644)
 	spec.Volumes[len(spec.Volumes)-1].Secret.DefaultMode = &loose
-	if p := CheckBuildIsolation(spec, map[string]string{"RAIBID_SANDBOX": "off", "RAIBID_BUILD_USER": "root"}, pipeline.PassedEnv); len(p) != 7 {
+	if p := CheckBuildIsolation(spec, map[string]string{"RAIBID_SANDBOX": "off", "RAIBID_BUILD_USER": "root"}, runner.PassedEnv); len(p) != 7 {
 		t.Fatalf("checker found %d of 7 problems: %v", len(p), p)
 	}
 }

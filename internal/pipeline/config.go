@@ -1,8 +1,8 @@
-// Package pipeline decides what a job runs and runs it: the .raibid.yml file
-// (parsed strictly, errors naming file, line and field), the default Rust
-// pipeline for a bare Cargo.toml, and the step runner (one process group per
-// step, timeouts, cancellation, line-by-line output with secrets masked).
-// It knows nothing of Redis or queues: output goes to a Sink.
+// Package pipeline decides what a job runs: the .raibid.yml file (parsed
+// strictly, errors naming file, line and field; when:, matrix:, services:,
+// artifacts:, resources:, depends_on graphs) and the default pipelines for a
+// repository without one (Rust, Go, Python, Node). It is the spec only and
+// starts nothing: internal/runner runs what it describes.
 package pipeline
 
 import (
@@ -64,9 +64,6 @@ type Step struct {
 	// pipeline has it, the steps form a graph: those without it start at
 	// once, up to the agent's step concurrency.
 	DependsOn []string
-	// started, when set, is told the pid of the step's process once it
-	// runs (a service's readiness check looks at what it listens on).
-	started func(pid int)
 }
 
 // SecretRef names a pipeline secret and the variable a step sees it as.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/runner"
 )
 
 func TestParseValid(t *testing.T) {
@@ -155,7 +156,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestMaskerHidesPlainAndBase64(t *testing.T) {
-	m := pipeline.NewMasker("s3cr3t-token", "ab")
+	m := runner.NewMasker("s3cr3t-token", "ab")
 	in := "token=s3cr3t-token basic=czNjcjN0LXRva2Vu short=ab"
 	got := m.Apply(in)
 	if strings.Contains(got, "s3cr3t") || strings.Contains(got, "czNjcjN0LXRva2Vu") || !strings.Contains(got, "short=ab") {

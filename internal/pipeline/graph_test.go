@@ -1,90 +1,13 @@
 package pipeline
 
 import (
-	"context"
-	"strings"
 	"testing"
-
-	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
-
-func stepsByName(res Result) map[string]ci.Step {
-	out := map[string]ci.Step{}
-	for _, s := range res.Steps {
-		out[s.Name] = s
-	}
-	return out
-}
 
 // Two independent steps run at once and a third waits for both: asserted
 // from the steps' recorded start and finish times, not the wall clock.
-func TestGraphRunsIndependentStepsAtOnce(t *testing.T) {
-	p, err := Parse(".raibid.yml", []byte(`steps:
-  - {name: a, run: sleep 2}
-  - {name: b, run: sleep 2}
-  - {name: c, run: echo both done, depends_on: [a, b]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Concurrency: 4})
-	st := stepsByName(res)
-	a, b, c := st["a"], st["b"], st["c"]
-	if res.Status != ci.StatusSuccess || a.Status != ci.StatusSuccess || c.Status != ci.StatusSuccess {
-		t.Fatalf("%s %+v", res.Status, res.Steps)
-	}
-	if !a.StartedAt.Before(*b.FinishedAt) || !b.StartedAt.Before(*a.FinishedAt) {
-		t.Fatalf("a (%s–%s) and b (%s–%s) did not overlap", a.StartedAt, a.FinishedAt, b.StartedAt, b.FinishedAt)
-	}
-	if c.StartedAt.Before(*a.FinishedAt) || c.StartedAt.Before(*b.FinishedAt) {
-		t.Fatalf("c started at %s, before a or b finished (%s, %s)", c.StartedAt, a.FinishedAt, b.FinishedAt)
-	}
-	if wall := c.FinishedAt.Sub(*a.StartedAt); wall.Seconds() >= 5 {
-		t.Fatalf("the graph took %s; sequential would take 4 s and more", wall)
-	}
-
-	// With one slot the same graph runs its steps one at a time.
-	res = Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Concurrency: 1})
-	st = stepsByName(res)
-	a, b = st["a"], st["b"]
-	if a.StartedAt.Before(*b.FinishedAt) && b.StartedAt.Before(*a.FinishedAt) {
-		t.Fatal("two steps ran at once with a concurrency of 1")
-	}
-}
-
 // A failed step skips its dependants (and theirs), not the rest; an
 // allowed failure does not; a step asking for failures runs.
-func TestGraphFailureSkipsOnlyDependants(t *testing.T) {
-	p, err := Parse(".raibid.yml", []byte(`steps:
-  - {name: build, run: "true"}
-  - {name: test, run: exit 1, depends_on: [build]}
-  - {name: lint, run: exit 1, depends_on: [build], allow_failure: true}
-  - {name: doc, run: "true", depends_on: [build]}
-  - {name: package, run: "true", depends_on: [test]}
-  - {name: publish, run: "true", depends_on: [package]}
-  - {name: after-lint, run: "true", depends_on: [lint]}
-  - {name: report, run: echo reporting, depends_on: [test], when: {status: [failure]}}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := &recorder{}
-	res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Concurrency: 3, Sink: out})
-	want := map[string]ci.Status{"build": "success", "test": "failed", "lint": "failed", "doc": "success",
-		"package": "skipped", "publish": "skipped", "after-lint": "success", "report": "success"}
-	for name, st := range stepsByName(res) {
-		if want[name] != st.Status {
-			t.Errorf("%s = %s, want %s", name, st.Status, want[name])
-		}
-	}
-	if res.Status != ci.StatusFailed || res.Error != "step test failed with exit code 1" {
-		t.Fatalf("verdict %s %q", res.Status, res.Error)
-	}
-	if log := out.text(); !strings.Contains(log, "package: skipped: needs test, which did not pass") || !strings.Contains(log, "publish: skipped: needs package, which did not pass") {
-		t.Fatalf("log:\n%s", log)
-	}
-}
-
 func TestGraphErrors(t *testing.T) {
 	for yml, want := range map[string]string{
 		"steps:\n  - {name: a, run: x, depends_on: [b]}\n": `.raibid.yml:2: steps[0].depends_on: no step is called "b"`,

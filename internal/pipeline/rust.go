@@ -35,6 +35,11 @@ func DetectTools() Tools {
 	}
 }
 
+// cargoJSON is the flag that makes cargo report each artifact as a JSON line
+// on stdout while still rendering diagnostics for people (on stderr): the
+// runner counts the artifacts (Step.CargoJSON).
+const cargoJSON = "--message-format=json-render-diagnostics"
+
 // RustPipeline is the default for a repository with a Cargo.toml and no
 // .raibid.yml: check, release build, tests (nextest when installed), clippy
 // with warnings as errors, audit when installed, and an image build when there

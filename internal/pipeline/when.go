@@ -132,9 +132,9 @@ func (p *Pipeline) UsesPaths() bool {
 	return false
 }
 
-// runsAfter reports whether a step with this when runs after steps that
+// RunsAfter reports whether a step with this when runs after steps that
 // failed (failed true) or all succeeded.
-func (w *When) runsAfter(failed bool) bool {
+func (w *When) RunsAfter(failed bool) bool {
 	want := "success"
 	if failed {
 		want = "failure"

@@ -1,12 +1,8 @@
 package pipeline
 
 import (
-	"context"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/raibid-labs/raibid-ci/internal/ci"
 )
 
 // when: is parsed strictly: a bad glob, an unknown key, status on the
@@ -72,60 +68,3 @@ steps:
 // Steps with when: a step for another event is skipped with the reason; a
 // failure skips the ordinary steps after it but runs those that ask for
 // failures, and the first failure stays the verdict.
-func TestStepWhenInTheRunner(t *testing.T) {
-	p, err := Parse(".raibid.yml", []byte(`steps:
-  - name: build
-    run: echo built
-  - name: deploy
-    run: echo deployed
-    when: {event: tag}
-  - name: test
-    run: exit 3
-  - name: after
-    run: echo after
-  - name: notify
-    run: echo notified; exit 1
-    when: {status: [failure]}
-  - name: cleanup
-    run: echo cleaned
-    when: {status: [success, failure]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &recorder{}
-	res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Sink: sink, When: Context{Event: "push", Branch: "main"}})
-	got := map[string]ci.Status{}
-	for _, s := range res.Steps {
-		got[s.Name] = s.Status
-	}
-	want := map[string]ci.Status{"build": "success", "deploy": "skipped", "test": "failed", "after": "skipped", "notify": "failed", "cleanup": "success"}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("step %s = %s, want %s", k, got[k], v)
-		}
-	}
-	if res.Status != ci.StatusFailed || res.Error != "step test failed with exit code 3" {
-		t.Fatalf("verdict %s %q", res.Status, res.Error)
-	}
-	if out := sink.text(); !strings.Contains(out, "skipped: event push is not tag") || !strings.Contains(out, "notified") || !strings.Contains(out, "cleaned") {
-		t.Fatalf("log:\n%s", out)
-	}
-}
-
-type recorder struct {
-	mu  sync.Mutex
-	out []string
-}
-
-func (r *recorder) Line(step, stream, text string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.out = append(r.out, step+": "+text)
-}
-
-func (r *recorder) text() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return strings.Join(r.out, "\n")
-}

@@ -1,4 +1,10 @@
-package pipeline
+// Package runner runs a pipeline (internal/pipeline) on the agent: its
+// services started and waited for, its steps in order or as a graph, each
+// in its own process group (or the agent's sandbox, through Options.Start)
+// with timeouts, cancellation and an environment that holds only what it
+// is given, and their output line by line with secrets masked. It knows
+// nothing of Redis or queues: output goes to a Sink.
+package runner
 
 import (
 	"bufio"
@@ -15,6 +21,7 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 )
 
 // DefaultKillGrace is how long a cancelled step's process group has between
@@ -33,8 +40,8 @@ type ContinuedSink interface {
 	LineCont(step, stream, text string, cont bool)
 }
 
-// ExecOptions configure one pipeline run.
-type ExecOptions struct {
+// Options configure one pipeline run.
+type Options struct {
 	Dir    string
 	Env    []string // NAME=value, added to the agent's environment (minus RAIBID_*)
 	Sink   Sink
@@ -53,7 +60,7 @@ type ExecOptions struct {
 	// — instead of as a child of this process in Dir.
 	Start func(argv, env []string) (Process, error)
 	// When is what steps' when: conditions are evaluated against.
-	When Context
+	When pipeline.Context
 	// Concurrency bounds the steps of a graph running at once (default 1;
 	// a sequence runs one at a time anyway).
 	Concurrency int
@@ -63,7 +70,7 @@ type ExecOptions struct {
 	// AfterStep, when set, runs after each step that ran to an exit
 	// (succeeded or failed) — the agent uploads its artifacts there; an
 	// error fails the step with it.
-	AfterStep func(s Step) error
+	AfterStep func(s pipeline.Step) error
 }
 
 // Result is a pipeline's verdict.
@@ -78,7 +85,7 @@ type Result struct {
 // Execute runs the pipeline's steps — in order, or as a graph when steps
 // have depends_on — until one fails (allow_failure steps may fail), the
 // pipeline's timeout passes or ctx is cancelled.
-func Execute(ctx context.Context, p *Pipeline, o ExecOptions) Result {
+func Execute(ctx context.Context, p *pipeline.Pipeline, o Options) Result {
 	if o.KillGrace <= 0 {
 		o.KillGrace = DefaultKillGrace
 	}
@@ -87,7 +94,7 @@ func Execute(ctx context.Context, p *Pipeline, o ExecOptions) Result {
 	}
 	timeout := p.Timeout
 	if timeout <= 0 {
-		timeout = DefaultTimeout
+		timeout = pipeline.DefaultTimeout
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -131,8 +138,8 @@ func Execute(ctx context.Context, p *Pipeline, o ExecOptions) Result {
 // runner is one run of a pipeline: the steps' states and the verdict,
 // shared by the steps running at once.
 type runner struct {
-	p         *Pipeline
-	o         ExecOptions
+	p         *pipeline.Pipeline
+	o         Options
 	ctx, pctx context.Context
 	timeout   time.Duration
 	counter   *cargoCounter
@@ -191,7 +198,7 @@ func (r *runner) admit(i int, failedBefore bool, why string) bool {
 	case r.stopped():
 		r.setStatus(i, ci.StatusSkipped, true)
 		return false
-	case !s.When.runsAfter(failedBefore):
+	case !s.When.RunsAfter(failedBefore):
 		// After a failure only the steps that ask for it run (when.status:
 		// [failure]: notifications, cleanup); a failure-only step after
 		// success does not.
@@ -225,7 +232,7 @@ func (r *runner) exec(i int) {
 	r.mu.Unlock()
 	r.report()
 	r.o.line(s.Name, "system", "$ "+s.Run)
-	code, err := runStep(r.pctx, s, r.p.Env, r.o, r.counter)
+	code, err := runStep(r.pctx, s, r.p.Env, r.o, r.counter, nil)
 	end := time.Now()
 	status, verdict, why := ci.StatusSuccess, ci.StatusSuccess, ""
 	switch {
@@ -354,10 +361,10 @@ func (r *runner) graph() {
 	wg.Wait()
 }
 
-func (o ExecOptions) line(step, stream, text string) { o.piece(step, stream, text, false) }
+func (o Options) line(step, stream, text string) { o.piece(step, stream, text, false) }
 
 // piece sends a line, or with cont the continuation of a cut line.
-func (o ExecOptions) piece(step, stream, text string, cont bool) {
+func (o Options) piece(step, stream, text string, cont bool) {
 	switch s := o.Sink.(type) {
 	case nil:
 	case ContinuedSink:
@@ -371,7 +378,8 @@ func (o ExecOptions) piece(step, stream, text string, cont bool) {
 // (-1 when it did not exit normally). On cancel or timeout the group gets
 // SIGTERM, then SIGKILL after the kill grace; when the step's shell exits, anything
 // it left running in the group is killed, so no step outlives its job.
-func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o ExecOptions, counter *cargoCounter) (int, error) {
+// started, when set, is told the pid of the step's process once it runs.
+func runStep(ctx context.Context, s pipeline.Step, pipelineEnv map[string]string, o Options, counter *cargoCounter, started func(pid int)) (int, error) {
 	sctx := ctx
 	if s.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -387,7 +395,7 @@ func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o ExecO
 		secretEnv = append(secretEnv, r.Env+"="+o.Secrets[r.Name])
 	}
 	// Secrets last: neither the pipeline's env nor the step's can replace one.
-	env := StepEnv(o.PassEnv, o.Env, EnvList(pipelineEnv), EnvList(s.Env), secretEnv)
+	env := StepEnv(o.PassEnv, o.Env, pipeline.EnvList(pipelineEnv), pipeline.EnvList(s.Env), secretEnv)
 	start := o.Start
 	if start == nil {
 		start = o.startHere
@@ -398,8 +406,8 @@ func runStep(ctx context.Context, s Step, pipelineEnv map[string]string, o ExecO
 	}
 	stdoutR, stderrR := proc.Stdout, proc.Stderr
 	pgid := proc.Pid
-	if s.started != nil {
-		s.started(pgid)
+	if started != nil {
+		started(pgid)
 	}
 	var readers sync.WaitGroup
 	for _, r := range []struct {
@@ -470,7 +478,7 @@ type Process struct {
 
 // startHere starts argv as a child of this process, in Dir, leading its
 // own process group and killed if the agent dies.
-func (o ExecOptions) startHere(argv, env []string) (Process, error) {
+func (o Options) startHere(argv, env []string) (Process, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = o.Dir
 	cmd.Env = env

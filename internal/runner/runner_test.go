@@ -1,4 +1,4 @@
-package pipeline_test
+package runner_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/runner"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
@@ -33,10 +34,10 @@ func (l *lines) text() string {
 	return strings.Join(l.all, "\n")
 }
 
-func run(t *testing.T, ctx context.Context, p *pipeline.Pipeline, secrets ...string) (pipeline.Result, *lines) {
+func run(t *testing.T, ctx context.Context, p *pipeline.Pipeline, secrets ...string) (runner.Result, *lines) {
 	t.Helper()
 	out := &lines{}
-	res := pipeline.Execute(ctx, p, pipeline.ExecOptions{Dir: t.TempDir(), Sink: out, Masker: pipeline.NewMasker(secrets...),
+	res := runner.Execute(ctx, p, runner.Options{Dir: t.TempDir(), Sink: out, Masker: runner.NewMasker(secrets...),
 		Env: []string{"RAIBID_JOB_ID=j1"}, KillGrace: 500 * time.Millisecond})
 	return res, out
 }
@@ -123,7 +124,7 @@ func pgrepMarker(t *testing.T, marker string) int {
 func TestCancelKillsProcessGroup(t *testing.T) {
 	marker := fmt.Sprintf("raibid-cancel-%d", os.Getpid())
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan pipeline.Result, 1)
+	done := make(chan runner.Result, 1)
 	go func() {
 		r, _ := run(t, ctx, steps(pipeline.Step{Name: "stubborn",
 			Run: fmt.Sprintf(`(trap '' TERM; exec -a %s-a sleep 60) & exec -a %s-b sleep 60`, marker, marker)}))
@@ -168,7 +169,7 @@ func TestAllowFailureCoversArtifactErrors(t *testing.T) {
 	for _, allow := range []bool{true, false} {
 		out := &lines{}
 		p := steps(pipeline.Step{Name: "pack", Run: "true", AllowFailure: allow}, pipeline.Step{Name: "after", Run: "echo after-ran"})
-		res := pipeline.Execute(context.Background(), p, pipeline.ExecOptions{Dir: t.TempDir(), Sink: out, Masker: pipeline.NewMasker(),
+		res := runner.Execute(context.Background(), p, runner.Options{Dir: t.TempDir(), Sink: out, Masker: runner.NewMasker(),
 			AfterStep: func(s pipeline.Step) error {
 				if s.Name == "pack" {
 					return errors.New("publish: 409 conflict")

@@ -1,4 +1,4 @@
-package pipeline_test
+package runner_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/runner"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
@@ -25,9 +26,9 @@ func TestCargoArtifactsCountedAsCacheHits(t *testing.T) {
 	}
 	p := pipeline.RustPipeline(dir, pipeline.Tools{})
 	target := "CARGO_TARGET_DIR=" + t.TempDir()
-	run := func() (pipeline.Result, string) {
+	run := func() (runner.Result, string) {
 		out := &lines{}
-		res := pipeline.Execute(context.Background(), p, pipeline.ExecOptions{Dir: dir, Sink: out, Env: []string{target}})
+		res := runner.Execute(context.Background(), p, runner.Options{Dir: dir, Sink: out, Env: []string{target}})
 		if res.Status != ci.StatusSuccess {
 			t.Fatalf("%+v\n%s", res, out.text())
 		}

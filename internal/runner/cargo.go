@@ -1,14 +1,10 @@
-package pipeline
+package runner
 
 import (
 	"encoding/json"
 	"strings"
 	"sync"
 )
-
-// cargoJSON is the flag that makes cargo report each artifact as a JSON line
-// on stdout while still rendering diagnostics for people (on stderr).
-const cargoJSON = "--message-format=json-render-diagnostics"
 
 // CacheCount is what cargo said about its artifacts: how many there were and
 // how many were fresh (reused from the cache, not compiled).

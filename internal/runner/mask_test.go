@@ -1,4 +1,4 @@
-package pipeline_test
+package runner_test
 
 import (
 	"encoding/base64"
@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/runner"
 )
 
 const secret = "pa$$w0rd/with+odd=chars&more"
 
 // TestMaskerEveryEncoding: a secret is masked however a build prints it.
 func TestMaskerEveryEncoding(t *testing.T) {
-	m := pipeline.NewMasker(secret)
+	m := runner.NewMasker(secret)
 	b := []byte(secret)
 	cases := map[string]string{
 		"plain":              "token " + secret + " end",
@@ -40,11 +41,11 @@ func TestMaskerEveryEncoding(t *testing.T) {
 				t.Errorf("%s: %q masked to %q still shows %q", name, in, got, l)
 			}
 		}
-		if !strings.Contains(got, pipeline.Mask) {
+		if !strings.Contains(got, runner.Mask) {
 			t.Errorf("%s: nothing masked in %q", name, got)
 		}
 	}
-	if got := pipeline.NewMasker("ab").Apply("ab cab"); got != "ab cab" {
+	if got := runner.NewMasker("ab").Apply("ab cab"); got != "ab cab" {
 		t.Errorf("a 2-byte secret masked ordinary text: %q", got)
 	}
 }
@@ -54,7 +55,7 @@ func TestMaskerEveryEncoding(t *testing.T) {
 // are masked, and only the secret's own bytes go.
 func TestMaskerPercentAndEscapeForms(t *testing.T) {
 	const s = "s3cr3t-Value/+=&x"
-	m := pipeline.NewMasker(s)
+	m := runner.NewMasker(s)
 	all := func(lower bool) string {
 		var b strings.Builder
 		for _, c := range []byte(s) {
@@ -106,7 +107,7 @@ func TestSecretStraddlingTheLongLineCutIsMasked(t *testing.T) {
 		if strings.Contains(joined, secret) || strings.Contains(joined, secret[:len(secret)/2]+"\n") {
 			t.Fatalf("shift %d: the secret straddling the cut leaked", shift)
 		}
-		if !strings.Contains(text, pipeline.Mask) {
+		if !strings.Contains(text, runner.Mask) {
 			t.Fatalf("shift %d: secret not masked", shift)
 		}
 		if n := strings.Count(joined, "x"); n != pad {
@@ -128,7 +129,7 @@ func benchMask(b *testing.B, line string) {
 	for i := range 20 {
 		secrets = append(secrets, fmt.Sprintf("secret-value-%02d-%s", i, strings.Repeat("k", 20)))
 	}
-	m := pipeline.NewMasker(secrets...)
+	m := runner.NewMasker(secrets...)
 	b.SetBytes(int64(len(line)))
 	start := time.Now()
 	for b.Loop() {

@@ -1,4 +1,4 @@
-package pipeline
+package runner
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
+	"github.com/raibid-labs/raibid-ci/internal/pipeline"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
@@ -38,12 +39,12 @@ steps:
   - name: ping
     run: exec 3<>/dev/tcp/127.0.0.1/%d; printf 'PING\r\n' >&3; read -r reply <&3; echo "redis says $reply"
 `, port, port, port)
-	p, err := Parse(".raibid.yml", []byte(yml))
+	p, err := pipeline.Parse(".raibid.yml", []byte(yml))
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := &recorder{}
-	res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Sink: out})
+	res := Execute(context.Background(), p, Options{Dir: t.TempDir(), Sink: out})
 	if res.Status != ci.StatusSuccess {
 		t.Fatalf("%s %q\n%s", res.Status, res.Error, out.text())
 	}
@@ -65,12 +66,12 @@ func TestServiceThatNeverListensFailsTheJob(t *testing.T) {
 		"sleep 30": fmt.Sprintf("service db did not accept connections on port %d within 1s", port),
 		"exit 3":   fmt.Sprintf("service db exited (code 3) before it accepted connections on port %d", port),
 	} {
-		p, err := Parse(".raibid.yml", []byte(fmt.Sprintf("services:\n  - {name: db, run: %q, port: %d, timeout: 1s}\nsteps:\n  - {name: test, run: echo never}\n", run, port)))
+		p, err := pipeline.Parse(".raibid.yml", []byte(fmt.Sprintf("services:\n  - {name: db, run: %q, port: %d, timeout: 1s}\nsteps:\n  - {name: test, run: echo never}\n", run, port)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), KillGrace: time.Second})
+		res := Execute(context.Background(), p, Options{Dir: t.TempDir(), KillGrace: time.Second})
 		if res.Status != ci.StatusError || res.Error != want || res.Steps[0].Status != ci.StatusSkipped {
 			t.Fatalf("%s: %s %q %+v", run, res.Status, res.Error, res.Steps)
 		}
@@ -83,7 +84,7 @@ func TestServiceThatNeverListensFailsTheJob(t *testing.T) {
 		"services:\n  - {name: db, run: x, port: 70000}\nsteps:\n  - {name: a, run: x}\n":       ".raibid.yml:2: services[0].port: must be a TCP port",
 		"services:\n  - {name: db, run: x, port: 1, ports: 2}\nsteps:\n  - {name: a, run: x}\n": ".raibid.yml:2: services[0].ports: unknown field",
 	} {
-		if _, err := Parse(".raibid.yml", []byte(yml)); err == nil || !strings.HasPrefix(err.Error(), want) {
+		if _, err := pipeline.Parse(".raibid.yml", []byte(yml)); err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", yml, err, want)
 		}
 	}
@@ -99,12 +100,12 @@ func TestSidecarServicesAreWaitedForNotStarted(t *testing.T) {
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
 	yml := fmt.Sprintf("services:\n  - {name: db, image: \"postgres:17.2\", run: touch started-by-agent, port: %d}\nsteps:\n  - {name: test, run: test ! -e started-by-agent}\n", port)
-	p, err := Parse(".raibid.yml", []byte(yml))
+	p, err := pipeline.Parse(".raibid.yml", []byte(yml))
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := &recorder{}
-	res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Sink: out, Sidecars: true})
+	res := Execute(context.Background(), p, Options{Dir: t.TempDir(), Sink: out, Sidecars: true})
 	if res.Status != ci.StatusSuccess || !strings.Contains(out.text(), "service db: sidecar postgres:17.2") {
 		t.Fatalf("%s %q\n%s", res.Status, res.Error, out.text())
 	}
@@ -119,12 +120,12 @@ func TestServicePortTakenByAnotherProcess(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	p, err := Parse(".raibid.yml", []byte(fmt.Sprintf("services:\n  - {name: db, run: 'sleep 30', port: %d}\nsteps:\n  - {name: s, run: 'true'}\n", port)))
+	p, err := pipeline.Parse(".raibid.yml", []byte(fmt.Sprintf("services:\n  - {name: db, run: 'sleep 30', port: %d}\nsteps:\n  - {name: s, run: 'true'}\n", port)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := &recorder{}
-	res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Sink: out})
+	res := Execute(context.Background(), p, Options{Dir: t.TempDir(), Sink: out})
 	if want := fmt.Sprintf("service db: port %d is already in use on this machine (another job's service?): use port: auto", port); res.Status != ci.StatusError || res.Error != want {
 		t.Fatalf("%s %q, want error %q\n%s", res.Status, res.Error, want, out.text())
 	}
@@ -164,12 +165,12 @@ func TestAutoPortAndAServiceDyingAfterReady(t *testing.T) {
 	}{{"30", ci.StatusSuccess}, {"0.5", ci.StatusError}} {
 		yml := "services:\n  - name: my db\n    run: " + strconv.Quote(fmt.Sprintf(serve, c.life)) + "\n    port: auto\n" +
 			"steps:\n  - {name: use, run: 'echo port=$RAIBID_SERVICE_MY_DB_PORT; sleep 1.5'}\n  - {name: after, run: 'echo after-ran'}\n"
-		p, err := Parse(".raibid.yml", []byte(yml))
+		p, err := pipeline.Parse(".raibid.yml", []byte(yml))
 		if err != nil {
 			t.Fatal(err)
 		}
 		out := &recorder{}
-		res := Execute(context.Background(), p, ExecOptions{Dir: t.TempDir(), Sink: out})
+		res := Execute(context.Background(), p, Options{Dir: t.TempDir(), Sink: out})
 		log := out.text()
 		if res.Status != c.wantStatus {
 			t.Fatalf("service living %ss: %s %q\n%s", c.life, res.Status, res.Error, log)
