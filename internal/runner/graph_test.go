@@ -1,4 +1,4 @@
-package runner
+package runner_test
 
 import (
 	"context"
@@ -7,9 +7,10 @@ import (
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/runner"
 )
 
-func stepsByName(res Result) map[string]ci.Step {
+func stepsByName(res runner.Result) map[string]ci.Step {
 	out := map[string]ci.Step{}
 	for _, s := range res.Steps {
 		out[s.Name] = s
@@ -26,7 +27,7 @@ func TestGraphRunsIndependentStepsAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := Execute(context.Background(), p, Options{Dir: t.TempDir(), Concurrency: 4})
+	res := runner.Execute(context.Background(), p, runner.Options{Dir: t.TempDir(), Concurrency: 4})
 	st := stepsByName(res)
 	a, b, c := st["a"], st["b"], st["c"]
 	if res.Status != ci.StatusSuccess || a.Status != ci.StatusSuccess || c.Status != ci.StatusSuccess {
@@ -43,7 +44,7 @@ func TestGraphRunsIndependentStepsAtOnce(t *testing.T) {
 	}
 
 	// With one slot the same graph runs its steps one at a time.
-	res = Execute(context.Background(), p, Options{Dir: t.TempDir(), Concurrency: 1})
+	res = runner.Execute(context.Background(), p, runner.Options{Dir: t.TempDir(), Concurrency: 1})
 	st = stepsByName(res)
 	a, b = st["a"], st["b"]
 	if a.StartedAt.Before(*b.FinishedAt) && b.StartedAt.Before(*a.FinishedAt) {
@@ -65,8 +66,8 @@ func TestGraphFailureSkipsOnlyDependants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &recorder{}
-	res := Execute(context.Background(), p, Options{Dir: t.TempDir(), Concurrency: 3, Sink: out})
+	out := &lines{}
+	res := runner.Execute(context.Background(), p, runner.Options{Dir: t.TempDir(), Concurrency: 3, Sink: out})
 	want := map[string]ci.Status{"build": "success", "test": "failed", "lint": "failed", "doc": "success",
 		"package": "skipped", "publish": "skipped", "after-lint": "success", "report": "success"}
 	for name, st := range stepsByName(res) {
@@ -77,7 +78,7 @@ func TestGraphFailureSkipsOnlyDependants(t *testing.T) {
 	if res.Status != ci.StatusFailed || res.Error != "step test failed with exit code 1" {
 		t.Fatalf("verdict %s %q", res.Status, res.Error)
 	}
-	if log := out.text(); !strings.Contains(log, "package: skipped: needs test, which did not pass") || !strings.Contains(log, "publish: skipped: needs package, which did not pass") {
+	if log := out.text(); !strings.Contains(log, "package|system|skipped: needs test, which did not pass") || !strings.Contains(log, "publish|system|skipped: needs package, which did not pass") {
 		t.Fatalf("log:\n%s", log)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -185,4 +186,23 @@ func TestAutoPortAndAServiceDyingAfterReady(t *testing.T) {
 			}
 		}
 	}
+}
+
+// recorder is a Sink keeping "step: text" lines (the external tests' is
+// lines, in runner_test.go).
+type recorder struct {
+	mu  sync.Mutex
+	out []string
+}
+
+func (r *recorder) Line(step, stream, text string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.out = append(r.out, step+": "+text)
+}
+
+func (r *recorder) text() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.out, "\n")
 }

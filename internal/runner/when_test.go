@@ -1,13 +1,13 @@
-package runner
+package runner_test
 
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/runner"
 )
 
 func TestStepWhenInTheRunner(t *testing.T) {
@@ -31,8 +31,8 @@ func TestStepWhenInTheRunner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &recorder{}
-	res := Execute(context.Background(), p, Options{Dir: t.TempDir(), Sink: sink, When: pipeline.Context{Event: "push", Branch: "main"}})
+	sink := &lines{}
+	res := runner.Execute(context.Background(), p, runner.Options{Dir: t.TempDir(), Sink: sink, When: pipeline.Context{Event: "push", Branch: "main"}})
 	got := map[string]ci.Status{}
 	for _, s := range res.Steps {
 		got[s.Name] = s.Status
@@ -49,21 +49,4 @@ func TestStepWhenInTheRunner(t *testing.T) {
 	if out := sink.text(); !strings.Contains(out, "skipped: event push is not tag") || !strings.Contains(out, "notified") || !strings.Contains(out, "cleaned") {
 		t.Fatalf("log:\n%s", out)
 	}
-}
-
-type recorder struct {
-	mu  sync.Mutex
-	out []string
-}
-
-func (r *recorder) Line(step, stream, text string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.out = append(r.out, step+": "+text)
-}
-
-func (r *recorder) text() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return strings.Join(r.out, "\n")
 }
