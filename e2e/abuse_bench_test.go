@@ -45,13 +45,15 @@ func BenchmarkServerUnderAbuse(b *testing.B) {
 				mu.Unlock()
 			})
 		}
-		// Trickle the slow clients' headers for 10 s.
+		// Trickle the slow clients' headers for 10 s: a byte each every 5 s.
+		trickle := time.NewTicker(5 * time.Second)
 		for range 2 {
-			time.Sleep(5 * time.Second)
+			<-trickle.C
 			for _, c := range slow {
 				c.Write([]byte("t"))
 			}
 		}
+		trickle.Stop()
 		held := 0
 		for _, c := range slow {
 			c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
@@ -81,11 +83,14 @@ func sendBody(addr, signature string) int {
 	body = append(body, `"}`...)
 	pr, pw := io.Pipe()
 	go func() {
+		// A slow sender: 1 MiB every 100 ms.
+		pace := time.NewTicker(100 * time.Millisecond)
+		defer pace.Stop()
 		for off := 0; off < len(body); off += 1 << 20 {
 			if _, err := pw.Write(body[off:min(off+1<<20, len(body))]); err != nil {
 				return
 			}
-			time.Sleep(100 * time.Millisecond)
+			<-pace.C
 		}
 		pw.Close()
 	}()

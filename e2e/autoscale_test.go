@@ -107,6 +107,9 @@ func TestScaledJobSimulationAgainstRealRedis(t *testing.T) {
 		}
 		return true
 	}
+	// The simulated KEDA looks at the stream once a tick.
+	poll := time.NewTicker(tick)
+	defer poll.Stop()
 	for {
 		if ctx.Err() != nil {
 			t.Fatalf("the pool did not drain: %d agents started, peak %d", started, peak)
@@ -131,7 +134,11 @@ func TestScaledJobSimulationAgainstRealRedis(t *testing.T) {
 				if !a.exited() && a.isReady() {
 					b, _ := os.ReadFile(a.ready)
 					killed, killedAgent = strings.TrimSpace(string(b)), a.name
-					time.Sleep(300 * time.Millisecond) // into the step
+					// Killed inside the step, not between claim and clone.
+					testutil.Eventually(t, 10*time.Second, func() bool {
+						j := getJob(t, base, "tok", killed)
+						return len(j.Steps) > 0 && j.Steps[0].Status == ci.StatusRunning
+					})
 					a.proc.signal(syscall.SIGKILL)
 					<-a.proc.exited
 					break
@@ -154,7 +161,7 @@ func TestScaledJobSimulationAgainstRealRedis(t *testing.T) {
 		if n == 0 && running == 0 && st.Lag == 0 && st.Pending == 0 && allDone() {
 			break
 		}
-		time.Sleep(tick)
+		<-poll.C
 	}
 
 	if peak != maxReplicas {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
@@ -58,9 +59,9 @@ func BenchmarkTUIBandwidth(b *testing.B) {
 	fast, fastSHA := testutil.GitRepo(b, map[string]string{".raibid.yml": "steps:\n  - {name: ok, run: 'true'}\n"})
 	ticker, tickerSHA := testutil.GitRepo(b, map[string]string{".raibid.yml": "steps:\n  - name: count\n    run: for i in $(seq 1 100000); do echo tick-$i; sleep 0.1; done\n"})
 	for range 5 { // some history in the table
-		push(b, up.url, up.secret, pushPayload("acme/fast", fast, "main", fastSHA))
+		id := push(b, up.url, up.secret, pushPayload("acme/fast", fast, "main", fastSHA))
+		waitJob(b, up.url, up.token, id, 30*time.Second, nil)
 	}
-	time.Sleep(time.Second)
 
 	cmd := exec.Command(binary, "tui", "--data-dir", up.dataDir)
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: 120, Rows: 40})
@@ -79,29 +80,30 @@ func BenchmarkTUIBandwidth(b *testing.B) {
 			}
 		}
 	}()
-	deadline := time.Now().Add(15 * time.Second)
-	for !c.has("live") || !c.has("cpu ") || !c.has("acme/fast") {
-		if time.Now().After(deadline) {
-			b.Fatalf("no first frame; %d bytes", c.count())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testutil.EventuallyEvery(b, 15*time.Second, 20*time.Millisecond, func() bool {
+		return c.has("live") && c.has("cpu ") && c.has("acme/fast")
+	}) {
+		b.Fatalf("no first frame; %d bytes", c.count())
 	}
-	time.Sleep(500 * time.Millisecond)
-	first := c.count()
+	first := settled(b, 100*time.Millisecond, c.count) // the frame written whole
 
 	b.ResetTimer()
 	idleStart := c.count()
 	time.Sleep(period)
 	idle := float64(c.count()-idleStart) / period.Seconds()
 
-	push(b, up.url, up.secret, pushPayload("acme/ticker", ticker, "main", tickerSHA))
-	time.Sleep(time.Second)
+	tickerID := push(b, up.url, up.secret, pushPayload("acme/ticker", ticker, "main", tickerSHA))
+	waitJob(b, up.url, up.token, tickerID, 30*time.Second, func(j *ci.Job) bool { return j.Status == ci.StatusRunning })
+	if !testutil.EventuallyEvery(b, 10*time.Second, 20*time.Millisecond, func() bool { return c.has("acme/ticker") }) {
+		b.Fatal("the running ticker job is not in the table")
+	}
 	f.Write([]byte("g\r")) // the newest job: the ticker; open it and follow its log
 	busyStart := c.count()
-	stop := time.Now().Add(period)
-	for time.Now().Before(stop) {
+	// Ten job updates a second: a push every 100 ms.
+	arrivals := time.NewTicker(100 * time.Millisecond)
+	defer arrivals.Stop()
+	for stop := time.Now().Add(period); time.Now().Before(stop); <-arrivals.C {
 		push(b, up.url, up.secret, pushPayload("acme/fast", fast, "main", fastSHA))
-		time.Sleep(100 * time.Millisecond)
 	}
 	busy := float64(c.count()-busyStart) / period.Seconds()
 	b.StopTimer()

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
@@ -121,17 +120,7 @@ func BenchmarkBurst(b *testing.B) {
 // where each agent's time went, and returns the share of the ideal.
 func burst(b *testing.B, up *upInstance, body []byte) float64 {
 	const jobs = 80
-	testutil.Eventually(b, 30*time.Second, func() bool {
-		var list api.AgentList
-		apiGet(b, up.url, up.token, "/agents", &list)
-		idle := 0
-		for _, a := range list.Agents {
-			if a.Status == "idle" {
-				idle++
-			}
-		}
-		return idle == 4
-	})
+	testutil.Eventually(b, 30*time.Second, func() bool { return idleAgents(up.url, up.token) == 4 })
 	began := time.Now()
 	ids := make([]string, jobs)
 	for i := range ids {
@@ -200,8 +189,7 @@ func BenchmarkAgentColdStart(b *testing.B) {
 			}
 		}
 		if i == 0 {
-			time.Sleep(2 * time.Second)
-			rssKB = vmRSS(cmd.Process.Pid)
+			rssKB = settledRSS(b, cmd.Process.Pid)
 		}
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -209,6 +197,27 @@ func BenchmarkAgentColdStart(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(percentile(starts, 0.5), "start-p50-ms")
 	b.ReportMetric(float64(rssKB)/1024, "idle-RSS-MiB")
+}
+
+// settledRSS is a process's RSS (KiB) once it stops changing: the same
+// reading twice, 250 ms apart (an idle process's figure, not its start-up's).
+func settledRSS(t testing.TB, pid int) int {
+	t.Helper()
+	return settled(t, 250*time.Millisecond, func() int { return vmRSS(pid) })
+}
+
+// settled is read's value once two readings every apart agree (at most
+// 10 s of readings).
+func settled(t testing.TB, every time.Duration, read func() int) int {
+	t.Helper()
+	last := -1
+	testutil.EventuallyEvery(t, 10*time.Second, every, func() bool {
+		now := read()
+		same := now == last
+		last = now
+		return same
+	})
+	return last
 }
 
 func vmRSS(pid int) int {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raibid-labs/raibid-ci/internal/api"
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
@@ -199,6 +200,29 @@ func apiGet(t testing.TB, base, token, path string, v any) string {
 		}
 	}
 	return string(b)
+}
+
+// idleAgents is how many agents GET /agents lists as idle (waiting for
+// work); 0 while the server does not answer yet.
+func idleAgents(base, token string) int {
+	req, _ := http.NewRequest("GET", base+"/agents", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var list api.AgentList
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&list) != nil {
+		return 0
+	}
+	idle := 0
+	for _, a := range list.Agents {
+		if a.Status == "idle" {
+			idle++
+		}
+	}
+	return idle
 }
 
 func apiPost(t testing.TB, base, token, path string) int {

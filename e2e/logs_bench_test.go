@@ -44,11 +44,12 @@ func BenchmarkLogVolume(b *testing.B) {
 		env := []string{"RAIBID_REDIS_URL=" + r.URL(), "RAIBID_API_TOKEN=tok", "RAIBID_WEBHOOK_SECRET=sec"}
 		addr := freeAddr(b)
 		srv := startProc(b, env, "server", "--addr", addr, "--log-level", "warn")
-		time.Sleep(500 * time.Millisecond)
 		base := "http://" + addr
 		agent := startProc(b, env, "agent", "--name", "bench", "--allow-local-clone", "--cache-dir", "off", "--log-level", "warn")
-		time.Sleep(500 * time.Millisecond)
-		idle := vmRSS(agent.cmd.Process.Pid)
+		if !testutil.EventuallyEvery(b, 10*time.Second, 50*time.Millisecond, func() bool { return idleAgents(base, "tok") == 1 }) {
+			b.Fatal("the agent is not waiting for work")
+		}
+		idle := settledRSS(b, agent.cmd.Process.Pid)
 
 		// 1 GB of 100-byte lines.
 		dir, sha := testutil.GitRepo(b, map[string]string{".raibid.yml": "steps:\n  - name: flood\n    run: \"set +o pipefail; yes $(printf '%099d' 0) | head -c 1000000000\"\n"})

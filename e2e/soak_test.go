@@ -50,6 +50,9 @@ func BenchmarkSoak(b *testing.B) {
 		end := time.Now().Add(dur)
 		jobs := 0
 		nextSample := time.Now()
+		// Pushes arrive on a schedule: one every 500 ms.
+		arrivals := time.NewTicker(500 * time.Millisecond)
+		defer arrivals.Stop()
 		for time.Now().Before(end) {
 			sha := testutil.Commit(b, dir, map[string]string{"n": fmt.Sprint(jobs)}, "soak")
 			push(b, up.url, up.secret, pushPayload("acme/soak", dir, "main", sha))
@@ -58,7 +61,7 @@ func BenchmarkSoak(b *testing.B) {
 				samples = append(samples, struct{ raibid, redis int }{vmRSS(up.cmd.Process.Pid), vmRSS(redisPID)})
 				nextSample = nextSample.Add(10 * time.Second)
 			}
-			time.Sleep(500 * time.Millisecond)
+			<-arrivals.C
 		}
 		warm := samples[len(samples)/5]
 		last := samples[len(samples)-1]
@@ -72,7 +75,16 @@ func BenchmarkSoak(b *testing.B) {
 		// Everything finished expires a minute after it ended; the server's
 		// expiry runs each minute.
 		loaded := used()
-		time.Sleep(150 * time.Second)
+		jobKeys := func() int {
+			n := 0
+			for iter := rdb.Scan(ctx, 0, "job:*", 1000).Iterator(); iter.Next(ctx); {
+				n++
+			}
+			return n
+		}
+		if !testutil.EventuallyEvery(b, 4*time.Minute, 5*time.Second, func() bool { return jobKeys() == 0 }) {
+			b.Fatalf("%d job keys left four minutes after the last job", jobKeys())
+		}
 		after := used()
 		keys, _ := rdb.DBSize(ctx).Result()
 		// What stays is the live set: each webhook's delivery id, kept a

@@ -48,7 +48,7 @@ func BenchmarkEnqueueToClaim(b *testing.B) {
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {
-		time.Sleep(200 * time.Microsecond) // let the consumer block again
+		testutil.WaitBlocked(b, r.Client(), 1) // the consumer is in XREADGROUP BLOCK again
 		t0 := time.Now()
 		if _, _, err := producer.Submit(ctx, push("bench/"+strconv.Itoa(i), "main"), ""); err != nil {
 			b.Fatal(err)

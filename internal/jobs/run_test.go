@@ -140,8 +140,10 @@ func TestLeaseKeepsHeartbeatingJobFromReclaim(t *testing.T) {
 	if run == nil {
 		t.Fatal("no run")
 	}
-	end := time.Now().Add(3 * lease)
-	for time.Now().Before(end) {
+	// Heartbeats three times a lease, as the agent does, for three leases.
+	beat := time.NewTicker(lease / 3)
+	defer beat.Stop()
+	for range 9 {
 		if err := run.Heartbeat(context.Background()); err != nil {
 			t.Fatalf("heartbeat: %v", err)
 		}
@@ -151,7 +153,7 @@ func TestLeaseKeepsHeartbeatingJobFromReclaim(t *testing.T) {
 		if requeued, dead, err := f.Reap(context.Background()); err != nil || requeued+dead != 0 {
 			t.Fatalf("reaper took a live lease: requeued %d dead %d err %v", requeued, dead, err)
 		}
-		time.Sleep(lease / 3)
+		<-beat.C
 	}
 	if s := f.stats(t); s.Pending != 1 || s.Lag != 0 {
 		t.Fatalf("stats %+v", s)

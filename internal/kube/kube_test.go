@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	dynfake "k8s.io/client-go/dynamic/fake"
+	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/runner"
@@ -30,6 +33,26 @@ func fakeCluster(t *testing.T, objs ...runtime.Object) *dynfake.FakeDynamicClien
 		us = append(us, &unstructured.Unstructured{Object: m})
 	}
 	return dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), ListKinds, us...)
+}
+
+// watchOpened is closed once a watch of resource on c is open: the fake's
+// own watch, opened here, then signalled (the fake has no other sign that
+// a watcher is registered).
+func watchOpened(c *dynfake.FakeDynamicClient, resource string) <-chan struct{} {
+	opened := make(chan struct{})
+	var once sync.Once
+	c.PrependWatchReactor(resource, func(action clienttesting.Action) (bool, watch.Interface, error) {
+		var opts metav1.ListOptions
+		if w, ok := action.(clienttesting.WatchActionImpl); ok {
+			opts = w.ListOptions
+		}
+		w, err := c.Tracker().Watch(action.GetResource(), action.GetNamespace(), opts)
+		if err == nil {
+			once.Do(func() { close(opened) })
+		}
+		return true, w, err
+	})
+	return opened
 }
 
 func jobsIn(t *testing.T, c *dynfake.FakeDynamicClient) []batchv1.Job {
@@ -131,8 +154,13 @@ func TestExecutorReportsPodFailuresWithFakeDynamicClient(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	got := make(chan Failure, 4)
+	opened := watchOpened(c, "jobs")
 	go e.Watch(ctx, func(f Failure) { got <- f })
-	time.Sleep(100 * time.Millisecond) // the watch is open
+	select {
+	case <-opened:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the executor opened no watch of Jobs")
+	}
 
 	if err := e.Launch(ctx, testJob()); err != nil {
 		t.Fatal(err)

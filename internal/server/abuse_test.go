@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/server"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 // serveWith runs a real listening server (timeouts live in http.Server, not
@@ -67,9 +68,18 @@ func TestUnsignedWebhookRefusedBeforeItsBody(t *testing.T) {
 // that does not fit is answered 503 with Retry-After at once, and the budget
 // comes back when the first body is done.
 func TestWebhookBodiesShareABudget(t *testing.T) {
-	addr := serveWith(t, func(o *server.Options) { o.BodyBytesInFlight = 1 << 20; o.MaxBody = 1 << 20 })
+	e := startWith(t, func(o *server.Options) { o.BodyBytesInFlight = 1 << 20; o.MaxBody = 1 << 20 })
+	addr := strings.TrimPrefix(e.url, "http://")
 	first := rawRequest(t, addr, webhookHead(900<<10, strings.Repeat("ab", 32)))
-	time.Sleep(100 * time.Millisecond) // the first reservation is made
+	inFlight := func(n int) func() bool {
+		return func() bool {
+			_, metrics := e.do("GET", "/metrics", "", token)
+			return strings.Contains(string(metrics), fmt.Sprintf("\nraibid_webhook_body_bytes_in_flight %d\n", n))
+		}
+	}
+	if !testutil.Eventually(t, 5*time.Second, inFlight(900<<10)) {
+		t.Fatal("the first body's reservation is not in raibid_webhook_body_bytes_in_flight")
+	}
 	second := rawRequest(t, addr, webhookHead(900<<10, strings.Repeat("ab", 32)))
 	code, h := statusOf(t, second, 5*time.Second)
 	if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
@@ -78,6 +88,9 @@ func TestWebhookBodiesShareABudget(t *testing.T) {
 	io.WriteString(first, strings.Repeat(" ", 900<<10))
 	if code, _ := statusOf(t, first, 5*time.Second); code != http.StatusUnauthorized {
 		t.Fatalf("first body (bad signature): %d, want 401", code)
+	}
+	if !testutil.Eventually(t, 5*time.Second, inFlight(0)) {
+		t.Fatal("the first body's reservation was not given back")
 	}
 	third := rawRequest(t, addr, webhookHead(10, strings.Repeat("ab", 32)))
 	io.WriteString(third, strings.Repeat(" ", 10))

@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults of the limits that keep an unauthenticated client from holding
@@ -48,6 +50,22 @@ const largeBody = 1 << 20
 
 // bodyBuffers are reused between webhook bodies.
 var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// inFlight is the bytes reserved by the bodies being read now.
+func (b *bodyBudget) inFlight() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.total - b.left
+}
+
+// collector reports inFlight as raibid_webhook_body_bytes_in_flight: how
+// close webhooks are to the cap (503 past it).
+func (b *bodyBudget) collector() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "raibid_webhook_body_bytes_in_flight",
+		Help: "Bytes of webhook bodies being read now (reserved by their Content-Length); past --body-bytes-in-flight webhooks get 503.",
+	}, func() float64 { return float64(b.inFlight()) })
+}
 
 func (b *bodyBudget) take(n int64) bool {
 	b.mu.Lock()

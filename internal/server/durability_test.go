@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/store"
+	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
 // A redis-server with appendonly yes and appendfsync always is killed with
@@ -40,33 +41,34 @@ func TestDurabilityAcrossRedisKill9(t *testing.T) {
 			defer wg.Done()
 			for i := range next {
 				delivery := fmt.Sprintf("delivery-%04d", i)
-				deadline := time.Now().Add(60 * time.Second)
-				for time.Now().Before(deadline) {
+				// Redelivered every 20 ms until accepted, as Gitea would
+				// (less patiently).
+				testutil.EventuallyEvery(t, 60*time.Second, 20*time.Millisecond, func() bool {
 					code, out := e.webhookNoFatal(hook{body: push, delivery: delivery})
-					if code == 202 {
-						if prev, loaded := accepted.LoadOrStore(delivery, out["job_id"]); loaded && prev != out["job_id"] {
-							t.Errorf("delivery %s answered job %v, then %v", delivery, prev, out["job_id"])
-						}
-						if count.Add(1) == total/3 {
-							killOnce.Do(func() { close(killAt) })
-						}
-						break
+					if code != 202 {
+						failed.Add(1)
+						return false
 					}
-					failed.Add(1)
-					time.Sleep(20 * time.Millisecond)
-				}
+					if prev, loaded := accepted.LoadOrStore(delivery, out["job_id"]); loaded && prev != out["job_id"] {
+						t.Errorf("delivery %s answered job %v, then %v", delivery, prev, out["job_id"])
+					}
+					if count.Add(1) == total/3 {
+						killOnce.Do(func() { close(killAt) })
+					}
+					return true
+				})
 			}
 		}()
 	}
 	<-killAt
 	e.redis.Kill()
-	time.Sleep(2 * time.Second) // longer than go-redis retries: webhooks answer 503 meanwhile
+	// Down until webhooks answer 503: longer than go-redis's retries.
+	if !testutil.Eventually(t, 30*time.Second, func() bool { return failed.Load() > 0 }) {
+		t.Fatal("no delivery failed: Redis was not killed mid-stream")
+	}
 	e.redis.Restart()
 	wg.Wait()
 
-	if failed.Load() == 0 {
-		t.Fatal("no delivery failed: Redis was not killed mid-stream")
-	}
 	t.Logf("%d failed attempts while Redis was down, all delivered again", failed.Load())
 	ctx := context.Background()
 	rdb := e.redis.Client()

@@ -158,6 +158,7 @@ func New(opts Options) *Server {
 		bodies: &bodyBudget{left: opts.BodyBytesInFlight, total: opts.BodyBytesInFlight, freeWait: 2 * time.Second}}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.metrics = newMetrics(opts.Registry, opts.Queue)
+	opts.Registry.MustRegister(s.bodies.collector())
 	if opts.Jobs != nil { // nil only in tests that read the route table
 		opts.Jobs.OnSubmit(s.queued)
 	}

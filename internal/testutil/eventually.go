@@ -19,7 +19,7 @@ func Eventually(t testing.TB, within time.Duration, cond func() bool) bool {
 // wait for a job it times from the job's own timestamps).
 func EventuallyEvery(t testing.TB, within, every time.Duration, cond func() bool) bool {
 	t.Helper()
-	return poll(within, every, func(d time.Duration) time.Duration { return d }, cond)
+	return PollUntil(within, every, cond)
 }
 
 // poll is cond polled until within passes, waiting delay, then next(delay).
@@ -35,4 +35,31 @@ func poll(within, delay time.Duration, next func(time.Duration) time.Duration, c
 		time.Sleep(delay)
 		delay = next(delay)
 	}
+}
+
+// Consistently reports whether cond holds at every poll (every 50 ms) for
+// the whole of within, returning false at the first poll it fails: the wait
+// of a test that something does NOT happen ("two more polls launch
+// nothing"). Unlike a sleep and one look at the end, it catches a change
+// that came and went, and fails as soon as it comes.
+func Consistently(t testing.TB, within time.Duration, cond func() bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if !cond() {
+			return false
+		}
+		if time.Now().After(deadline) {
+			return true
+		}
+		time.Sleep(consistentlyEvery)
+	}
+}
+
+// consistentlyEvery is how often Consistently looks.
+const consistentlyEvery = 50 * time.Millisecond
+
+// PollUntil is EventuallyEvery for code with no testing.TB (a TestMain).
+func PollUntil(within, every time.Duration, cond func() bool) bool {
+	return poll(within, every, func(d time.Duration) time.Duration { return d }, cond)
 }

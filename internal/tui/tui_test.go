@@ -340,7 +340,8 @@ func TestScaleKeys(t *testing.T) {
 	tm.Send(key("-"))
 	// The renderer repaints only the changed digit, so watch the server.
 	testutil.Eventually(t, 5*time.Second, func() bool { n, _ := r.scaler.MaxAgents(context.Background()); return n == 3 })
-	time.Sleep(100 * time.Millisecond) // no further PUT may follow
+	// No further PUT may follow.
+	testutil.Consistently(t, 100*time.Millisecond, func() bool { n, _ := r.scaler.MaxAgents(context.Background()); return n == 3 })
 	m := finalModel(t, tm)
 	if n, _ := r.scaler.MaxAgents(context.Background()); n != 3 || m.scale.max != 3 {
 		t.Fatalf("scaler %d model %d, want 3", n, m.scale.max)

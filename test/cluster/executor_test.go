@@ -187,9 +187,9 @@ func TestKubernetesExecutorAgainstAPIServer(t *testing.T) {
 		return len(listJobs(t, ns, kube.AgentSelector, kube.JobName(other))) == 1
 	})
 	// Both pods are waiting: two more reconciles launch nothing.
-	time.Sleep(11 * time.Second)
-	if n, own := spares(), len(listJobs(t, ns, kube.AgentSelector, kube.JobName(other))); n != 1 || own != 1 {
-		t.Fatalf("%d spare Jobs and %d of the job's own for 2 entries", n, own)
+	own := func() int { return len(listJobs(t, ns, kube.AgentSelector, kube.JobName(other))) }
+	if !testutil.Consistently(t, 11*time.Second, func() bool { return spares() == 1 && own() == 1 }) {
+		t.Fatalf("%d spare Jobs and %d of the job's own for 2 entries", spares(), own())
 	}
 	for _, j := range listJobs(t, ns, kube.AgentSelector, "raibid-agent-spare-") {
 		if len(podsOf(t, ns, j.GetName())) != 1 {

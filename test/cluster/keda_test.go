@@ -302,9 +302,8 @@ func TestKEDAScalesTheTreesScaledJob(t *testing.T) {
 
 	// Zero again: with the queue empty, two polls create nothing.
 	before := len(k.jobs())
-	time.Sleep(time.Duration(2*polling+1) * time.Second)
-	if n := len(k.jobs()); n != before {
-		t.Errorf("%d Jobs appeared with an empty queue", n-before)
+	if !testutil.Consistently(t, time.Duration(2*polling+1)*time.Second, func() bool { return len(k.jobs()) == before }) {
+		t.Errorf("%d Jobs appeared with an empty queue", len(k.jobs())-before)
 	}
 
 	// PUT /scale: KEDA honours the new maxReplicaCount. With the kubelet
@@ -320,9 +319,8 @@ func TestKEDAScalesTheTreesScaledJob(t *testing.T) {
 	before = len(k.jobs())
 	ids := pushN(5)
 	eventually(t, 30*time.Second, "KEDA's Jobs under the new cap", func() bool { return len(k.jobs())-before >= 2 })
-	time.Sleep(time.Duration(2*polling+1) * time.Second)
-	if n := len(k.jobs()) - before; n != 2 {
-		t.Errorf("%d Jobs for 5 jobs with maxReplicaCount 2", n)
+	if !testutil.Consistently(t, time.Duration(2*polling+1)*time.Second, func() bool { return len(k.jobs())-before == 2 }) {
+		t.Errorf("%d Jobs for 5 jobs with maxReplicaCount 2", len(k.jobs())-before)
 	}
 	// GET /agents lists the two pending pods, read with the server's
 	// service account (the tree's Role allows pods get/list/watch).
@@ -342,13 +340,12 @@ func TestKEDAScalesTheTreesScaledJob(t *testing.T) {
 	}
 	k.pause(false)
 	peak, done := 0, drained(ids)
-	deadline := time.Now().Add(120 * time.Second)
-	for !done() {
-		if time.Now().After(deadline) {
-			t.Fatal("5 jobs not drained with maxReplicaCount 2")
-		}
+	// Sampled every 100 ms while the jobs drain: the peak of running pods.
+	if !testutil.EventuallyEvery(t, 120*time.Second, 100*time.Millisecond, func() bool {
 		peak = max(peak, k.running())
-		time.Sleep(100 * time.Millisecond)
+		return done()
+	}) {
+		t.Fatal("5 jobs not drained with maxReplicaCount 2")
 	}
 	n := len(k.jobs()) - before
 	t.Logf("maxReplicaCount 2: 5 jobs ran on %d Jobs, at most %d at once", n, peak)

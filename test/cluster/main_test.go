@@ -116,15 +116,14 @@ func installCRDs(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for _, n := range names {
-		for {
-			u, err := dyn.Resource(crdGVR).Get(ctx, n, metav1.GetOptions{})
-			if err == nil && condition(u, "Established") == "True" {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("CRD %s not established: %v", n, err)
-			}
-			time.Sleep(100 * time.Millisecond)
+		var err error
+		established := func() bool {
+			var u *unstructured.Unstructured
+			u, err = dyn.Resource(crdGVR).Get(ctx, n, metav1.GetOptions{})
+			return err == nil && condition(u, "Established") == "True"
+		}
+		if !testutil.PollUntil(time.Until(deadline), 100*time.Millisecond, established) {
+			return fmt.Errorf("CRD %s not established: %v", n, err)
 		}
 	}
 	mapper.Reset()
