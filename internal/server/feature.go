@@ -13,7 +13,8 @@ import "github.com/raibid-labs/raibid-ci/internal/api"
 // still answers its routes, each saying how to turn it on: clients see the
 // same API whatever the server was started with.
 type Feature interface {
-	// attach hands the feature the server it is part of, once, from New.
+	// attach hands the feature the server it is part of, once, from New: a
+	// Feature value serves one Server.
 	attach(s *Server) featureParts
 }
 

@@ -1,6 +1,8 @@
 // Package server is raibid's HTTP API: forge webhooks, the jobs API, logs and
 // events over SSE, health, metrics, the web pages and the OpenAPI document,
-// and the control loops beside them (loops.go). A job's state changes go
+// and the control loops beside them (loops.go). Optional parts — mirrors,
+// pipeline secrets, schedules, artifacts — are Features (feature.go), each
+// bringing its own routes and loops. A job's state changes go
 // through internal/jobs (its hash and its queue entry move together there);
 // the server reads jobs and logs from internal/store, and never runs jobs
 // itself.
