@@ -51,7 +51,7 @@ func (f *secretsAPI) ready(w http.ResponseWriter) bool {
 	return true
 }
 
-// secretScope is the scope of /repos/{owner}/{repo}/secrets or
+// scope is the scope of /repos/{owner}/{repo}/secrets or
 // /orgs/{owner}/secrets, once the secrets API may answer at all; ok false
 // means the answer was written.
 func (f *secretsAPI) scope(w http.ResponseWriter, r *http.Request) (sc secrets.Scope, ok bool) {
