@@ -144,3 +144,12 @@ func benchMask(b *testing.B, line string) {
 func BenchmarkMaskThroughputColoured(b *testing.B) {
 	benchMask(b, "\x1b[1m\x1b[32m   Compiling\x1b[0m "+strings.Repeat("crate foo v1.2.3 (/work/src) 50%% ", 3)[:78])
 }
+
+func TestMaskerHidesPlainAndBase64(t *testing.T) {
+	m := runner.NewMasker("s3cr3t-token", "ab")
+	in := "token=s3cr3t-token basic=czNjcjN0LXRva2Vu short=ab"
+	got := m.Apply(in)
+	if strings.Contains(got, "s3cr3t") || strings.Contains(got, "czNjcjN0LXRva2Vu") || !strings.Contains(got, "short=ab") {
+		t.Fatalf("masked %q", got)
+	}
+}
