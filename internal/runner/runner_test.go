@@ -17,21 +17,36 @@ import (
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
 
+// lines is a Sink that keeps every line it is given.
 type lines struct {
 	mu  sync.Mutex
-	all []string
+	all [][3]string // step, stream, text
 }
 
 func (l *lines) Line(step, stream, text string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.all = append(l.all, step+"|"+stream+"|"+text)
+	l.all = append(l.all, [3]string{step, stream, text})
 }
 
+// text is the lines as "step|stream|text".
 func (l *lines) text() string {
+	return l.join(func(x [3]string) string { return x[0] + "|" + x[1] + "|" + x[2] })
+}
+
+// byStep is the lines as a log reads: "step: text".
+func (l *lines) byStep() string {
+	return l.join(func(x [3]string) string { return x[0] + ": " + x[2] })
+}
+
+func (l *lines) join(format func([3]string) string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return strings.Join(l.all, "\n")
+	out := make([]string, len(l.all))
+	for i, x := range l.all {
+		out[i] = format(x)
+	}
+	return strings.Join(out, "\n")
 }
 
 func run(t *testing.T, ctx context.Context, p *pipeline.Pipeline, secrets ...string) (runner.Result, *lines) {

@@ -1,37 +1,25 @@
-package runner
+package runner_test
 
 import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/raibid-labs/raibid-ci/internal/ci"
 	"github.com/raibid-labs/raibid-ci/internal/pipeline"
+	"github.com/raibid-labs/raibid-ci/internal/runner"
 	"github.com/raibid-labs/raibid-ci/internal/testutil"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // A service is up before the first step (a step reads from it), its output
 // is its own log section, and it is gone when the job ends.
 func TestServiceUpBeforeStepsAndGoneAfter(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	yml := fmt.Sprintf(`services:
   - name: redis
     run: redis-server --port %d --save '' --appendonly no
@@ -44,12 +32,12 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &recorder{}
-	res := Execute(context.Background(), p, Options{Dir: t.TempDir(), Sink: out})
+	out := &lines{}
+	res := runner.Execute(context.Background(), p, runner.Options{Dir: t.TempDir(), Sink: out})
 	if res.Status != ci.StatusSuccess {
-		t.Fatalf("%s %q\n%s", res.Status, res.Error, out.text())
+		t.Fatalf("%s %q\n%s", res.Status, res.Error, out.byStep())
 	}
-	log := out.text()
+	log := out.byStep()
 	if !strings.Contains(log, "ping: redis says +PONG") || !strings.Contains(log, "service redis: ready: port") || !strings.Contains(log, "service redis: ") {
 		t.Fatalf("log:\n%s", log)
 	}
@@ -62,7 +50,7 @@ steps:
 // A service that never listens, or exits, is an error within its timeout;
 // no step runs.
 func TestServiceThatNeverListensFailsTheJob(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	for run, want := range map[string]string{
 		"sleep 30": fmt.Sprintf("service db did not accept connections on port %d within 1s", port),
 		"exit 3":   fmt.Sprintf("service db exited (code 3) before it accepted connections on port %d", port),
@@ -72,7 +60,7 @@ func TestServiceThatNeverListensFailsTheJob(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		res := Execute(context.Background(), p, Options{Dir: t.TempDir(), KillGrace: time.Second})
+		res := runner.Execute(context.Background(), p, runner.Options{Dir: t.TempDir(), KillGrace: time.Second})
 		if res.Status != ci.StatusError || res.Error != want || res.Steps[0].Status != ci.StatusSkipped {
 			t.Fatalf("%s: %s %q %+v", run, res.Status, res.Error, res.Steps)
 		}
@@ -105,10 +93,10 @@ func TestSidecarServicesAreWaitedForNotStarted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &recorder{}
-	res := Execute(context.Background(), p, Options{Dir: t.TempDir(), Sink: out, Sidecars: true})
-	if res.Status != ci.StatusSuccess || !strings.Contains(out.text(), "service db: sidecar postgres:17.2") {
-		t.Fatalf("%s %q\n%s", res.Status, res.Error, out.text())
+	out := &lines{}
+	res := runner.Execute(context.Background(), p, runner.Options{Dir: t.TempDir(), Sink: out, Sidecars: true})
+	if res.Status != ci.StatusSuccess || !strings.Contains(out.byStep(), "service db: sidecar postgres:17.2") {
+		t.Fatalf("%s %q\n%s", res.Status, res.Error, out.byStep())
 	}
 }
 
@@ -125,35 +113,15 @@ func TestServicePortTakenByAnotherProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &recorder{}
-	res := Execute(context.Background(), p, Options{Dir: t.TempDir(), Sink: out})
+	out := &lines{}
+	res := runner.Execute(context.Background(), p, runner.Options{Dir: t.TempDir(), Sink: out})
 	if want := fmt.Sprintf("service db: port %d is already in use on this machine (another job's service?): use port: auto", port); res.Status != ci.StatusError || res.Error != want {
-		t.Fatalf("%s %q, want error %q\n%s", res.Status, res.Error, want, out.text())
+		t.Fatalf("%s %q, want error %q\n%s", res.Status, res.Error, want, out.byStep())
 	}
 }
 
 // The readiness check asks whose listener it is: a process's own, or one
 // of its descendants'.
-func TestListensWithinTellsWhoseListenerItIs(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
-	other := exec.Command("sleep", "5")
-	if err := other.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer other.Process.Kill()
-	if !listensWithin(port, os.Getpid()) {
-		t.Error("the test's own listener is not its own")
-	}
-	if listensWithin(port, other.Process.Pid) {
-		t.Error("another process's listener counted as a sleep's")
-	}
-}
-
 // port: auto gives each job's service a free port, as $PORT to the service
 // and RAIBID_SERVICE_<NAME>_PORT to steps; a service that exits while the
 // steps run fails the job and no step starts after it.
@@ -170,9 +138,9 @@ func TestAutoPortAndAServiceDyingAfterReady(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := &recorder{}
-		res := Execute(context.Background(), p, Options{Dir: t.TempDir(), Sink: out})
-		log := out.text()
+		out := &lines{}
+		res := runner.Execute(context.Background(), p, runner.Options{Dir: t.TempDir(), Sink: out})
+		log := out.byStep()
 		if res.Status != c.wantStatus {
 			t.Fatalf("service living %ss: %s %q\n%s", c.life, res.Status, res.Error, log)
 		}
@@ -186,23 +154,4 @@ func TestAutoPortAndAServiceDyingAfterReady(t *testing.T) {
 			}
 		}
 	}
-}
-
-// recorder is a Sink keeping "step: text" lines (the external tests' is
-// lines, in runner_test.go).
-type recorder struct {
-	mu  sync.Mutex
-	out []string
-}
-
-func (r *recorder) Line(step, stream, text string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.out = append(r.out, step+": "+text)
-}
-
-func (r *recorder) text() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return strings.Join(r.out, "\n")
 }

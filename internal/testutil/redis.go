@@ -45,7 +45,7 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 	r := &Redis{t: t, Dir: t.TempDir(), Args: extra}
 	var lastErr error
 	for range 5 {
-		r.port = freePort(t)
+		r.port = FreePort(t)
 		if lastErr = r.start(); lastErr == nil {
 			t.Cleanup(r.Stop)
 			return r
@@ -55,7 +55,8 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 	return nil
 }
 
-func freePort(t testing.TB) int {
+// FreePort is a loopback TCP port nothing listened on a moment ago.
+func FreePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("find free port: %v", err)
