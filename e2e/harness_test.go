@@ -183,37 +183,40 @@ func getJob(t testing.TB, base, token, id string) *ci.Job {
 
 func apiGet(t testing.TB, base, token, path string, v any) string {
 	t.Helper()
+	body, err := fetchJSON(base, token, path, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// fetchJSON GETs path with the token and decodes the answer into v (when
+// not nil); an error for no answer, a status other than 200 or bad JSON.
+func fetchJSON(base, token, path string, v any) (string, error) {
 	req, _ := http.NewRequest("GET", base+path, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		return string(b), fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
 	}
 	if v != nil {
 		if err := json.Unmarshal(b, v); err != nil {
-			t.Fatalf("GET %s: %v", path, err)
+			return string(b), fmt.Errorf("GET %s: %v", path, err)
 		}
 	}
-	return string(b)
+	return string(b), nil
 }
 
 // idleAgents is how many agents GET /agents lists as idle (waiting for
 // work); 0 while the server does not answer yet.
 func idleAgents(base, token string) int {
-	req, _ := http.NewRequest("GET", base+"/agents", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
 	var list api.AgentList
-	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&list) != nil {
+	if _, err := fetchJSON(base, token, "/agents", &list); err != nil {
 		return 0
 	}
 	idle := 0

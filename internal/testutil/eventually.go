@@ -44,16 +44,8 @@ func poll(within, delay time.Duration, next func(time.Duration) time.Duration, c
 // that came and went, and fails as soon as it comes.
 func Consistently(t testing.TB, within time.Duration, cond func() bool) bool {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		if !cond() {
-			return false
-		}
-		if time.Now().After(deadline) {
-			return true
-		}
-		time.Sleep(consistentlyEvery)
-	}
+	// The same poll as EventuallyEvery's, looking for the first failure.
+	return !PollUntil(within, consistentlyEvery, func() bool { return !cond() })
 }
 
 // consistentlyEvery is how often Consistently looks.
